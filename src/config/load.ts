@@ -1,0 +1,98 @@
+/**
+ * Reads a YAML (or JSON) configuration and validates it. Every problem is reported as
+ * `file:line:col path: what is wrong`, so that the user can go straight to it.
+ */
+import { readFile } from 'node:fs/promises';
+import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../core/errors.ts';
+import { configSchema, type Config, type ConfigInput } from './schema.ts';
+
+type PathKey = string | number;
+
+/** Reads, parses and validates the file; throws a ConfigError listing every problem. */
+export async function loadConfigFile(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error: unknown) {
+    throw new ConfigError(`${file}: cannot read the file: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  return parseConfigText(text, file);
+}
+
+/** Parses and validates configuration text; `file` is used in messages. */
+export function parseConfigText(text: string, file: string): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const where = (offset: number | undefined): string => {
+    if (offset === undefined) return file;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${file}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'));
+  }
+  const raw: unknown = doc.toJS();
+  if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`);
+  const messages = validate(raw).map((p) => `${where(offsetOf(doc, p.path))} ${formatPath(p.path)}: ${p.message}`);
+  if (messages.length > 0) throw new ConfigError(messages.join('\n'));
+  return configSchema.parse(raw);
+}
+
+/** Validates a configuration object built in code (the `proxy` command, tests). */
+export function configFromObject(input: ConfigInput, origin = '<inline>'): Config {
+  const problems = validate(input);
+  if (problems.length > 0) {
+    throw new ConfigError(problems.map((p) => `${origin} ${formatPath(p.path)}: ${p.message}`).join('\n'));
+  }
+  return configSchema.parse(input);
+}
+
+interface Problem {
+  readonly path: readonly PathKey[];
+  readonly message: string;
+}
+
+function validate(raw: unknown): Problem[] {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) return result.error.issues.map(toProblem);
+  return crossReferences(result.data);
+}
+
+function toProblem(issue: z.core.$ZodIssue): Problem {
+  const path = issue.path.filter((k): k is PathKey => typeof k !== 'symbol');
+  if (issue.code === 'unrecognized_keys') {
+    return { path: [...path, issue.keys[0] ?? ''], message: `unknown field "${issue.keys.join('", "')}"` };
+  }
+  return { path, message: issue.message };
+}
+
+/** Checks that need the whole file: names that refer to other parts. */
+function crossReferences(config: Config): Problem[] {
+  const problems: Problem[] = [];
+  config.routes.forEach((route, i) => {
+    if (route.upstream !== undefined && !(route.upstream in config.upstreams)) {
+      const known = Object.keys(config.upstreams);
+      problems.push({
+        path: ['routes', i, 'upstream'],
+        message: `no upstream named "${route.upstream}"${known.length ? ` (known: ${known.join(', ')})` : ''}`,
+      });
+    }
+  });
+  return problems;
+}
+
+/** The source offset of the deepest node that exists along `path`. */
+function offsetOf(doc: Document, path: readonly PathKey[]): number | undefined {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const node: unknown = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
+    if (isNode(node) && node.range) return node.range[0];
+  }
+  return undefined;
+}
+
+function formatPath(path: readonly PathKey[]): string {
+  if (path.length === 0) return '(top level)';
+  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
+}

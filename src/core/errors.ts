@@ -1,0 +1,104 @@
+/** Where a failure came from: the client, a backend, Gatehouse itself, or its configuration. */
+export type ErrorSource = 'downstream' | 'upstream' | 'internal' | 'config';
+
+/** One entry of the error catalog: the HTTP answer a failure turns into. */
+export interface ErrorKind {
+  readonly status: number;
+  readonly source: ErrorSource;
+  /** Safe to try another server: nothing reached the backend. */
+  readonly retryable: boolean;
+  /** The small public body; never names a backend. */
+  readonly message: string;
+}
+
+/**
+ * The catalog of stable error codes. Every failure the request path can meet maps to one entry,
+ * which fixes its status, its source and whether a retry is safe.
+ */
+export const ERRORS = {
+  NO_ROUTE: { status: 404, source: 'downstream', retryable: false, message: 'Not Found' },
+  BODY_TOO_LARGE: { status: 413, source: 'downstream', retryable: false, message: 'Payload Too Large' },
+  BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, message: 'Bad Request' },
+  CLIENT_CLOSED: { status: 499, source: 'downstream', retryable: false, message: 'Client Closed Request' },
+  NO_SERVER: { status: 503, source: 'upstream', retryable: false, message: 'Service Unavailable' },
+  CONNECT_REFUSED: { status: 502, source: 'upstream', retryable: true, message: 'Bad Gateway' },
+  CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryable: true, message: 'Gateway Timeout' },
+  UPSTREAM_RESET: { status: 502, source: 'upstream', retryable: false, message: 'Bad Gateway' },
+  HEADERS_TIMEOUT: { status: 504, source: 'upstream', retryable: false, message: 'Gateway Timeout' },
+  BODY_TIMEOUT: { status: 504, source: 'upstream', retryable: false, message: 'Gateway Timeout' },
+  BAD_RESPONSE: { status: 502, source: 'upstream', retryable: false, message: 'Bad Gateway' },
+  INTERNAL: { status: 500, source: 'internal', retryable: false, message: 'Internal Server Error' },
+} as const satisfies Record<string, ErrorKind>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** A failure on the request path, carrying its catalog code. */
+export class GatehouseError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+
+  constructor(code: ErrorCode, detail?: string, options?: ErrorOptions) {
+    super(detail ?? ERRORS[code].message, options);
+    this.name = 'GatehouseError';
+    this.code = code;
+    this.kind = ERRORS[code];
+  }
+
+  get status(): number {
+    return this.kind.status;
+  }
+}
+
+const SYSTEM_CODES: Record<string, ErrorCode> = {
+  ECONNREFUSED: 'CONNECT_REFUSED',
+  EHOSTUNREACH: 'CONNECT_REFUSED',
+  ENETUNREACH: 'CONNECT_REFUSED',
+  ENOTFOUND: 'CONNECT_REFUSED',
+  EAI_AGAIN: 'CONNECT_REFUSED',
+  UND_ERR_CONNECT_TIMEOUT: 'CONNECT_TIMEOUT',
+  ETIMEDOUT: 'CONNECT_TIMEOUT',
+  UND_ERR_HEADERS_TIMEOUT: 'HEADERS_TIMEOUT',
+  UND_ERR_BODY_TIMEOUT: 'BODY_TIMEOUT',
+  ECONNRESET: 'UPSTREAM_RESET',
+  EPIPE: 'UPSTREAM_RESET',
+  UND_ERR_SOCKET: 'UPSTREAM_RESET',
+  UND_ERR_CLOSED: 'UPSTREAM_RESET',
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'BAD_RESPONSE',
+  HPE_INVALID_CONSTANT: 'BAD_RESPONSE',
+  HPE_INVALID_HEADER_TOKEN: 'BAD_RESPONSE',
+  HPE_INVALID_CONTENT_LENGTH: 'BAD_RESPONSE',
+  HPE_UNEXPECTED_CONTENT_LENGTH: 'BAD_RESPONSE',
+  UND_ERR_INFO: 'BAD_RESPONSE',
+  UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'BAD_REQUEST',
+};
+
+/** Maps anything thrown by the transport to a catalog error; unknown failures become 502. */
+export function toGatehouseError(error: unknown): GatehouseError {
+  if (error instanceof GatehouseError) return error;
+  const code = errorCodeOf(error);
+  const mapped = code === undefined ? undefined : SYSTEM_CODES[code];
+  return new GatehouseError(mapped ?? 'BAD_RESPONSE', error instanceof Error ? error.message : String(error), {
+    cause: error,
+  });
+}
+
+function errorCodeOf(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (code === 'UND_ERR_SOCKET' || code === 'HPE_USER') {
+      const causeCode = errorCodeOf((error as { cause?: unknown }).cause);
+      if (causeCode !== undefined) return causeCode;
+    }
+    return code;
+  }
+  return errorCodeOf((error as { cause?: unknown }).cause);
+}
+
+/** A configuration problem, with where it was found. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}

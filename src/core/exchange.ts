@@ -1,0 +1,40 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RequestInfo } from '../routing/request-info.ts';
+import type { Route } from '../routing/router.ts';
+import type { Server } from '../upstream/server.ts';
+import type { ErrorCode } from './errors.ts';
+import type { Snapshot } from './snapshot.ts';
+
+/** Per-request state, from the first byte read to the access-log line. */
+export class Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** The snapshot read once at dispatch and kept for the whole request. */
+  readonly snapshot: Snapshot;
+  readonly info: RequestInfo;
+  /** The client's address (after trusted-proxy resolution). */
+  readonly peer: string;
+  /** "http" or "https": the scheme the client used. */
+  readonly proto: string;
+  readonly startedAt: number;
+  route: Route | undefined;
+  server: Server | undefined;
+  /** The status sent, or what the access log should say (499 when the client left). */
+  status = 0;
+  /** Body bytes sent downstream. */
+  bytes = 0;
+  /** When the upstream's response headers arrived, ms since startedAt; -1 when none did. */
+  upstreamHeadersMs = -1;
+  errorCode: ErrorCode | undefined;
+  finished = false;
+
+  constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, info: RequestInfo, peer: string, proto: string) {
+    this.req = req;
+    this.res = res;
+    this.snapshot = snapshot;
+    this.info = info;
+    this.peer = peer;
+    this.proto = proto;
+    this.startedAt = performance.now();
+  }
+}

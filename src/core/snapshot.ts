@@ -1,0 +1,36 @@
+import type { Config } from '../config/schema.ts';
+import type { Router } from '../routing/router.ts';
+import type { Upstream } from '../upstream/upstream.ts';
+import type { ForwardingPolicy } from '../middleware/forwarded.ts';
+import type { ResponseHiding } from '../upstream/rewrite.ts';
+
+/** The compiled, immutable runtime made from one configuration. */
+export interface Snapshot {
+  readonly config: Config;
+  readonly router: Router;
+  readonly upstreams: ReadonlyMap<string, Upstream>;
+  readonly forwarding: ForwardingPolicy;
+  readonly hiding: ResponseHiding;
+  /** Largest accepted request body in bytes; 0 for no limit. */
+  readonly maxBodySize: number;
+}
+
+/** Holds the current snapshot; a reload swaps it in one assignment. */
+export class SnapshotHolder {
+  #current: Snapshot;
+
+  constructor(initial: Snapshot) {
+    this.#current = initial;
+  }
+
+  get current(): Snapshot {
+    return this.#current;
+  }
+
+  /** Installs `next` and returns the snapshot it replaced. */
+  swap(next: Snapshot): Snapshot {
+    const previous = this.#current;
+    this.#current = next;
+    return previous;
+  }
+}

@@ -1,0 +1,188 @@
+/** The composition root: start(), reload() and stop() of one Gatehouse process. */
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { AdminListener } from './admin/admin.ts';
+import { compileSnapshot, retireSnapshot } from './config/compile.ts';
+import { loadConfigFile } from './config/load.ts';
+import type { Config } from './config/schema.ts';
+import { createAccessLog, type AccessLog } from './core/access-log.ts';
+import { createLogger } from './core/logger.ts';
+import { Registry } from './core/registry.ts';
+import { SnapshotHolder } from './core/snapshot.ts';
+import type { ListenerContext } from './listeners/dispatch.ts';
+import { Listener } from './listeners/listener.ts';
+
+export interface GatehouseOptions {
+  /** The file the configuration came from; reload() reads it again. */
+  readonly configFile?: string;
+  readonly logger?: Logger;
+}
+
+export class Gatehouse {
+  readonly #registry = new Registry();
+  readonly #holder: SnapshotHolder;
+  readonly #listeners = new Map<string, Listener>();
+  readonly #logger: Logger;
+  readonly #configFile: string | undefined;
+  #accessLog: AccessLog;
+  #admin: AdminListener | undefined;
+  #adminAddress: AddressInfo | undefined;
+  #stopping: Promise<void> | undefined;
+  readonly #startedAt = Date.now();
+
+  private constructor(config: Config, options: GatehouseOptions) {
+    this.#configFile = options.configFile;
+    this.#logger = options.logger ?? createLogger(config.log.level);
+    this.#holder = new SnapshotHolder(compileSnapshot(config, this.#registry));
+    this.#accessLog = createAccessLog(config.access_log);
+  }
+
+  /** Binds every listener of `config` and starts serving. */
+  static async start(config: Config, options: GatehouseOptions = {}): Promise<Gatehouse> {
+    const gatehouse = new Gatehouse(config, options);
+    try {
+      await gatehouse.#bindListeners(config);
+      if (config.admin !== undefined) await gatehouse.#startAdmin(config.admin.address);
+    } catch (error: unknown) {
+      await gatehouse.stop(0);
+      throw error;
+    }
+    gatehouse.#logger.info({ listeners: gatehouse.addresses.map(formatAddress) }, 'gatehouse started');
+    return gatehouse;
+  }
+
+  get config(): Config {
+    return this.#holder.current.config;
+  }
+
+  /** The bound addresses, in configuration order (useful with port 0). */
+  get addresses(): AddressInfo[] {
+    return [...this.#listeners.values()].map((l) => l.server.address() as AddressInfo);
+  }
+
+  get adminAddress(): AddressInfo | undefined {
+    return this.#adminAddress;
+  }
+
+  /**
+   * Swaps in a new configuration (read again from the file when none is given). The new snapshot is
+   * built beside the running one; a bad configuration throws and the old one stays. In-flight
+   * requests finish on the old snapshot; unchanged server pools are kept.
+   */
+  async reload(next?: Config): Promise<void> {
+    if (this.#stopping !== undefined) throw new Error('gatehouse is stopping');
+    const config = next ?? (await this.#readConfigFile());
+    const snapshot = compileSnapshot(config, this.#registry);
+    const previous = this.#holder.current.config;
+    try {
+      await this.#bindListeners(config);
+    } catch (error: unknown) {
+      retireSnapshot(snapshot, this.#registry);
+      throw error;
+    }
+    if (JSON.stringify(previous.access_log) !== JSON.stringify(config.access_log)) {
+      this.#accessLog.flush();
+      this.#accessLog = createAccessLog(config.access_log);
+      for (const listener of this.#listeners.values()) (listener.context as { accessLog: AccessLog }).accessLog = this.#accessLog;
+    }
+    retireSnapshot(this.#holder.swap(snapshot), this.#registry);
+    this.#logger.info({ listeners: this.addresses.map(formatAddress), routes: snapshot.router.size }, 'configuration reloaded');
+  }
+
+  /**
+   * Stops accepting, lets in-flight requests finish for up to `graceMs`, then closes what is left.
+   * Safe to call more than once.
+   */
+  stop(graceMs = this.config.shutdown_timeout): Promise<void> {
+    this.#stopping ??= this.#stop(graceMs);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    const listeners = [...this.#listeners.values()];
+    for (const listener of listeners) listener.context.draining = true;
+    const closed = Promise.all(listeners.map((l) => l.stopAccepting()));
+    // Keep-alive connections that fall idle while draining are closed as they do.
+    const sweep = setInterval(() => listeners.forEach((l) => l.server.closeIdleConnections()), 100);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
+    const outcome = await Promise.race([closed.then(() => 'drained' as const), deadline]);
+    clearInterval(sweep);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.#logger.warn({ grace_ms: graceMs }, 'shutdown deadline reached, closing remaining connections');
+      for (const listener of listeners) listener.server.closeAllConnections();
+    }
+    await this.#admin?.close();
+    await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
+    this.#accessLog.flush();
+    this.#logger.info({ outcome }, 'gatehouse stopped');
+  }
+
+  /** Per-server state for the admin API. */
+  status(): unknown {
+    const snapshot = this.#holder.current;
+    return {
+      uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+      config_file: this.#configFile ?? null,
+      listeners: this.addresses.map(formatAddress),
+      routes: snapshot.router.size,
+      upstreams: Object.fromEntries(
+        [...snapshot.upstreams].map(([name, upstream]) => [
+          name,
+          {
+            servers: upstream.servers.map((s) => ({
+              url: s.origin,
+              weight: s.weight,
+              in_flight: s.inFlight,
+              requests: s.requests,
+              failures: s.failures,
+            })),
+          },
+        ]),
+      ),
+    };
+  }
+
+  async #readConfigFile(): Promise<Config> {
+    if (this.#configFile === undefined) throw new Error('no configuration file to reload from');
+    return loadConfigFile(this.#configFile);
+  }
+
+  /** Makes the bound listeners match `config.listen`: binds new ones, closes removed ones. */
+  async #bindListeners(config: Config): Promise<void> {
+    const wanted = new Set(config.listen.map((l) => l.address));
+    const added: Listener[] = [];
+    try {
+      for (const address of wanted) {
+        const existing = this.#listeners.get(address);
+        if (existing !== undefined) continue;
+        const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: 'http', draining: false };
+        const listener = new Listener(address, config.limits, context);
+        await listener.listen();
+        added.push(listener);
+      }
+    } catch (error: unknown) {
+      await Promise.all(added.map((l) => l.stopAccepting()));
+      throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    }
+    for (const listener of added) this.#listeners.set(listener.address, listener);
+    for (const [address, listener] of this.#listeners) {
+      if (wanted.has(address)) listener.applyLimits(config.limits);
+      else {
+        this.#listeners.delete(address);
+        listener.context.draining = true;
+        void listener.stopAccepting();
+      }
+    }
+  }
+
+  async #startAdmin(address: string): Promise<void> {
+    this.#admin = new AdminListener(address, this);
+    this.#adminAddress = await this.#admin.listen();
+  }
+}
+
+function formatAddress(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}

@@ -1,0 +1,67 @@
+/** One entry per request: read the snapshot once, route, run the action, log when done. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AccessLog } from '../core/access-log.ts';
+import { Exchange } from '../core/exchange.ts';
+import { GatehouseError } from '../core/errors.ts';
+import type { SnapshotHolder } from '../core/snapshot.ts';
+import { normalizeAddress } from '../middleware/forwarded.ts';
+import { RequestInfo } from '../routing/request-info.ts';
+import type { RedirectAction } from '../routing/actions.ts';
+import { forward } from '../upstream/forward.ts';
+import { sendError, sendSimple } from './respond.ts';
+
+/** What every request on a listener shares. */
+export interface ListenerContext {
+  readonly holder: SnapshotHolder;
+  readonly accessLog: AccessLog;
+  /** "http" or "https". */
+  readonly proto: string;
+  /** True while shutting down: answers carry Connection: close. */
+  draining: boolean;
+}
+
+export function createRequestHandler(ctx: ListenerContext): (req: IncomingMessage, res: ServerResponse) => void {
+  const finish = (ex: Exchange): void => {
+    if (ex.finished) return;
+    ex.finished = true;
+    ctx.accessLog.write(ex);
+  };
+  return (req, res) => {
+    const snapshot = ctx.holder.current;
+    const info = new RequestInfo(req.method as string, req.url as string, req.headers);
+    const ex = new Exchange(req, res, snapshot, info, normalizeAddress(req.socket.remoteAddress), ctx.proto);
+    if (ctx.draining) res.shouldKeepAlive = false;
+    try {
+      const route = snapshot.router.find(info);
+      ex.route = route;
+      if (route === undefined) {
+        sendError(ex, new GatehouseError('NO_ROUTE'));
+        finish(ex);
+        return;
+      }
+      const action = route.action;
+      switch (action.kind) {
+        case 'forward':
+          forward(ex, action, finish);
+          return;
+        case 'redirect':
+          sendSimple(ex, action.status, '', { location: redirectTarget(action, info) }, action.responseHeaders);
+          break;
+        case 'respond':
+          sendSimple(ex, action.status, action.body, { 'content-type': action.contentType }, action.responseHeaders);
+          break;
+        default:
+          action satisfies never;
+      }
+      finish(ex);
+    } catch (error: unknown) {
+      sendError(ex, error instanceof GatehouseError ? error : new GatehouseError('INTERNAL', String(error), { cause: error }));
+      finish(ex);
+    }
+  };
+}
+
+function redirectTarget(action: RedirectAction, info: RequestInfo): string {
+  if (!action.keepQuery || info.rawQuery === '') return action.to;
+  return `${action.to}${action.to.includes('?') ? '&' : '?'}${info.rawQuery}`;
+}

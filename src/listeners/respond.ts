@@ -1,0 +1,49 @@
+/** Answers the proxy writes itself: errors, redirects, fixed responses. Every error becomes HTTP here. */
+import type { ServerResponse } from 'node:http';
+import type { Exchange } from '../core/exchange.ts';
+import { toGatehouseError } from '../core/errors.ts';
+import { applyToRecord, type HeaderOps } from '../middleware/headers.ts';
+
+/** Writes a complete small response. */
+export function sendSimple(
+  ex: Exchange,
+  status: number,
+  body: Buffer | string,
+  headers: Record<string, string | string[]>,
+  ops: HeaderOps | null = null,
+): void {
+  const res = ex.res;
+  const payload = typeof body === 'string' ? Buffer.from(body) : body;
+  headers['content-length'] = String(payload.length);
+  if (ops !== null) applyToRecord(ops, headers);
+  // A request whose body was not read cannot leave the connection in a known state.
+  if (!ex.req.complete) headers['connection'] = 'close';
+  ex.status = status;
+  res.writeHead(status, headers);
+  ex.bytes = ex.req.method === 'HEAD' ? 0 : payload.length;
+  res.end(ex.req.method === 'HEAD' ? undefined : payload);
+}
+
+/**
+ * Turns any failure into the right answer: a small error response if nothing was sent yet,
+ * otherwise a cut connection, so that a truncated body is never taken for a complete one.
+ */
+export function sendError(ex: Exchange, error: unknown): void {
+  const failure = toGatehouseError(error);
+  ex.errorCode = failure.code;
+  const res = ex.res;
+  if (failure.code === 'CLIENT_CLOSED') {
+    ex.status = 499;
+    if (!res.destroyed) res.destroy();
+    return;
+  }
+  if (res.headersSent || res.destroyed) {
+    if (ex.status === 0) ex.status = failure.status;
+    res.destroy();
+    return;
+  }
+  sendSimple(ex, failure.status, `${failure.status} ${failure.kind.message}\n`, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+  });
+}

@@ -1,0 +1,37 @@
+/** The request body handed to the transport, held to `limits.max_body_size` (413 past it). */
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import type { Exchange } from '../core/exchange.ts';
+import { GatehouseError } from '../core/errors.ts';
+
+/**
+ * Null when the request has no body; the request stream itself when its declared length is
+ * within the limit (the HTTP parser enforces that length); a counting stream for chunked bodies.
+ * A declared length over the limit is refused before anything is sent upstream.
+ */
+export function requestBody(ex: Exchange): Readable | null | GatehouseError {
+  const headers = ex.req.headers;
+  const length = headers['content-length'];
+  const limit = ex.snapshot.maxBodySize;
+  if (length !== undefined) {
+    if (limit > 0 && Number(length) > limit) return new GatehouseError('BODY_TOO_LARGE');
+    return length === '0' ? null : ex.req;
+  }
+  if (headers['transfer-encoding'] === undefined) return null;
+  return limit > 0 ? ex.req.pipe(new BodyLimit(limit)) : ex.req;
+}
+
+class BodyLimit extends Transform {
+  readonly #limit: number;
+  #seen = 0;
+
+  constructor(limit: number) {
+    super();
+    this.#limit = limit;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#seen += chunk.length;
+    if (this.#seen > this.#limit) callback(new GatehouseError('BODY_TOO_LARGE'));
+    else callback(null, chunk);
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * X-Forwarded-* and RFC 7239 Forwarded headers: tell the backend who the client is, trusting what
+ * an earlier hop wrote only when that hop is a configured trusted proxy.
+ */
+import { BlockList, isIPv6 } from 'node:net';
+import type { Config } from '../config/schema.ts';
+
+/** The compiled forwarding settings of a snapshot. */
+export interface ForwardingPolicy {
+  readonly xForwarded: boolean;
+  readonly forwarded: boolean;
+  /** Null when no proxy is trusted, so the hot path skips the lookup. */
+  readonly trusted: BlockList | null;
+}
+
+export function compileForwarding(config: Config): ForwardingPolicy {
+  let trusted: BlockList | null = null;
+  if (config.trusted_proxies.length > 0) {
+    trusted = new BlockList();
+    for (const range of config.trusted_proxies) {
+      const [ip = '', bits] = range.split('/');
+      const family = isIPv6(ip) ? 'ipv6' : 'ipv4';
+      if (bits === undefined) trusted.addAddress(ip, family);
+      else trusted.addSubnet(ip, Number(bits), family);
+    }
+  }
+  return { xForwarded: config.forwarded.x_forwarded, forwarded: config.forwarded.forwarded, trusted };
+}
+
+/** The peer address without the IPv4-mapped IPv6 prefix. */
+export function normalizeAddress(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+export function isTrusted(policy: ForwardingPolicy, peer: string): boolean {
+  if (policy.trusted === null || peer === '') return false;
+  return policy.trusted.check(peer, isIPv6(peer) ? 'ipv6' : 'ipv4');
+}
+
+/** What the incoming request said about earlier hops (only read when the peer is trusted). */
+export interface IncomingForwarded {
+  xff: string | undefined;
+  proto: string | undefined;
+  host: string | undefined;
+  forwarded: string | undefined;
+}
+
+/**
+ * Appends the forwarding headers to `out` (a flat [name, value, ...] list).
+ * `incoming` holds the earlier hops' values, already dropped when the peer is not trusted.
+ */
+export function appendForwarded(
+  out: string[],
+  policy: ForwardingPolicy,
+  peer: string,
+  proto: string,
+  host: string | undefined,
+  incoming: IncomingForwarded | null,
+): void {
+  if (policy.xForwarded) {
+    out.push('x-forwarded-for', incoming?.xff ? `${incoming.xff}, ${peer}` : peer);
+    out.push('x-forwarded-proto', incoming?.proto ?? proto);
+    const fwdHost = incoming?.host ?? host;
+    if (fwdHost !== undefined) out.push('x-forwarded-host', fwdHost);
+  }
+  if (policy.forwarded) {
+    const node = isIPv6(peer) ? `"[${peer}]"` : peer || 'unknown';
+    let element = `for=${node};proto=${proto}`;
+    if (host !== undefined) element += `;host=${quoteIfNeeded(host)}`;
+    out.push('forwarded', incoming?.forwarded ? `${incoming.forwarded}, ${element}` : element);
+  }
+}
+
+// RFC 7239 §4: a value that is not a token must be a quoted string (a host with a port has ':').
+function quoteIfNeeded(value: string): string {
+  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}

@@ -1,0 +1,28 @@
+import type { Action } from './actions.ts';
+import type { Predicate } from './matchers.ts';
+import type { RequestInfo } from './request-info.ts';
+
+/** A compiled route: its conditions and what to do. */
+export interface Route {
+  readonly name: string;
+  readonly matches: Predicate;
+  readonly action: Action;
+}
+
+/** Routes are tried in the order of the configuration; the first match wins. */
+export class Router {
+  readonly #routes: readonly Route[];
+
+  constructor(routes: readonly Route[]) {
+    this.#routes = routes;
+  }
+
+  find(info: RequestInfo): Route | undefined {
+    for (const route of this.#routes) if (route.matches(info)) return route;
+    return undefined;
+  }
+
+  get size(): number {
+    return this.#routes.length;
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * HTTP/1.1 Upgrade (WebSocket) pass-through: the handshake goes to the server through its pool,
+ * and after a 101 the two sockets are joined byte for byte.
+ */
+import type { Duplex } from 'node:stream';
+import type { Dispatcher, Pool } from 'undici';
+
+type DispatchController = Parameters<Dispatcher.DispatchHandler['onRequestStart'] & {}>[0];
+
+export interface TunnelRequest {
+  readonly pool: Pool;
+  readonly path: string;
+  readonly method: string;
+  /** The Upgrade header's value, e.g. "websocket". */
+  readonly protocol: string;
+  /** Headers without Connection/Upgrade (the transport writes those). */
+  readonly headers: string[];
+  readonly headersTimeout: number;
+  /** The client's socket and the bytes that came after its request head. */
+  readonly client: Duplex;
+  readonly head: Buffer;
+  /** Response headers to send the client, computed from the server's. */
+  readonly responseHeaders: (headers: Record<string, string | string[] | undefined>) => Record<string, string | string[]>;
+  /** Called once, with the status the client saw (101, or an error status). */
+  readonly done: (status: number, error?: Error) => void;
+}
+
+export function openTunnel(request: TunnelRequest): void {
+  request.pool.dispatch(
+    {
+      path: request.path,
+      method: request.method,
+      headers: request.headers,
+      upgrade: request.protocol,
+      headersTimeout: request.headersTimeout,
+    },
+    new TunnelHandler(request),
+  );
+}
+
+class TunnelHandler implements Dispatcher.DispatchHandler {
+  readonly #request: TunnelRequest;
+  #answered = false;
+
+  constructor(request: TunnelRequest) {
+    this.#request = request;
+  }
+
+  onRequestStart(controller: DispatchController): void {
+    if (this.#request.client.destroyed) controller.abort(new Error('client closed'));
+  }
+
+  onRequestUpgrade(
+    _controller: DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+    upstream: Duplex,
+  ): void {
+    const { client, head } = this.#request;
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    // Connection and Upgrade are hop-by-hop, but a 101 must carry them (RFC 9110 §7.8).
+    const out = this.#request.responseHeaders(headers);
+    let response = `HTTP/1.1 ${statusCode} Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${String(headers['upgrade'] ?? this.#request.protocol)}\r\n`;
+    for (const [name, value] of Object.entries(out)) {
+      for (const v of Array.isArray(value) ? value : [value]) response += `${name}: ${v}\r\n`;
+    }
+    client.write(`${response}\r\n`);
+    if (head.length > 0) upstream.write(head);
+    upstream.pipe(client);
+    client.pipe(upstream);
+    const close = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    upstream.once('error', close);
+    client.once('error', close);
+    upstream.once('close', close);
+    client.once('close', close);
+    this.#answer(101);
+  }
+
+  /** The server answered without upgrading: pass its status on and close. */
+  onResponseStart(controller: DispatchController, statusCode: number): void {
+    if (statusCode < 200) return;
+    this.#reject(statusCode, 'Upgrade Refused');
+    controller.abort(new Error('upgrade refused'));
+  }
+
+  onResponseData(): void {}
+
+  onResponseEnd(): void {}
+
+  onResponseError(_controller: DispatchController, error: Error): void {
+    if (this.#answered) return;
+    const code = (error as { code?: string }).code;
+    const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT';
+    this.#reject(timeout ? 504 : 502, timeout ? 'Gateway Timeout' : 'Bad Gateway', error);
+  }
+
+  #reject(status: number, reason: string, error?: Error): void {
+    if (this.#answered) return;
+    const body = `${status} ${reason}\n`;
+    const client = this.#request.client;
+    if (!client.destroyed) {
+      client.end(
+        `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    }
+    this.#answer(status, error);
+  }
+
+  #answer(status: number, error?: Error): void {
+    this.#answered = true;
+    this.#request.done(status, error);
+  }
+}

@@ -1,0 +1,42 @@
+import type { Server } from '../server.ts';
+import type { Balancer } from './balancer.ts';
+
+/**
+ * Smooth weighted round robin, as nginx does it: each pick raises every server's current weight by
+ * its weight and takes the highest, which then drops by the total. Weights 5,1,1 give
+ * a a b a c a a rather than a a a a a b c, so no server gets bursts.
+ */
+export class RoundRobinBalancer implements Balancer {
+  readonly #servers: readonly Server[];
+  readonly #weights: number[];
+  readonly #current: number[];
+  readonly #total: number;
+  #next = 0;
+
+  constructor(servers: readonly Server[]) {
+    this.#servers = servers;
+    this.#weights = servers.map((s) => s.weight);
+    this.#current = servers.map(() => 0);
+    this.#total = this.#weights.reduce((a, b) => a + b, 0);
+  }
+
+  pick(): Server | undefined {
+    const servers = this.#servers;
+    const n = servers.length;
+    if (n <= 1) return servers[0];
+    if (this.#total === n) {
+      // All weights equal: plain rotation, no arithmetic.
+      const server = servers[this.#next];
+      this.#next = (this.#next + 1) % n;
+      return server;
+    }
+    let best = 0;
+    for (let i = 0; i < n; i++) {
+      const current = (this.#current[i] as number) + (this.#weights[i] as number);
+      this.#current[i] = current;
+      if (current > (this.#current[best] as number)) best = i;
+    }
+    this.#current[best] = (this.#current[best] as number) - this.#total;
+    return servers[best];
+  }
+}

@@ -1,0 +1,54 @@
+/** The headers sent to a server: the client's, minus hop-by-hop ones, plus forwarding headers and route edits. */
+import type { Exchange } from '../core/exchange.ts';
+import { appendForwarded, isTrusted, type IncomingForwarded } from '../middleware/forwarded.ts';
+import { applyToFlat, type HeaderOps } from '../middleware/headers.ts';
+import { connectionListed, isHopByHop } from '../transport/hop-by-hop.ts';
+
+/**
+ * Builds a flat [name, value, ...] list from the raw headers (order and duplicates kept).
+ * `keepUpgrade` is for WebSocket tunnels, where the transport writes Connection/Upgrade itself.
+ */
+export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null): string[] {
+  const raw = ex.req.rawHeaders;
+  const policy = ex.snapshot.forwarding;
+  const trusted = isTrusted(policy, ex.peer);
+  const listed = ex.req.headers.connection === undefined ? null : connectionListed(ex.req.headers.connection);
+  const addsForwarding = policy.xForwarded || policy.forwarded;
+  let incoming: IncomingForwarded | null = null;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as string).toLowerCase();
+    const value = raw[i + 1] as string;
+    if (isHopByHop(name) || name === 'expect' || listed?.has(name)) continue;
+    if (addsForwarding && isForwardingHeader(name)) {
+      // Values from an untrusted peer are dropped: a client could claim any address.
+      if (trusted) incoming = collectForwarded(incoming, name, value);
+      continue;
+    }
+    out.push(name, value);
+  }
+  if (addsForwarding) appendForwarded(out, policy, ex.peer, ex.proto, ex.req.headers.host, incoming);
+  return ops === null ? out : applyToFlat(ops, out);
+}
+
+function isForwardingHeader(name: string): boolean {
+  return name === 'x-forwarded-for' || name === 'x-forwarded-proto' || name === 'x-forwarded-host' || name === 'forwarded';
+}
+
+function collectForwarded(current: IncomingForwarded | null, name: string, value: string): IncomingForwarded {
+  const incoming = current ?? { xff: undefined, proto: undefined, host: undefined, forwarded: undefined };
+  switch (name) {
+    case 'x-forwarded-for':
+      incoming.xff = incoming.xff === undefined ? value : `${incoming.xff}, ${value}`;
+      break;
+    case 'x-forwarded-proto':
+      incoming.proto ??= value;
+      break;
+    case 'x-forwarded-host':
+      incoming.host ??= value;
+      break;
+    default:
+      incoming.forwarded = incoming.forwarded === undefined ? value : `${incoming.forwarded}, ${value}`;
+  }
+  return incoming;
+}
