@@ -1,0 +1,64 @@
+// Readiness polling and response checks over plain HTTP.
+import { request } from 'node:http';
+import type { Child } from './children.ts';
+
+export interface ProbeResult {
+  status: number;
+  bodyBytes: number;
+}
+
+/** One GET on a fresh connection; rejects on connection errors and timeouts. */
+export function probe(url: string, timeoutMs = 2000): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+      let bodyBytes = 0;
+      res.on('data', (chunk: Buffer) => {
+        bodyBytes += chunk.length;
+      });
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, bodyBytes }));
+      res.once('error', reject);
+    });
+    req.once('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+export class NotReadyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotReadyError';
+  }
+}
+
+/**
+ * Poll `url` until it answers 200, the child exits, or `timeoutMs` passes.
+ * The child's exit is checked between attempts so a crash fails fast.
+ */
+export async function waitUntilReady(url: string, child: Child, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastProblem = 'no answer';
+  while (Date.now() < deadline) {
+    if (child.hasExited()) {
+      const { code, signal } = await child.exited;
+      throw new NotReadyError(`exited early (code ${code ?? '-'}, signal ${signal ?? '-'})`);
+    }
+    try {
+      const { status } = await probe(url, 1000);
+      if (status === 200) return;
+      lastProblem = `HTTP ${status}`;
+    } catch (error) {
+      lastProblem = error instanceof Error ? error.message : String(error);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new NotReadyError(`not ready after ${timeoutMs / 1000} s (last: ${lastProblem})`);
+}
+
+/** Check that `url` answers 200 with exactly `expectedBytes` of body. */
+export async function expectBody(url: string, expectedBytes: number): Promise<void> {
+  const { status, bodyBytes } = await probe(url);
+  if (status !== 200 || bodyBytes !== expectedBytes) {
+    throw new NotReadyError(`GET ${url} gave HTTP ${status} with ${bodyBytes} bytes, expected 200 with ${expectedBytes}`);
+  }
+}

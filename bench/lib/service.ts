@@ -1,0 +1,64 @@
+// Start a server process pinned to a core, wait until it answers, stop it.
+import { spawnChild, stopChild } from './children.ts';
+import type { Child } from './children.ts';
+import { closeLog, openLog, tail } from './logs.ts';
+import { HOST } from './ports.ts';
+import { waitUntilReady } from './probe.ts';
+import type { Launch } from './proxies.ts';
+import { pinned } from './tools.ts';
+
+export interface ServiceOptions {
+  name: string;
+  launch: Launch;
+  port: number;
+  core: number;
+  taskset: string | undefined;
+  cwd: string;
+  logDir: string;
+  /** Path polled until it answers 200. */
+  readyPath: string;
+  readyTimeoutMs: number;
+}
+
+export interface Service {
+  name: string;
+  port: number;
+  child: Child;
+  url(path: string): string;
+  stop(): Promise<void>;
+}
+
+export class StartError extends Error {
+  readonly details: string;
+  constructor(message: string, details: string) {
+    super(message);
+    this.name = 'StartError';
+    this.details = details;
+  }
+}
+
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const { name, launch, port } = options;
+  const stderr = openLog(options.logDir, `${name}.stderr.log`);
+  const { command, args } = pinned(options.taskset, options.core, launch.command, launch.args);
+  // stdout (e.g. an access log) goes to /dev/null: reading it here would cost CPU.
+  const child = spawnChild(name, command, args, { cwd: options.cwd, stdio: ['ignore', 'ignore', stderr.fd] });
+  closeLog(stderr.fd); // the child holds its own copy
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    launch.cleanup();
+  };
+  const url = (path: string): string => `http://${HOST}:${port}${path}`;
+  try {
+    await waitUntilReady(url(options.readyPath), child, options.readyTimeoutMs);
+  } catch (error) {
+    await stopChild(child);
+    const details = [stderr.path, ...launch.logFiles]
+      .map((file) => tail(file))
+      .filter((text) => text.length > 0)
+      .join('\n');
+    launch.cleanup();
+    throw new StartError(error instanceof Error ? error.message : String(error), details);
+  }
+  return { name, port, child, url, stop };
+}

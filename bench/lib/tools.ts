@@ -1,0 +1,49 @@
+// Locating external tools (wrk, nginx, taskset) and CPU pinning.
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** Absolute path of an executable, searching PATH and then `extraDirs`. */
+export function findExecutable(name: string, extraDirs: readonly string[] = []): string | undefined {
+  const dirs = [...(process.env['PATH'] ?? '').split(delimiter), ...extraDirs].filter((d) => d.length > 0);
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const SBIN_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin'];
+
+export interface Tools {
+  wrk: string | undefined;
+  nginx: string | undefined;
+  taskset: string | undefined;
+}
+
+export function locateTools(): Tools {
+  return {
+    wrk: findExecutable('wrk'),
+    nginx: findExecutable('nginx', SBIN_DIRS),
+    taskset: findExecutable('taskset'),
+  };
+}
+
+/** Core layout: the proxy under test gets core 0 alone; backend and wrk share core 1. */
+export const PROXY_CORE = 0;
+export const LOAD_CORE = 1;
+
+export interface Command {
+  command: string;
+  args: string[];
+}
+
+/** Wrap a command in `taskset -c CORE` when taskset is available. */
+export function pinned(taskset: string | undefined, core: number, command: string, args: readonly string[]): Command {
+  if (taskset === undefined) return { command, args: [...args] };
+  return { command: taskset, args: ['-c', String(core), command, ...args] };
+}

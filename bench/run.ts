@@ -1,0 +1,209 @@
+// Gatehouse benchmark harness: `npm run bench -- [--duration 10s] [--only a,b] [--scenario small|large]`.
+// One backend (core 1), one proxy at a time (core 0), wrk on core 1. See docs/benchmarks.md.
+import { join, resolve } from 'node:path';
+import { killAllChildrenSync, stopAllChildren } from './lib/children.ts';
+import { describeEnvironment, nodeBinary } from './lib/environment.ts';
+import { parseOptions } from './lib/options.ts';
+import type { BenchOptions, ProxyName } from './lib/options.ts';
+import { LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './lib/payloads.ts';
+import { freePort } from './lib/ports.ts';
+import { expectBody } from './lib/probe.ts';
+import { PROXIES } from './lib/proxies.ts';
+import type { LaunchContext } from './lib/proxies.ts';
+import { formatScenario, toJson, writeJson } from './lib/report.ts';
+import type { Outcome, ScenarioReport } from './lib/report.ts';
+import { SCENARIOS, WARMUP_SECONDS } from './lib/scenarios.ts';
+import type { Scenario } from './lib/scenarios.ts';
+import { startService, StartError } from './lib/service.ts';
+import type { Service } from './lib/service.ts';
+import { LOAD_CORE, locateTools, PROXY_CORE } from './lib/tools.ts';
+import type { Tools } from './lib/tools.ts';
+import { runWrk } from './lib/wrk.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const RESULTS_DIR = join(ROOT, 'bench', 'results');
+const LOG_DIR = join(RESULTS_DIR, 'logs');
+const READY_TIMEOUT_MS = 10_000;
+
+/** Set on Ctrl-C / SIGTERM: finish nothing new, just clean up. */
+let interrupted = false;
+
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** Exit early with a clear message when a required tool is missing. */
+function checkTools(tools: Tools, options: BenchOptions): boolean {
+  const missing: string[] = [];
+  if (tools.wrk === undefined) missing.push('wrk');
+  if (tools.nginx === undefined && options.proxies.includes('nginx')) missing.push('nginx');
+  if (missing.length > 0) {
+    console.error(`error: ${missing.join(' and ')} not found. Install with:\n\n    bash bench/setup.sh\n`);
+    return false;
+  }
+  if (tools.taskset === undefined) {
+    console.warn('warning: taskset not found, running UNPINNED (results will be noisier)');
+  }
+  return true;
+}
+
+async function startBackend(tools: Tools, node: string): Promise<Service> {
+  const port = await freePort();
+  const script = join(ROOT, 'bench', 'backend.ts');
+  return startService({
+    name: 'backend',
+    launch: { command: node, args: [script, '--port', String(port)], logFiles: [], cleanup: () => {} },
+    port,
+    core: LOAD_CORE,
+    taskset: tools.taskset,
+    cwd: ROOT,
+    logDir: LOG_DIR,
+    readyPath: SMALL_PATH,
+    readyTimeoutMs: READY_TIMEOUT_MS,
+  }).catch((error: unknown) => {
+    throw error instanceof StartError ? new Error(`backend failed to start: ${error.message}\n${error.details}`) : error;
+  });
+}
+
+interface BenchContext {
+  options: BenchOptions;
+  tools: Tools;
+  wrk: string;
+  launch: LaunchContext;
+}
+
+async function measure(ctx: BenchContext, proxy: Service, scenario: Scenario): Promise<Outcome> {
+  const base = {
+    wrk: ctx.wrk,
+    taskset: ctx.tools.taskset,
+    core: LOAD_CORE,
+    url: proxy.url(scenario.path),
+    threads: scenario.threads,
+    connections: scenario.connections,
+  };
+  try {
+    await expectBody(base.url, scenario.bodyBytes);
+    await runWrk({ ...base, duration: `${WARMUP_SECONDS}s`, durationSeconds: WARMUP_SECONDS });
+    const wrk = await runWrk({ ...base, duration: ctx.options.duration, durationSeconds: ctx.options.durationSeconds });
+    return { ok: true, wrk };
+  } catch (error) {
+    return { ok: false, error: message(error) };
+  }
+}
+
+function progressLine(proxy: ProxyName, scenario: Scenario, outcome: Outcome): string {
+  const head = `  ${proxy} ${scenario.name}:`;
+  if (!outcome.ok) return `${head} error: ${outcome.error}`;
+  const { requestsPerSec, p50Ms, p99Ms } = outcome.wrk;
+  return `${head} ${requestsPerSec.toFixed(0)} req/s, p50 ${p50Ms.toFixed(2)} ms, p99 ${p99Ms.toFixed(2)} ms`;
+}
+
+async function benchProxy(ctx: BenchContext, name: ProxyName, reports: ScenarioReport[]): Promise<void> {
+  const spec = PROXIES[name];
+  console.log(`\n> ${name}: ${spec.describe}`);
+  let service: Service;
+  try {
+    const port = await freePort();
+    service = await startService({
+      name,
+      launch: spec.launch(ctx.launch, port),
+      port,
+      core: PROXY_CORE,
+      taskset: ctx.tools.taskset,
+      cwd: ROOT,
+      logDir: LOG_DIR,
+      readyPath: SMALL_PATH,
+      readyTimeoutMs: READY_TIMEOUT_MS,
+    });
+  } catch (error) {
+    const reason = `failed to start: ${message(error)}`;
+    console.log(`  ${name}: ${reason}`);
+    if (error instanceof StartError && error.details.length > 0) console.log(error.details.replace(/^/gm, '    | '));
+    for (const report of reports) report.results.set(name, { ok: false, error: reason });
+    return;
+  }
+  try {
+    for (const report of reports) {
+      if (interrupted) return;
+      const outcome = await measure(ctx, service, report.scenario);
+      if (interrupted) return;
+      report.results.set(name, outcome);
+      console.log(progressLine(name, report.scenario, outcome));
+    }
+  } finally {
+    await service.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions;
+  try {
+    options = parseOptions(process.argv.slice(2), process.env);
+  } catch (error) {
+    console.error(`error: ${message(error)}`);
+    return 2;
+  }
+  const tools = locateTools();
+  if (!checkTools(tools, options) || tools.wrk === undefined) return 1;
+  const node = nodeBinary(ROOT);
+
+  const runs = options.proxies.length * options.scenarios.length;
+  const estimate = runs * (options.durationSeconds + WARMUP_SECONDS);
+  console.log(
+    `Gatehouse bench: ${options.proxies.join(', ')} x ${options.scenarios.join(', ')}; ` +
+      `${options.duration} per run + ${WARMUP_SECONDS}s warm-up (~${Math.ceil(estimate / 10) * 10}s of load)`,
+  );
+  console.log(`proxy on core ${PROXY_CORE}; backend and wrk on core ${LOAD_CORE}${tools.taskset ? '' : ' (UNPINNED)'}`);
+
+  const backend = await startBackend(tools, node);
+  try {
+    await expectBody(backend.url(SMALL_PATH), SMALL_BYTES);
+    await expectBody(backend.url(LARGE_PATH), LARGE_BYTES);
+    const ctx: BenchContext = {
+      options,
+      tools,
+      wrk: tools.wrk,
+      launch: { root: ROOT, node, nginx: tools.nginx, backendPort: backend.port },
+    };
+    const reports: ScenarioReport[] = options.scenarios.map((name) => ({ scenario: SCENARIOS[name], results: new Map() }));
+    for (const name of options.proxies) {
+      if (interrupted) return 130;
+      await benchProxy(ctx, name, reports);
+    }
+    if (interrupted) return 130;
+
+    console.log('');
+    for (const report of reports) console.log(`${formatScenario(report, options.proxies)}\n`);
+    const jsonPath = join(RESULTS_DIR, 'latest.json');
+    writeJson(
+      jsonPath,
+      toJson(reports, {
+        environment: describeEnvironment(tools, node),
+        durationPerRun: options.duration,
+        warmupSeconds: WARMUP_SECONDS,
+      }),
+    );
+    console.log(`results written to ${jsonPath}`);
+    const anyOk = reports.some((r) => [...r.results.values()].some((o) => o.ok));
+    return anyOk ? 0 : 1;
+  } finally {
+    await backend.stop();
+  }
+}
+
+// Nothing may outlive the harness: Ctrl-C, kill, crash or normal exit.
+process.on('exit', killAllChildrenSync);
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    console.error(`\n${signal}: stopping benchmark processes...`);
+    void stopAllChildren().finally(() => process.exit(code));
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  async (error: unknown) => {
+    console.error(`error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    await stopAllChildren();
+    process.exit(1);
+  },
+);
