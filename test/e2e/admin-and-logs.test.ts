@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { echo, startBackend } from '../helpers/backend.ts';
+import { request, waitFor } from '../helpers/http.ts';
+import { tempFile } from '../helpers/process.ts';
+import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
+
+test('the admin listener reports servers and their counters as JSON', async (t) => {
+  const backend = await startBackend(t, echo());
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), admin: { address: '127.0.0.1:0' } });
+  await request(`${proxy.url}/`);
+  const admin = `http://127.0.0.1:${proxy.gatehouse.adminAddress?.port}`;
+  assert.equal((await request(`${admin}/healthz`)).status, 200);
+  const status = JSON.parse((await request(`${admin}/status`)).body);
+  assert.deepEqual(status.upstreams.app.servers, [{ url: backend.url, weight: 1, in_flight: 0, requests: 1, failures: 0 }]);
+  assert.equal((await request(`${admin}/nope`)).status, 404);
+});
+
+async function readLines(path: string, count: number): Promise<string[]> {
+  let lines: string[] = [];
+  await waitFor(async () => {
+    const text = await readFile(path, 'utf8').catch(() => '');
+    lines = text.split('\n').filter(Boolean);
+    return lines.length >= count;
+  }, 5000, `${count} access log lines`);
+  return lines;
+}
+
+test('the JSON access log has method, path, status, bytes, server and timings', async (t) => {
+  const backend = await startBackend(t, echo());
+  const path = await tempFile('access.log', '');
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), access_log: { path } });
+  const res = await request(`${proxy.url}/logged?q=1`, { headers: { 'user-agent': 'test-agent' } });
+  const [line] = await readLines(path, 1);
+  const entry = JSON.parse(line as string);
+  assert.equal(entry.method, 'GET');
+  assert.equal(entry.path, '/logged?q=1');
+  assert.equal(entry.status, 200);
+  assert.equal(entry.bytes, Buffer.byteLength(res.body));
+  assert.equal(entry.upstream, 'app');
+  assert.equal(entry.server, `127.0.0.1:${backend.port}`);
+  assert.equal(entry.remote, '127.0.0.1');
+  assert.ok(entry.duration_ms >= entry.upstream_ms && entry.upstream_ms >= 0);
+});
+
+test('the combined access log format', async (t) => {
+  const backend = await startBackend(t, echo());
+  const path = await tempFile('combined.log', '');
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), access_log: { path, format: 'combined' } });
+  await request(`${proxy.url}/c`, { headers: { 'user-agent': 'agent/1', referer: 'http://ref/' } });
+  const [line] = await readLines(path, 1);
+  assert.match(
+    line as string,
+    /^127\.0\.0\.1 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/c HTTP\/1\.1" 200 \d+ "http:\/\/ref\/" "agent\/1" [\d.]+ms 127\.0\.0\.1:\d+$/,
+  );
+});
+
+test('a request with no route is logged as 404 and a failed upstream with its error code', async (t) => {
+  const path = await tempFile('errors.log', '');
+  const proxy = await startProxy(t, {
+    access_log: { path },
+    upstreams: { dead: { servers: [{ url: 'http://127.0.0.1:1' }] } },
+    routes: [{ match: { path: '/dead' }, upstream: 'dead' }],
+  });
+  assert.equal((await request(`${proxy.url}/nowhere`)).status, 404);
+  assert.equal((await request(`${proxy.url}/dead`)).status, 502);
+  const lines = (await readLines(path, 2)).map((l) => JSON.parse(l));
+  assert.equal(lines[0].status, 404);
+  assert.equal(lines[1].status, 502);
+  assert.equal(lines[1].error, 'CONNECT_REFUSED');
+});
