@@ -2,6 +2,7 @@
 // One backend (core 1), one proxy at a time (core 0), wrk on core 1. See docs/benchmarks.md.
 import { join, resolve } from 'node:path';
 import { killAllChildrenSync, stopAllChildren } from './lib/children.ts';
+import { busyPercent, readCoreTimes } from './lib/cpu.ts';
 import { describeEnvironment, nodeBinary } from './lib/environment.ts';
 import { parseOptions } from './lib/options.ts';
 import type { BenchOptions, ProxyName } from './lib/options.ts';
@@ -82,8 +83,11 @@ async function measure(ctx: BenchContext, proxy: Service, scenario: Scenario): P
   try {
     await expectBody(base.url, scenario.bodyBytes);
     await runWrk({ ...base, duration: `${WARMUP_SECONDS}s`, durationSeconds: WARMUP_SECONDS });
+    const before = readCoreTimes();
     const wrk = await runWrk({ ...base, duration: ctx.options.duration, durationSeconds: ctx.options.durationSeconds });
-    return { ok: true, wrk };
+    const after = readCoreTimes();
+    const cpu = { proxyCore: busyPercent(before, after, PROXY_CORE), loadCore: busyPercent(before, after, LOAD_CORE) };
+    return { ok: true, wrk, cpu };
   } catch (error) {
     return { ok: false, error: message(error) };
   }
@@ -93,7 +97,11 @@ function progressLine(proxy: ProxyName, scenario: Scenario, outcome: Outcome): s
   const head = `  ${proxy} ${scenario.name}:`;
   if (!outcome.ok) return `${head} error: ${outcome.error}`;
   const { requestsPerSec, p50Ms, p99Ms } = outcome.wrk;
-  return `${head} ${requestsPerSec.toFixed(0)} req/s, p50 ${p50Ms.toFixed(2)} ms, p99 ${p99Ms.toFixed(2)} ms`;
+  const { proxyCore, loadCore } = outcome.cpu;
+  return (
+    `${head} ${requestsPerSec.toFixed(0)} req/s, p50 ${p50Ms.toFixed(2)} ms, p99 ${p99Ms.toFixed(2)} ms` +
+    ` (cpu: proxy core ${proxyCore ?? '?'}%, load core ${loadCore ?? '?'}%)`
+  );
 }
 
 async function benchProxy(ctx: BenchContext, name: ProxyName, reports: ScenarioReport[]): Promise<void> {

@@ -1,7 +1,7 @@
 // Command-line / environment options for `npm run bench`.
 import { parseArgs } from 'node:util';
 
-export const PROXY_NAMES = ['gatehouse', 'thin-undici', 'node-http-proxy', 'fastify-http-proxy', 'nginx'] as const;
+export const PROXY_NAMES = ['gatehouse', 'thin-undici', 'thin-agent', 'node-http-proxy', 'fastify-http-proxy', 'nginx'] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
 export const SCENARIO_NAMES = ['small', 'large'] as const;

@@ -48,6 +48,11 @@ export const PROXIES: Record<ProxyName, ProxySpec> = {
     describe: 'node:http + undici Pool.stream() (ceiling reference)',
     launch: peerScript('bench/peers/thin-undici.ts'),
   },
+  'thin-agent': {
+    name: 'thin-agent',
+    describe: 'node:http + keep-alive http.Agent (transport reference)',
+    launch: peerScript('bench/peers/thin-agent.ts'),
+  },
   'node-http-proxy': {
     name: 'node-http-proxy',
     describe: 'http-proxy with a keep-alive http.Agent',

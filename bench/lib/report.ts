@@ -5,7 +5,16 @@ import type { ProxyName } from './options.ts';
 import type { Scenario } from './scenarios.ts';
 import type { WrkResult } from './wrk.ts';
 
-export type Outcome = { ok: true; wrk: WrkResult } | { ok: false; error: string };
+/** Busy % of the proxy's core and of the load core (backend + wrk) during the measured run. */
+export interface CoreUsage {
+  proxyCore: number | null;
+  loadCore: number | null;
+}
+
+export type Outcome = { ok: true; wrk: WrkResult; cpu: CoreUsage } | { ok: false; error: string };
+
+/** Above this the load core, not the proxy, is likely the bottleneck. */
+const LOAD_CORE_SATURATED = 95;
 
 export interface ScenarioReport {
   scenario: Scenario;
@@ -18,6 +27,7 @@ function ratio(value: number, reference: Outcome | undefined): string {
 }
 
 const ms = (value: number): string => `${value.toFixed(2)} ms`;
+const pct = (value: number | null): string => (value === null ? '?' : `${value}%`);
 
 function renderTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
@@ -36,7 +46,7 @@ export function formatScenario(report: ScenarioReport, proxies: readonly ProxyNa
     const outcome = results.get(proxy);
     if (outcome === undefined) continue;
     if (!outcome.ok) {
-      rows.push([proxy, 'failed', '-', '-', '-', '-']);
+      rows.push([proxy, 'failed', '-', '-', '-', '-', '-']);
       notes.push(`${proxy}: ${outcome.error}`);
       continue;
     }
@@ -48,13 +58,19 @@ export function formatScenario(report: ScenarioReport, proxies: readonly ProxyNa
       ms(p99Ms),
       ratio(requestsPerSec, nginx),
       ratio(requestsPerSec, gatehouse),
+      `${pct(outcome.cpu.proxyCore)} / ${pct(outcome.cpu.loadCore)}`,
     ]);
+    const { proxyCore, loadCore } = outcome.cpu;
+    if (loadCore !== null && loadCore >= LOAD_CORE_SATURATED && (proxyCore === null || proxyCore < LOAD_CORE_SATURATED)) {
+      notes.push(`${proxy}: load core saturated (${loadCore}%) while the proxy core was at ${pct(proxyCore)}: req/s is a lower bound`);
+    }
     if (socketErrors > 0 || non2xx3xx > 0) {
       notes.push(`${proxy}: ${non2xx3xx} non-2xx/3xx responses, ${socketErrors} socket errors (req/s not comparable)`);
     }
   }
   const title = `${scenario.label}: GET ${scenario.path}, wrk -t${scenario.threads} -c${scenario.connections}`;
-  const table = renderTable(['proxy', 'req/s', 'p50', 'p99', 'vs nginx', 'vs gatehouse'], rows);
+  const header = ['proxy', 'req/s', 'p50', 'p99', 'vs nginx', 'vs gatehouse', 'cpu proxy/load'];
+  const table = renderTable(header, rows);
   return [title, table, ...notes.map((n) => `  ! ${n}`)].join('\n');
 }
 
