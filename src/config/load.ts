@@ -3,7 +3,7 @@
  * `file:line:col path: what is wrong`, so that the user can go straight to it.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isNode, parseDocument, type Document } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { configSchema, type Config, type ConfigInput } from './schema.ts';
@@ -35,7 +35,7 @@ export function parseConfigText(text: string, file: string): Config {
   }
   const raw: unknown = doc.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`);
-  const messages = validate(raw).map((p) => `${where(offsetOf(doc, p.path))} ${formatPath(p.path)}: ${p.message}`);
+  const messages = validate(raw).map((p) => `${where(offsetOf(doc, p.path, p.atKey))} ${formatPath(p.path)}: ${p.message}`);
   if (messages.length > 0) throw new ConfigError(messages.join('\n'));
   return configSchema.parse(raw);
 }
@@ -52,6 +52,8 @@ export function configFromObject(input: ConfigInput, origin = '<inline>'): Confi
 interface Problem {
   readonly path: readonly PathKey[];
   readonly message: string;
+  /** The key itself is wrong (an unknown field): point at it, not at its value. */
+  readonly atKey?: boolean;
 }
 
 function validate(raw: unknown): Problem[] {
@@ -63,7 +65,11 @@ function validate(raw: unknown): Problem[] {
 function toProblem(issue: z.core.$ZodIssue): Problem {
   const path = issue.path.filter((k): k is PathKey => typeof k !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
-    return { path: [...path, issue.keys[0] ?? ''], message: `unknown field "${issue.keys.join('", "')}"` };
+    return { path: [...path, issue.keys[0] ?? ''], message: `unknown field "${issue.keys.join('", "')}"`, atKey: true };
+  }
+  if (issue.code === 'invalid_key') {
+    // A record key (a header name) failed its own check: say why, at the key.
+    return { path, message: issue.issues[0]?.message ?? issue.message, atKey: true };
   }
   return { path, message: issue.message };
 }
@@ -83,8 +89,17 @@ function crossReferences(config: Config): Problem[] {
   return problems;
 }
 
-/** The source offset of the deepest node that exists along `path`. */
-function offsetOf(doc: Document, path: readonly PathKey[]): number | undefined {
+/**
+ * The source offset of the deepest node that exists along `path`, or of the last key itself when
+ * `atKey` (a value may start on a later line than its key).
+ */
+function offsetOf(doc: Document, path: readonly PathKey[], atKey = false): number | undefined {
+  if (atKey && path.length > 0) {
+    const parent: unknown = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
+    const last = path[path.length - 1];
+    const pair = isMap(parent) ? parent.items.find((p) => isScalar(p.key) && p.key.value === last) : undefined;
+    if (isNode(pair?.key) && pair.key.range) return pair.key.range[0];
+  }
   for (let depth = path.length; depth >= 0; depth--) {
     const node: unknown = depth === 0 ? doc.contents : doc.getIn(path.slice(0, depth), true);
     if (isNode(node) && node.range) return node.range[0];

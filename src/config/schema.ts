@@ -79,7 +79,11 @@ const route = z
     redirect: z
       .strictObject({
         to: z.string().min(1),
-        status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(302),
+        status: z
+          .union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)], {
+            error: 'must be 301, 302, 303, 307 or 308',
+          })
+          .default(302),
         /** Append the request's query string to the target. */
         keep_query: z.boolean().default(true),
       })

@@ -19,14 +19,18 @@ export function isHopByHop(lowerName: string): boolean {
   return HOP_BY_HOP.has(lowerName) || lowerName.startsWith('proxy-');
 }
 
-/** The extra header names a Connection header lists (RFC 9110 §7.6.1), lower case; null when none. */
+/**
+ * The extra header names a Connection header lists (RFC 9110 §7.6.1), lower case; null when none.
+ * Host is never one of them: it is end-to-end by definition (RFC 9112 §3.2) and the route was
+ * chosen by it, so a client cannot have it dropped (the backend would then see its own address).
+ */
 export function connectionListed(value: string | string[] | undefined): Set<string> | null {
   if (value === undefined) return null;
   const names = new Set<string>();
   for (const part of Array.isArray(value) ? value : [value]) {
     for (const token of part.split(',')) {
       const name = token.trim().toLowerCase();
-      if (name !== '' && name !== 'close' && name !== 'keep-alive' && name !== 'upgrade') names.add(name);
+      if (name !== '' && name !== 'close' && name !== 'keep-alive' && name !== 'upgrade' && name !== 'host') names.add(name);
     }
   }
   return names.size > 0 ? names : null;

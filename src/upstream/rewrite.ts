@@ -59,8 +59,11 @@ export function rewriteUrl(value: string, upstream: Upstream, proto: string, hos
   const match = /^(https?):\/\/([^/?#]+)/i.exec(value);
   if (match === null) return value;
   const authority = (match[2] as string).toLowerCase();
-  const withDefaultPort = match[1]?.toLowerCase() === 'https' ? `${authority}:443` : `${authority}:80`;
-  if (!upstream.backendAuthorities.has(authority) && !upstream.backendAuthorities.has(withDefaultPort)) return value;
+  // Servers are keyed by URL.host, which leaves out port 80: "backend:80" is "backend". An https
+  // URL without a port names port 443, keyed "backend:443" for a server http://backend:443.
+  const bare = authority.endsWith(':80') ? authority.slice(0, -3) : authority;
+  const withDefaultPort = match[1]?.toLowerCase() === 'https' ? `${authority}:443` : bare;
+  if (!upstream.backendAuthorities.has(bare) && !upstream.backendAuthorities.has(withDefaultPort)) return value;
   return `${proto}://${host}${value.slice(match[0].length)}`;
 }
 
