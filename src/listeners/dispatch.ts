@@ -5,7 +5,7 @@ import { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
-import { RequestInfo } from '../routing/request-info.ts';
+import { RequestInfo, isRoutable } from '../routing/request-info.ts';
 import type { RedirectAction } from '../routing/actions.ts';
 import { forward } from '../upstream/forward.ts';
 import { sendError, sendSimple } from './respond.ts';
@@ -30,8 +30,17 @@ export function createRequestHandler(ctx: ListenerContext): (req: IncomingMessag
     const snapshot = ctx.holder.current;
     const info = new RequestInfo(req.method as string, req.url as string, req.headers);
     const ex = new Exchange(req, res, snapshot, info, normalizeAddress(req.socket.remoteAddress), ctx.proto);
-    if (ctx.draining) res.shouldKeepAlive = false;
+    // On the last request a connection may carry, node:http writes Connection: close but keeps the
+    // socket open until the keep-alive timeout; not keeping it alive makes it close after this answer.
+    if (ctx.draining || (res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true) {
+      res.shouldKeepAlive = false;
+    }
     try {
+      if (!isRoutable(info, req.rawHeaders)) {
+        sendError(ex, new GatehouseError('BAD_REQUEST'));
+        finish(ex);
+        return;
+      }
       const route = snapshot.router.find(info);
       ex.route = route;
       if (route === undefined) {
@@ -63,5 +72,9 @@ export function createRequestHandler(ctx: ListenerContext): (req: IncomingMessag
 
 function redirectTarget(action: RedirectAction, info: RequestInfo): string {
   if (!action.keepQuery || info.rawQuery === '') return action.to;
-  return `${action.to}${action.to.includes('?') ? '&' : '?'}${info.rawQuery}`;
+  // RFC 3986 §3: the query goes before a fragment, and a "?" inside the fragment starts no query.
+  const hash = action.to.indexOf('#');
+  const base = hash === -1 ? action.to : action.to.slice(0, hash);
+  const fragment = hash === -1 ? '' : action.to.slice(hash);
+  return `${base}${base.includes('?') ? '&' : '?'}${info.rawQuery}${fragment}`;
 }

@@ -1,5 +1,5 @@
 /** Answers the proxy writes itself: errors, redirects, fixed responses. Every error becomes HTTP here. */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Exchange } from '../core/exchange.ts';
 import { toGatehouseError } from '../core/errors.ts';
 import { applyToRecord, type HeaderOps } from '../middleware/headers.ts';
@@ -14,14 +14,18 @@ export function sendSimple(
 ): void {
   const res = ex.res;
   const payload = typeof body === 'string' ? Buffer.from(body) : body;
-  headers['content-length'] = String(payload.length);
+  // RFC 9110 §15.3.5, §15.4.5: 204 and 304 carry no content, and §8.6: a 204 has no Content-Length.
+  const noContent = status === 204 || status === 304;
+  if (!noContent) headers['content-length'] = String(payload.length);
   if (ops !== null) applyToRecord(ops, headers);
-  // A request whose body was not read cannot leave the connection in a known state.
-  if (!ex.req.complete) headers['connection'] = 'close';
+  // A request whose body was not read cannot leave the connection in a known state. (`complete`
+  // is still false while a request without a body is handled, so its framing decides.)
+  if (!ex.req.complete && hasBody(ex.req)) headers['connection'] = 'close';
   ex.status = status;
   res.writeHead(status, headers);
-  ex.bytes = ex.req.method === 'HEAD' ? 0 : payload.length;
-  res.end(ex.req.method === 'HEAD' ? undefined : payload);
+  const sendsBody = !noContent && ex.req.method !== 'HEAD';
+  ex.bytes = sendsBody ? payload.length : 0;
+  res.end(sendsBody ? payload : undefined);
 }
 
 /**
@@ -46,4 +50,10 @@ export function sendError(ex: Exchange, error: unknown): void {
     'content-type': 'text/plain; charset=utf-8',
     'cache-control': 'no-store',
   });
+}
+
+/** RFC 9112 §6.3: a request has a body when it carries Transfer-Encoding or a non-zero Content-Length. */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -3,7 +3,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Exchange } from '../core/exchange.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
-import { RequestInfo } from '../routing/request-info.ts';
+import { RequestInfo, isRoutable } from '../routing/request-info.ts';
 import { openTunnel } from '../transport/tunnel.ts';
 import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
@@ -21,6 +21,11 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       ex.finished = true;
       ctx.accessLog.write(ex);
     };
+    if (!isRoutable(info, req.rawHeaders)) {
+      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      finish(400);
+      return;
+    }
     const route = snapshot.router.find(info);
     ex.route = route;
     const action = route?.action;
