@@ -1,5 +1,5 @@
 /** One line per finished request: pino JSON by default, or the Apache/nginx combined format. */
-import pino, { type Logger } from 'pino';
+import pino from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Exchange } from './exchange.ts';
 
@@ -23,35 +23,36 @@ export function createAccessLog(config: Config['access_log']): AccessLog {
     periodicFlush: FLUSH_INTERVAL_MS,
   });
   if (config.format === 'combined') return new CombinedAccessLog(destination);
-  return new JsonAccessLog(pino({ base: null, messageKey: 'msg' }, destination), destination);
+  return new JsonAccessLog(destination);
 }
 
 type Destination = ReturnType<typeof pino.destination>;
 
+/**
+ * One JSON object per line. The line is built directly rather than through a generic serializer:
+ * the fields are fixed, and pino's per-call object serialization cost about a fifth of the
+ * proxy's throughput in `npm run bench`. Strings that come from the client are escaped by
+ * JSON.stringify; the method is an HTTP token (checked by the parser) and needs none.
+ */
 class JsonAccessLog implements AccessLog {
-  readonly #logger: Logger;
   readonly #destination: Destination;
 
-  constructor(logger: Logger, destination: Destination) {
-    this.#logger = logger;
+  constructor(destination: Destination) {
     this.#destination = destination;
   }
 
   write(ex: Exchange): void {
-    this.#logger.info({
-      remote: ex.peer,
-      method: ex.info.method,
-      path: ex.req.url,
-      host: ex.info.host,
-      status: ex.status,
-      bytes: ex.bytes,
-      route: ex.route?.name,
-      upstream: ex.route?.action.kind === 'forward' ? ex.route.action.upstream.name : undefined,
-      server: ex.server?.authority,
-      duration_ms: round(performance.now() - ex.startedAt),
-      upstream_ms: ex.upstreamHeadersMs < 0 ? undefined : round(ex.upstreamHeadersMs),
-      error: ex.errorCode,
-    });
+    const route = ex.route;
+    let line = `{"time":${Date.now()},"remote":"${ex.peer}","method":"${ex.info.method}","path":${JSON.stringify(ex.req.url)},"host":${JSON.stringify(ex.info.host)},"status":${ex.status},"bytes":${ex.bytes}`;
+    if (route !== undefined) {
+      line += `,"route":${JSON.stringify(route.name)}`;
+      if (route.action.kind === 'forward') line += `,"upstream":${JSON.stringify(route.action.upstream.name)}`;
+    }
+    if (ex.server !== undefined) line += `,"server":"${ex.server.authority}"`;
+    line += `,"duration_ms":${round(performance.now() - ex.startedAt)}`;
+    if (ex.upstreamHeadersMs >= 0) line += `,"upstream_ms":${round(ex.upstreamHeadersMs)}`;
+    if (ex.errorCode !== undefined) line += `,"error":"${ex.errorCode}"`;
+    this.#destination.write(`${line}}\n`);
   }
 
   flush(): void {
