@@ -19,6 +19,7 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
     Object.freeze({
       name: route.name ?? `route-${i}`,
       matches: compileMatch(route.match),
+      middlewares: [],
       action: compileAction(route, upstreams),
     }),
   );

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ResponseFilter } from '../middleware/pipeline.ts';
 import type { RequestInfo } from '../routing/request-info.ts';
 import type { Route } from '../routing/router.ts';
 import type { Server } from '../upstream/server.ts';
@@ -27,6 +28,8 @@ export class Exchange {
   upstreamHeadersMs = -1;
   errorCode: ErrorCode | undefined;
   finished = false;
+  /** Filters the upstream response passes through; null (the usual case) when none. */
+  responseFilters: ResponseFilter[] | null = null;
 
   constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, info: RequestInfo, peer: string, proto: string) {
     this.req = req;
@@ -36,5 +39,9 @@ export class Exchange {
     this.peer = peer;
     this.proto = proto;
     this.startedAt = performance.now();
+  }
+
+  addResponseFilter(filter: ResponseFilter): void {
+    (this.responseFilters ??= []).push(filter);
   }
 }

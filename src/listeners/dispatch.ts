@@ -6,7 +6,8 @@ import { GatehouseError } from '../core/errors.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { RequestInfo, isRoutable } from '../routing/request-info.ts';
-import type { RedirectAction } from '../routing/actions.ts';
+import type { Action, RedirectAction } from '../routing/actions.ts';
+import { runMiddlewares } from '../middleware/pipeline.ts';
 import { forward } from '../upstream/forward.ts';
 import { sendError, sendSimple } from './respond.ts';
 
@@ -48,26 +49,39 @@ export function createRequestHandler(ctx: ListenerContext): (req: IncomingMessag
         finish(ex);
         return;
       }
-      const action = route.action;
-      switch (action.kind) {
-        case 'forward':
-          forward(ex, action, finish);
-          return;
-        case 'redirect':
-          sendSimple(ex, action.status, '', { location: redirectTarget(action, info) }, action.responseHeaders);
-          break;
-        case 'respond':
-          sendSimple(ex, action.status, action.body, { 'content-type': action.contentType }, action.responseHeaders);
-          break;
-        default:
-          action satisfies never;
+      if (route.middlewares.length === 0) runAction(ex, route.action, finish);
+      else {
+        const fail = (error: unknown): void => failInternally(ex, error, finish);
+        runMiddlewares(ex, route.middlewares, () => runAction(ex, route.action, finish), fail);
       }
-      finish(ex);
     } catch (error: unknown) {
-      sendError(ex, error instanceof GatehouseError ? error : new GatehouseError('INTERNAL', String(error), { cause: error }));
-      finish(ex);
+      failInternally(ex, error, finish);
     }
   };
+}
+
+/** A throw on the request path: a catalog error keeps its status, anything else is a 500. */
+function failInternally(ex: Exchange, error: unknown, finish: (ex: Exchange) => void): void {
+  sendError(ex, error instanceof GatehouseError ? error : new GatehouseError('INTERNAL', String(error), { cause: error }));
+  finish(ex);
+}
+
+/** The route's terminal step. */
+function runAction(ex: Exchange, action: Action, finish: (ex: Exchange) => void): void {
+  switch (action.kind) {
+    case 'forward':
+      forward(ex, action, finish);
+      return;
+    case 'redirect':
+      sendSimple(ex, action.status, '', { location: redirectTarget(action, ex.info) }, action.responseHeaders);
+      break;
+    case 'respond':
+      sendSimple(ex, action.status, action.body, { 'content-type': action.contentType }, action.responseHeaders);
+      break;
+    default:
+      action satisfies never;
+  }
+  finish(ex);
 }
 
 function redirectTarget(action: RedirectAction, info: RequestInfo): string {

@@ -1,3 +1,4 @@
+import type { Middleware } from '../middleware/pipeline.ts';
 import type { Action } from './actions.ts';
 import type { Predicate } from './matchers.ts';
 import type { RequestInfo } from './request-info.ts';
@@ -6,6 +7,8 @@ import type { RequestInfo } from './request-info.ts';
 export interface Route {
   readonly name: string;
   readonly matches: Predicate;
+  /** Run in order before the action; empty for most routes. */
+  readonly middlewares: readonly Middleware[];
   readonly action: Action;
 }
 

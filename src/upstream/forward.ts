@@ -2,11 +2,13 @@
  * The forward action: pick a server, send the request with its body streaming, and stream the
  * response back with backpressure in both directions.
  */
+import { pipeline, type Transform, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { sendError } from '../listeners/respond.ts';
 import { applyToRecord } from '../middleware/headers.ts';
+import type { ResponseHeaders } from '../middleware/pipeline.ts';
 import type { ForwardAction } from '../routing/actions.ts';
 import { requestBody } from '../middleware/body-limit.ts';
 import { buildRequestHeaders } from './request-headers.ts';
@@ -57,12 +59,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #finish: FinishExchange;
   #controller: DispatchController | null = null;
   #done = false;
+  #completed = false;
+  /** Where body chunks go: the client's response, or the first response filter. */
+  #sink: Writable;
 
   constructor(ex: Exchange, action: ForwardAction, server: Server, finish: FinishExchange) {
     this.#ex = ex;
     this.#action = action;
     this.#server = server;
     this.#finish = finish;
+    this.#sink = ex.res;
     // A client that hangs up aborts the upstream request (and is never counted against the server).
     ex.res.once('close', () => {
       if (!this.#done) this.#controller?.abort(new GatehouseError('CLIENT_CLOSED'));
@@ -86,20 +92,27 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const out = rewriteResponseHeaders(headers, ex.snapshot.hiding, this.#action.upstream, ex.proto, ex.req.headers.host);
     if (this.#action.responseHeaders !== null) applyToRecord(this.#action.responseHeaders, out);
     ex.status = statusCode;
+    const filtered = ex.responseFilters === null ? null : this.#filterChain(statusCode, out);
     ex.res.writeHead(statusCode, out);
+    if (filtered !== null) this.#sink = filtered;
   }
 
   onResponseData(controller: DispatchController, chunk: Buffer): void {
     this.#ex.bytes += chunk.length;
-    if (!this.#ex.res.write(chunk)) {
+    if (!this.#sink.write(chunk)) {
       controller.pause();
-      this.#ex.res.once('drain', () => controller.resume());
+      this.#sink.once('drain', () => controller.resume());
     }
   }
 
   onResponseEnd(_controller: DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     this.#done = true;
     const res = this.#ex.res;
+    if (this.#sink !== res) {
+      // Filtered bodies complete when the last filter has flushed into the response.
+      this.#sink.end();
+      return;
+    }
     for (const _name in trailers) {
       res.addTrailers(trailers as Record<string, string | string[]>);
       break;
@@ -108,9 +121,27 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#complete();
   }
 
+  /** Lets each response filter insert a stream; returns the head of the chain, or null if none did. */
+  #filterChain(status: number, headers: ResponseHeaders): Writable | null {
+    const ex = this.#ex;
+    const streams: Transform[] = [];
+    for (const filter of ex.responseFilters ?? []) {
+      const stream = filter.onResponseHead(ex, status, headers);
+      if (stream !== null) streams.push(stream);
+    }
+    const head = streams[0];
+    if (head === undefined) return null;
+    pipeline([...streams, ex.res], (error) => {
+      if (error) sendError(ex, error);
+      if (this.#done) this.#complete();
+    });
+    return head;
+  }
+
   onResponseError(_controller: DispatchController, error: Error): void {
     this.#done = true;
     const ex = this.#ex;
+    if (this.#sink !== ex.res) this.#sink.destroy(error);
     const failure = ex.res.destroyed && !ex.res.writableFinished ? new GatehouseError('CLIENT_CLOSED') : error;
     if (!(failure instanceof GatehouseError && failure.code === 'CLIENT_CLOSED')) this.#server.failures++;
     sendError(ex, failure);
@@ -118,6 +149,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   #complete(): void {
+    if (this.#completed) return;
+    this.#completed = true;
     this.#server.inFlight--;
     this.#finish(this.#ex);
   }
