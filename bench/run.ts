@@ -1,4 +1,4 @@
-// Gatehouse benchmark harness: `npm run bench -- [--duration 10s] [--only a,b] [--scenario small|large]`.
+// Gatehouse benchmark harness: `npm run bench -- [--duration 10s] [--only a,b] [--scenario small,large,cache-hit,gzip]`.
 // One backend (core 1), one proxy at a time (core 0), wrk on core 1. See docs/benchmarks.md.
 import { join, resolve } from 'node:path';
 import { killAllChildrenSync, stopAllChildren } from './lib/children.ts';
@@ -8,7 +8,7 @@ import { parseOptions } from './lib/options.ts';
 import type { BenchOptions, ProxyName } from './lib/options.ts';
 import { LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './lib/payloads.ts';
 import { freePort } from './lib/ports.ts';
-import { expectBody } from './lib/probe.ts';
+import { expectAnswer, expectBody } from './lib/probe.ts';
 import { PROXIES } from './lib/proxies.ts';
 import type { LaunchContext } from './lib/proxies.ts';
 import { formatScenario, toJson, writeJson } from './lib/report.ts';
@@ -36,8 +36,9 @@ function checkTools(tools: Tools, options: BenchOptions): boolean {
   const missing: string[] = [];
   if (tools.wrk === undefined) missing.push('wrk');
   if (tools.nginx === undefined && options.proxies.includes('nginx')) missing.push('nginx');
+  if (tools.varnishd === undefined && options.proxies.includes('varnish')) missing.push('varnishd');
   if (missing.length > 0) {
-    console.error(`error: ${missing.join(' and ')} not found. Install with:\n\n    bash bench/setup.sh\n`);
+    console.error(`error: ${missing.join(', ')} not found. Install with:\n\n    bash bench/setup.sh\n`);
     return false;
   }
   if (tools.taskset === undefined) {
@@ -79,9 +80,10 @@ async function measure(ctx: BenchContext, proxy: Service, scenario: Scenario): P
     url: proxy.url(scenario.path),
     threads: scenario.threads,
     connections: scenario.connections,
+    headers: scenario.headers,
   };
   try {
-    await expectBody(base.url, scenario.bodyBytes);
+    await expectAnswer(base.url, scenario.bodyBytes, scenario.headers, scenario.encoding);
     await runWrk({ ...base, duration: `${WARMUP_SECONDS}s`, durationSeconds: WARMUP_SECONDS });
     const before = readCoreTimes();
     const wrk = await runWrk({ ...base, duration: ctx.options.duration, durationSeconds: ctx.options.durationSeconds });
@@ -104,8 +106,11 @@ function progressLine(proxy: ProxyName, scenario: Scenario, outcome: Outcome): s
   );
 }
 
-async function benchProxy(ctx: BenchContext, name: ProxyName, reports: ScenarioReport[]): Promise<void> {
+async function benchProxy(ctx: BenchContext, name: ProxyName, allReports: ScenarioReport[]): Promise<void> {
   const spec = PROXIES[name];
+  // A proxy without a cache or compression runs the plain forwarding scenarios only.
+  const reports = allReports.filter((r) => spec.scenarios.includes(r.scenario.name));
+  if (reports.length === 0) return;
   console.log(`\n> ${name}: ${spec.describe}`);
   let service: Service;
   try {
@@ -153,7 +158,7 @@ async function main(): Promise<number> {
   if (!checkTools(tools, options) || tools.wrk === undefined) return 1;
   const node = nodeBinary(ROOT);
 
-  const runs = options.proxies.length * options.scenarios.length;
+  const runs = options.proxies.reduce((n, p) => n + options.scenarios.filter((s) => PROXIES[p].scenarios.includes(s)).length, 0);
   const estimate = runs * (options.durationSeconds + WARMUP_SECONDS);
   console.log(
     `Gatehouse bench: ${options.proxies.join(', ')} x ${options.scenarios.join(', ')}; ` +
@@ -169,7 +174,7 @@ async function main(): Promise<number> {
       options,
       tools,
       wrk: tools.wrk,
-      launch: { root: ROOT, node, nginx: tools.nginx, backendPort: backend.port },
+      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, backendPort: backend.port },
     };
     const reports: ScenarioReport[] = options.scenarios.map((name) => ({ scenario: SCENARIOS[name], results: new Map() }));
     for (const name of options.proxies) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the benchmark's system tools (nginx, wrk) on Debian/Ubuntu,
+# Installs the benchmark's system tools (nginx, varnish, wrk) on Debian/Ubuntu,
 # only if they are missing. Usage: bash bench/setup.sh
 set -euo pipefail
 
@@ -7,11 +7,12 @@ have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
 
 missing=()
 have nginx || missing+=(nginx-light)
+have varnishd || missing+=(varnish)
 have wrk || missing+=(wrk)
 have taskset || missing+=(util-linux)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bench/setup.sh: nginx, wrk and taskset are already installed"
+  echo "bench/setup.sh: nginx, varnish, wrk and taskset are already installed"
   exit 0
 fi
 

@@ -2,6 +2,8 @@
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { AdminListener } from './admin/admin.ts';
+import type { ProtectionAdmin } from './admin/protection.ts';
+import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { loadConfigFile } from './config/load.ts';
 import type { Config } from './config/schema.ts';
@@ -10,7 +12,8 @@ import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
 import { SnapshotHolder } from './core/snapshot.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
-import { Listener } from './listeners/listener.ts';
+import { Listener, listenConfigOf } from './listeners/listener.ts';
+import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
   /** The file the configuration came from; reload() reads it again. */
@@ -33,6 +36,8 @@ export class Gatehouse {
   private constructor(config: Config, options: GatehouseOptions) {
     this.#configFile = options.configFile;
     this.#logger = options.logger ?? createLogger(config.log.level);
+    // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
+    this.#registry.logger = this.#logger;
     this.#holder = new SnapshotHolder(compileSnapshot(config, this.#registry));
     this.#accessLog = createAccessLog(config.access_log);
   }
@@ -120,6 +125,17 @@ export class Gatehouse {
   }
 
   /** Per-server state for the admin API. */
+  /** The current snapshot's caches, for the admin API (statistics, purges). */
+  caches(): CacheSet {
+    return this.#holder.current.caches;
+  }
+
+  /** The protection state (bans, counters) for the admin API. */
+  protection(): ProtectionAdmin {
+    const policy = this.#holder.current.protection;
+    return { state: policy.state, v6Prefix: policy.v6Prefix };
+  }
+
   status(): unknown {
     const snapshot = this.#holder.current;
     return {
@@ -127,21 +143,23 @@ export class Gatehouse {
       config_file: this.#configFile ?? null,
       listeners: this.addresses.map(formatAddress),
       routes: snapshot.router.size,
-      upstreams: Object.fromEntries(
-        [...snapshot.upstreams].map(([name, upstream]) => [
-          name,
-          {
-            servers: upstream.servers.map((s) => ({
-              url: s.origin,
-              weight: s.weight,
-              in_flight: s.inFlight,
-              requests: s.requests,
-              failures: s.failures,
-            })),
-          },
-        ]),
-      ),
+      upstreams: Object.fromEntries([...snapshot.upstreams].map(([name, upstream]) => [name, upstreamStatus(upstream)])),
+      protection: snapshot.protection.state.status(),
     };
+  }
+
+  /**
+   * Takes a server out of rotation (`on`) or puts it back, through the admin API: in-flight
+   * requests finish; the setting survives reloads while the server stays configured. `server` is
+   * its position in the upstream's list, its host:port or its URL. Throws when there is no such server.
+   */
+  drain(upstreamName: string, server: string, on: boolean): unknown {
+    const upstream = this.#holder.current.upstreams.get(upstreamName);
+    if (upstream === undefined) throw new Error(`no upstream named "${upstreamName}"`);
+    const found = findServer(upstream, server);
+    if (found === undefined) throw new Error(`upstream "${upstreamName}" has no server "${server}"`);
+    found.state.setAdminDrain(on);
+    return serverStatus(found);
   }
 
   async #readConfigFile(): Promise<Config> {
@@ -158,7 +176,7 @@ export class Gatehouse {
         const existing = this.#listeners.get(address);
         if (existing !== undefined) continue;
         const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: 'http', draining: false };
-        const listener = new Listener(address, config.limits, context);
+        const listener = new Listener(address, config.limits, context, listenConfigOf(config, address));
         await listener.listen();
         added.push(listener);
       }
@@ -168,7 +186,7 @@ export class Gatehouse {
     }
     for (const listener of added) this.#listeners.set(listener.address, listener);
     for (const [address, listener] of this.#listeners) {
-      if (wanted.has(address)) listener.applyLimits(config.limits);
+      if (wanted.has(address)) listener.applyLimits(config.limits, listenConfigOf(config, address));
       else {
         this.#listeners.delete(address);
         listener.context.draining = true;

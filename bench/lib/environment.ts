@@ -22,6 +22,7 @@ export function describeEnvironment(tools: Tools, node: string): Record<string, 
   return {
     node: versionOf(node, ['--version']),
     nginx: versionOf(tools.nginx, ['-v']),
+    varnish: versionOf(tools.varnishd, ['-V']),
     wrk: versionOf(tools.wrk, ['-v']),
     cpu: cpuList[0]?.model ?? 'unknown',
     cores: cpuList.length,

@@ -4,6 +4,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HOST } from './ports.ts';
+import { GZIP_LEVEL } from './scenarios.ts';
 
 export interface NginxSetup {
   prefix: string;
@@ -34,6 +35,8 @@ http {
   fastcgi_temp_path ${p('fastcgi')};
   uwsgi_temp_path ${p('uwsgi')};
   scgi_temp_path ${p('scgi')};
+  # cache-hit scenario: nginx's proxy_cache, its defaults otherwise (Cache-Control decides).
+  proxy_cache_path ${p('cache')} levels=1:2 keys_zone=bench:10m max_size=1g inactive=60m use_temp_path=off;
 
   upstream backend {
     server ${HOST}:${upstreamPort};
@@ -48,6 +51,22 @@ http {
       proxy_set_header Connection "";
       # Stream through memory buffers, never spill bodies to temp files.
       proxy_max_temp_file_size 0;
+    }
+    location /cache/ {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache bench;
+    }
+    location /gzip/ {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_max_temp_file_size 0;
+      gzip on;
+      gzip_comp_level ${GZIP_LEVEL};
+      gzip_min_length 512;
+      gzip_vary on;
     }
   }
 }

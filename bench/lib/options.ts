@@ -1,10 +1,10 @@
 // Command-line / environment options for `npm run bench`.
 import { parseArgs } from 'node:util';
 
-export const PROXY_NAMES = ['gatehouse', 'thin-undici', 'thin-agent', 'node-http-proxy', 'fastify-http-proxy', 'nginx'] as const;
+export const PROXY_NAMES = ['gatehouse', 'thin-undici', 'thin-agent', 'node-http-proxy', 'fastify-http-proxy', 'nginx', 'varnish'] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
-export const SCENARIO_NAMES = ['small', 'large'] as const;
+export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchOptions {
@@ -15,7 +15,7 @@ export interface BenchOptions {
   scenarios: ScenarioName[];
 }
 
-const USAGE = `usage: npm run bench -- [--duration 10s] [--only gatehouse,nginx] [--scenario small|large]
+const USAGE = `usage: npm run bench -- [--duration 10s] [--only gatehouse,nginx] [--scenario small,large,cache-hit,gzip]
   env: BENCH_DURATION, BENCH_ONLY, BENCH_SCENARIO
   proxies:   ${PROXY_NAMES.join(', ')}
   scenarios: ${SCENARIO_NAMES.join(', ')}`;

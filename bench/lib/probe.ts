@@ -1,21 +1,29 @@
 // Readiness polling and response checks over plain HTTP.
-import { request } from 'node:http';
+import { request, type OutgoingHttpHeaders } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import type { Child } from './children.ts';
 
 export interface ProbeResult {
   status: number;
   bodyBytes: number;
+  /** The Content-Encoding of the answer, if any. */
+  encoding: string | undefined;
+  /** The body (kept only when asked for). */
+  body: Buffer | null;
 }
 
 /** One GET on a fresh connection; rejects on connection errors and timeouts. */
-export function probe(url: string, timeoutMs = 2000): Promise<ProbeResult> {
+export function probe(url: string, timeoutMs = 2000, headers: OutgoingHttpHeaders = {}, keepBody = false): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs }, (res) => {
+    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs, headers }, (res) => {
       let bodyBytes = 0;
+      const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => {
         bodyBytes += chunk.length;
+        if (keepBody) chunks.push(chunk);
       });
-      res.once('end', () => resolve({ status: res.statusCode ?? 0, bodyBytes }));
+      const encoding = res.headers['content-encoding'];
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, bodyBytes, encoding, body: keepBody ? Buffer.concat(chunks) : null }));
       res.once('error', reject);
     });
     req.once('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
@@ -61,4 +69,23 @@ export async function expectBody(url: string, expectedBytes: number): Promise<vo
   if (status !== 200 || bodyBytes !== expectedBytes) {
     throw new NotReadyError(`GET ${url} gave HTTP ${status} with ${bodyBytes} bytes, expected 200 with ${expectedBytes}`);
   }
+}
+
+/**
+ * Check that `url`, asked with `headers` ("Name: value"), answers 200 with `expectedBytes` once
+ * decoded, and with the Content-Encoding `encoding` (null: none).
+ */
+export async function expectAnswer(url: string, expectedBytes: number, headers: readonly string[], encoding: 'gzip' | null): Promise<void> {
+  if (encoding === null && headers.length === 0) return expectBody(url, expectedBytes);
+  const sent: OutgoingHttpHeaders = {};
+  for (const line of headers) {
+    const colon = line.indexOf(':');
+    sent[line.slice(0, colon).trim()] = line.slice(colon + 1).trim();
+  }
+  const { status, encoding: got, body } = await probe(url, 2000, sent, true);
+  if (status !== 200 || (got ?? null) !== encoding) {
+    throw new NotReadyError(`GET ${url} gave HTTP ${status} with Content-Encoding ${got ?? 'none'}, expected 200 with ${encoding ?? 'none'}`);
+  }
+  const size = (encoding === 'gzip' ? gunzipSync(body as Buffer) : (body as Buffer)).length;
+  if (size !== expectedBytes) throw new NotReadyError(`GET ${url} gave ${size} bytes once decoded, expected ${expectedBytes}`);
 }

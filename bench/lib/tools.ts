@@ -1,4 +1,4 @@
-// Locating external tools (wrk, nginx, taskset) and CPU pinning.
+// Locating external tools (wrk, nginx, varnishd, taskset) and CPU pinning.
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -22,6 +22,7 @@ const SBIN_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin'];
 export interface Tools {
   wrk: string | undefined;
   nginx: string | undefined;
+  varnishd: string | undefined;
   taskset: string | undefined;
 }
 
@@ -29,6 +30,7 @@ export function locateTools(): Tools {
   return {
     wrk: findExecutable('wrk'),
     nginx: findExecutable('nginx', SBIN_DIRS),
+    varnishd: findExecutable('varnishd', SBIN_DIRS),
     taskset: findExecutable('taskset'),
   };
 }

@@ -50,13 +50,16 @@ export interface WrkRun {
   url: string;
   threads: number;
   connections: number;
+  /** Request headers, "Name: value". */
+  headers: readonly string[];
   /** wrk duration string, e.g. "10s". */
   duration: string;
   durationSeconds: number;
 }
 
 export function wrkArgs(run: WrkRun): string[] {
-  return [`-t${run.threads}`, `-c${run.connections}`, `-d${run.duration}`, '--latency', run.url];
+  const headers = run.headers.flatMap((h) => ['-H', h]);
+  return [`-t${run.threads}`, `-c${run.connections}`, `-d${run.duration}`, '--latency', ...headers, run.url];
 }
 
 export async function runWrk(run: WrkRun): Promise<WrkResult> {

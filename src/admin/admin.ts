@@ -3,11 +3,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../config/units.ts';
+import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
+import type { CacheSet } from '../cache/compile.ts';
+import { CACHE_ENDPOINTS, handleCache } from './cache.ts';
 
 /** What the admin API needs from the running proxy. */
 export interface AdminTarget {
   status(): unknown;
   reload(): Promise<void>;
+  /** Drains a server (`on`) or puts it back; throws when there is no such upstream or server. */
+  drain(upstream: string, server: string, on: boolean): unknown;
+  /** Bans and the rest of the protection state (see admin/protection.ts). */
+  protection(): ProtectionAdmin;
+  /** The running caches: statistics and purges (see admin/cache.ts). */
+  caches(): CacheSet;
 }
 
 export class AdminListener {
@@ -47,7 +56,27 @@ async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTa
       return json(res, 400, { reloaded: false, error: error instanceof Error ? error.message : String(error) });
     }
   }
-  return json(res, 404, { error: 'not found', endpoints: ['GET /healthz', 'GET /status', 'POST /reload'] });
+  // POST /upstreams/{upstream}/servers/{index, host:port or URL-encoded URL}/drain (or /undrain)
+  const drain = req.method === 'POST' ? /^\/upstreams\/([^/]+)\/servers\/([^/]+)\/(drain|undrain)$/.exec(path ?? '') : null;
+  if (drain !== null) {
+    try {
+      const [, upstream, server, verb] = drain as unknown as [string, string, string, string];
+      return json(res, 200, target.drain(decodeURIComponent(upstream), decodeURIComponent(server), verb === 'drain'));
+    } catch (error: unknown) {
+      return json(res, 404, { error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  const bans = handleBans(req, path ?? '', (req.url ?? '').split('?')[1] ?? '', target.protection());
+  if (bans !== null) return json(res, bans.status, bans.body);
+  const cache = handleCache(req, path ?? '', (req.url ?? '').split('?')[1] ?? '', target.caches());
+  if (cache !== null) {
+    const answer = await cache;
+    return json(res, answer.status, answer.body);
+  }
+  return json(res, 404, {
+    error: 'not found',
+    endpoints: ['GET /healthz', 'GET /status', 'POST /reload', 'POST /upstreams/{name}/servers/{server}/drain', 'POST /upstreams/{name}/servers/{server}/undrain', ...PROTECTION_ENDPOINTS, ...CACHE_ENDPOINTS],
+  });
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

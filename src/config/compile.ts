@@ -1,8 +1,12 @@
 /** Turns a validated configuration into a frozen snapshot: nothing on the hot path parses or defaults. */
+import { compileCaches, type CacheSet } from '../cache/compile.ts';
 import type { Registry } from '../core/registry.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { compileForwarding } from '../middleware/forwarded.ts';
 import { compileHeaderOps } from '../middleware/headers.ts';
+import { compileCompress } from '../middleware/compress/middleware.ts';
+import type { Middleware } from '../middleware/pipeline.ts';
+import { compileProtection, compileRoutesProtection, releaseProtection } from '../middleware/protection.ts';
 import { compilePathRewrite, type Action } from '../routing/actions.ts';
 import { compileMatch } from '../routing/matchers.ts';
 import { Router, type Route } from '../routing/router.ts';
@@ -11,15 +15,27 @@ import { Upstream } from '../upstream/upstream.ts';
 import type { Config, RouteConfig } from './schema.ts';
 
 export function compileSnapshot(config: Config, registry: Registry): Snapshot {
+  // First, so that a list file that cannot be read fails the configuration before anything else is held.
+  const protection = compileProtection(config, registry);
+  const guards = compileRoutesProtection(config, protection, registry);
   const upstreams = new Map<string, Upstream>();
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     upstreams.set(name, new Upstream(name, upstream, registry));
+  }
+  let caches: CacheSet;
+  try {
+    caches = compileCaches(config, registry);
+  } catch (error: unknown) {
+    // A store that cannot open (a disk cache directory in use): give back what is held.
+    for (const upstream of upstreams.values()) upstream.release(registry);
+    releaseProtection(protection, registry);
+    throw error;
   }
   const routes: Route[] = config.routes.map((route, i) =>
     Object.freeze({
       name: route.name ?? `route-${i}`,
       matches: compileMatch(route.match),
-      middlewares: [],
+      middlewares: [...(guards[i] ?? []), ...acceleration(config, route, caches.middlewareFor(i))],
       action: compileAction(route, upstreams),
     }),
   );
@@ -30,12 +46,31 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
     forwarding: compileForwarding(config),
     hiding: compileHiding(config),
     maxBodySize: config.limits.max_body_size,
+    protection,
+    caches,
   });
+}
+
+/**
+ * The cache and compression middlewares of a route, after protection (a refused request is never
+ * answered from the cache). The cache comes first (outside compression): a hit is answered before
+ * compression runs at all, and on a miss the response is compressed before the cache sees it (the
+ * filters run inside out), so compressed variants are stored, one per encoding (Vary), and a
+ * repeated request is not compressed again.
+ */
+function acceleration(config: Config, route: RouteConfig, cache: Middleware | null): Middleware[] {
+  const compress = compileCompress(config.compress, route);
+  const out: Middleware[] = [];
+  if (cache !== null) out.push(cache);
+  if (compress !== null) out.push(compress);
+  return out;
 }
 
 /** Gives back what the snapshot holds in the registry. */
 export function retireSnapshot(snapshot: Snapshot, registry: Registry): void {
   for (const upstream of snapshot.upstreams.values()) upstream.release(registry);
+  releaseProtection(snapshot.protection, registry);
+  snapshot.caches.release(registry);
 }
 
 function compileAction(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>): Action {

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
+import { accelerationProblems } from './acceleration-schema.ts';
 import { configSchema, type Config, type ConfigInput } from './schema.ts';
 
 type PathKey = string | number;
@@ -86,6 +87,7 @@ function crossReferences(config: Config): Problem[] {
       });
     }
   });
+  problems.push(...accelerationProblems(config.cache, config.routes));
   return problems;
 }
 

@@ -5,6 +5,8 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { address, duration, size } from './units.ts';
+import { listenerProtection, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
+import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
 
 const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a valid header name');
 
@@ -100,6 +102,14 @@ const route = z
     request_headers: headerOps.optional(),
     /** Edits to the response headers sent to the client. */
     response_headers: headerOps.optional(),
+    /** Client addresses allowed or denied on this route (403); see docs/security.md. */
+    access: routeAccessSchema.optional(),
+    /** Request rate limits (429); see docs/security.md. */
+    rate_limits: rateLimitsSchema.optional(),
+    /** HTTP cache for this route: true, false, or overrides of the global `cache` (docs/caching.md). */
+    cache: routeCacheSchema.optional(),
+    /** Response compression for this route: true, false, or overrides of the global `compress` (docs/compression.md). */
+    compress: routeCompressSchema.optional(),
   })
   .superRefine((value, ctx) => {
     const actions = [value.upstream, value.redirect, value.respond].filter((a) => a !== undefined).length;
@@ -113,18 +123,173 @@ const server = z.strictObject({
   url: z.url({ protocol: /^http$/, error: 'must be an http:// URL such as http://127.0.0.1:3000' }),
   /** Relative share of traffic. */
   weight: z.number().int().min(1).max(1000).default(1),
+  /** Used only while every primary (non-backup) server is unavailable. */
+  backup: z.boolean().default(false),
+  /** Out of rotation: takes no new requests; those in flight finish. */
+  drain: z.boolean().default(false),
+  /** Most requests in flight on this server at once (a full server is skipped); 0 means no limit. */
+  max_in_flight: z.number().int().nonnegative().default(0),
 });
+
+/** An HTTP status, or a range "200-399". Becomes [low, high]. */
+const statusRange = z.union([z.number().int(), z.string()]).transform((value, ctx): [number, number] => {
+  const text = String(value).trim();
+  const dash = text.indexOf('-');
+  const low = Number(dash === -1 ? text : text.slice(0, dash));
+  const high = dash === -1 ? low : Number(text.slice(dash + 1));
+  if (!Number.isInteger(low) || !Number.isInteger(high) || low < 100 || high > 599 || low > high) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a status or a range such as 200 or "200-399"` });
+    return z.NEVER;
+  }
+  return [low, high];
+});
+
+/** Active health checks: a request (or a TCP connection) to each server on an interval. */
+const healthCheck = z
+  .strictObject({
+    /** http: a request whose answer is checked; tcp: only that a connection opens. */
+    type: z.enum(['http', 'tcp']).default('http'),
+    /** Method of the check request. */
+    method: z.string().regex(/^[A-Z]+$/, 'must be an upper-case method name').default('GET'),
+    /** Path (and query) of the check request. */
+    path: z.string().regex(/^\/[\x21-\x7e]*$/, 'must be a path starting with / (no spaces, ASCII)').default('/'),
+    /** Host header of the check request; the server's host:port when absent. */
+    host: z.string().regex(/^[\x21-\x7e]+$/, 'must be a host name (no spaces, ASCII)').optional(),
+    /** Statuses that pass: numbers or ranges such as "200-399". */
+    expect_status: z.array(statusRange).min(1).default([[200, 399]]),
+    /** Text the response body must contain (the first 64 KiB are read). */
+    expect_body: z.string().min(1).optional(),
+    /** Time between two checks of one server. */
+    interval: duration.default(5_000),
+    /** Each interval varies by up to this fraction either way, so that checks do not come in waves. */
+    jitter: z.number().min(0).max(1).default(0.1),
+    /** A check that takes longer fails. */
+    timeout: duration.default(2_000),
+    /** Consecutive passes that bring a down server back up. */
+    rise: z.number().int().min(1).max(100).default(2),
+    /** Consecutive failures that take an up server down. */
+    fall: z.number().int().min(1).max(100).default(3),
+  })
+  .superRefine((value, ctx) => {
+    if (value.interval < 10) ctx.addIssue({ code: 'custom', path: ['interval'], message: 'must be at least 10ms' });
+    if (value.timeout < 1) ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be at least 1ms' });
+    else if (value.timeout > value.interval) {
+      ctx.addIssue({ code: 'custom', path: ['timeout'], message: `must not be longer than the interval (${value.interval} ms)` });
+    }
+    if (value.type === 'tcp' && value.expect_body !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['expect_body'], message: 'only applies to type: http' });
+    }
+  });
+
+/** Passive health checking (outlier detection, as Envoy's): failing servers are ejected for a while. */
+const outlierDetection = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    /** Connection failures, resets and timeouts in a row that eject a server; 0 turns this off. */
+    consecutive_failures: z.number().int().nonnegative().default(3),
+    /** 5xx responses (or failures) in a row that eject a server; 0 (the default) turns this off. */
+    consecutive_5xx: z.number().int().nonnegative().default(0),
+    /** How long the first ejection lasts; each further ejection lasts one more of these. */
+    base_ejection_time: duration.default(30_000),
+    /** The longest an ejection lasts. */
+    max_ejection_time: duration.default(300_000),
+    /** Most servers of the upstream ejected at once, as a share of them (at least one of two or more). */
+    max_ejection_percent: z.number().min(0).max(100).default(50),
+  })
+  .superRefine((value, ctx) => {
+    if (value.max_ejection_time < value.base_ejection_time) {
+      ctx.addIssue({ code: 'custom', path: ['max_ejection_time'], message: 'must not be shorter than base_ejection_time' });
+    }
+  });
+
+const RETRY_CONDITION = 'must be connect_failure, reset, timeout or a 5xx status such as 503';
+const retryCondition = z.union(
+  [z.enum(['connect_failure', 'reset', 'timeout']), z.number().int(RETRY_CONDITION).min(500, RETRY_CONDITION).max(599, RETRY_CONDITION)],
+  { error: RETRY_CONDITION },
+);
+
+const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'];
+
+/** Trying another server when one fails. */
+const retries = z.strictObject({
+  /** Tries in all, the first included; 1 turns retries off. */
+  attempts: z.number().int().min(1).max(10).default(3),
+  /** What is retried: connect_failure (any method), reset, timeout and 5xx statuses (idempotent methods only). */
+  retry_on: z.array(retryCondition).default(['connect_failure', 'reset']),
+  /** Methods that may be sent twice (RFC 9110 §9.2.2). */
+  idempotent_methods: z.array(z.string().regex(/^[A-Z]+$/, 'must be an upper-case method name')).default(IDEMPOTENT_METHODS),
+  /** Time from the request's arrival after which no try starts, and one waiting for its response head is cut; 0 means none. */
+  deadline: duration.default(0),
+  /** Retries may add at most this share of requests, so that retries never multiply an outage. */
+  budget: z
+    .strictObject({
+      /** Retries allowed per 100 requests, over the last 10 seconds. */
+      percent: z.number().min(0).max(100).default(20),
+      /** Retries always allowed per second, whatever the traffic (so that a quiet upstream can retry). */
+      min_per_second: z.number().min(0).default(10),
+    })
+    .prefault({}),
+});
+
+/** Circuit breaking: bounds on the work sent to an upstream; past them, 503 at once. */
+const circuitBreaker = z.strictObject({
+  /** Most requests in flight to the upstream at once; 0 means no limit. */
+  max_in_flight: z.number().int().nonnegative().default(0),
+  /** Requests that may wait for an in-flight slot; past it, 503. */
+  max_queued: z.number().int().nonnegative().default(0),
+  /** Longest wait in the queue; past it, 503. */
+  queue_timeout: duration.default(10_000),
+});
+
+/** Sticky sessions: a signed cookie that pins a client to the server that answered it. */
+const sticky = z.strictObject({
+  /** The cookie's name. */
+  cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a valid cookie name').default('gh_sticky'),
+  /** Key that signs the cookie (16 characters or more); a random one per process when absent. */
+  secret: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Cookie lifetime; a session cookie when absent. */
+  max_age: duration.optional(),
+  /** SameSite attribute. */
+  same_site: z.enum(['Lax', 'Strict', 'None']).default('Lax'),
+});
+
+/** What `balance: hash` hashes. */
+const hashKey = z
+  .strictObject({
+    /** client_ip, header, cookie, path, query (one parameter, or the whole query) or uri (path and query). */
+    key: z.enum(['client_ip', 'header', 'cookie', 'path', 'query', 'uri']).default('client_ip'),
+    /** The header, cookie or query parameter name. */
+    name: z.string().min(1).optional(),
+    /** Bounded loads: no server takes more than this factor times the average in-flight load (1.25 is usual); 0 means no bound. */
+    load_factor: z.number().refine((v) => v === 0 || v >= 1, 'must be 0 (no bound) or at least 1').default(0),
+  })
+  .superRefine((value, ctx) => {
+    if ((value.key === 'header' || value.key === 'cookie') && value.name === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['name'], message: `key: ${value.key} needs a name` });
+    }
+  });
 
 const upstream = z.strictObject({
   /** The backends. */
   servers: z.array(server).min(1, 'an upstream needs at least one server'),
   /** Balancing algorithm. */
-  balance: z.literal('round_robin').default('round_robin'),
+  balance: z.enum(['round_robin', 'least_conn', 'p2c', 'hash', 'random', 'first']).default('round_robin'),
+  /** For balance: hash, what is hashed. */
+  hash: hashKey.optional(),
+  /** A server that comes back gets a share of traffic that grows to its full weight over this time; 0 turns it off. */
+  slow_start: duration.default(0),
+  /** Active health checks; none when absent. */
+  health_check: healthCheck.optional(),
+  outlier_detection: outlierDetection.prefault({}),
+  retries: retries.prefault({}),
+  circuit_breaker: circuitBreaker.prefault({}),
+  /** Sticky sessions; none when absent. */
+  sticky: sticky.optional(),
   timeouts: z
     .strictObject({
       /** Time to open a TCP connection. */
       connect: duration.default(5_000),
-      /** Time from sending the request to receiving the response headers. */
+      /** Time from sending the request to receiving the response headers, per try. */
       header: duration.default(60_000),
       /** Longest silence while the response body streams. */
       idle: duration.default(60_000),
@@ -138,6 +303,24 @@ const upstream = z.strictObject({
       idle_timeout: duration.default(30_000),
     })
     .default({ connections: 128, idle_timeout: 30_000 }),
+}).superRefine((value, ctx) => {
+  const seen = new Map<string, number>();
+  value.servers.forEach((s, i) => {
+    // The URL's own check reports a bad one; refinements still run beside it.
+    if (!URL.canParse(s.url)) return;
+    const origin = new URL(s.url).origin;
+    const first = seen.get(origin);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['servers', i, 'url'], message: `the same server as servers[${first}] (${origin})` });
+    }
+    seen.set(origin, i);
+  });
+  if (value.hash !== undefined && value.balance !== 'hash') {
+    ctx.addIssue({ code: 'custom', path: ['hash'], message: 'only applies to balance: hash' });
+  }
+  if (value.servers.every((s) => s.backup)) {
+    ctx.addIssue({ code: 'custom', path: ['servers'], message: 'at least one server must not be a backup' });
+  }
 });
 
 const limits = z
@@ -154,6 +337,14 @@ const limits = z
     keepalive_timeout: duration.default(5_000),
     /** Requests served on one connection before it is closed. 0 means no limit. */
     max_requests_per_connection: z.number().int().nonnegative().default(1000),
+    /** Most header lines in a request; past it, 431. */
+    max_header_count: z.number().int().min(1).max(10_000).default(100),
+    /** Longest request target (path and query); past it, 414. */
+    max_url_length: size.default(8 * 1024),
+    /** Slowest accepted request body, bytes per second (after the grace period); slower is cut. 0 means no minimum. */
+    body_min_rate: size.default(256),
+    /** Time a request body may take before body_min_rate applies. */
+    body_min_rate_grace: duration.default(10_000),
   })
   .default({
     max_header_size: 16 * 1024,
@@ -162,6 +353,10 @@ const limits = z
     request_timeout: 300_000,
     keepalive_timeout: 5_000,
     max_requests_per_connection: 1000,
+    max_header_count: 100,
+    max_url_length: 8 * 1024,
+    body_min_rate: 256,
+    body_min_rate_grace: 10_000,
   });
 
 const forwarded = z
@@ -196,7 +391,7 @@ const accessLog = z
 
 export const configSchema = z.strictObject({
   /** Addresses to accept client connections on. */
-  listen: z.array(z.strictObject({ address })).min(1, 'at least one listener is needed'),
+  listen: z.array(z.strictObject({ address, ...listenerProtection })).min(1, 'at least one listener is needed'),
   /** The admin listener (status JSON); keep it on loopback. */
   admin: z.strictObject({ address }).optional(),
   /** Peers whose X-Forwarded-For is trusted (CIDR ranges). */
@@ -204,12 +399,18 @@ export const configSchema = z.strictObject({
   forwarded,
   hide_backend: hideBackend,
   limits,
+  /** Access rules, connection limits, bans and path normalisation; see docs/security.md. */
+  protection: protectionSchema,
   access_log: accessLog,
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   /** How long SIGTERM waits for in-flight requests before closing connections. */
   shutdown_timeout: duration.default(30_000),
   upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'upstream names use letters, digits, _ . -'), upstream).default({}),
   routes: z.array(route).default([]),
+  /** The HTTP cache: stores and default policy; off unless enabled here or on a route (docs/caching.md). */
+  cache: cacheSchema,
+  /** Response compression defaults; off unless enabled here or on a route (docs/compression.md). */
+  compress: compressSchema,
 });
 
 /** A configuration as written (before defaults). */
@@ -220,3 +421,8 @@ export type RouteConfig = Config['routes'][number];
 export type UpstreamConfig = Config['upstreams'][string];
 export type HeaderOpsConfig = NonNullable<RouteConfig['request_headers']>;
 export type ValueMatchConfig = z.output<typeof valueMatch>;
+export type ServerConfig = UpstreamConfig['servers'][number];
+export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>;
+export type ListenConfig = Config['listen'][number];
+export type ProtectionConfig = Config['protection'];
+export type RateLimitConfig = NonNullable<RouteConfig['rate_limits']>[number];

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ResponseFilter } from '../middleware/pipeline.ts';
+import type { ResponseFilter, UpstreamRequestEdits } from '../middleware/pipeline.ts';
 import type { RequestInfo } from '../routing/request-info.ts';
 import type { Route } from '../routing/router.ts';
 import type { Server } from '../upstream/server.ts';
@@ -13,8 +13,13 @@ export class Exchange {
   /** The snapshot read once at dispatch and kept for the whole request. */
   readonly snapshot: Snapshot;
   readonly info: RequestInfo;
-  /** The client's address (after trusted-proxy resolution). */
+  /** The connection's peer: the socket's remote address, or the one a PROXY protocol header gave. */
   readonly peer: string;
+  /**
+   * The client that access rules, rate limits and bans apply to: `peer`, or the address
+   * X-Forwarded-For names when the peer is a trusted proxy (resolved only when a rule needs it).
+   */
+  client: string;
   /** "http" or "https": the scheme the client used. */
   readonly proto: string;
   readonly startedAt: number;
@@ -30,6 +35,8 @@ export class Exchange {
   finished = false;
   /** Filters the upstream response passes through; null (the usual case) when none. */
   responseFilters: ResponseFilter[] | null = null;
+  /** Changes a middleware made to the request sent upstream (a cache); null (the usual case) when none. */
+  upstreamEdits: UpstreamRequestEdits | null = null;
 
   constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, info: RequestInfo, peer: string, proto: string) {
     this.req = req;
@@ -37,6 +44,7 @@ export class Exchange {
     this.snapshot = snapshot;
     this.info = info;
     this.peer = peer;
+    this.client = peer;
     this.proto = proto;
     this.startedAt = performance.now();
   }

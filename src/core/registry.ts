@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
 import type { Pool } from 'undici';
 import { createPool, poolKey, type PoolOptions } from '../transport/pool.ts';
 
@@ -6,13 +8,56 @@ interface Entry {
   users: number;
 }
 
+/** State kept by the registry for the snapshots that use it; closed when the last one lets go. */
+export interface SharedState {
+  /** Stops its timers and gives up what it holds; called once. */
+  close(): void;
+}
+
+interface SharedEntry {
+  readonly value: SharedState;
+  users: number;
+}
+
 /**
- * State that outlives a reload, kept by stable key: connection pools to servers.
- * Each snapshot acquires the pools it uses and releases them when it is retired; a pool nobody
- * uses any more is closed gracefully (its in-flight requests finish first).
+ * State that outlives a reload, kept by stable key: connection pools to servers, and the
+ * health, load and retry-budget state of upstreams and their servers.
+ * Each snapshot acquires what it uses and releases it when it is retired; a pool nobody
+ * uses any more is closed gracefully (its in-flight requests finish first), other state is closed
+ * (its timers stop).
  */
 export class Registry {
   readonly #pools = new Map<string, Entry>();
+  readonly #shared = new Map<string, SharedEntry>();
+  /** Where state changes (a server going down, ejected, drained) are logged; none when null. */
+  logger: Logger | null = null;
+  /** Signs sticky-session cookies when the configuration gives no secret; lives as long as the process. */
+  readonly secret: Buffer = randomBytes(32);
+
+  /** The state kept under `key`, made by `create` the first time; each call must be paired with a release. */
+  acquireShared<T extends SharedState>(key: string, create: () => T): T {
+    let entry = this.#shared.get(key);
+    if (entry === undefined) {
+      entry = { value: create(), users: 0 };
+      this.#shared.set(key, entry);
+    }
+    entry.users++;
+    return entry.value as T;
+  }
+
+  releaseShared(key: string): void {
+    const entry = this.#shared.get(key);
+    if (entry === undefined) return;
+    entry.users--;
+    if (entry.users <= 0) {
+      this.#shared.delete(key);
+      entry.value.close();
+    }
+  }
+
+  get sharedCount(): number {
+    return this.#shared.size;
+  }
 
   acquirePool(origin: string, options: PoolOptions): { key: string; pool: Pool } {
     const key = poolKey(origin, options);
@@ -39,8 +84,10 @@ export class Registry {
     return this.#pools.size;
   }
 
-  /** Closes every pool: in-flight requests finish, or are cut after `graceMs`. */
+  /** Closes every shared state (health checks stop) and every pool: in-flight requests finish, or are cut after `graceMs`. */
   async close(graceMs: number): Promise<void> {
+    for (const entry of this.#shared.values()) entry.value.close();
+    this.#shared.clear();
     const pools = [...this.#pools.values()].map((e) => e.pool);
     this.#pools.clear();
     await Promise.all(

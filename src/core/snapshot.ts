@@ -3,6 +3,8 @@ import type { Router } from '../routing/router.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import type { ForwardingPolicy } from '../middleware/forwarded.ts';
 import type { ResponseHiding } from '../upstream/rewrite.ts';
+import type { ProtectionPolicy } from '../middleware/protection.ts';
+import type { CacheSet } from '../cache/compile.ts';
 
 /** The compiled, immutable runtime made from one configuration. */
 export interface Snapshot {
@@ -13,6 +15,10 @@ export interface Snapshot {
   readonly hiding: ResponseHiding;
   /** Largest accepted request body in bytes; 0 for no limit. */
   readonly maxBodySize: number;
+  /** Access rules, connection and rate limits, request checks (see middleware/protection.ts). */
+  readonly protection: ProtectionPolicy;
+  /** The routes' HTTP caches, their stores, purging (see cache/compile.ts). */
+  readonly caches: CacheSet;
 }
 
 /** Holds the current snapshot; a reload swaps it in one assignment. */

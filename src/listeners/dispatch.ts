@@ -10,6 +10,11 @@ import type { Action, RedirectAction } from '../routing/actions.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { forward } from '../upstream/forward.ts';
 import { sendError, sendSimple } from './respond.ts';
+import { hasBody, resolveClient, screenRequest } from './admission.ts';
+import type { BodyRateWatch } from './body-rate.ts';
+import { connectionOf } from './connection-guard.ts';
+import { checkRequest } from './request-checks.ts';
+import type { ErrorCode } from '../core/errors.ts';
 
 /** What every request on a listener shares. */
 export interface ListenerContext {
@@ -21,7 +26,10 @@ export interface ListenerContext {
   draining: boolean;
 }
 
-export function createRequestHandler(ctx: ListenerContext): (req: IncomingMessage, res: ServerResponse) => void {
+export function createRequestHandler(
+  ctx: ListenerContext,
+  bodyWatch: BodyRateWatch | null = null,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const finish = (ex: Exchange): void => {
     if (ex.finished) return;
     ex.finished = true;
@@ -29,16 +37,31 @@ export function createRequestHandler(ctx: ListenerContext): (req: IncomingMessag
   };
   return (req, res) => {
     const snapshot = ctx.holder.current;
+    const protection = snapshot.protection;
+    // Framing, Host and target checks; may put req.url in normal form, so before anything reads it.
+    const rejected = checkRequest(req, protection.request);
     const info = new RequestInfo(req.method as string, req.url as string, req.headers);
-    const ex = new Exchange(req, res, snapshot, info, normalizeAddress(req.socket.remoteAddress), ctx.proto);
+    const conn = connectionOf(req.socket);
+    const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
+    const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto);
+    if (protection.resolveClient) resolveClient(ex, conn, protection);
     // On the last request a connection may carry, node:http writes Connection: close but keeps the
     // socket open until the keep-alive timeout; not keeping it alive makes it close after this answer.
     if (ctx.draining || (res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true) {
       res.shouldKeepAlive = false;
     }
     try {
+      if (rejected !== null) {
+        rejectRequest(ex, rejected);
+        finish(ex);
+        return;
+      }
+      if (protection.screen && !screenRequest(ex, conn, protection)) {
+        finish(ex);
+        return;
+      }
       if (!isRoutable(info, req.rawHeaders)) {
-        sendError(ex, new GatehouseError('BAD_REQUEST'));
+        rejectRequest(ex, 'BAD_REQUEST');
         finish(ex);
         return;
       }
@@ -49,15 +72,25 @@ export function createRequestHandler(ctx: ListenerContext): (req: IncomingMessag
         finish(ex);
         return;
       }
+      if (bodyWatch !== null && protection.bodyMinRate > 0 && hasBody(req)) {
+        bodyWatch.add(ex, protection.bodyMinRate, protection.bodyGrace, protection.state.counters);
+      }
       if (route.middlewares.length === 0) runAction(ex, route.action, finish);
       else {
         const fail = (error: unknown): void => failInternally(ex, error, finish);
-        runMiddlewares(ex, route.middlewares, () => runAction(ex, route.action, finish), fail);
+        runMiddlewares(ex, route.middlewares, () => runAction(ex, route.action, finish), fail, finish);
       }
     } catch (error: unknown) {
       failInternally(ex, error, finish);
     }
   };
+}
+
+/** A request refused by checkRequest: answered, and the connection closed (its framing cannot be trusted). */
+function rejectRequest(ex: Exchange, code: ErrorCode): void {
+  ex.snapshot.protection.state.counters.rejected_requests++;
+  ex.res.shouldKeepAlive = false;
+  sendError(ex, new GatehouseError(code));
 }
 
 /** A throw on the request path: a catalog error keeps its status, anything else is a 500. */

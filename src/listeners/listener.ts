@@ -2,8 +2,10 @@
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { Config } from '../config/schema.ts';
+import type { Config, ListenConfig } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
+import { BodyRateWatch } from './body-rate.ts';
+import { ConnectionGuard, type ListenerSettings } from './connection-guard.ts';
 import { createRequestHandler, type ListenerContext } from './dispatch.ts';
 import { createUpgradeHandler } from './upgrade.ts';
 
@@ -12,8 +14,12 @@ export class Listener {
   readonly address: string;
   readonly server: Server;
   readonly context: ListenerContext;
+  /** Admits or refuses each connection (PROXY protocol, access rules, connection limits). */
+  readonly guard: ConnectionGuard;
+  /** Request bodies in flight, checked against limits.body_min_rate. */
+  readonly bodyWatch = new BodyRateWatch();
 
-  constructor(address: string, limits: Config['limits'], context: ListenerContext) {
+  constructor(address: string, limits: Config['limits'], context: ListenerContext, listen?: ListenConfig) {
     this.address = address;
     this.context = context;
     this.server = createServer(
@@ -24,15 +30,20 @@ export class Listener {
         connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.header_timeout / 4))),
         keepAlive: true,
       },
-      createRequestHandler(context),
+      createRequestHandler(context, this.bodyWatch),
     );
     this.server.on('upgrade', createUpgradeHandler(context));
+    this.guard = new ConnectionGuard(this.server, context.holder, listenerSettings(limits, listen));
     // Malformed requests are left to node:http's own clientError answer: 400, 408 or 431, then close.
-    this.applyLimits(limits);
+    this.applyLimits(limits, listen);
   }
 
-  /** Limits that can change on a live server (a reload applies them to new requests). */
-  applyLimits(limits: Config['limits']): void {
+  /** Limits that can change on a live server (a reload applies them to new requests and connections). */
+  applyLimits(limits: Config['limits'], listen?: ListenConfig): void {
+    this.guard.apply(listenerSettings(limits, listen));
+    // One more than allowed, so that a request with too many lines is seen (and refused with 431)
+    // rather than silently cut short by node:http.
+    this.server.maxHeadersCount = limits.max_header_count + 1;
     this.server.headersTimeout = limits.header_timeout;
     this.server.requestTimeout = limits.request_timeout;
     this.server.keepAliveTimeout = limits.keepalive_timeout;
@@ -54,4 +65,17 @@ export class Listener {
       this.server.closeIdleConnections();
     });
   }
+}
+
+/** The `listen` entry for `address` in `config`. */
+export function listenConfigOf(config: Config, address: string): ListenConfig | undefined {
+  return config.listen.find((l) => l.address === address);
+}
+
+function listenerSettings(limits: Config['limits'], listen: ListenConfig | undefined): ListenerSettings {
+  return {
+    proxyProtocol: listen?.proxy_protocol ?? false,
+    maxConnections: listen?.max_connections ?? 0,
+    headerTimeout: limits.header_timeout,
+  };
 }

@@ -1,7 +1,14 @@
 /** Requests that ask to switch protocols (WebSocket): routed like any request, then tunnelled. */
 import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Exchange } from '../core/exchange.ts';
+import { GatehouseError } from '../core/errors.ts';
+import { runMiddlewares } from '../middleware/pipeline.ts';
+import { resolveClient, screenRequest } from './admission.ts';
+import { connectionOf } from './connection-guard.ts';
+import { checkRequest } from './request-checks.ts';
+import { sendError } from './respond.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { RequestInfo, isRoutable } from '../routing/request-info.ts';
 import { openTunnel } from '../transport/tunnel.ts';
@@ -13,56 +20,92 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
   return (req, socket, head) => {
     socket.on('error', () => socket.destroy());
     const snapshot = ctx.holder.current;
+    const protection = snapshot.protection;
+    const rejected = checkRequest(req, protection.request);
     const info = new RequestInfo(req.method as string, req.url as string, req.headers);
-    // The response object is never written: it only lets the access log treat tunnels like requests.
-    const ex = new Exchange(req, new ServerResponse(req), snapshot, info, normalizeAddress(req.socket.remoteAddress), ctx.proto);
+    const conn = connectionOf(req.socket);
+    const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
+    // The response is written only when a check or a middleware answers instead of the tunnel; it
+    // also lets the access log treat tunnels like requests.
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once('finish', () => socket.end());
+    const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto);
+    if (protection.resolveClient) resolveClient(ex, conn, protection);
     const finish = (status: number): void => {
+      if (ex.finished) return;
       ex.status = status;
       ex.finished = true;
       ctx.accessLog.write(ex);
     };
-    if (!isRoutable(info, req.rawHeaders)) {
-      socket.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      finish(400);
+    // Only WebSocket is tunnelled: an h2c (or other) upgrade a backend accepted would open a channel
+    // that bypasses the routes and checks here ("h2c smuggling").
+    if (rejected !== null || !isRoutable(info, req.rawHeaders) || !isWebSocket(req.headers.upgrade)) {
+      if (rejected !== null) protection.state.counters.rejected_requests++;
+      sendError(ex, new GatehouseError(rejected ?? 'BAD_REQUEST'));
+      finish(ex.status);
+      return;
+    }
+    if (protection.screen && !screenRequest(ex, conn, protection)) {
+      finish(ex.status);
       return;
     }
     const route = snapshot.router.find(info);
     ex.route = route;
-    const action = route?.action;
-    if (action?.kind !== 'forward') {
-      // Only forwarded routes can switch protocols; others get a plain refusal.
-      const status = action === undefined ? 404 : 400;
-      socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Bad Request'}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
-      finish(status);
+    if (route !== undefined && route.middlewares.length > 0) {
+      // Access rules and rate limits hold for WebSocket handshakes too.
+      const fail = (error: unknown): void => {
+        sendError(ex, error instanceof GatehouseError ? error : new GatehouseError('INTERNAL', String(error), { cause: error }));
+        finish(ex.status);
+      };
+      runMiddlewares(ex, route.middlewares, () => tunnel(), fail, () => finish(ex.status));
       return;
     }
-    const server = action.upstream.balancer.pick();
-    if (server === undefined) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-      finish(503);
-      return;
-    }
-    ex.server = server;
-    server.inFlight++;
-    server.requests++;
-    const url = req.url as string;
-    openTunnel({
-      pool: server.pool,
-      path: action.rewritePath === null ? url : action.rewritePath(url, info.path),
-      method: req.method as string,
-      protocol: req.headers.upgrade ?? 'websocket',
-      headers: buildRequestHeaders(ex, action.requestHeaders),
-      headersTimeout: action.upstream.headersTimeout,
-      client: socket,
-      head,
-      responseHeaders: (headers) =>
-        rewriteResponseHeaders(headers, snapshot.hiding, action.upstream, ex.proto, req.headers.host),
-      done: (status, error) => {
-        if (error !== undefined && status !== 101) server.failures++;
-        if (status === 101) socket.once('close', () => server.inFlight--);
-        else server.inFlight--;
+    tunnel();
+
+    function tunnel(): void {
+      res.detachSocket(socket as Socket);
+      const action = route?.action;
+      if (action?.kind !== 'forward') {
+        // Only forwarded routes can switch protocols; others get a plain refusal.
+        const status = action === undefined ? 404 : 400;
+        socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Bad Request'}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
         finish(status);
-      },
-    });
+        return;
+      }
+      const server = action.upstream.balancer.pick();
+      if (server === undefined) {
+        socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        finish(503);
+        return;
+      }
+      ex.server = server;
+      server.inFlight++;
+      server.requests++;
+      const url = req.url as string;
+      openTunnel({
+        pool: server.pool,
+        path: action.rewritePath === null ? url : action.rewritePath(url, info.path),
+        method: req.method as string,
+        protocol: req.headers.upgrade ?? 'websocket',
+        headers: buildRequestHeaders(ex, action.requestHeaders),
+        headersTimeout: action.upstream.headersTimeout,
+        client: socket,
+        head,
+        responseHeaders: (headers) =>
+          rewriteResponseHeaders(headers, snapshot.hiding, action.upstream, ex.proto, req.headers.host),
+        done: (status, error) => {
+          if (error !== undefined && status !== 101) server.failures++;
+          if (status === 101) socket.once('close', () => server.inFlight--);
+          else server.inFlight--;
+          finish(status);
+        },
+      });
+    }
   };
+}
+
+function isWebSocket(upgrade: string | undefined): boolean {
+  return upgrade !== undefined && upgrade.length === 9 && upgrade.toLowerCase() === 'websocket';
 }

@@ -1,83 +1,227 @@
 /**
  * The forward action: pick a server, send the request with its body streaming, and stream the
  * response back with backpressure in both directions.
+ *
+ * The attempt loop (as Pingora's and Envoy's): each try is a ForwardHandler that takes the
+ * upstream's next pick, skipping servers that are unavailable, full or already tried; a failed try
+ * that the retry policy, the retry budget and the request body allow starts the next one on
+ * another server. The success path pays for none of it: one handler, one pick, no timers.
  */
-import { pipeline, type Transform, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Exchange } from '../core/exchange.ts';
-import { GatehouseError } from '../core/errors.ts';
-import { sendError } from '../listeners/respond.ts';
-import { applyToRecord } from '../middleware/headers.ts';
-import type { ResponseHeaders } from '../middleware/pipeline.ts';
+import { ERRORS, GatehouseError, toGatehouseError, type ErrorCode } from '../core/errors.ts';
+import { sendError, sendSimple } from '../listeners/respond.ts';
+import { applyToFlat, applyToRecord } from '../middleware/headers.ts';
+import { applyResponseFilters, rescueByFilter } from '../middleware/pipeline.ts';
 import type { ForwardAction } from '../routing/actions.ts';
 import { requestBody } from '../middleware/body-limit.ts';
 import { buildRequestHeaders } from './request-headers.ts';
+import { replayable } from './retry.ts';
 import { rewriteResponseHeaders } from './rewrite.ts';
 import type { Server } from './server.ts';
+import type { Attempt } from './upstream.ts';
+import { ADMITTED, REJECTED, type QueuedRequest } from './upstream-state.ts';
 
 type DispatchController = Parameters<Dispatcher.DispatchHandler['onRequestStart'] & {}>[0];
 type FinishExchange = (ex: Exchange) => void;
 
 export function forward(ex: Exchange, action: ForwardAction, finish: FinishExchange): void {
-  const upstream = action.upstream;
-  const server = upstream.balancer.pick();
-  if (server === undefined) {
-    sendError(ex, new GatehouseError('NO_SERVER'));
-    finish(ex);
-    return;
-  }
   const body = requestBody(ex);
   if (body instanceof GatehouseError) {
     sendError(ex, body);
     finish(ex);
     return;
   }
-  ex.server = server;
-  server.inFlight++;
-  server.requests++;
-  const req = ex.req;
-  const url = req.url as string;
-  const handler = new ForwardHandler(ex, action, server, finish);
-  server.pool.dispatch(
-    {
-      path: action.rewritePath === null ? url : action.rewritePath(url, ex.info.path),
-      method: req.method as string,
-      headers: buildRequestHeaders(ex, action.requestHeaders),
-      body,
-      headersTimeout: upstream.headersTimeout,
-      bodyTimeout: upstream.bodyTimeout,
-    },
-    handler,
-  );
+  const handler = new ForwardHandler(ex, action, finish, body, null);
+  // Circuit breaking: a slot among the upstream's max_in_flight, a place in its queue, or 503 now.
+  const admission = action.upstream.state.admit(handler, ex.startedAt);
+  if (admission === ADMITTED) handler.start();
+  else if (admission === REJECTED) handler.refuse('OVERLOADED');
+  // Queued: the upstream calls dequeued() when a slot frees, or expired() after queue_timeout.
 }
 
-/** Streams one upstream response into the client's response. */
-class ForwardHandler implements Dispatcher.DispatchHandler {
+/**
+ * One try of a request: sends it to a server and streams the response into the client's
+ * response. A retry is a new ForwardHandler linked to the tries before it.
+ */
+class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attempt {
   readonly #ex: Exchange;
   readonly #action: ForwardAction;
-  readonly #server: Server;
   readonly #finish: FinishExchange;
+  readonly #body: Readable | null;
+  /** The try before this one, null for the first; their servers count as tried. */
+  readonly #previous: ForwardHandler | null;
+  /** 0 for the first try. */
+  readonly #attempt: number;
+  /** The first try holds the request's client-close listener and knows the current try. */
+  readonly #first: ForwardHandler;
+  #current: ForwardHandler;
+  #server: Server | null = null;
+  /** performance.now() when the request was dispatched to the server. */
+  #sentAt = 0;
+  /** A later try took over: this one only lets its response drain, and tells the client nothing. */
+  #superseded = false;
+  /** Set by Upstream.choose(): the client's sticky cookie already names this try's server. */
+  pinned = false;
+  /** performance.now() while waiting in the upstream's queue, else -1. */
+  queuedAt = -1;
   #controller: DispatchController | null = null;
   #done = false;
   #completed = false;
   /** Where body chunks go: the client's response, or the first response filter. */
   #sink: Writable;
+  /** A response filter answered the client (a cache): nothing is written to the response here. */
+  #answered = false;
 
-  constructor(ex: Exchange, action: ForwardAction, server: Server, finish: FinishExchange) {
+  constructor(ex: Exchange, action: ForwardAction, finish: FinishExchange, body: Readable | null, previous: ForwardHandler | null) {
     this.#ex = ex;
     this.#action = action;
-    this.#server = server;
     this.#finish = finish;
+    this.#body = body;
+    this.#previous = previous;
+    this.#attempt = previous === null ? 0 : previous.#attempt + 1;
+    this.#first = previous === null ? this : previous.#first;
+    this.#current = this;
     this.#sink = ex.res;
-    // A client that hangs up aborts the upstream request (and is never counted against the server).
-    ex.res.once('close', () => {
-      if (!this.#done) this.#controller?.abort(new GatehouseError('CLIENT_CLOSED'));
-    });
+    if (previous === null) ex.res.once('close', () => this.#clientClosed());
+  }
+
+  /**
+   * A client that hangs up aborts the current try (and is never counted against the server),
+   * unless the client was already answered by a response filter, which still reads the body (a
+   * cache refreshing an entry in the background, or storing what it answered a 304 for).
+   */
+  #clientClosed(): void {
+    const ex = this.#ex;
+    const current = this.#current;
+    if (current.queuedAt >= 0) {
+      this.#action.upstream.state.cancel(current);
+      sendError(ex, new GatehouseError('CLIENT_CLOSED'));
+      this.#finish(ex);
+      return;
+    }
+    if (!current.#done && !current.#answered && !ex.finished) current.#controller?.abort(new GatehouseError('CLIENT_CLOSED'));
+  }
+
+  /** Starts this try on the upstream's next pick; the request holds an in-flight slot. */
+  start(): void {
+    const server = this.#action.upstream.choose(this.#ex, this);
+    if (server === undefined) this.#unplaceable();
+    else this.#launch(server);
+  }
+
+  #launch(server: Server): void {
+    const ex = this.#ex;
+    const action = this.#action;
+    const upstream = action.upstream;
+    this.#server = server;
+    ex.server = server;
+    const state = server.state;
+    state.inFlight++;
+    state.requests++;
+    const req = ex.req;
+    const url = req.url as string;
+    const edits = ex.upstreamEdits;
+    const headers = buildRequestHeaders(ex, action.requestHeaders);
+    const now = performance.now();
+    this.#sentAt = now;
+    let headersTimeout = upstream.headersTimeout;
+    const deadline = upstream.retry.deadlineMs;
+    if (deadline > 0) {
+      // The overall deadline cuts the try that is running when it passes.
+      const left = Math.max(1, deadline - (now - ex.startedAt));
+      headersTimeout = headersTimeout === 0 ? left : Math.min(headersTimeout, left);
+    }
+    server.pool.dispatch(
+      {
+        path: action.rewritePath === null ? url : action.rewritePath(url, ex.info.path),
+        method: edits?.method ?? (req.method as string),
+        headers: edits === null || edits.headers === null ? headers : applyToFlat(edits.headers, headers),
+        body: this.#body,
+        headersTimeout,
+        bodyTimeout: upstream.bodyTimeout,
+      },
+      this,
+    );
+  }
+
+  /** True for a server an earlier try of this request went to. */
+  tried(server: Server): boolean {
+    for (let t = this.#previous; t !== null; t = t.#previous) if (t.#server === server) return true;
+    return false;
+  }
+
+  /**
+   * Starts the request's next try on another server when the retry policy, the request body, the
+   * deadline and the retry budget allow it; true if it did. `failure` is null for a retried status.
+   */
+  #retry(failure: GatehouseError | null): boolean {
+    const ex = this.#ex;
+    const upstream = this.#action.upstream;
+    const policy = upstream.retry;
+    if (this.#attempt + 1 >= policy.attempts) return false;
+    const method = ex.upstreamEdits?.method ?? (ex.req.method as string);
+    if (failure !== null) {
+      const condition = failure.kind.retryOn;
+      if (condition === null || !policy.conditions.has(condition)) return false;
+      // Past a connect failure the request may have reached the server: only idempotent methods
+      // go again, unless it never got a connection (no onRequestStart, nothing written).
+      if (!failure.kind.retryable && this.#controller !== null && !policy.idempotentMethods.has(method)) return false;
+    } else if (!policy.idempotentMethods.has(method)) return false;
+    if (!replayable(this.#body) || ex.res.headersSent || ex.res.destroyed) return false;
+    const now = performance.now();
+    if (policy.deadlineMs > 0 && now - ex.startedAt >= policy.deadlineMs) return false;
+    const next = new ForwardHandler(ex, this.#action, this.#finish, this.#body, this);
+    const server = upstream.choose(ex, next);
+    if (server === undefined) return false;
+    if (!upstream.state.budget.withdraw(now, policy.budgetRatio, policy.budgetMinPerSecond)) return false;
+    this.#superseded = true;
+    this.#first.#current = next;
+    next.#launch(server);
+    return true;
+  }
+
+  /** No server can take the first try: 503, with Retry-After when none is available at all. */
+  #unplaceable(): void {
+    this.#done = true;
+    const ex = this.#ex;
+    const upstream = this.#action.upstream;
+    const noServer = upstream.available.length === 0;
+    const error = new GatehouseError(noServer ? 'NO_SERVER' : 'OVERLOADED');
+    // A response filter (a cache holding a stale response) may answer instead; it then finishes.
+    if (rescueByFilter(ex, error)) this.#answered = true;
+    else if (noServer) sendNoServer(ex, upstream.retryAfterSeconds());
+    else sendError(ex, error);
+    this.#complete();
+  }
+
+  /** Refused before it held a slot: the circuit breaker is open, or the queue wait ran out. */
+  refuse(code: ErrorCode): void {
+    this.#done = true;
+    const ex = this.#ex;
+    if (ex.finished) return;
+    if (rescueByFilter(ex, new GatehouseError(code))) return;
+    sendError(ex, new GatehouseError(code));
+    this.#finish(ex);
+  }
+
+  dequeued(): void {
+    if (this.#ex.finished) {
+      // The client left while the slot was on its way.
+      this.#action.upstream.state.release();
+      return;
+    }
+    this.start();
+  }
+
+  expired(): void {
+    this.refuse('QUEUE_TIMEOUT');
   }
 
   onRequestStart(controller: DispatchController): void {
     this.#controller = controller;
-    if (this.#ex.res.destroyed) controller.abort(new GatehouseError('CLIENT_CLOSED'));
+    if (this.#ex.res.destroyed && !this.#ex.finished) controller.abort(new GatehouseError('CLIENT_CLOSED'));
   }
 
   onResponseStart(
@@ -88,17 +232,33 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     // 1xx interim answers: 100 Continue was already given to the client by the listener.
     if (statusCode < 200) return;
     const ex = this.#ex;
-    ex.upstreamHeadersMs = performance.now() - ex.startedAt;
-    const out = rewriteResponseHeaders(headers, ex.snapshot.hiding, this.#action.upstream, ex.proto, ex.req.headers.host);
+    const now = performance.now();
+    const server = this.#server as Server;
+    server.state.observeLatency(now - this.#sentAt, now);
+    server.state.onResponse(statusCode);
+    // A retryable status (retries.retry_on) goes to another server; this answer drains unseen.
+    if (statusCode >= 500 && this.#action.upstream.retry.statuses.has(statusCode) && this.#retry(null)) return;
+    ex.upstreamHeadersMs = now - ex.startedAt;
+    const upstream = this.#action.upstream;
+    const out = rewriteResponseHeaders(headers, ex.snapshot.hiding, upstream, ex.proto, ex.req.headers.host);
     if (this.#action.responseHeaders !== null) applyToRecord(this.#action.responseHeaders, out);
+    if (upstream.sticky !== null && !this.pinned) upstream.sticky.pin(out, server, ex.proto);
     ex.status = statusCode;
-    const filtered = ex.responseFilters === null ? null : this.#filterChain(statusCode, out);
+    if (ex.responseFilters !== null) {
+      const chain = applyResponseFilters(ex, statusCode, out, (error) => this.#filtersDone(error));
+      if (chain !== null) {
+        this.#sink = chain.head;
+        this.#answered = chain.answered;
+        if (chain.answered) return;
+      }
+    }
     ex.res.writeHead(statusCode, out);
-    if (filtered !== null) this.#sink = filtered;
   }
 
   onResponseData(controller: DispatchController, chunk: Buffer): void {
-    this.#ex.bytes += chunk.length;
+    if (this.#superseded) return;
+    // With filters, bytes are counted where the chain reaches the client.
+    if (this.#sink === this.#ex.res) this.#ex.bytes += chunk.length;
     if (!this.#sink.write(chunk)) {
       controller.pause();
       this.#sink.once('drain', () => controller.resume());
@@ -107,9 +267,21 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     this.#done = true;
+    if (this.#superseded) {
+      this.#complete();
+      return;
+    }
     const res = this.#ex.res;
     if (this.#sink !== res) {
-      // Filtered bodies complete when the last filter has flushed into the response.
+      // Filtered bodies complete when the last filter has flushed into the response; trailers
+      // are written by res.end() then (filters that change the body leave responses announcing
+      // trailers alone).
+      if (!this.#answered) {
+        for (const _name in trailers) {
+          res.addTrailers(trailers as Record<string, string | string[]>);
+          break;
+        }
+      }
       this.#sink.end();
       return;
     }
@@ -121,29 +293,49 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#complete();
   }
 
-  /** Lets each response filter insert a stream; returns the head of the chain, or null if none did. */
-  #filterChain(status: number, headers: ResponseHeaders): Writable | null {
-    const ex = this.#ex;
-    const streams: Transform[] = [];
-    for (const filter of ex.responseFilters ?? []) {
-      const stream = filter.onResponseHead(ex, status, headers);
-      if (stream !== null) streams.push(stream);
+  /** The response filters' chain has ended or failed. */
+  #filtersDone(error: Error | null): void {
+    if (error !== null) {
+      if (!this.#answered) sendError(this.#ex, error);
+      // Nothing reads the upstream body any more; the reader went away, which is no server fault.
+      if (!this.#done) this.#controller?.abort(new GatehouseError('CLIENT_CLOSED'));
     }
-    const head = streams[0];
-    if (head === undefined) return null;
-    pipeline([...streams, ex.res], (error) => {
-      if (error) sendError(ex, error);
-      if (this.#done) this.#complete();
-    });
-    return head;
+    if (this.#done) this.#complete();
   }
 
   onResponseError(_controller: DispatchController, error: Error): void {
+    const headReceived = this.#done || this.#ex.upstreamHeadersMs >= 0;
     this.#done = true;
+    if (this.#superseded) {
+      // The drained answer of a retried status failed: the request has moved on.
+      this.#complete();
+      return;
+    }
     const ex = this.#ex;
+    const server = this.#server as Server;
     if (this.#sink !== ex.res) this.#sink.destroy(error);
+    if (this.#answered) {
+      // The client was answered by a filter; only the body it was reading failed.
+      if (!(error instanceof GatehouseError && error.code === 'CLIENT_CLOSED')) server.failures++;
+      this.#complete();
+      return;
+    }
     const failure = ex.res.destroyed && !ex.res.writableFinished ? new GatehouseError('CLIENT_CLOSED') : error;
-    if (!(failure instanceof GatehouseError && failure.code === 'CLIENT_CLOSED')) this.#server.failures++;
+    if (!(failure instanceof GatehouseError && failure.code === 'CLIENT_CLOSED')) {
+      server.failures++;
+      const caught = toGatehouseError(failure);
+      // Passive health: a transport failure counts against the server (a client's fault does not).
+      if (caught.kind.serverFault) server.state.onFailure(caught.code);
+      if (!headReceived && this.#retry(caught)) {
+        this.#complete();
+        return;
+      }
+    }
+    if (!headReceived && rescueByFilter(ex, failure)) {
+      this.#answered = true;
+      this.#complete();
+      return;
+    }
     sendError(ex, failure);
     this.#complete();
   }
@@ -151,7 +343,22 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #complete(): void {
     if (this.#completed) return;
     this.#completed = true;
-    this.#server.inFlight--;
-    this.#finish(this.#ex);
+    if (this.#server !== null) this.#server.state.inFlight--;
+    // A try that a retry replaced ends here; the request goes on in the next one.
+    if (this.#superseded) return;
+    this.#action.upstream.state.release();
+    // A filter that answered the client finishes the exchange when its answer is complete.
+    if (!this.#answered) this.#finish(this.#ex);
   }
+}
+
+/** 503 when no server of the upstream is available, with Retry-After (RFC 9110 §10.2.3). */
+function sendNoServer(ex: Exchange, retryAfter: number): void {
+  const kind = ERRORS.NO_SERVER;
+  ex.errorCode = 'NO_SERVER';
+  sendSimple(ex, kind.status, `${kind.status} ${kind.message}\n`, {
+    'content-type': 'text/plain; charset=utf-8',
+    'cache-control': 'no-store',
+    'retry-after': String(retryAfter),
+  });
 }

@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config/schema.ts';
 import { connectionListed, isHopByHop } from '../transport/hop-by-hop.ts';
+import { checkResponseFraming } from '../transport/response-framing.ts';
 import type { Upstream } from './upstream.ts';
 
 /** The compiled response-hiding settings of a snapshot. */
@@ -35,6 +36,7 @@ export function rewriteResponseHeaders(
   proto: string,
   host: string | undefined,
 ): Record<string, HeaderValue> {
+  checkResponseFraming(headers);
   const listed = connectionListed(headers['connection']);
   const out: Record<string, HeaderValue> = {};
   for (const name in headers) {

@@ -1,7 +1,38 @@
 import type { Pool } from 'undici';
+import { ServerState, type ServerPolicy, type StateOwner } from './server-state.ts';
 
-/** One backend address in an upstream, with the counters the balancer and the admin API read. */
-export class Server {
+/** What a server needs from its upstream. */
+export interface ServerGroup {
+  readonly policy: ServerPolicy;
+  /** The servers that can take traffic may have changed. */
+  serverChanged(): void;
+  /** Whether one more server may be ejected now (max_ejection_percent). */
+  mayEject(): boolean;
+}
+
+/** Per-server settings besides the weight. */
+export interface ServerOptions {
+  /** Used only while no primary server is available. */
+  readonly backup: boolean;
+  /** Drained by the configuration. */
+  readonly drain: boolean;
+  /** Most requests in flight at once (0: no limit). */
+  readonly maxInFlight: number;
+}
+
+const DEFAULT_OPTIONS: ServerOptions = { backup: false, drain: false, maxInFlight: 0 };
+const NO_GROUP: ServerGroup = {
+  policy: { health: null, outlier: null, slowStartMs: 0 },
+  serverChanged: () => {},
+  mayEject: () => false,
+};
+
+/**
+ * One backend address in an upstream, as one snapshot configured it (weight, pool, options). Its
+ * runtime state (counters, health) is a ServerState shared with the other snapshots' Servers for
+ * the same address, so that it survives reloads.
+ */
+export class Server implements StateOwner {
   /** The configured URL's origin, e.g. http://127.0.0.1:3000. */
   readonly origin: string;
   /** host:port as a backend would put it in absolute URLs. */
@@ -9,19 +40,77 @@ export class Server {
   /** The host name alone, as a backend would put it in a cookie Domain. */
   readonly hostname: string;
   readonly weight: number;
+  readonly backup: boolean;
+  readonly drain: boolean;
+  readonly maxInFlight: number;
   readonly pool: Pool;
   /** The registry key of the pool. */
   readonly poolKey: string;
-  inFlight = 0;
-  requests = 0;
-  failures = 0;
+  readonly state: ServerState;
+  #group: ServerGroup = NO_GROUP;
 
-  constructor(url: URL, weight: number, pool: Pool, poolKey: string) {
+  constructor(url: URL, weight: number, pool: Pool, poolKey: string, state?: ServerState, options: ServerOptions = DEFAULT_OPTIONS) {
     this.origin = url.origin;
     this.authority = url.host;
     this.hostname = url.hostname.replace(/^\[|\]$/g, '');
     this.weight = weight;
+    this.backup = options.backup;
+    this.drain = options.drain;
+    this.maxInFlight = options.maxInFlight;
     this.pool = pool;
     this.poolKey = poolKey;
+    this.state = state ?? new ServerState('', url);
+  }
+
+  /** Joins the upstream and starts sharing the state (called once the upstream can take notifications). */
+  join(group: ServerGroup): void {
+    this.#group = group;
+    this.state.attach(this);
+  }
+
+  leave(): void {
+    this.state.detach(this);
+  }
+
+  get policy(): ServerPolicy {
+    return this.#group.policy;
+  }
+
+  changed(): void {
+    this.#group.serverChanged();
+  }
+
+  mayEject(): boolean {
+    return this.#group.mayEject();
+  }
+
+  /** At its max_in_flight: skipped until a request finishes. */
+  get full(): boolean {
+    return this.maxInFlight > 0 && this.state.inFlight >= this.maxInFlight;
+  }
+
+  // The counters live in the shared state; these keep the WebSocket path (listeners/upgrade.ts) working.
+  get inFlight(): number {
+    return this.state.inFlight;
+  }
+
+  set inFlight(value: number) {
+    this.state.inFlight = value;
+  }
+
+  get requests(): number {
+    return this.state.requests;
+  }
+
+  set requests(value: number) {
+    this.state.requests = value;
+  }
+
+  get failures(): number {
+    return this.state.failures;
+  }
+
+  set failures(value: number) {
+    this.state.failures = value;
   }
 }

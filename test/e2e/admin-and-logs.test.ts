@@ -13,7 +13,14 @@ test('the admin listener reports servers and their counters as JSON', async (t) 
   const admin = `http://127.0.0.1:${proxy.gatehouse.adminAddress?.port}`;
   assert.equal((await request(`${admin}/healthz`)).status, 200);
   const status = JSON.parse((await request(`${admin}/status`)).body);
-  assert.deepEqual(status.upstreams.app.servers, [{ url: backend.url, weight: 1, in_flight: 0, requests: 1, failures: 0 }]);
+  const [server] = status.upstreams.app.servers;
+  assert.equal(status.upstreams.app.servers.length, 1);
+  assert.deepEqual(
+    { url: server.url, weight: server.weight, state: server.state, in_flight: server.in_flight, requests: server.requests, failures: server.failures },
+    { url: backend.url, weight: 1, state: 'up', in_flight: 0, requests: 1, failures: 0 },
+  );
+  assert.ok(server.ewma_ms > 0, 'the latency average is measured');
+  assert.equal(server.last_check, null, 'no active checks are configured');
   assert.equal((await request(`${admin}/nope`)).status, 404);
 });
 

@@ -34,10 +34,27 @@ describe('a valid configuration', () => {
       ),
       'gatehouse.yaml',
     );
-    assert.deepEqual(config.listen, [{ address: '127.0.0.1:8080' }]);
+    assert.deepEqual(config.listen, [{ address: '127.0.0.1:8080', proxy_protocol: false, max_connections: 0 }]);
     assert.deepEqual(config.upstreams.app, {
-      servers: [{ url: 'http://127.0.0.1:3000', weight: 1 }],
+      servers: [{ url: 'http://127.0.0.1:3000', weight: 1, backup: false, drain: false, max_in_flight: 0 }],
       balance: 'round_robin',
+      slow_start: 0,
+      outlier_detection: {
+        enabled: true,
+        consecutive_failures: 3,
+        consecutive_5xx: 0,
+        base_ejection_time: 30_000,
+        max_ejection_time: 300_000,
+        max_ejection_percent: 50,
+      },
+      retries: {
+        attempts: 3,
+        retry_on: ['connect_failure', 'reset'],
+        idempotent_methods: ['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'],
+        deadline: 0,
+        budget: { percent: 20, min_per_second: 10 },
+      },
+      circuit_breaker: { max_in_flight: 0, max_queued: 0, queue_timeout: 10_000 },
       timeouts: { connect: 5_000, header: 60_000, idle: 60_000 },
       keepalive: { connections: 128, idle_timeout: 30_000 },
     });
@@ -56,6 +73,18 @@ describe('a valid configuration', () => {
       request_timeout: 300_000,
       keepalive_timeout: 5_000,
       max_requests_per_connection: 1000,
+      max_header_count: 100,
+      max_url_length: 8 * 1024,
+      body_min_rate: 256,
+      body_min_rate_grace: 10_000,
+    });
+    assert.deepEqual(config.protection, {
+      access: { allow: [], deny: [], on_deny: 'close' },
+      max_connections_per_client: 0,
+      ipv6_prefix: 64,
+      max_clients: 100_000,
+      bans: { enabled: false, threshold: 10, window: 60_000, duration: 60_000, factor: 2, max_duration: 86_400_000, forget_after: 86_400_000 },
+      paths: { merge_slashes: true, encoded_slashes: 'reject', backslashes: 'reject' },
     });
     assert.deepEqual(config.access_log, { enabled: true, format: 'json', path: 'stdout' });
     assert.deepEqual(config.log, { level: 'info' });
@@ -106,12 +135,12 @@ describe('errors say file:line:col path: what is wrong', () => {
         '  app:',
         '    servers:',
         '      - url: http://127.0.0.1:3000',
-        '    retries: 3',
+        '    max_retries: 3',
         'routes:',
         '  - upstream: app',
       ),
     );
-    assert.equal(message, 'gatehouse.yaml:7:5 upstreams.app.retries: unknown field "retries"');
+    assert.equal(message, 'gatehouse.yaml:7:5 upstreams.app.max_retries: unknown field "max_retries"');
   });
 
   test('an unknown field whose value is a block points at the key, not the next line', () => {

@@ -1,9 +1,33 @@
+import type { Exchange } from '../../core/exchange.ts';
 import type { Server } from '../server.ts';
 
-/** Chooses a server for each request. Implementations are registered by name in ./index.ts. */
+/**
+ * Chooses a server for each request. Implementations are registered by name in ./index.ts.
+ *
+ * A balancer only ever sees the servers that can take traffic now (up, not ejected, not
+ * draining; the backups when no primary is left) with their effective weights (lower while a
+ * server slow-starts): the upstream calls `update` whenever that set changes, which is rare, so
+ * that `pick` stays a small O(1) or O(log n) step (O(n) for least_conn and weighted round robin,
+ * as in nginx). Skipping servers that are full or already tried is the attempt loop's job.
+ */
 export interface Balancer {
-  /** The next server, or undefined when none can take the request. */
-  pick(): Server | undefined;
+  /**
+   * The next server, or undefined when there is none. `ex` is the request (absent for callers
+   * that have none, such as WebSocket upgrades, where key-based balancers fall back to random).
+   * `skip` is 0 for the first pick of a try; the attempt loop asks again with 1, 2... when the
+   * pick was unusable, so that a deterministic balancer (hash) can move on.
+   */
+  pick(ex?: Exchange, skip?: number): Server | undefined;
+  /** Replaces the servers to choose among and their weights (same order, all > 0). */
+  update(servers: readonly Server[], weights: readonly number[]): void;
 }
 
-export type BalancerFactory = (servers: readonly Server[]) => Balancer;
+/** What a factory gets besides the servers: settings compiled from the upstream's configuration. */
+export interface BalancerOptions {
+  /** For hash: the key of a request, or undefined when it has none. */
+  readonly hashKey: ((ex: Exchange) => string | undefined) | null;
+  /** For hash: bounded-load factor (0: no bound). */
+  readonly loadFactor: number;
+}
+
+export type BalancerFactory = (options: BalancerOptions) => Balancer;

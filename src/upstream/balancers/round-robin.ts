@@ -7,24 +7,31 @@ import type { Balancer } from './balancer.ts';
  * a a b a c a a rather than a a a a a b c, so no server gets bursts.
  */
 export class RoundRobinBalancer implements Balancer {
-  readonly #servers: readonly Server[];
-  readonly #weights: number[];
-  readonly #current: number[];
-  readonly #total: number;
+  #servers: readonly Server[] = [];
+  #weights: number[] = [];
+  #current: number[] = [];
+  #total = 0;
+  #equal = true;
   #next = 0;
 
-  constructor(servers: readonly Server[]) {
+  constructor(servers: readonly Server[] = [], weights: readonly number[] = servers.map((s) => s.weight)) {
+    this.update(servers, weights);
+  }
+
+  update(servers: readonly Server[], weights: readonly number[]): void {
     this.#servers = servers;
-    this.#weights = servers.map((s) => s.weight);
+    this.#weights = [...weights];
     this.#current = servers.map(() => 0);
-    this.#total = this.#weights.reduce((a, b) => a + b, 0);
+    this.#total = weights.reduce((a, b) => a + b, 0);
+    this.#equal = weights.every((w) => w === weights[0]);
+    this.#next = 0;
   }
 
   pick(): Server | undefined {
     const servers = this.#servers;
     const n = servers.length;
     if (n <= 1) return servers[0];
-    if (this.#total === n) {
+    if (this.#equal) {
       // All weights equal: plain rotation, no arithmetic.
       const server = servers[this.#next];
       this.#next = (this.#next + 1) % n;

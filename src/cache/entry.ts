@@ -1,0 +1,158 @@
+/**
+ * A stored response: its serialisable description (EntryMeta, what a store persists) and the
+ * prepared form the hot path serves from (CachedEntry: headers flattened, freshness and
+ * validators computed once at store time).
+ */
+import type { Readable } from 'node:stream';
+import { parseHttpDate, type StoredFacts, type Validators } from './policy.ts';
+
+/** What a store persists about one response (JSON-safe). */
+export interface EntryMeta {
+  /** The primary cache key (host, path, query). */
+  readonly key: string;
+  /** The variant key: the normalised request values of `vary` ('' when none). */
+  readonly variant: string;
+  /** Lower-case request header names the variant was chosen by (Vary plus the configured key headers), sorted. */
+  readonly vary: readonly string[];
+  readonly status: number;
+  /** The response head as served, flat [name, value, ...] with lower-case names, without Age and Cache-Status. */
+  readonly headers: readonly string[];
+  /** An upstream cache's Cache-Status, kept after ours (RFC 9211 §2); '' when none. */
+  readonly upstreamStatus: string;
+  /** When the request was sent upstream, ms epoch. */
+  readonly requestTime: number;
+  /** When the response (or the 304 that last validated it) was received, ms epoch. */
+  readonly responseTime: number;
+  /** Age when received, seconds (RFC 9111 §4.2.3 corrected_initial_age). */
+  readonly initialAge: number;
+  /** Freshness lifetime, seconds. */
+  readonly lifetime: number;
+  readonly noCache: boolean;
+  readonly noStale: boolean;
+  readonly staleWhileRevalidate: number;
+  readonly staleIfError: number;
+  /** Surrogate keys / cache tags, for purging. */
+  readonly tags: readonly string[];
+  /** Body bytes; -1 until the body is complete. */
+  readonly size: number;
+}
+
+/** Where a stored body is read from. */
+export interface StoredBody {
+  /** The whole body in memory (the fast path: written without copying); null when on disk. */
+  readonly chunks: readonly Buffer[] | null;
+  /** A stream of bytes start..end (inclusive). Rejects when the body is gone (evicted meanwhile). */
+  open(start: number, end: number): Promise<Readable>;
+}
+
+/** A stored response, ready to be served. Immutable: a revalidation replaces it. */
+export interface CachedEntry extends StoredFacts {
+  readonly meta: EntryMeta;
+  readonly key: string;
+  readonly variant: string;
+  readonly vary: readonly string[];
+  readonly status: number;
+  readonly size: number;
+  /** Headers of a full answer, flat, Content-Length set to the body size. */
+  readonly head: readonly string[];
+  readonly validators: Validators;
+  /** ms epoch until which the entry is fresh (never, when noCache). */
+  readonly freshUntil: number;
+  readonly tags: readonly string[];
+  readonly body: StoredBody;
+}
+
+/** Statuses whose answers have no content (RFC 9110 §15.3.5, §15.4.5). */
+function bodiless(status: number): boolean {
+  return status === 204 || status === 304 || status < 200;
+}
+
+/** Builds the served form of `meta` (whose size is known) over `body`. */
+export function prepareEntry(meta: EntryMeta, body: StoredBody): CachedEntry {
+  const head: string[] = [];
+  let etag: string | undefined;
+  let lastModified: string | undefined;
+  let date: string | undefined;
+  for (let i = 0; i < meta.headers.length; i += 2) {
+    const name = meta.headers[i] as string;
+    const value = meta.headers[i + 1] as string;
+    if (name === 'content-length' || name === 'transfer-encoding') continue;
+    if (name === 'etag') etag ??= value;
+    else if (name === 'last-modified') lastModified ??= value;
+    else if (name === 'date') date ??= value;
+    head.push(name, value);
+  }
+  if (!bodiless(meta.status)) head.push('content-length', String(meta.size));
+  const freshUntil = meta.noCache ? 0 : meta.responseTime + (meta.lifetime - meta.initialAge) * 1000;
+  return {
+    meta,
+    key: meta.key,
+    variant: meta.variant,
+    vary: meta.vary,
+    status: meta.status,
+    size: meta.size,
+    head,
+    validators: { etag, lastModified: parseHttpDate(lastModified), date: parseHttpDate(date) },
+    freshUntil,
+    tags: meta.tags,
+    body,
+    responseTime: meta.responseTime,
+    initialAge: meta.initialAge,
+    lifetime: meta.lifetime,
+    noCache: meta.noCache,
+    noStale: meta.noStale,
+    staleWhileRevalidate: meta.staleWhileRevalidate,
+    staleIfError: meta.staleIfError,
+  };
+}
+
+/** The value of a header in a flat list, first occurrence. */
+export function flatGet(flat: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < flat.length; i += 2) if (flat[i] === name) return flat[i + 1];
+  return undefined;
+}
+
+/** A flat header list as a record (values of repeated names joined in arrays). */
+export function flatToRecord(flat: readonly string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i] as string;
+    const value = flat[i + 1] as string;
+    const existing = out[name];
+    out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
+  }
+  return out;
+}
+
+/** Rough bytes an entry's description takes in memory (for the store's size accounting). */
+export function metaBytes(meta: EntryMeta): number {
+  let bytes = 256 + meta.key.length + meta.variant.length;
+  for (const h of meta.headers) bytes += h.length + 16;
+  for (const t of meta.tags) bytes += t.length + 16;
+  return bytes;
+}
+
+/** True when a value read back (from disk) has the shape of an EntryMeta. */
+export function isEntryMeta(value: unknown): value is EntryMeta {
+  if (typeof value !== 'object' || value === null) return false;
+  const m = value as Record<string, unknown>;
+  return (
+    typeof m['key'] === 'string' &&
+    typeof m['variant'] === 'string' &&
+    Array.isArray(m['vary']) &&
+    typeof m['status'] === 'number' &&
+    Array.isArray(m['headers']) &&
+    (m['headers'] as unknown[]).every((h) => typeof h === 'string') &&
+    typeof m['upstreamStatus'] === 'string' &&
+    typeof m['requestTime'] === 'number' &&
+    typeof m['responseTime'] === 'number' &&
+    typeof m['initialAge'] === 'number' &&
+    typeof m['lifetime'] === 'number' &&
+    typeof m['noCache'] === 'boolean' &&
+    typeof m['noStale'] === 'boolean' &&
+    typeof m['staleWhileRevalidate'] === 'number' &&
+    typeof m['staleIfError'] === 'number' &&
+    Array.isArray(m['tags']) &&
+    typeof m['size'] === 'number'
+  );
+}

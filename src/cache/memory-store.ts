@@ -1,0 +1,166 @@
+/**
+ * The in-memory store (the default): bodies are kept as the Buffers that went to the client, by
+ * reference, so storing a response copies nothing (small bodies are joined into one buffer of
+ * their own, so that a hit is one write and does not pin a larger socket buffer). Bounded by bytes
+ * with CLOCK eviction (lru-index.ts).
+ */
+import { Readable, Writable } from 'node:stream';
+import { metaBytes, prepareEntry, type CachedEntry, type EntryMeta, type StoredBody } from './entry.ts';
+import { EntryIndex } from './lru-index.ts';
+import type { CacheStore, EntryWriter, StoreLimits, StoreStats } from './store.ts';
+
+/** Bodies up to this size are joined into one buffer when stored. */
+const JOIN_LIMIT = 64 * 1024;
+
+export class MemoryStore implements CacheStore {
+  readonly kind = 'memory';
+  readonly #index = new EntryIndex(() => {});
+  #limits: StoreLimits;
+
+  constructor(limits: StoreLimits) {
+    this.#limits = limits;
+  }
+
+  get(key: string): readonly CachedEntry[] | undefined {
+    return this.#index.get(key);
+  }
+
+  open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
+    if (expectedSize > this.#limits.maxObjectSize) return null;
+    return new MemoryWriter(meta, this.#limits.maxObjectSize, (entry) => this.#commit(entry));
+  }
+
+  async update(entry: CachedEntry, meta: EntryMeta): Promise<CachedEntry | null> {
+    const next = prepareEntry({ ...meta, size: entry.size }, entry.body);
+    return this.#index.replace(entry, next, entry.size + metaBytes(next.meta)) ? next : null;
+  }
+
+  async delete(key: string): Promise<number> {
+    return this.#index.delete(key);
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    return this.#index.deletePrefix(prefix);
+  }
+
+  async deleteTag(tag: string): Promise<number> {
+    return this.#index.deleteTag(tag);
+  }
+
+  configure(limits: StoreLimits): void {
+    this.#limits = limits;
+    this.#index.evict(limits.maxSize);
+  }
+
+  stats(): StoreStats {
+    return {
+      kind: this.kind,
+      entries: this.#index.count,
+      bytes: this.#index.bytes,
+      maxSize: this.#limits.maxSize,
+      evictions: this.#index.evictions,
+    };
+  }
+
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.#index.clear();
+  }
+
+  #commit(entry: CachedEntry): void {
+    const bytes = entry.size + metaBytes(entry.meta);
+    if (bytes > this.#limits.maxSize) return;
+    this.#index.insert(entry, bytes);
+    this.#index.evict(this.#limits.maxSize);
+  }
+}
+
+class MemoryWriter extends Writable implements EntryWriter {
+  readonly stored: Promise<CachedEntry | null>;
+  readonly #meta: EntryMeta;
+  readonly #max: number;
+  readonly #commit: (entry: CachedEntry) => void;
+  #resolve: (entry: CachedEntry | null) => void = () => {};
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #abandoned = false;
+
+  constructor(meta: EntryMeta, maxObjectSize: number, commit: (entry: CachedEntry) => void) {
+    super();
+    this.#meta = meta;
+    this.#max = maxObjectSize;
+    this.#commit = commit;
+    this.stored = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (!this.#abandoned) {
+      this.#size += chunk.length;
+      if (this.#size > this.#max) {
+        // Too large to keep: stop collecting, but keep accepting so the client's stream flows.
+        this.#abandoned = true;
+        this.#chunks = [];
+      } else if (chunk.length > 0) {
+        this.#chunks.push(chunk);
+      }
+    }
+    callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.#abandoned) {
+      this.#resolve(null);
+      callback();
+      return;
+    }
+    const entry = prepareEntry({ ...this.#meta, size: this.#size }, memoryBody(joinSmall(this.#chunks, this.#size)));
+    this.#chunks = [];
+    this.#commit(entry);
+    this.#resolve(entry);
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#chunks = [];
+    this.#resolve(null);
+    callback(error);
+  }
+}
+
+/** Small bodies become one buffer of their own (not from the shared pool, which it would pin). */
+function joinSmall(chunks: Buffer[], size: number): Buffer[] {
+  if (chunks.length <= 1 && (chunks[0] === undefined || chunks[0].buffer.byteLength <= size * 2)) return chunks;
+  if (size > JOIN_LIMIT) return chunks;
+  const joined = Buffer.allocUnsafeSlow(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    chunk.copy(joined, offset);
+    offset += chunk.length;
+  }
+  return [joined];
+}
+
+export function memoryBody(chunks: readonly Buffer[]): StoredBody {
+  return {
+    chunks,
+    open: async (start, end) => Readable.from(sliceChunks(chunks, start, end)),
+  };
+}
+
+/** The parts of `chunks` covering bytes start..end (inclusive), without copying. */
+export function sliceChunks(chunks: readonly Buffer[], start: number, end: number): Buffer[] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  for (const chunk of chunks) {
+    const chunkEnd = offset + chunk.length; // exclusive
+    if (chunkEnd > start && offset <= end) {
+      out.push(chunk.subarray(Math.max(0, start - offset), Math.min(chunk.length, end + 1 - offset)));
+    }
+    offset = chunkEnd;
+    if (offset > end) break;
+  }
+  return out;
+}

@@ -1,0 +1,185 @@
+/**
+ * Writes stored responses to the client: full answers (the hot path: precomputed headers, the
+ * body's buffers written as they are), HEAD, 304 and 412 for conditional requests (RFC 9110
+ * §13.2.2), and 206/416 for a byte range of a stored 200 (RFC 9110 §14).
+ */
+import { pipeline, type Readable } from 'node:stream';
+import type { Exchange } from '../core/exchange.ts';
+import { GatehouseError } from '../core/errors.ts';
+import { sendError } from '../listeners/respond.ts';
+import type { Finish } from '../middleware/pipeline.ts';
+import type { CachedEntry } from './entry.ts';
+import { sliceChunks } from './memory-store.ts';
+import { currentAge, evaluateConditionals, ifRangeMatches, parseRange, type HeaderMap, type Validators } from './policy.ts';
+
+/**
+ * Answers the request from `entry` with the given Cache-Status. True when answered (synchronously
+ * for bodies in memory); false, or a promise of false, when the body is gone (a disk entry evicted
+ * meanwhile) and nothing was written: the caller then goes upstream.
+ */
+export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string, now: number, finish: Finish): boolean | Promise<boolean> {
+  const headers = ex.req.headers;
+  const age = String(Math.floor(currentAge(entry, now)));
+  if (
+    entry.status >= 200 &&
+    entry.status < 300 &&
+    (headers['if-none-match'] !== undefined ||
+      headers['if-modified-since'] !== undefined ||
+      headers['if-match'] !== undefined ||
+      headers['if-unmodified-since'] !== undefined)
+  ) {
+    const outcome = evaluateConditionals(headers, entry.status, entry.validators);
+    if (outcome !== 'none') {
+      answerCondition(ex, outcome, [...notModifiedExtras(entry.head), 'age', age, 'cache-status', cacheStatus], cacheStatus);
+      finish(ex);
+      return true;
+    }
+  }
+  const size = entry.size;
+  if (headers.range !== undefined && entry.status === 200 && ex.info.method === 'GET' && ifRangeMatches(first(headers['if-range']), entry.validators)) {
+    const range = parseRange(headers.range, size);
+    if (range === 'unsatisfiable') {
+      const head = ['content-range', `bytes */${size}`, 'content-length', '0', 'cache-status', cacheStatus];
+      ex.status = 416;
+      ex.res.writeHead(416, head);
+      ex.res.end();
+      finish(ex);
+      return true;
+    }
+    if (range !== null) {
+      const head = withoutLength(entry.head);
+      head.push('content-range', `bytes ${range.start}-${range.end}/${size}`, 'content-length', String(range.end - range.start + 1));
+      head.push('age', age, 'cache-status', cacheStatus);
+      return writeBody(ex, entry, 206, head, range.start, range.end, finish);
+    }
+  }
+  const head = entry.head.slice();
+  head.push('age', age, 'cache-status', cacheStatus);
+  return writeBody(ex, entry, entry.status, head, 0, size - 1, finish);
+}
+
+function writeBody(
+  ex: Exchange,
+  entry: CachedEntry,
+  status: number,
+  head: string[],
+  start: number,
+  end: number,
+  finish: Finish,
+): boolean | Promise<boolean> {
+  const res = ex.res;
+  const length = end - start + 1;
+  const chunks = entry.body.chunks;
+  if (length <= 0 || ex.info.method === 'HEAD' || status === 204 || status === 304) {
+    ex.status = status;
+    res.writeHead(status, head);
+    res.end();
+    finish(ex);
+    return true;
+  }
+  if (chunks !== null) {
+    ex.status = status;
+    ex.bytes = length;
+    res.writeHead(status, head);
+    const parts = start === 0 && length === entry.size ? chunks : sliceChunks(chunks, start, end);
+    if (parts.length === 1) res.end(parts[0]);
+    else {
+      // The buffers are the store's: queued by reference, never copied.
+      res.cork();
+      for (const part of parts) res.write(part);
+      res.end();
+      res.uncork();
+    }
+    finish(ex);
+    return true;
+  }
+  return entry.body.open(start, end).then(
+    (stream) => {
+      streamBody(ex, status, head, stream, length, finish);
+      return true;
+    },
+    () => false,
+  );
+}
+
+function streamBody(ex: Exchange, status: number, head: string[], stream: Readable, length: number, finish: Finish): void {
+  const res = ex.res;
+  if (res.destroyed) {
+    stream.destroy();
+    ex.status = 499;
+    finish(ex);
+    return;
+  }
+  ex.status = status;
+  res.writeHead(status, head);
+  stream.on('data', (chunk: Buffer) => {
+    ex.bytes += chunk.length;
+  });
+  pipeline(stream, res, (error) => {
+    if (error) sendError(ex, res.destroyed ? new GatehouseError('CLIENT_CLOSED') : new GatehouseError('INTERNAL', error.message, { cause: error }));
+    else if (ex.bytes !== length) sendError(ex, new GatehouseError('INTERNAL', 'stored body shorter than its length'));
+    finish(ex);
+  });
+}
+
+/** 304 or 412 (RFC 9110 §15.4.5, §15.5.13). */
+function answerCondition(ex: Exchange, outcome: 'not-modified' | 'precondition-failed', notModifiedHead: string[], cacheStatus: string): void {
+  const res = ex.res;
+  if (outcome === 'not-modified') {
+    ex.status = 304;
+    res.writeHead(304, notModifiedHead);
+    res.end();
+    return;
+  }
+  ex.status = 412;
+  res.writeHead(412, ['content-length', '0', 'cache-status', cacheStatus]);
+  res.end();
+}
+
+/** RFC 9110 §15.4.5: the fields a 304 carries (those a 200 would have had that guide caches). */
+const NOT_MODIFIED_FIELDS: ReadonlySet<string> = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
+
+export function notModifiedExtras(head: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < head.length; i += 2) {
+    if (NOT_MODIFIED_FIELDS.has(head[i] as string)) out.push(head[i] as string, head[i + 1] as string);
+  }
+  return out;
+}
+
+/**
+ * Answers the client's conditional request against a response that just arrived (a miss whose
+ * conditionals were removed upstream so that the whole response could be stored). True when a
+ * 304 or 412 was sent.
+ */
+export function answerFreshConditional(ex: Exchange, status: number, headers: Record<string, string | string[]>, validators: Validators): boolean {
+  const outcome = evaluateConditionals(ex.req.headers as HeaderMap, status, validators);
+  if (outcome === 'none') return false;
+  const flat: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (name === 'cache-status' || NOT_MODIFIED_FIELDS.has(name)) for (const v of Array.isArray(value) ? value : [value]) flat.push(name, v);
+  }
+  const cacheStatus = headers['cache-status'];
+  if (outcome === 'precondition-failed') {
+    ex.status = 412;
+    ex.res.writeHead(412, ['content-length', '0', ...(cacheStatus === undefined ? [] : ['cache-status', String(cacheStatus)])]);
+    ex.res.end();
+    return true;
+  }
+  ex.status = 304;
+  ex.res.writeHead(304, flat);
+  ex.res.end();
+  return true;
+}
+
+function withoutLength(head: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < head.length; i += 2) if (head[i] !== 'content-length') out.push(head[i] as string, head[i + 1] as string);
+  return out;
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return value === undefined || typeof value === 'string' ? value : value[0];
+}

@@ -1,0 +1,151 @@
+/**
+ * The compression and decompression streams (node:zlib). A small body of known length is
+ * collected and compressed in one synchronous call (no thread-pool round trips for the common
+ * case: a page or a JSON document); anything else streams through zlib as it arrives, and is
+ * flushed whenever the input pauses, so that a slow stream (server-sent data, a long page) reaches
+ * the client as it is produced rather than when zlib's buffer fills.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import zlib from 'node:zlib';
+import type { Encoding } from '../../config/acceleration-schema.ts';
+
+/** Bodies of a known length up to this are compressed in one synchronous call. */
+export const SYNC_LIMIT = 64 * 1024;
+
+export interface Levels {
+  readonly gzip: number;
+  readonly br: number;
+  readonly zstd: number;
+}
+
+type ZlibStream = Transform & { flush(kind?: number, callback?: () => void): void };
+type ZlibClass = new (options?: object) => ZlibStream;
+
+/**
+ * A zlib stream that flushes when its input pauses: after the chunks that arrived in one turn of
+ * the event loop have been written, a flush pushes out what zlib holds.
+ */
+function flushing(base: ZlibClass, flushKind: number | undefined): ZlibClass {
+  return class extends base {
+    #scheduled = false;
+
+    override _transform(chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback): void {
+      super._transform(chunk, encoding, callback);
+      // Flush requests come through here as empty buffers: they schedule nothing.
+      if (chunk.length > 0 && !this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => {
+          this.#scheduled = false;
+          if (!this.writableEnded && !this.destroyed) this.flush(flushKind);
+        });
+      }
+    }
+  };
+}
+
+// node:zlib exports its stream classes at run time; @types/node only declares their interfaces.
+const classes = zlib as unknown as Record<'Gzip' | 'BrotliCompress' | 'ZstdCompress', ZlibClass>;
+const FlushingGzip = flushing(classes.Gzip, zlib.constants.Z_SYNC_FLUSH);
+const FlushingBrotli = flushing(classes.BrotliCompress, undefined);
+const FlushingZstd = flushing(classes.ZstdCompress, undefined);
+
+function gzipOptions(levels: Levels): zlib.ZlibOptions {
+  return { level: levels.gzip };
+}
+
+function brotliOptions(levels: Levels, size: number): zlib.BrotliOptions {
+  const params: Record<number, number> = {
+    [zlib.constants.BROTLI_PARAM_QUALITY]: levels.br,
+    [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+  };
+  if (size > 0) params[zlib.constants.BROTLI_PARAM_SIZE_HINT] = size;
+  return { params };
+}
+
+function zstdOptions(levels: Levels, size: number): object {
+  const params: Record<number, number> = { [zlib.constants.ZSTD_c_compressionLevel]: levels.zstd };
+  return size > 0 ? { params, pledgedSrcSize: size } : { params };
+}
+
+/** A stream compressing with `encoding`; `size` is the body's declared length, or -1. */
+export function createCompressor(encoding: Encoding, levels: Levels, size: number): Transform {
+  if (size >= 0 && size <= SYNC_LIMIT) return new SmallBodyCompressor(encoding, levels, size);
+  switch (encoding) {
+    case 'gzip':
+      return new FlushingGzip(gzipOptions(levels));
+    case 'br':
+      return new FlushingBrotli(brotliOptions(levels, size));
+    case 'zstd':
+      return new FlushingZstd(zstdOptions(levels, size));
+    default:
+      return encoding satisfies never;
+  }
+}
+
+/** Collects a small body of known length, then compresses it in one call. */
+class SmallBodyCompressor extends Transform {
+  readonly #encoding: Encoding;
+  readonly #levels: Levels;
+  readonly #size: number;
+  #chunks: Buffer[] = [];
+  #length = 0;
+
+  constructor(encoding: Encoding, levels: Levels, size: number) {
+    super();
+    this.#encoding = encoding;
+    this.#levels = levels;
+    this.#size = size;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#length += chunk.length;
+    // The declared length bounds what is held; a backend sending more is cut by the transport.
+    if (this.#length > SYNC_LIMIT) {
+      callback(new Error('response body longer than its Content-Length'));
+      return;
+    }
+    this.#chunks.push(chunk);
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const input = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks, this.#length);
+    this.#chunks = [];
+    try {
+      callback(null, compressSync(this.#encoding, input, this.#levels, this.#size));
+    } catch (error: unknown) {
+      callback(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+}
+
+function compressSync(encoding: Encoding, input: Buffer, levels: Levels, size: number): Buffer {
+  switch (encoding) {
+    case 'gzip':
+      return zlib.gzipSync(input, gzipOptions(levels));
+    case 'br':
+      return zlib.brotliCompressSync(input, brotliOptions(levels, size));
+    case 'zstd':
+      return zlib.zstdCompressSync(input, zstdOptions(levels, size));
+    default:
+      return encoding satisfies never;
+  }
+}
+
+/** Codings Gatehouse can decode for clients that do not accept them. */
+export const DECODABLE: ReadonlySet<string> = new Set(['gzip', 'x-gzip', 'deflate', 'br', 'zstd']);
+
+/** A stream decoding `coding` (one of DECODABLE). */
+export function createDecompressor(coding: string): Transform {
+  switch (coding) {
+    case 'gzip':
+    case 'x-gzip':
+      return zlib.createGunzip();
+    case 'deflate':
+      return zlib.createInflate();
+    case 'br':
+      return zlib.createBrotliDecompress();
+    default:
+      return zlib.createZstdDecompress();
+  }
+}

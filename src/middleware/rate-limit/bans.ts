@@ -1,0 +1,157 @@
+/**
+ * Temporary bans, as fail2ban does: a client that breaks its limits `threshold` times within
+ * `window` is refused for `duration`; each new ban lasts `factor` times the previous one, up to
+ * `max_duration`, until it has behaved for `forget_after`. Memory is bounded by `maxEntries`
+ * (least recently seen clients are forgotten first).
+ */
+
+/** The compiled `protection.bans` settings (milliseconds). */
+export interface BanPolicy {
+  readonly threshold: number;
+  readonly window: number;
+  readonly duration: number;
+  readonly factor: number;
+  readonly maxDuration: number;
+  readonly forgetAfter: number;
+}
+
+interface ClientRecord {
+  violations: number;
+  windowStart: number;
+  /** Bans so far (the next lasts duration × factor^level). */
+  level: number;
+  /** When the last ban ended or ends; 0 for never banned. */
+  until: number;
+}
+
+/** One active ban, as the admin API shows it. */
+export interface BanInfo {
+  readonly client: string;
+  readonly reason: string;
+  readonly since: string;
+  readonly until: string;
+  readonly remaining_s: number;
+  readonly level: number;
+}
+
+interface Ban {
+  readonly until: number;
+  readonly since: number;
+  readonly reason: string;
+  readonly level: number;
+}
+
+export class BanList {
+  readonly #records = new Map<string, ClientRecord>();
+  readonly #bans = new Map<string, Ban>();
+  readonly #now: () => number;
+  maxEntries: number;
+  /** Bans given since start. */
+  issued = 0;
+
+  constructor(maxEntries: number, now: () => number = Date.now) {
+    this.maxEntries = maxEntries;
+    this.#now = now;
+  }
+
+  /** False when nobody is banned: the per-request check is then one comparison. */
+  get any(): boolean {
+    return this.#bans.size > 0;
+  }
+
+  /** Milliseconds left on `key`'s ban; 0 when it is not banned. */
+  remaining(key: string): number {
+    const ban = this.#bans.get(key);
+    if (ban === undefined) return 0;
+    const left = ban.until - this.#now();
+    if (left > 0) return left;
+    this.#bans.delete(key);
+    return 0;
+  }
+
+  /**
+   * Records one broken limit; returns the length of the ban it started (ms), or 0 when the client
+   * is not banned by it.
+   */
+  violation(key: string, policy: BanPolicy, reason: string): number {
+    const now = this.#now();
+    const records = this.#records;
+    let record = records.get(key);
+    if (record === undefined) {
+      record = { violations: 0, windowStart: now, level: 0, until: 0 };
+    } else {
+      records.delete(key);
+      if (record.until > 0 && now - record.until > policy.forgetAfter) record.level = 0;
+    }
+    records.set(key, record);
+    if (records.size > this.maxEntries) this.#evictRecords();
+    if (this.remaining(key) > 0) return 0;
+    if (now - record.windowStart > policy.window) {
+      record.windowStart = now;
+      record.violations = 0;
+    }
+    if (++record.violations < policy.threshold) return 0;
+    const length = Math.min(policy.maxDuration, policy.duration * policy.factor ** record.level);
+    record.level++;
+    record.violations = 0;
+    record.windowStart = now;
+    record.until = now + length;
+    this.#bans.set(key, { until: now + length, since: now, reason, level: record.level });
+    if (this.#bans.size > this.maxEntries) this.#bans.delete(this.#bans.keys().next().value as string);
+    this.issued++;
+    return length;
+  }
+
+  /** Bans `key` by hand for `ms`. */
+  ban(key: string, ms: number, reason = 'admin'): void {
+    const now = this.#now();
+    this.#bans.delete(key);
+    this.#bans.set(key, { until: now + ms, since: now, reason, level: this.#records.get(key)?.level ?? 0 });
+    this.issued++;
+  }
+
+  /** Lifts `key`'s ban and forgets its history; false when it was not banned. */
+  lift(key: string): boolean {
+    this.#records.delete(key);
+    const active = this.remaining(key) > 0;
+    this.#bans.delete(key);
+    return active;
+  }
+
+  /** Lifts every ban; returns how many there were. */
+  liftAll(): number {
+    const count = this.list().length;
+    this.#bans.clear();
+    this.#records.clear();
+    return count;
+  }
+
+  /** The active bans, soonest to end first. */
+  list(): BanInfo[] {
+    const now = this.#now();
+    const out: BanInfo[] = [];
+    for (const [client, ban] of this.#bans) {
+      if (ban.until <= now) {
+        this.#bans.delete(client);
+        continue;
+      }
+      out.push({
+        client,
+        reason: ban.reason,
+        since: new Date(Date.now() - (now - ban.since)).toISOString(),
+        until: new Date(Date.now() + (ban.until - now)).toISOString(),
+        remaining_s: Math.ceil((ban.until - now) / 1000),
+        level: ban.level,
+      });
+    }
+    return out.sort((a, b) => a.remaining_s - b.remaining_s);
+  }
+
+  #evictRecords(): void {
+    let excess = this.#records.size - this.maxEntries;
+    for (const key of this.#records.keys()) {
+      if (excess-- <= 0) break;
+      this.#records.delete(key);
+    }
+  }
+}

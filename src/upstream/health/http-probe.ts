@@ -1,0 +1,83 @@
+/** health_check type http: one request on a new connection; the status and optionally the body decide. */
+import { request } from 'node:http';
+import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
+
+/** The most body read when looking for `expect_body`. */
+const MAX_BODY = 64 * 1024;
+
+export interface HttpProbeOptions {
+  readonly method: string;
+  readonly path: string;
+  /** Host header; the server's authority when null. */
+  readonly host: string | null;
+  /** Passing statuses, as [low, high] ranges. */
+  readonly expectStatus: readonly (readonly [number, number])[];
+  /** Text the body must contain; null when only the status counts. */
+  readonly expectBody: string | null;
+}
+
+export class HttpProbe implements HealthProbe {
+  readonly #options: HttpProbeOptions;
+
+  constructor(options: HttpProbeOptions) {
+    this.#options = options;
+  }
+
+  check(server: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
+    const options = this.#options;
+    return new Promise((resolve) => {
+      let settled = false;
+      const settle = (outcome: ProbeOutcome): void => {
+        if (settled) return;
+        settled = true;
+        req.destroy();
+        resolve(outcome);
+      };
+      // A new connection each time (as HAProxy and nginx do): a check must not ride on a
+      // connection the server would not accept any more, nor take one from the request pool.
+      const req = request({
+        host: server.hostname,
+        port: server.port,
+        method: options.method,
+        path: options.path,
+        headers: { host: options.host ?? server.authority, 'user-agent': 'gatehouse-health-check', connection: 'close' },
+        agent: false,
+        signal,
+      });
+      req.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
+      req.on('response', (res) => {
+        const status = res.statusCode ?? 0;
+        if (!statusExpected(status, options.expectStatus)) {
+          settle({ ok: false, detail: `status ${status} not expected` });
+          return;
+        }
+        const expected = options.expectBody;
+        if (expected === null) {
+          settle({ ok: true, detail: String(status) });
+          return;
+        }
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+          if (body.includes(expected)) settle({ ok: true, detail: String(status) });
+          else if (body.length >= MAX_BODY) settle({ ok: false, detail: 'expected body text not found' });
+        });
+        res.on('end', () => settle({ ok: false, detail: 'expected body text not found' }));
+        res.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
+      });
+      req.end();
+    });
+  }
+}
+
+function statusExpected(status: number, ranges: HttpProbeOptions['expectStatus']): boolean {
+  for (const [low, high] of ranges) if (status >= low && status <= high) return true;
+  return false;
+}
+
+/** The error code when there is one (ECONNREFUSED), else the message. */
+export function describe(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : error.message;
+}

@@ -1,0 +1,305 @@
+/**
+ * The runtime state of one server of one upstream: load, latency, health (active checks, passive
+ * ejection, drain) and slow start. It outlives reloads: the registry keeps it by
+ * "upstream|origin", and each snapshot's Server for that address shares it, so that a reload
+ * neither forgets that a server is down nor restarts its checks.
+ */
+import type { Logger } from 'pino';
+import type { SharedState } from '../core/registry.ts';
+import { ActiveChecker } from './health/active.ts';
+import { decayedEjections, ejectionTime, type OutlierPolicy } from './health/outlier.ts';
+import type { CheckResult, HealthPolicy, ProbeTarget } from './health/probe.ts';
+
+/** What the admin API shows: draining wins over down, down over ejected. */
+export type ServerStatus = 'up' | 'down' | 'ejected' | 'draining';
+
+/** The settings of the upstream a server belongs to, compiled once per snapshot. */
+export interface ServerPolicy {
+  readonly health: HealthPolicy | null;
+  readonly outlier: OutlierPolicy | null;
+  /** Ramp-up time of a server that comes back, ms (0: none). */
+  readonly slowStartMs: number;
+}
+
+/** A snapshot's view of the server (a Server): where its settings come from and whom to tell. */
+export interface StateOwner {
+  readonly policy: ServerPolicy;
+  /** Drained by the configuration. */
+  readonly drain: boolean;
+  /** The servers that can take traffic may have changed. */
+  changed(): void;
+  /** Whether one more server of the upstream may be ejected now (max_ejection_percent). */
+  mayEject(): boolean;
+}
+
+/** Time constant of the latency average (as Finagle's peak EWMA): older samples weigh e^(-age/10 s). */
+const EWMA_DECAY_MS = 10_000;
+/** A slow start ramps in this many steps. */
+const RAMP_STEPS = 20;
+const NO_POLICY: ServerPolicy = { health: null, outlier: null, slowStartMs: 0 };
+
+export class ServerState implements SharedState, ProbeTarget {
+  readonly upstream: string;
+  readonly origin: string;
+  readonly hostname: string;
+  readonly port: number;
+  readonly authority: string;
+  /** Requests being forwarded to the server now (all snapshots). */
+  inFlight = 0;
+  requests = 0;
+  failures = 0;
+  /** Peak-EWMA of the time to response headers, ms; 0 before the first answer. */
+  ewma = 0;
+  #ewmaAt = 0;
+  /** The result of active checks (always true without them). */
+  healthy = true;
+  lastCheck: CheckResult | null = null;
+  #checkPasses = 0;
+  #checkFailures = 0;
+  /** Times ejected (decays while the server behaves). */
+  ejections = 0;
+  /** performance.now() when the current ejection ends; 0 when not ejected. */
+  ejectedUntil = 0;
+  #lastEjectionEnd = 0;
+  #consecutiveFailures = 0;
+  #consecutive5xx = 0;
+  /** Taken out of rotation through the admin API. */
+  adminDrain = false;
+  /** performance.now() when a slow start began; -1 when none is running. */
+  rampStart = -1;
+  /** Can take new requests: healthy, not ejected, not draining. */
+  available = true;
+  #status: ServerStatus = 'up';
+  #policy: ServerPolicy = NO_POLICY;
+  #configDrain = false;
+  readonly #owners: StateOwner[] = [];
+  #checker: ActiveChecker | null = null;
+  #ejectTimer: NodeJS.Timeout | undefined;
+  #rampTimer: NodeJS.Timeout | undefined;
+  readonly #logger: Logger | null;
+  #closed = false;
+  readonly #onCheck = (result: CheckResult): void => this.#checked(result);
+
+  constructor(upstream: string, url: URL, logger: Logger | null = null) {
+    this.upstream = upstream;
+    this.origin = url.origin;
+    this.authority = url.host;
+    this.hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    this.port = url.port === '' ? 80 : Number(url.port);
+    this.#logger = logger;
+  }
+
+  get status(): ServerStatus {
+    return this.#status;
+  }
+
+  get draining(): boolean {
+    return this.adminDrain || this.#configDrain;
+  }
+
+  get policy(): ServerPolicy {
+    return this.#policy;
+  }
+
+  /** A snapshot starts using this state; the newest owner's settings apply. */
+  attach(owner: StateOwner): void {
+    this.#owners.push(owner);
+    this.#applyPolicy();
+  }
+
+  /** A snapshot is retired; the settings of the newest remaining owner apply again. */
+  detach(owner: StateOwner): void {
+    const i = this.#owners.lastIndexOf(owner);
+    if (i !== -1) this.#owners.splice(i, 1);
+    if (this.#owners.length > 0) this.#applyPolicy();
+  }
+
+  /** A response head arrived: any answer ends a run of failures; 5xx answers count toward consecutive_5xx. */
+  onResponse(status: number): void {
+    if (status >= 500) {
+      this.#consecutive5xx++;
+      this.#consecutiveFailures = 0;
+      const outlier = this.#policy.outlier;
+      if (outlier !== null && outlier.consecutive5xx > 0 && this.#consecutive5xx >= outlier.consecutive5xx) {
+        this.#eject(`${this.#consecutive5xx} consecutive 5xx responses`);
+      }
+      return;
+    }
+    this.#consecutiveFailures = 0;
+    this.#consecutive5xx = 0;
+  }
+
+  /** A try failed in the transport (connect, reset, timeout, malformed answer), code as in the catalog. */
+  onFailure(code: string): void {
+    this.#consecutiveFailures++;
+    this.#consecutive5xx++;
+    const outlier = this.#policy.outlier;
+    if (outlier === null) return;
+    if (outlier.consecutiveFailures > 0 && this.#consecutiveFailures >= outlier.consecutiveFailures) {
+      this.#eject(`${this.#consecutiveFailures} consecutive failures (last: ${code})`);
+    } else if (outlier.consecutive5xx > 0 && this.#consecutive5xx >= outlier.consecutive5xx) {
+      this.#eject(`${this.#consecutive5xx} consecutive failures or 5xx responses (last: ${code})`);
+    }
+  }
+
+  /** Records the time to response headers of one try (peak EWMA: a slower sample counts at once, a faster one decays in). */
+  observeLatency(ms: number, now: number): void {
+    if (ms >= this.ewma || this.#ewmaAt === 0) this.ewma = ms;
+    else {
+      const w = Math.exp(-(now - this.#ewmaAt) / EWMA_DECAY_MS);
+      this.ewma = this.ewma * w + ms * (1 - w);
+    }
+    this.#ewmaAt = now;
+  }
+
+  /**
+   * The p2c load: latency times in-flight (+1 for the request being placed), as Finagle and
+   * Linkerd do. The average decays toward zero while no answer comes, so that a server once slow
+   * is tried again. A server not measured yet takes one request at a time until it answers.
+   */
+  load(now: number): number {
+    const ewma = this.ewma;
+    if (ewma === 0) return this.inFlight === 0 ? 0 : 1e9 + this.inFlight;
+    return ewma * Math.exp(-(now - this.#ewmaAt) / EWMA_DECAY_MS) * (this.inFlight + 1);
+  }
+
+  /** Share of its weight the server gets now: below 1 while it slow-starts. */
+  share(now: number): number {
+    if (this.rampStart < 0) return 1;
+    const ramp = this.#policy.slowStartMs;
+    if (ramp <= 0) return 1;
+    return Math.min(1, Math.max(1 / RAMP_STEPS, (now - this.rampStart) / ramp));
+  }
+
+  /** Takes the server out of rotation (or puts it back) from the admin API; in-flight requests finish. */
+  setAdminDrain(on: boolean): void {
+    if (this.adminDrain === on) return;
+    this.adminDrain = on;
+    this.#refresh(on ? 'drained through the admin API' : 'drain lifted through the admin API');
+  }
+
+  /** Stops the checks and timers; the state is not used any more. */
+  close(): void {
+    this.#closed = true;
+    this.#checker?.stop();
+    this.#checker = null;
+    clearTimeout(this.#ejectTimer);
+    clearInterval(this.#rampTimer);
+  }
+
+  #applyPolicy(): void {
+    const owner = this.#owners[this.#owners.length - 1];
+    if (owner === undefined || this.#closed) return;
+    this.#policy = owner.policy;
+    this.#configDrain = owner.drain;
+    const health = owner.policy.health;
+    if (health?.key !== this.#checker?.policy.key) {
+      this.#checker?.stop();
+      this.#checker = null;
+      if (health === null) {
+        // Without checks there is nothing to keep a server down.
+        this.healthy = true;
+        this.lastCheck = null;
+      } else {
+        this.#checker = new ActiveChecker(this, health, this.#onCheck);
+        this.#checker.start();
+      }
+      this.#checkPasses = 0;
+      this.#checkFailures = 0;
+    }
+    if (owner.policy.outlier === null && this.ejectedUntil !== 0) this.#uneject('outlier detection turned off');
+    this.#refresh('configuration');
+  }
+
+  #checked(result: CheckResult): void {
+    if (this.#closed) return;
+    this.lastCheck = result;
+    const policy = this.#policy.health;
+    if (policy === null) return;
+    if (result.ok) {
+      this.#checkFailures = 0;
+      this.#checkPasses++;
+      if (!this.healthy && this.#checkPasses >= policy.rise) {
+        this.healthy = true;
+        // As Envoy does: a server that proves healthy again is not kept out by an old ejection.
+        if (this.ejectedUntil !== 0) this.#clearEjection();
+        this.#refresh(`health check passed ${this.#checkPasses} times`);
+      }
+    } else {
+      this.#checkPasses = 0;
+      this.#checkFailures++;
+      if (this.healthy && this.#checkFailures >= policy.fall) {
+        this.healthy = false;
+        this.#refresh(`health check failed ${this.#checkFailures} times (last: ${result.detail})`);
+      }
+    }
+  }
+
+  #eject(reason: string): void {
+    const outlier = this.#policy.outlier;
+    if (outlier === null || this.ejectedUntil !== 0 || this.#closed) return;
+    const owner = this.#owners[this.#owners.length - 1];
+    if (owner === undefined || !owner.mayEject()) return;
+    const now = performance.now();
+    this.ejections = decayedEjections(this.ejections, now - this.#lastEjectionEnd, outlier) + 1;
+    const duration = ejectionTime(outlier, this.ejections);
+    this.ejectedUntil = now + duration;
+    this.#consecutiveFailures = 0;
+    this.#consecutive5xx = 0;
+    this.#ejectTimer = setTimeout(() => this.#uneject('ejection time over'), duration);
+    this.#ejectTimer.unref();
+    this.#refresh(`ejected for ${duration} ms after ${reason}`);
+  }
+
+  #uneject(reason: string): void {
+    this.#clearEjection();
+    this.#refresh(reason);
+  }
+
+  #clearEjection(): void {
+    clearTimeout(this.#ejectTimer);
+    this.ejectedUntil = 0;
+    this.#lastEjectionEnd = performance.now();
+  }
+
+  /** Recomputes availability; logs a change of status and tells every owner when availability changed. */
+  #refresh(reason: string): void {
+    if (this.#closed) return;
+    const status: ServerStatus = this.draining ? 'draining' : !this.healthy ? 'down' : this.ejectedUntil !== 0 ? 'ejected' : 'up';
+    const available = status === 'up';
+    const before = this.#status;
+    this.#status = status;
+    if (status !== before) {
+      const fields = { upstream: this.upstream, server: this.origin, from: before, to: status, reason };
+      if (status === 'down' || status === 'ejected') this.#logger?.warn(fields, 'server state changed');
+      else this.#logger?.info(fields, 'server state changed');
+    }
+    if (available === this.available) return;
+    this.available = available;
+    if (available) this.#startRamp();
+    else this.#stopRamp();
+    this.#notify();
+  }
+
+  #startRamp(): void {
+    const ramp = this.#policy.slowStartMs;
+    if (ramp <= 0) return;
+    this.rampStart = performance.now();
+    clearInterval(this.#rampTimer);
+    this.#rampTimer = setInterval(() => {
+      if (performance.now() - this.rampStart >= ramp) this.#stopRamp();
+      this.#notify();
+    }, Math.max(ramp / RAMP_STEPS, 10));
+    this.#rampTimer.unref();
+  }
+
+  #stopRamp(): void {
+    this.rampStart = -1;
+    clearInterval(this.#rampTimer);
+    this.#rampTimer = undefined;
+  }
+
+  #notify(): void {
+    for (const owner of this.#owners) owner.changed();
+  }
+}

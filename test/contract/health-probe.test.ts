@@ -1,0 +1,61 @@
+/**
+ * The HealthProbe contract: every probe type (src/upstream/health/index.ts) passes a server that
+ * answers, fails one that refuses connections or does not answer in time, and never rejects.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { configFromObject } from '../../src/config/load.ts';
+import type { HealthCheckConfig } from '../../src/config/schema.ts';
+import { PROBES } from '../../src/upstream/health/index.ts';
+import type { ProbeTarget } from '../../src/upstream/health/probe.ts';
+import { closedPort, startBackend, startRawBackend } from '../helpers/backend.ts';
+import { waitFor } from '../helpers/http.ts';
+
+function healthConfig(type: string): HealthCheckConfig {
+  const config = configFromObject({
+    listen: [{ address: '127.0.0.1:0' }],
+    upstreams: { app: { servers: [{ url: 'http://127.0.0.1:1' }], health_check: { type: type as 'http' } } },
+  });
+  return config.upstreams['app']?.health_check as HealthCheckConfig;
+}
+
+function target(port: number): ProbeTarget {
+  return { hostname: '127.0.0.1', port, authority: `127.0.0.1:${port}` };
+}
+
+for (const type of Object.keys(PROBES) as HealthCheckConfig['type'][]) {
+  describe(`health probe contract: ${type}`, () => {
+    const probe = PROBES[type](healthConfig(type));
+
+    test('a server that answers passes', async (t) => {
+      const backend = await startBackend(t, (_req, res) => res.end('OK'));
+      const outcome = await probe.check(target(backend.port), new AbortController().signal);
+      assert.equal(outcome.ok, true, outcome.detail);
+    });
+
+    test('a refused connection fails with the reason', async () => {
+      const outcome = await probe.check(target(await closedPort()), new AbortController().signal);
+      assert.deepEqual(outcome, { ok: false, detail: 'ECONNREFUSED' });
+    });
+
+    test('an abort (the timeout) fails the check, without rejecting', async (t) => {
+      // Accepts and reads, never answers: only the abort ends an HTTP check. (A TCP check passes
+      // on connect, so it is aborted before it could.)
+      const silent = await startRawBackend(t, (socket) => socket.resume());
+      const controller = new AbortController();
+      controller.abort();
+      const outcome = await probe.check(target(silent.port), controller.signal);
+      assert.deepEqual(outcome, { ok: false, detail: 'timeout' });
+      const later = new AbortController();
+      const pending = probe.check(target(silent.port), later.signal);
+      if (type === 'http') {
+        // Aborted once the request is at the server, waiting for an answer that never comes.
+        await waitFor(() => silent.sockets.length >= 1, 2000, 'the check to connect');
+        later.abort();
+        assert.deepEqual(await pending, { ok: false, detail: 'timeout' });
+      } else {
+        assert.equal((await pending).ok, true);
+      }
+    });
+  });
+}
