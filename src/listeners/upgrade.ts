@@ -74,7 +74,8 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
         finish(status);
         return;
       }
-      const server = action.upstream.balancer.pick();
+      // Placed like any request (health, drain, backups, sticky and hash keys), without retries.
+      const server = action.upstream.choose(ex, null);
       if (server === undefined) {
         socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
         finish(503);
