@@ -164,7 +164,7 @@ test('circuit breaker: past max_in_flight and max_queued, 503 at once; queued re
   const pending = Array.from({ length: 10 }, () => get('/'));
   await waitFor(
     () => held.length === 4 && upstreamView(proxy.gatehouse).queued === 2 && upstreamView(proxy.gatehouse).rejected === 4,
-    2000,
+    5000,
     'four in flight, two queued, four refused',
   );
   const view = upstreamView(proxy.gatehouse);
@@ -176,7 +176,7 @@ test('circuit breaker: past max_in_flight and max_queued, 503 at once; queued re
   const replies = await Promise.all(pending);
   clearInterval(release);
   assert.deepEqual(tally(replies.map((r) => String(r.status))), { 200: 6, 503: 4 });
-  assert.ok(replies.filter((r) => r.status === 503).every((r) => r.ms < 500), 'refused at once');
+  assert.ok(replies.filter((r) => r.status === 503).every((r) => r.ms < 1500), 'refused at once, not after the 10 s queue timeout');
   assert.equal(peak, 4, 'never more than max_in_flight at the backend');
 });
 
@@ -223,7 +223,7 @@ test('a queued request waits at most queue_timeout; one whose client leaves is d
   await waitFor(() => upstreamView(proxy.gatehouse).queued === 0, 2000, 'dropped from the queue');
   const waited = await get('/');
   assert.equal(waited.status, 503);
-  assert.ok(waited.ms >= 180 && waited.ms < 1000, `answered after the queue timeout: ${waited.ms.toFixed(0)} ms`);
+  assert.ok(waited.ms >= 180 && waited.ms < 2000, `answered after the queue timeout: ${waited.ms.toFixed(0)} ms`);
   held.shift()?.end('ok');
   assert.equal((await first).status, 200);
   assert.equal(backend.requests.length, 1, 'neither queued request reached the backend');
