@@ -3,61 +3,12 @@
  * would reach a backend, slow clients are timed out, and keep-alive connections are bounded.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import { connect, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { echo, startBackend } from '../helpers/backend.ts';
+import { Connection } from '../helpers/clients.ts';
 import { rawRequest, waitFor } from '../helpers/http.ts';
 import { simpleProxyConfig, startProxy, type RunningProxy } from '../helpers/proxy.ts';
-
-/** One client connection read response by response (Content-Length bodies only). */
-class RawConnection {
-  readonly socket: Socket;
-  readonly closed: Promise<number>;
-  #buffer = Buffer.alloc(0);
-  #wake: (() => void) | undefined;
-
-  private constructor(socket: Socket) {
-    this.socket = socket;
-    socket.on('error', () => {});
-    socket.on('data', (chunk: Buffer) => {
-      this.#buffer = Buffer.concat([this.#buffer, chunk]);
-      this.#wake?.();
-    });
-    this.closed = new Promise((resolve) =>
-      socket.once('close', () => {
-        this.#wake?.();
-        resolve(performance.now());
-      }),
-    );
-  }
-
-  static async open(t: TestContext, port: number): Promise<RawConnection> {
-    const socket = connect(port, '127.0.0.1');
-    t.after(() => socket.destroy());
-    await once(socket, 'connect');
-    return new RawConnection(socket);
-  }
-
-  /** The next complete response: its head (lower-cased) and body; rejects if the connection closes first. */
-  async response(): Promise<{ status: number; head: string; body: string }> {
-    for (;;) {
-      const end = this.#buffer.indexOf('\r\n\r\n');
-      if (end >= 0) {
-        const head = this.#buffer.subarray(0, end).toString('latin1').toLowerCase();
-        const length = Number(/\r\ncontent-length: *(\d+)/.exec(head)?.[1] ?? 0);
-        if (this.#buffer.length >= end + 4 + length) {
-          const body = this.#buffer.subarray(end + 4, end + 4 + length).toString();
-          this.#buffer = this.#buffer.subarray(end + 4 + length);
-          return { status: Number(head.slice(9, 12)), head, body };
-        }
-      }
-      if (this.socket.destroyed) throw new Error(`connection closed; received ${JSON.stringify(this.#buffer.toString())}`);
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-    }
-  }
-}
 
 /** A backend that counts the body bytes it receives and answers only once the body is complete. */
 async function countingBackend(t: TestContext) {
@@ -103,14 +54,14 @@ test('a declared body larger than max_body_size → 413 before the backend sees 
 test('a chunked body past max_body_size → 413, and the backend never receives more than the limit', async (t) => {
   const { backend, seen } = await countingBackend(t);
   const proxy = await limitedProxy(t, backend.url, { max_body_size: '4kb' });
-  const conn = await RawConnection.open(t, proxy.port);
+  const conn = await Connection.open(t, proxy.port);
   conn.socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n');
   // 1 KiB chunks, one at a time once the previous one has reached the backend, up to twice the limit.
   for (let i = 1; i <= 8 && !conn.socket.destroyed; i++) {
     conn.socket.write(`400\r\n${'b'.repeat(1024)}\r\n`);
     if (i <= 4) await waitFor(() => seen.bytes === i * 1024, 2000, `chunk ${i} at the backend`);
   }
-  const res = await conn.response();
+  const res = await conn.answer();
   assert.equal(res.status, 413);
   assert.match(res.head, /\r\nconnection: close/);
   await conn.closed;
@@ -122,12 +73,12 @@ test('a chunked body past max_body_size → 413, and the backend never receives 
 test('a client that sends half a request head and stalls is answered 408 or closed within about header_timeout', async (t) => {
   const { backend, seen } = await countingBackend(t);
   const proxy = await limitedProxy(t, backend.url, { header_timeout: 300 });
-  const conn = await RawConnection.open(t, proxy.port);
+  const conn = await Connection.open(t, proxy.port);
   const started = performance.now();
   conn.socket.write('GET / HTTP/1.1\r\nHost: x\r\nX-Half');
   const closedAt = await conn.closed;
   const ms = closedAt - started;
-  const received = await conn.response().then(
+  const received = await conn.answer().then(
     (r) => r.status,
     () => 0,
   );
@@ -140,14 +91,14 @@ test('a client that sends half a request head and stalls is answered 408 or clos
 test('keepalive_timeout closes an idle keep-alive connection', async (t) => {
   const backend = await startBackend(t, echo());
   const proxy = await limitedProxy(t, backend.url, { keepalive_timeout: 300 });
-  const conn = await RawConnection.open(t, proxy.port);
+  const conn = await Connection.open(t, proxy.port);
   conn.socket.write('GET /1 HTTP/1.1\r\nHost: x\r\n\r\n');
-  const first = await conn.response();
+  const first = await conn.answer();
   assert.equal(first.status, 200);
   assert.doesNotMatch(first.head, /\r\nconnection: close/);
   // Still usable right after the answer.
   conn.socket.write('GET /2 HTTP/1.1\r\nHost: x\r\n\r\n');
-  assert.equal((await conn.response()).status, 200);
+  assert.equal((await conn.answer()).status, 200);
   const idleFrom = performance.now();
   const ms = (await conn.closed) - idleFrom;
   // node:http adds server.keepAliveTimeoutBuffer (1 s by default) to the socket timeout, so that a
@@ -159,10 +110,10 @@ test('keepalive_timeout closes an idle keep-alive connection', async (t) => {
 test('max_requests_per_connection: the Nth answer says Connection: close and the connection closes', async (t) => {
   const backend = await startBackend(t, echo());
   const proxy = await limitedProxy(t, backend.url, { max_requests_per_connection: 3, keepalive_timeout: '5s' });
-  const conn = await RawConnection.open(t, proxy.port);
+  const conn = await Connection.open(t, proxy.port);
   for (let i = 1; i <= 3; i++) {
     conn.socket.write(`GET /${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
-    const res = await conn.response();
+    const res = await conn.answer();
     assert.equal(res.status, 200, `request ${i}`);
     assert.equal(JSON.parse(res.body).url, `/${i}`);
     if (i < 3) assert.doesNotMatch(res.head, /\r\nconnection: close/, `request ${i} keeps the connection`);
