@@ -124,4 +124,10 @@ export const PROXIES: Record<ProxyName, ProxySpec> = {
       return { command: ctx.varnishd, args: setup.args, logFiles: [], cleanup: setup.cleanup };
     },
   },
+  'node-static': {
+    name: 'node-static',
+    describe: 'bare node:http answering from memory (the ceiling for a Node.js cache hit)',
+    scenarios: ['cache-hit'],
+    launch: (ctx, port) => nodeScript(ctx, 'bench/peers/node-static.ts', ['--port', String(port)]),
+  },
 };
