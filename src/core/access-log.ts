@@ -77,6 +77,9 @@ function jsonLine(ex: Exchange): string {
     if (route.action.kind === 'forward') line += `,"upstream":${JSON.stringify(route.action.upstream.name)}`;
   }
   if (ex.server !== undefined) line += `,"server":"${ex.server.authority}"`;
+  if (ex.tries > 1) line += `,"tries":${ex.tries}`;
+  // The client named by a trusted proxy's X-Forwarded-For or a PROXY header, when not the peer.
+  if (ex.client !== ex.peer) line += `,"client":${JSON.stringify(ex.client)}`;
   line += `,"duration_ms":${round(performance.now() - ex.startedAt)}`;
   if (ex.upstreamHeadersMs >= 0) line += `,"upstream_ms":${round(ex.upstreamHeadersMs)}`;
   if (ex.errorCode !== undefined) line += `,"error":"${ex.errorCode}"`;

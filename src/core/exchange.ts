@@ -31,6 +31,8 @@ export class Exchange {
   bytes = 0;
   /** When the upstream's response headers arrived, ms since startedAt; -1 when none did. */
   upstreamHeadersMs = -1;
+  /** Tries sent to servers (more than one after a retry); 0 when none was. */
+  tries = 0;
   errorCode: ErrorCode | undefined;
   finished = false;
   /** Filters the upstream response passes through; null (the usual case) when none. */

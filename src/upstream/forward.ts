@@ -117,6 +117,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const upstream = action.upstream;
     this.#server = server;
     ex.server = server;
+    ex.tries++;
     const state = server.state;
     state.inFlight++;
     state.requests++;

@@ -77,3 +77,20 @@ test('a request with no route is logged as 404 and a failed upstream with its er
   assert.equal(lines[1].status, 502);
   assert.equal(lines[1].error, 'CONNECT_REFUSED');
 });
+
+test('a request retried on another server is logged with its tries and the server that answered', async (t) => {
+  const { closedPort } = await import('../helpers/backend.ts');
+  const live = await startBackend(t, echo());
+  const path = await tempFile('retried.log', '');
+  const proxy = await startProxy(t, {
+    access_log: { path },
+    upstreams: { app: { servers: [{ url: `http://127.0.0.1:${await closedPort()}` }, { url: live.url }] } },
+    routes: [{ match: {}, upstream: 'app' }],
+  });
+  assert.equal((await request(`${proxy.url}/first`)).status, 200, 'the refused try is retried on the live server');
+  const [line] = await readLines(path, 1);
+  const entry = JSON.parse(line as string);
+  assert.equal(entry.tries, 2);
+  assert.equal(entry.server, `127.0.0.1:${live.port}`);
+  assert.equal(entry.status, 200);
+});
