@@ -88,7 +88,7 @@ export class Gatehouse {
     if (JSON.stringify(previous.access_log) !== JSON.stringify(config.access_log)) {
       this.#accessLog.flush();
       this.#accessLog = createAccessLog(config.access_log);
-      for (const listener of this.#listeners.values()) (listener.context as { accessLog: AccessLog }).accessLog = this.#accessLog;
+      for (const listener of this.#listeners.values()) listener.context.accessLog = this.#accessLog;
     }
     retireSnapshot(this.#holder.swap(snapshot), this.#registry);
     this.#logger.info({ listeners: this.addresses.map(formatAddress), routes: snapshot.router.size }, 'configuration reloaded');
@@ -124,7 +124,6 @@ export class Gatehouse {
     this.#logger.info({ outcome }, 'gatehouse stopped');
   }
 
-  /** Per-server state for the admin API. */
   /** The current snapshot's caches, for the admin API (statistics, purges). */
   caches(): CacheSet {
     return this.#holder.current.caches;
@@ -136,6 +135,7 @@ export class Gatehouse {
     return { state: policy.state, v6Prefix: policy.v6Prefix };
   }
 
+  /** Per-server state and counters for the admin API. */
   status(): unknown {
     const snapshot = this.#holder.current;
     return {

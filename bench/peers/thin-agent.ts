@@ -2,7 +2,7 @@
 // instead of an undici Pool, to measure which upstream transport is faster.
 // Usage: node bench/peers/thin-agent.ts --port N --target http://127.0.0.1:M
 import { Agent, createServer, request } from 'node:http';
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { endToEnd } from '../lib/end-to-end.ts';
 import { HOST } from '../lib/ports.ts';
 import { parseListenArgs, requireTarget } from '../lib/listen-args.ts';
 import { closeOnSignal } from './graceful.ts';
@@ -10,26 +10,6 @@ import { closeOnSignal } from './graceful.ts';
 const args = parseListenArgs(process.argv.slice(2));
 const target = requireTarget(args);
 const agent = new Agent({ keepAlive: true, maxSockets: 128, maxFreeSockets: 128 });
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-function endToEnd(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-  }
-  return out;
-}
 
 const server = createServer((req, res) => {
   const upstream = request(

@@ -4,7 +4,7 @@
  * directory). Also the entry point of purges (admin API) and cache statistics.
  */
 import type { Config, RouteConfig } from '../config/schema.ts';
-import { CACHE_DEFAULTS, STORE_DEFAULTS, type CacheConfig, type RouteCacheConfig } from '../config/acceleration-schema.ts';
+import { CACHE_DEFAULTS, definedOnly, STORE_DEFAULTS, type CacheConfig, type RouteCacheConfig } from '../config/acceleration-schema.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { Registry } from '../core/registry.ts';
 import { compileKey, keyOfUrl, prefixOfUrl, type KeyOptions } from './key.ts';
@@ -115,13 +115,12 @@ function routeSettings(global: CacheConfig, route: RouteConfig): Settings | null
   const own: RouteCacheConfig | undefined = route.cache;
   const enabled = own === undefined ? global.enabled : own.enabled;
   if (!enabled) return null;
-  const local = own;
   const pick = <K extends Exclude<keyof Settings, 'key' | 'bypass'>>(name: K): Settings[K] =>
-    (local?.[name] ?? global[name] ?? CACHE_DEFAULTS[name]) as Settings[K];
+    (own?.[name] ?? global[name] ?? CACHE_DEFAULTS[name]) as Settings[K];
   return {
     store: pick('store'),
-    key: { ...CACHE_DEFAULTS.key, ...definedOnly(global.key), ...definedOnly(local?.key) },
-    bypass: { ...CACHE_DEFAULTS.bypass, ...definedOnly(global.bypass), ...definedOnly(local?.bypass) },
+    key: { ...CACHE_DEFAULTS.key, ...definedOnly(global.key), ...definedOnly(own?.key) },
+    bypass: { ...CACHE_DEFAULTS.bypass, ...definedOnly(global.bypass), ...definedOnly(own?.bypass) },
     heuristic_fraction: pick('heuristic_fraction'),
     heuristic_max: pick('heuristic_max'),
     stale_while_revalidate: pick('stale_while_revalidate'),
@@ -130,12 +129,6 @@ function routeSettings(global: CacheConfig, route: RouteConfig): Settings | null
     collapse: pick('collapse'),
     lock_timeout: pick('lock_timeout'),
   };
-}
-
-/** The fields of `value` that are set (exactOptionalPropertyTypes: no undefined values). */
-function definedOnly<T extends object>(value: T | undefined): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  if (value === undefined) return {};
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 function storeSpec(global: CacheConfig, name: string): StoreSpec {

@@ -14,8 +14,8 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, ty
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { isEntryMeta, metaBytes, prepareEntry, type CachedEntry, type EntryMeta, type StoredBody } from './entry.ts';
-import { EntryIndex, type Removal } from './lru-index.ts';
-import type { CacheStore, EntryWriter, StoreLimits, StoreStats } from './store.ts';
+import { IndexedStore, type Removal } from './lru-index.ts';
+import type { EntryWriter, StoreLimits } from './store.ts';
 
 /** The description file's format version: files of another version are discarded. */
 const FORMAT = 1;
@@ -33,76 +33,42 @@ interface DiskLocation {
   readonly gen: string;
 }
 
-export class DiskStore implements CacheStore {
+export class DiskStore extends IndexedStore {
   readonly kind = 'disk';
   readonly #dir: string;
   readonly #tmp: string;
   readonly #lock: string;
-  readonly #index: EntryIndex;
   readonly #locations = new WeakMap<CachedEntry, DiskLocation>();
   readonly #ready: Promise<void>;
-  #limits: StoreLimits;
   #closed = false;
 
   constructor(dir: string, limits: StoreLimits) {
+    super(limits);
     this.#dir = dir;
     this.#tmp = join(dir, 'tmp');
     this.#lock = join(dir, 'lock');
-    this.#limits = limits;
-    this.#index = new EntryIndex((entry, why) => this.#removed(entry, why));
     mkdirSync(this.#tmp, { recursive: true });
     takeLock(this.#lock);
     this.#ready = this.#load();
   }
 
-  get(key: string): readonly CachedEntry[] | undefined {
-    return this.#index.get(key);
-  }
-
   open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
-    if (this.#closed || expectedSize > this.#limits.maxObjectSize) return null;
+    if (this.#closed || expectedSize > this.limits.maxObjectSize) return null;
     const hash = hashOf(meta.key, meta.variant);
     const gen = randomBytes(8).toString('hex');
     const dir = join(this.#dir, hash.slice(0, 2));
     const location: DiskLocation = { metaPath: join(dir, hash), bodyPath: join(dir, `${hash}.${gen}`), gen };
-    return new DiskWriter(location, join(this.#tmp, `${hash}.${gen}`), this.#limits.maxObjectSize, (size) => this.#commit(meta, location, size));
+    return new DiskWriter(location, join(this.#tmp, `${hash}.${gen}`), this.limits.maxObjectSize, (size) => this.#commit(meta, location, size));
   }
 
   async update(entry: CachedEntry, meta: EntryMeta): Promise<CachedEntry | null> {
     const location = this.#locations.get(entry);
-    if (location === undefined || !this.#index.holds(entry)) return null;
+    if (location === undefined || !this.index.holds(entry)) return null;
     const next = prepareEntry({ ...meta, size: entry.size }, entry.body);
     await this.#writeDescription(next.meta, location);
-    if (!this.#index.replace(entry, next, entry.size + metaBytes(next.meta))) return null;
+    if (!this.index.replace(entry, next, entry.size + metaBytes(next.meta))) return null;
     this.#locations.set(next, location);
     return next;
-  }
-
-  async delete(key: string): Promise<number> {
-    return this.#index.delete(key);
-  }
-
-  async deletePrefix(prefix: string): Promise<number> {
-    return this.#index.deletePrefix(prefix);
-  }
-
-  async deleteTag(tag: string): Promise<number> {
-    return this.#index.deleteTag(tag);
-  }
-
-  configure(limits: StoreLimits): void {
-    this.#limits = limits;
-    this.#index.evict(limits.maxSize);
-  }
-
-  stats(): StoreStats {
-    return {
-      kind: this.kind,
-      entries: this.#index.count,
-      bytes: this.#index.bytes,
-      maxSize: this.#limits.maxSize,
-      evictions: this.#index.evictions,
-    };
   }
 
   ready(): Promise<void> {
@@ -123,16 +89,16 @@ export class DiskStore implements CacheStore {
   async #commit(meta: EntryMeta, location: DiskLocation, size: number): Promise<CachedEntry | null> {
     const entry = prepareEntry({ ...meta, size }, diskBody(location.bodyPath));
     const bytes = size + metaBytes(entry.meta);
-    if (this.#closed || bytes > this.#limits.maxSize) {
+    if (this.#closed || bytes > this.limits.maxSize) {
       await unlink(location.bodyPath).catch(ignore);
       return null;
     }
     await this.#writeDescription(entry.meta, location);
     if (this.#closed) return null;
     this.#locations.set(entry, location);
-    this.#index.insert(entry, bytes);
-    this.#index.evict(this.#limits.maxSize);
-    return this.#index.holds(entry) ? entry : null;
+    this.index.insert(entry, bytes);
+    this.index.evict(this.limits.maxSize);
+    return this.index.holds(entry) ? entry : null;
   }
 
   async #writeDescription(meta: EntryMeta, location: DiskLocation): Promise<void> {
@@ -143,7 +109,7 @@ export class DiskStore implements CacheStore {
   }
 
   /** An entry left the index: delete its body, and its description unless a newer one took its name. */
-  #removed(entry: CachedEntry, why: Removal): void {
+  protected override removed(entry: CachedEntry, why: Removal): void {
     const location = this.#locations.get(entry);
     if (location === undefined) return;
     void unlink(location.bodyPath).catch(ignore);
@@ -178,12 +144,12 @@ export class DiskStore implements CacheStore {
         }
         bodies.delete(bodyName);
         // A newer entry written since start wins over the one on disk.
-        if (this.#index.get(file.meta.key)?.some((e) => e.variant === file.meta.variant)) continue;
+        if (this.index.get(file.meta.key)?.some((e) => e.variant === file.meta.variant)) continue;
         const location: DiskLocation = { metaPath, bodyPath: join(dir, bodyName), gen: file.gen };
         const entry = prepareEntry(file.meta, diskBody(location.bodyPath));
         this.#locations.set(entry, location);
-        this.#index.insert(entry, entry.size + metaBytes(entry.meta));
-        this.#index.evict(this.#limits.maxSize);
+        this.index.insert(entry, entry.size + metaBytes(entry.meta));
+        this.index.evict(this.limits.maxSize);
       }
       // Bodies no description refers to: interrupted writes, or replaced generations.
       for (const orphan of bodies) {
@@ -194,8 +160,8 @@ export class DiskStore implements CacheStore {
 
   /** True when an entry written since start uses this body file. */
   #isLiveBody(path: string): boolean {
-    for (const key of this.#index.keys()) {
-      for (const entry of this.#index.get(key) ?? []) if (this.#locations.get(entry)?.bodyPath === path) return true;
+    for (const key of this.index.keys()) {
+      for (const entry of this.index.get(key) ?? []) if (this.#locations.get(entry)?.bodyPath === path) return true;
     }
     return false;
   }

@@ -6,8 +6,8 @@
 import type { Readable } from 'node:stream';
 import { parseHttpDate, type StoredFacts, type Validators } from './policy.ts';
 
-/** What a store persists about one response (JSON-safe). */
-export interface EntryMeta {
+/** What a store persists about one response (JSON-safe); its StoredFacts drive freshness. */
+export interface EntryMeta extends StoredFacts {
   /** The primary cache key (host, path, query). */
   readonly key: string;
   /** The variant key: the normalised request values of `vary` ('' when none). */
@@ -21,16 +21,6 @@ export interface EntryMeta {
   readonly upstreamStatus: string;
   /** When the request was sent upstream, ms epoch. */
   readonly requestTime: number;
-  /** When the response (or the 304 that last validated it) was received, ms epoch. */
-  readonly responseTime: number;
-  /** Age when received, seconds (RFC 9111 §4.2.3 corrected_initial_age). */
-  readonly initialAge: number;
-  /** Freshness lifetime, seconds. */
-  readonly lifetime: number;
-  readonly noCache: boolean;
-  readonly noStale: boolean;
-  readonly staleWhileRevalidate: number;
-  readonly staleIfError: number;
   /** Surrogate keys / cache tags, for purging. */
   readonly tags: readonly string[];
   /** Body bytes; -1 until the body is complete. */

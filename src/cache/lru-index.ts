@@ -3,7 +3,8 @@
  * (second chance) approximation of LRU. A hit only sets a flag on its slot, so the hot path does
  * no map reordering; eviction walks from the oldest slot, giving referenced ones a second chance.
  */
-import type { CachedEntry } from './entry.ts';
+import type { CachedEntry, EntryMeta } from './entry.ts';
+import type { CacheStore, EntryWriter, StoreLimits, StoreStats } from './store.ts';
 
 /** Most variants kept under one key (e.g. Accept-Encoding × Accept-Language); the oldest goes. */
 export const MAX_VARIANTS = 32;
@@ -157,5 +158,56 @@ export class EntryIndex {
     this.#tags.clear();
     this.bytes = 0;
     this.count = 0;
+  }
+}
+
+/** What both stores answer straight from their index: look-ups, purges, limits and stats. */
+export abstract class IndexedStore implements CacheStore {
+  abstract readonly kind: string;
+  protected readonly index: EntryIndex;
+  protected limits: StoreLimits;
+
+  constructor(limits: StoreLimits) {
+    this.limits = limits;
+    this.index = new EntryIndex((entry, why) => this.removed(entry, why));
+  }
+
+  /** An entry left the index (a store that holds more than the index releases it here). */
+  protected removed(_entry: CachedEntry, _why: Removal): void {}
+
+  abstract open(meta: EntryMeta, expectedSize: number): EntryWriter | null;
+  abstract update(entry: CachedEntry, meta: EntryMeta): Promise<CachedEntry | null>;
+  abstract ready(): Promise<void>;
+  abstract close(): void;
+
+  get(key: string): readonly CachedEntry[] | undefined {
+    return this.index.get(key);
+  }
+
+  async delete(key: string): Promise<number> {
+    return this.index.delete(key);
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    return this.index.deletePrefix(prefix);
+  }
+
+  async deleteTag(tag: string): Promise<number> {
+    return this.index.deleteTag(tag);
+  }
+
+  configure(limits: StoreLimits): void {
+    this.limits = limits;
+    this.index.evict(limits.maxSize);
+  }
+
+  stats(): StoreStats {
+    return {
+      kind: this.kind,
+      entries: this.index.count,
+      bytes: this.index.bytes,
+      maxSize: this.limits.maxSize,
+      evictions: this.index.evictions,
+    };
   }
 }

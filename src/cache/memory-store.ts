@@ -6,60 +6,23 @@
  */
 import { Readable, Writable } from 'node:stream';
 import { metaBytes, prepareEntry, type CachedEntry, type EntryMeta, type StoredBody } from './entry.ts';
-import { EntryIndex } from './lru-index.ts';
-import type { CacheStore, EntryWriter, StoreLimits, StoreStats } from './store.ts';
+import { IndexedStore } from './lru-index.ts';
+import type { EntryWriter } from './store.ts';
 
 /** Bodies up to this size are joined into one buffer when stored. */
 const JOIN_LIMIT = 64 * 1024;
 
-export class MemoryStore implements CacheStore {
+export class MemoryStore extends IndexedStore {
   readonly kind = 'memory';
-  readonly #index = new EntryIndex(() => {});
-  #limits: StoreLimits;
-
-  constructor(limits: StoreLimits) {
-    this.#limits = limits;
-  }
-
-  get(key: string): readonly CachedEntry[] | undefined {
-    return this.#index.get(key);
-  }
 
   open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
-    if (expectedSize > this.#limits.maxObjectSize) return null;
-    return new MemoryWriter(meta, this.#limits.maxObjectSize, (entry) => this.#commit(entry));
+    if (expectedSize > this.limits.maxObjectSize) return null;
+    return new MemoryWriter(meta, this.limits.maxObjectSize, (entry) => this.#commit(entry));
   }
 
   async update(entry: CachedEntry, meta: EntryMeta): Promise<CachedEntry | null> {
     const next = prepareEntry({ ...meta, size: entry.size }, entry.body);
-    return this.#index.replace(entry, next, entry.size + metaBytes(next.meta)) ? next : null;
-  }
-
-  async delete(key: string): Promise<number> {
-    return this.#index.delete(key);
-  }
-
-  async deletePrefix(prefix: string): Promise<number> {
-    return this.#index.deletePrefix(prefix);
-  }
-
-  async deleteTag(tag: string): Promise<number> {
-    return this.#index.deleteTag(tag);
-  }
-
-  configure(limits: StoreLimits): void {
-    this.#limits = limits;
-    this.#index.evict(limits.maxSize);
-  }
-
-  stats(): StoreStats {
-    return {
-      kind: this.kind,
-      entries: this.#index.count,
-      bytes: this.#index.bytes,
-      maxSize: this.#limits.maxSize,
-      evictions: this.#index.evictions,
-    };
+    return this.index.replace(entry, next, entry.size + metaBytes(next.meta)) ? next : null;
   }
 
   ready(): Promise<void> {
@@ -67,14 +30,14 @@ export class MemoryStore implements CacheStore {
   }
 
   close(): void {
-    this.#index.clear();
+    this.index.clear();
   }
 
   #commit(entry: CachedEntry): void {
     const bytes = entry.size + metaBytes(entry.meta);
-    if (bytes > this.#limits.maxSize) return;
-    this.#index.insert(entry, bytes);
-    this.#index.evict(this.#limits.maxSize);
+    if (bytes > this.limits.maxSize) return;
+    this.index.insert(entry, bytes);
+    this.index.evict(this.limits.maxSize);
   }
 }
 

@@ -152,9 +152,11 @@ export function initialAge(headers: HeaderMap, requestTime: number, responseTime
 
 /** What a stored response needs for the decisions below. */
 export interface StoredFacts {
-  /** ms epoch when it was received (or last validated). */
+  /** ms epoch when it (or the 304 that last validated it) was received. */
   readonly responseTime: number;
+  /** Age when received, seconds (§4.2.3 corrected_initial_age). */
   readonly initialAge: number;
+  /** Freshness lifetime, seconds. */
   readonly lifetime: number;
   readonly noCache: boolean;
   readonly noStale: boolean;

@@ -10,7 +10,7 @@ import { sendError } from '../listeners/respond.ts';
 import type { Finish } from '../middleware/pipeline.ts';
 import type { CachedEntry } from './entry.ts';
 import { sliceChunks } from './memory-store.ts';
-import { currentAge, evaluateConditionals, ifRangeMatches, parseRange, type HeaderMap, type Validators } from './policy.ts';
+import { currentAge, evaluateConditionals, first, hasConditionals, ifRangeMatches, parseRange, type HeaderMap, type Validators } from './policy.ts';
 
 /**
  * Answers the request from `entry` with the given Cache-Status. True when answered (synchronously
@@ -20,14 +20,7 @@ import { currentAge, evaluateConditionals, ifRangeMatches, parseRange, type Head
 export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string, now: number, finish: Finish): boolean | Promise<boolean> {
   const headers = ex.req.headers;
   const age = String(Math.floor(currentAge(entry, now)));
-  if (
-    entry.status >= 200 &&
-    entry.status < 300 &&
-    (headers['if-none-match'] !== undefined ||
-      headers['if-modified-since'] !== undefined ||
-      headers['if-match'] !== undefined ||
-      headers['if-unmodified-since'] !== undefined)
-  ) {
+  if (entry.status >= 200 && entry.status < 300 && hasConditionals(headers)) {
     const outcome = evaluateConditionals(headers, entry.status, entry.validators);
     if (outcome !== 'none') {
       answerCondition(ex, outcome, [...notModifiedExtras(entry.head), 'age', age, 'cache-status', cacheStatus], cacheStatus);
@@ -139,7 +132,7 @@ function answerCondition(ex: Exchange, outcome: 'not-modified' | 'precondition-f
 /** RFC 9110 §15.4.5: the fields a 304 carries (those a 200 would have had that guide caches). */
 const NOT_MODIFIED_FIELDS: ReadonlySet<string> = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
 
-export function notModifiedExtras(head: readonly string[]): string[] {
+function notModifiedExtras(head: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < head.length; i += 2) {
     if (NOT_MODIFIED_FIELDS.has(head[i] as string)) out.push(head[i] as string, head[i + 1] as string);
@@ -178,8 +171,4 @@ function withoutLength(head: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < head.length; i += 2) if (head[i] !== 'content-length') out.push(head[i] as string, head[i + 1] as string);
   return out;
-}
-
-function first(value: string | string[] | undefined): string | undefined {
-  return value === undefined || typeof value === 'string' ? value : value[0];
 }

@@ -252,3 +252,12 @@ export function accelerationProblems(cache: CacheConfig, routes: readonly RouteL
   });
   return problems;
 }
+
+/**
+ * The fields of a config block that are set (exactOptionalPropertyTypes: no undefined values), for
+ * merging a route's block over the global one field by field.
+ */
+export function definedOnly<T extends object>(value: T | undefined): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  if (value === undefined) return {};
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}

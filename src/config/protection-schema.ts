@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { IpSet, parseRange } from '../middleware/ip-filter/ip-set.ts';
 import { duration } from './units.ts';
 
-const range = z.string().refine((value) => parseRange(value) !== null, {
+/** An IP address or CIDR range, parsed by the same code that builds the lookup sets. */
+export const ipRange = z.string().refine((value) => parseRange(value) !== null, {
   message: 'must be an IP address or CIDR range such as 192.0.2.7, 10.0.0.0/8 or 2001:db8::/32',
 });
 
@@ -32,9 +33,9 @@ const listFile = z
 
 const accessFields = {
   /** Addresses and CIDR ranges let in; when any is given, everyone else is refused. */
-  allow: z.array(range).default([]),
+  allow: z.array(ipRange).default([]),
   /** Addresses and CIDR ranges refused; a deny entry wins over an allow entry. */
-  deny: z.array(range).default([]),
+  deny: z.array(ipRange).default([]),
   /** A file of allowed ranges, one per line ("#" comments), re-read when it changes. */
   allow_file: listFile.optional(),
   /** A file of denied ranges, one per line ("#" comments), re-read when it changes. */

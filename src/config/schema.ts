@@ -2,24 +2,12 @@
  * The configuration schema: the one source of config types. Every field has a default where a
  * sane one exists, so that the smallest useful file is a listener, an upstream and a route.
  */
-import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { address, duration, size } from './units.ts';
-import { listenerProtection, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
+import { ipRange, listenerProtection, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
 
 const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a valid header name');
-
-const cidr = z.string().refine(
-  (value) => {
-    const [ip, bits, ...rest] = value.split('/');
-    if (rest.length > 0 || ip === undefined) return false;
-    const max = isIPv4(ip) ? 32 : isIPv6(ip) ? 128 : 0;
-    if (max === 0) return false;
-    return bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= max);
-  },
-  { message: 'must be an IP address or CIDR range such as 10.0.0.0/8 or fd00::/8' },
-);
 
 const regex = z.string().refine(
   (value) => {
@@ -395,7 +383,7 @@ export const configSchema = z.strictObject({
   /** The admin listener (status JSON); keep it on loopback. */
   admin: z.strictObject({ address }).optional(),
   /** Peers whose X-Forwarded-For is trusted (CIDR ranges). */
-  trusted_proxies: z.array(cidr).default([]),
+  trusted_proxies: z.array(ipRange).default([]),
   forwarded,
   hide_backend: hideBackend,
   limits,

@@ -5,12 +5,10 @@ export type ErrorSource = 'downstream' | 'upstream' | 'internal' | 'config';
 export interface ErrorKind {
   readonly status: number;
   readonly source: ErrorSource;
-  /** Safe to try another server whatever the method: nothing reached the backend. */
-  readonly retryable: boolean;
   /**
    * The `retries.retry_on` condition that covers this failure, or null when it is never retried.
-   * Only `connect_failure` is retried for every method; the others may have reached the backend,
-   * so they are retried for idempotent methods only (RFC 9110 §9.2.2).
+   * Only `connect_failure` is retried for every method (nothing reached the backend); the others
+   * may have reached the backend, so they are retried for idempotent methods only (RFC 9110 §9.2.2).
    */
   readonly retryOn: RetryCondition | null;
   /** Counts against the server for passive health checking (outlier detection). */
@@ -27,35 +25,35 @@ export type RetryCondition = 'connect_failure' | 'reset' | 'timeout';
  * which fixes its status, its source and whether a retry is safe.
  */
 export const ERRORS = {
-  NO_ROUTE: { status: 404, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'Not Found' },
-  BODY_TOO_LARGE: { status: 413, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'Payload Too Large' },
-  BAD_REQUEST: { status: 400, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'Bad Request' },
-  CLIENT_CLOSED: { status: 499, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'Client Closed Request' },
+  NO_ROUTE: { status: 404, source: 'downstream', retryOn: null, serverFault: false, message: 'Not Found' },
+  BODY_TOO_LARGE: { status: 413, source: 'downstream', retryOn: null, serverFault: false, message: 'Payload Too Large' },
+  BAD_REQUEST: { status: 400, source: 'downstream', retryOn: null, serverFault: false, message: 'Bad Request' },
+  CLIENT_CLOSED: { status: 499, source: 'downstream', retryOn: null, serverFault: false, message: 'Client Closed Request' },
   /** No server of the upstream can take requests (all down, ejected or draining). */
-  NO_SERVER: { status: 503, source: 'upstream', retryable: false, retryOn: null, serverFault: false, message: 'Service Unavailable' },
+  NO_SERVER: { status: 503, source: 'upstream', retryOn: null, serverFault: false, message: 'Service Unavailable' },
   /** Circuit breaker: the upstream's in-flight limit and queue are full, or every server is at its own limit. */
-  OVERLOADED: { status: 503, source: 'upstream', retryable: false, retryOn: null, serverFault: false, message: 'Service Unavailable' },
+  OVERLOADED: { status: 503, source: 'upstream', retryOn: null, serverFault: false, message: 'Service Unavailable' },
   /** Waited in the upstream's queue longer than circuit_breaker.queue_timeout. */
-  QUEUE_TIMEOUT: { status: 503, source: 'upstream', retryable: false, retryOn: null, serverFault: false, message: 'Service Unavailable' },
-  CONNECT_REFUSED: { status: 502, source: 'upstream', retryable: true, retryOn: 'connect_failure', serverFault: true, message: 'Bad Gateway' },
-  CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryable: true, retryOn: 'connect_failure', serverFault: true, message: 'Gateway Timeout' },
-  UPSTREAM_RESET: { status: 502, source: 'upstream', retryable: false, retryOn: 'reset', serverFault: true, message: 'Bad Gateway' },
-  HEADERS_TIMEOUT: { status: 504, source: 'upstream', retryable: false, retryOn: 'timeout', serverFault: true, message: 'Gateway Timeout' },
+  QUEUE_TIMEOUT: { status: 503, source: 'upstream', retryOn: null, serverFault: false, message: 'Service Unavailable' },
+  CONNECT_REFUSED: { status: 502, source: 'upstream', retryOn: 'connect_failure', serverFault: true, message: 'Bad Gateway' },
+  CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryOn: 'connect_failure', serverFault: true, message: 'Gateway Timeout' },
+  UPSTREAM_RESET: { status: 502, source: 'upstream', retryOn: 'reset', serverFault: true, message: 'Bad Gateway' },
+  HEADERS_TIMEOUT: { status: 504, source: 'upstream', retryOn: 'timeout', serverFault: true, message: 'Gateway Timeout' },
   /** Always after the response head was sent, so never retried in practice. */
-  BODY_TIMEOUT: { status: 504, source: 'upstream', retryable: false, retryOn: 'timeout', serverFault: true, message: 'Gateway Timeout' },
+  BODY_TIMEOUT: { status: 504, source: 'upstream', retryOn: 'timeout', serverFault: true, message: 'Gateway Timeout' },
   /** A response that is not valid HTTP: treated like a reset for retries. */
-  BAD_RESPONSE: { status: 502, source: 'upstream', retryable: false, retryOn: 'reset', serverFault: true, message: 'Bad Gateway' },
+  BAD_RESPONSE: { status: 502, source: 'upstream', retryOn: 'reset', serverFault: true, message: 'Bad Gateway' },
   /** Refused by the access rules (global or per route). */
-  FORBIDDEN: { status: 403, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'Forbidden' },
+  FORBIDDEN: { status: 403, source: 'downstream', retryOn: null, serverFault: false, message: 'Forbidden' },
   /** A rate limit refused the request, or the client is banned. */
-  TOO_MANY_REQUESTS: { status: 429, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'Too Many Requests' },
+  TOO_MANY_REQUESTS: { status: 429, source: 'downstream', retryOn: null, serverFault: false, message: 'Too Many Requests' },
   /** The request target is longer than limits.max_url_length. */
-  URI_TOO_LONG: { status: 414, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'URI Too Long' },
+  URI_TOO_LONG: { status: 414, source: 'downstream', retryOn: null, serverFault: false, message: 'URI Too Long' },
   /** More header lines than limits.max_header_count. */
-  HEADERS_TOO_LARGE: { status: 431, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'Request Header Fields Too Large' },
+  HEADERS_TOO_LARGE: { status: 431, source: 'downstream', retryOn: null, serverFault: false, message: 'Request Header Fields Too Large' },
   /** The request body arrived slower than limits.body_min_rate. */
-  BODY_TOO_SLOW: { status: 408, source: 'downstream', retryable: false, retryOn: null, serverFault: false, message: 'Request Timeout' },
-  INTERNAL: { status: 500, source: 'internal', retryable: false, retryOn: null, serverFault: false, message: 'Internal Server Error' },
+  BODY_TOO_SLOW: { status: 408, source: 'downstream', retryOn: null, serverFault: false, message: 'Request Timeout' },
+  INTERNAL: { status: 500, source: 'internal', retryOn: null, serverFault: false, message: 'Internal Server Error' },
 } as const satisfies Record<string, ErrorKind>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -113,7 +113,7 @@ export class ProtectionState {
   status(): Record<string, unknown> {
     return {
       ...this.counters,
-      bans_active: this.bans.list().length,
+      bans_active: this.bans.count(),
       bans_issued: this.bans.issued,
       rate_limit_keys: this.store.size,
       rate_limit_keys_evicted: this.store.evicted,

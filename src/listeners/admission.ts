@@ -4,7 +4,6 @@
  * trusted proxy, the global access rules where the connection guard could not decide at accept,
  * and bans.
  */
-import type { IncomingMessage } from 'node:http';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { clientFromForwardedFor } from '../middleware/client-address.ts';
@@ -59,8 +58,4 @@ function forbid(ex: Exchange, policy: ProtectionPolicy, close: boolean): boolean
   return false;
 }
 
-/** RFC 9112 §6.3: a request has a body when it carries Transfer-Encoding or a non-zero Content-Length. */
-export function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
-}
+/** Re-exported for dispatch; defined once in respond.ts. */

@@ -148,8 +148,9 @@ export class ConnectionGuard {
     const state = policy.state;
     const counters = state.counters;
     const max = policy.maxConnectionsPerClient;
-    const key = policy.bans !== null || max > 0 ? clientKey(conn.address, policy.v6Prefix) : '';
-    if (policy.bans !== null && state.bans.any && state.bans.remaining(key) > 0) {
+    const anyBan = policy.bans !== null && state.bans.any;
+    const key = anyBan || max > 0 ? clientKey(conn.address, policy.v6Prefix) : '';
+    if (anyBan && state.bans.remaining(key) > 0) {
       counters.banned_connections++;
       return false;
     }

@@ -2,24 +2,24 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessLog } from '../core/access-log.ts';
 import { Exchange } from '../core/exchange.ts';
-import { GatehouseError } from '../core/errors.ts';
+import { GatehouseError, type ErrorCode } from '../core/errors.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
-import { RequestInfo, isRoutable } from '../routing/request-info.ts';
+import { RequestInfo } from '../routing/request-info.ts';
 import type { Action, RedirectAction } from '../routing/actions.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { forward } from '../upstream/forward.ts';
-import { sendError, sendSimple } from './respond.ts';
-import { hasBody, resolveClient, screenRequest } from './admission.ts';
+import { hasBody, sendError, sendSimple } from './respond.ts';
+import { resolveClient, screenRequest } from './admission.ts';
 import type { BodyRateWatch } from './body-rate.ts';
 import { connectionOf } from './connection-guard.ts';
 import { checkRequest } from './request-checks.ts';
-import type { ErrorCode } from '../core/errors.ts';
 
 /** What every request on a listener shares. */
 export interface ListenerContext {
   readonly holder: SnapshotHolder;
-  readonly accessLog: AccessLog;
+  /** Replaced when a reload changes `access_log`. */
+  accessLog: AccessLog;
   /** "http" or "https". */
   readonly proto: string;
   /** True while shutting down: answers carry Connection: close. */
@@ -57,11 +57,6 @@ export function createRequestHandler(
         return;
       }
       if (protection.screen && !screenRequest(ex, conn, protection)) {
-        finish(ex);
-        return;
-      }
-      if (!isRoutable(info, req.rawHeaders)) {
-        rejectRequest(ex, 'BAD_REQUEST');
         finish(ex);
         return;
       }

@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { ErrorCode } from '../core/errors.ts';
 import { normalizeTarget, type PathPolicy } from '../routing/normalize-path.ts';
-import { isValidHost, originForm } from '../routing/request-target.ts';
+import { hasSecondHost, isValidHost, originForm } from '../routing/request-target.ts';
 
 /** The compiled request checks of a snapshot. */
 export interface RequestPolicy {
@@ -33,10 +33,13 @@ export function checkRequest(req: IncomingMessage, policy: RequestPolicy): Error
   // no header saying so); and an HTTP/1.0 message with Transfer-Encoding has faulty framing.
   const te = headers['transfer-encoding'];
   if (te !== undefined && (req.httpVersionMinor === 0 || !isChunkedOnly(te))) return 'BAD_REQUEST';
+  // RFC 9112 §3.2: one valid Host line (a second is only possible when `headers.host` is set).
   const host = headers.host;
-  if (host !== undefined && !isValidHost(host)) return 'BAD_REQUEST';
+  if (host !== undefined && (!isValidHost(host) || hasSecondHost(req.rawHeaders))) return 'BAD_REQUEST';
+  // Only origin-form is routed: absolute-form naming the Host becomes origin-form, anything else
+  // (another authority, "*", authority-form) is refused, so that route and backend see one target.
   let target = url;
-  if (target.charCodeAt(0) !== 0x2f && target !== '*') {
+  if (target.charCodeAt(0) !== 0x2f) {
     const origin = originForm(target, host);
     if (origin === null) return 'BAD_REQUEST';
     target = origin;

@@ -53,7 +53,7 @@ export function sendError(ex: Exchange, error: unknown): void {
 }
 
 /** RFC 9112 §6.3: a request has a body when it carries Transfer-Encoding or a non-zero Content-Length. */
-function hasBody(req: IncomingMessage): boolean {
+export function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

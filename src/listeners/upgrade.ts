@@ -10,7 +10,7 @@ import { connectionOf } from './connection-guard.ts';
 import { checkRequest } from './request-checks.ts';
 import { sendError } from './respond.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
-import { RequestInfo, isRoutable } from '../routing/request-info.ts';
+import { RequestInfo } from '../routing/request-info.ts';
 import { openTunnel } from '../transport/tunnel.ts';
 import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
@@ -41,7 +41,7 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
     };
     // Only WebSocket is tunnelled: an h2c (or other) upgrade a backend accepted would open a channel
     // that bypasses the routes and checks here ("h2c smuggling").
-    if (rejected !== null || !isRoutable(info, req.rawHeaders) || !isWebSocket(req.headers.upgrade)) {
+    if (rejected !== null || !isWebSocket(req.headers.upgrade)) {
       if (rejected !== null) protection.state.counters.rejected_requests++;
       sendError(ex, new GatehouseError(rejected ?? 'BAD_REQUEST'));
       finish(ex.status);
@@ -82,8 +82,9 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
         return;
       }
       ex.server = server;
-      server.inFlight++;
-      server.requests++;
+      const state = server.state;
+      state.inFlight++;
+      state.requests++;
       const url = req.url as string;
       openTunnel({
         pool: server.pool,
@@ -97,9 +98,9 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
         responseHeaders: (headers) =>
           rewriteResponseHeaders(headers, snapshot.hiding, action.upstream, ex.proto, req.headers.host),
         done: (status, error) => {
-          if (error !== undefined && status !== 101) server.failures++;
-          if (status === 101) socket.once('close', () => server.inFlight--);
-          else server.inFlight--;
+          if (error !== undefined && status !== 101) state.failures++;
+          if (status === 101) socket.once('close', () => state.inFlight--);
+          else state.inFlight--;
           finish(status);
         },
       });

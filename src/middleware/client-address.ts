@@ -6,6 +6,7 @@
  * written by the client itself and is ignored, so a client cannot choose its own address.
  */
 import { isIP } from 'node:net';
+import { normalizeAddress } from './forwarded.ts';
 import type { IpSet } from './ip-filter/ip-set.ts';
 
 export function clientFromForwardedFor(xff: string | undefined, peer: string, trusted: IpSet): string {
@@ -17,7 +18,7 @@ export function clientFromForwardedFor(xff: string | undefined, peer: string, tr
     const entry = xff.slice(comma + 1, end).trim();
     // A malformed hop ends the walk: the last address a trusted hop vouched for stands.
     if (isIP(entry) === 0) break;
-    client = entry.startsWith('::ffff:') && entry.includes('.') ? entry.slice(7) : entry;
+    client = normalizeAddress(entry);
     if (!trusted.has(entry)) break;
     end = comma;
   }

@@ -2,28 +2,21 @@
  * X-Forwarded-* and RFC 7239 Forwarded headers: tell the backend who the client is, trusting what
  * an earlier hop wrote only when that hop is a configured trusted proxy.
  */
-import { BlockList, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.ts';
+import { IpSet } from './ip-filter/ip-set.ts';
 
 /** The compiled forwarding settings of a snapshot. */
 export interface ForwardingPolicy {
   readonly xForwarded: boolean;
   readonly forwarded: boolean;
   /** Null when no proxy is trusted, so the hot path skips the lookup. */
-  readonly trusted: BlockList | null;
+  readonly trusted: IpSet | null;
 }
 
 export function compileForwarding(config: Config): ForwardingPolicy {
-  let trusted: BlockList | null = null;
-  if (config.trusted_proxies.length > 0) {
-    trusted = new BlockList();
-    for (const range of config.trusted_proxies) {
-      const [ip = '', bits] = range.split('/');
-      const family = isIPv6(ip) ? 'ipv6' : 'ipv4';
-      if (bits === undefined) trusted.addAddress(ip, family);
-      else trusted.addSubnet(ip, Number(bits), family);
-    }
-  }
+  // The same parser and lookup as the protection rules (ProtectionPolicy.trusted).
+  const trusted = config.trusted_proxies.length > 0 ? IpSet.from(config.trusted_proxies, (i) => `trusted_proxies[${i}]`) : null;
   return { xForwarded: config.forwarded.x_forwarded, forwarded: config.forwarded.forwarded, trusted };
 }
 
@@ -34,8 +27,7 @@ export function normalizeAddress(address: string | undefined): string {
 }
 
 export function isTrusted(policy: ForwardingPolicy, peer: string): boolean {
-  if (policy.trusted === null || peer === '') return false;
-  return policy.trusted.check(peer, isIPv6(peer) ? 'ipv6' : 'ipv4');
+  return policy.trusted !== null && policy.trusted.has(peer);
 }
 
 /** What the incoming request said about earlier hops (only read when the peer is trusted). */

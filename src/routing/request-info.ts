@@ -34,19 +34,3 @@ function hostWithoutPort(host: string | undefined): string {
   const colon = host.indexOf(':');
   return (colon === -1 ? host : host.slice(0, colon)).toLowerCase();
 }
-
-/**
- * RFC 9112 §3.2: only an origin-form target ("/path?query") with exactly one Host line is routed;
- * anything else is answered 400. An absolute-form target or a second Host would let the route
- * chosen here and what a backend reads disagree (a backend may take its path and host from
- * either), which would let a request slip past the routes that guard a path or a host.
- */
-export function isRoutable(info: RequestInfo, rawHeaders: readonly string[]): boolean {
-  if (info.path.charCodeAt(0) !== 0x2f) return false;
-  let hosts = 0;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return false;
-  }
-  return true;
-}

@@ -37,6 +37,16 @@ export function isValidHost(host: string): boolean {
   return true;
 }
 
+/** RFC 9112 §3.2: more than one Host line is refused (node:http keeps only the first in `headers`). */
+export function hasSecondHost(rawHeaders: readonly string[]): boolean {
+  let hosts = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return true;
+  }
+  return false;
+}
+
 /**
  * "http://Host:80/x?y" → "/x?y" when the authority matches `host` (case-insensitive, default port
  * ignored); null when it does not, when there is no Host, when the scheme is not http(s), or when

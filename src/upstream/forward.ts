@@ -168,7 +168,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       if (condition === null || !policy.conditions.has(condition)) return false;
       // Past a connect failure the request may have reached the server: only idempotent methods
       // go again, unless it never got a connection (no onRequestStart, nothing written).
-      if (!failure.kind.retryable && this.#controller !== null && !policy.idempotentMethods.has(method)) return false;
+      if (condition !== 'connect_failure' && this.#controller !== null && !policy.idempotentMethods.has(method)) return false;
     } else if (!policy.idempotentMethods.has(method)) return false;
     if (!replayable(this.#body) || ex.res.headersSent || ex.res.destroyed) return false;
     const now = performance.now();
@@ -277,19 +277,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       // Filtered bodies complete when the last filter has flushed into the response; trailers
       // are written by res.end() then (filters that change the body leave responses announcing
       // trailers alone).
-      if (!this.#answered) {
-        for (const _name in trailers) {
-          res.addTrailers(trailers as Record<string, string | string[]>);
-          break;
-        }
-      }
+      if (!this.#answered) addTrailers(res, trailers);
       this.#sink.end();
       return;
     }
-    for (const _name in trailers) {
-      res.addTrailers(trailers as Record<string, string | string[]>);
-      break;
-    }
+    addTrailers(res, trailers);
     res.end();
     this.#complete();
   }
@@ -317,13 +309,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     if (this.#sink !== ex.res) this.#sink.destroy(error);
     if (this.#answered) {
       // The client was answered by a filter; only the body it was reading failed.
-      if (!(error instanceof GatehouseError && error.code === 'CLIENT_CLOSED')) server.failures++;
+      if (!isClientClosed(error)) server.state.failures++;
       this.#complete();
       return;
     }
     const failure = ex.res.destroyed && !ex.res.writableFinished ? new GatehouseError('CLIENT_CLOSED') : error;
-    if (!(failure instanceof GatehouseError && failure.code === 'CLIENT_CLOSED')) {
-      server.failures++;
+    if (!isClientClosed(failure)) {
+      server.state.failures++;
       const caught = toGatehouseError(failure);
       // Passive health: a transport failure counts against the server (a client's fault does not).
       if (caught.kind.serverFault) server.state.onFailure(caught.code);
@@ -350,6 +342,18 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     this.#action.upstream.state.release();
     // A filter that answered the client finishes the exchange when its answer is complete.
     if (!this.#answered) this.#finish(this.#ex);
+  }
+}
+
+function isClientClosed(error: Error): boolean {
+  return error instanceof GatehouseError && error.code === 'CLIENT_CLOSED';
+}
+
+/** Copies the upstream's trailers, if it sent any, onto the client's response. */
+function addTrailers(res: Exchange['res'], trailers: Record<string, string | string[] | undefined>): void {
+  for (const _name in trailers) {
+    res.addTrailers(trailers as Record<string, string | string[]>);
+    return;
   }
 }
 

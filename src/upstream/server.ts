@@ -50,16 +50,17 @@ export class Server implements StateOwner {
   #group: ServerGroup = NO_GROUP;
 
   constructor(url: URL, weight: number, pool: Pool, poolKey: string, state?: ServerState, options: ServerOptions = DEFAULT_OPTIONS) {
-    this.origin = url.origin;
-    this.authority = url.host;
-    this.hostname = url.hostname.replace(/^\[|\]$/g, '');
+    this.state = state ?? new ServerState('', url);
+    // The state already derived these from the same URL.
+    this.origin = this.state.origin;
+    this.authority = this.state.authority;
+    this.hostname = this.state.hostname;
     this.weight = weight;
     this.backup = options.backup;
     this.drain = options.drain;
     this.maxInFlight = options.maxInFlight;
     this.pool = pool;
     this.poolKey = poolKey;
-    this.state = state ?? new ServerState('', url);
   }
 
   /** Joins the upstream and starts sharing the state (called once the upstream can take notifications). */
@@ -87,30 +88,5 @@ export class Server implements StateOwner {
   /** At its max_in_flight: skipped until a request finishes. */
   get full(): boolean {
     return this.maxInFlight > 0 && this.state.inFlight >= this.maxInFlight;
-  }
-
-  // The counters live in the shared state; these keep the WebSocket path (listeners/upgrade.ts) working.
-  get inFlight(): number {
-    return this.state.inFlight;
-  }
-
-  set inFlight(value: number) {
-    this.state.inFlight = value;
-  }
-
-  get requests(): number {
-    return this.state.requests;
-  }
-
-  set requests(value: number) {
-    this.state.requests = value;
-  }
-
-  get failures(): number {
-    return this.state.failures;
-  }
-
-  set failures(value: number) {
-    this.state.failures = value;
   }
 }

@@ -51,10 +51,6 @@ export class UpstreamState implements SharedState {
     this.name = name;
   }
 
-  get limits(): CircuitBreaker {
-    return this.#limits;
-  }
-
   /** A snapshot's settings apply from now on (the newest snapshot's win). */
   attach(limits: CircuitBreaker): void {
     this.#owners.push(limits);

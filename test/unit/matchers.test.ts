@@ -1,10 +1,11 @@
 /** compileMatch: route conditions as predicates over a RequestInfo (pure logic, no sockets). */
 import assert from 'node:assert/strict';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { describe, test } from 'node:test';
 import type { RouteConfig } from '../../src/config/schema.ts';
 import { compileMatch } from '../../src/routing/matchers.ts';
-import { RequestInfo, isRoutable } from '../../src/routing/request-info.ts';
+import { checkRequest, type RequestPolicy } from '../../src/listeners/request-checks.ts';
+import { RequestInfo } from '../../src/routing/request-info.ts';
 
 type Match = RouteConfig['match'];
 
@@ -33,16 +34,28 @@ describe('RequestInfo', () => {
   });
 });
 
-describe('isRoutable', () => {
-  const info = (url: string): RequestInfo => new RequestInfo('GET', url, { host: 'a' });
+describe('checkRequest: only origin-form targets with one Host line are routed', () => {
+  const policy: RequestPolicy = {
+    paths: { mergeSlashes: true, encodedSlashes: 'reject', backslashes: 'reject' },
+    maxHeaderCount: 100,
+    maxUrlLength: 8192,
+  };
+  const check = (url: string, rawHeaders: string[]): string | null => {
+    const headers: IncomingHttpHeaders = {};
+    for (let i = 0; i < rawHeaders.length; i += 2) headers[(rawHeaders[i] as string).toLowerCase()] ??= rawHeaders[i + 1];
+    const req = { httpVersionMajor: 1, httpVersionMinor: 1, url, rawHeaders, headers };
+    return checkRequest(req as unknown as IncomingMessage, policy);
+  };
   test('accepts origin-form with one Host', () => {
-    assert.equal(isRoutable(info('/x?y'), ['Host', 'a', 'Accept', '*/*']), true);
-    assert.equal(isRoutable(info('/'), []), true, 'HTTP/1.0 without Host');
+    assert.equal(check('/x?y', ['Host', 'a', 'Accept', '*/*']), null);
+    assert.equal(check('http://a/x', ['Host', 'a']), null, 'absolute-form naming the Host becomes origin-form');
   });
   test('refuses other target forms and a second Host line', () => {
-    assert.equal(isRoutable(info('http://a/x'), ['Host', 'a']), false);
-    assert.equal(isRoutable(info('*'), ['Host', 'a']), false);
-    assert.equal(isRoutable(info('/x'), ['Host', 'a', 'HOST', 'b']), false);
+    assert.equal(check('http://b/x', ['Host', 'a']), 'BAD_REQUEST');
+    assert.equal(check('*', ['Host', 'a']), 'BAD_REQUEST');
+    assert.equal(check('a:443', ['Host', 'a']), 'BAD_REQUEST', 'authority-form');
+    assert.equal(check('/x', ['Host', 'a', 'HOST', 'b']), 'BAD_REQUEST');
+    assert.equal(check('/x', ['Host', 'a', 'host', 'a']), 'BAD_REQUEST', 'even when both say the same');
   });
 });
 

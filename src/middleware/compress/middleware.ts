@@ -14,7 +14,7 @@
  */
 import type { Transform } from 'node:stream';
 import type { CompressConfig, Encoding, RouteCompressConfig } from '../../config/acceleration-schema.ts';
-import { COMPRESS_DEFAULTS } from '../../config/acceleration-schema.ts';
+import { COMPRESS_DEFAULTS, definedOnly } from '../../config/acceleration-schema.ts';
 import type { RouteConfig } from '../../config/schema.ts';
 import type { Exchange } from '../../core/exchange.ts';
 import type { Finish, Middleware, Next, ResponseFilter, ResponseHeaders } from '../pipeline.ts';
@@ -131,18 +131,12 @@ export function compileCompress(global: CompressConfig, route: RouteConfig): Com
   const own: RouteCompressConfig | undefined = route.compress;
   const enabled = own === undefined ? global.enabled : own.enabled;
   if (!enabled) return null;
-  const local = own;
-  const levels = { ...COMPRESS_DEFAULTS.level, ...defined(global.level), ...defined(local?.level) };
+  const levels = { ...COMPRESS_DEFAULTS.level, ...definedOnly(global.level), ...definedOnly(own?.level) };
   return new CompressMiddleware({
-    encodings: local?.encodings ?? global.encodings ?? COMPRESS_DEFAULTS.encodings,
-    types: compileTypes(local?.types ?? global.types ?? COMPRESS_DEFAULTS.types),
-    minSize: local?.min_size ?? global.min_size ?? COMPRESS_DEFAULTS.min_size,
+    encodings: own?.encodings ?? global.encodings ?? COMPRESS_DEFAULTS.encodings,
+    types: compileTypes(own?.types ?? global.types ?? COMPRESS_DEFAULTS.types),
+    minSize: own?.min_size ?? global.min_size ?? COMPRESS_DEFAULTS.min_size,
     levels,
-    decompress: local?.decompress ?? global.decompress ?? COMPRESS_DEFAULTS.decompress,
+    decompress: own?.decompress ?? global.decompress ?? COMPRESS_DEFAULTS.decompress,
   });
-}
-
-function defined<T extends object>(value: T | undefined): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  if (value === undefined) return {};
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }

@@ -118,9 +118,16 @@ export class BanList {
     return active;
   }
 
+  /** How many bans are active (expired ones are dropped on the way). */
+  count(): number {
+    const now = this.#now();
+    for (const [client, ban] of this.#bans) if (ban.until <= now) this.#bans.delete(client);
+    return this.#bans.size;
+  }
+
   /** Lifts every ban; returns how many there were. */
   liftAll(): number {
-    const count = this.list().length;
+    const count = this.count();
     this.#bans.clear();
     this.#records.clear();
     return count;
