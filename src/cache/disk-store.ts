@@ -287,6 +287,7 @@ class DiskWriter extends Writable implements EntryWriter {
 function diskBody(path: string): StoredBody {
   return {
     chunks: null,
+    text: null,
     open: async (start, end) => {
       const file = await open(path, 'r');
       return file.createReadStream({ start, end, autoClose: true });

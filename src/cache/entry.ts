@@ -31,6 +31,11 @@ export interface EntryMeta extends StoredFacts {
 export interface StoredBody {
   /** The whole body in memory (the fast path: written without copying); null when on disk. */
   readonly chunks: readonly Buffer[] | null;
+  /**
+   * A small body in memory also as a latin1 string (one char per byte): node:http then writes the
+   * head and the body in one write() instead of a writev of two, ~10% of a hit. Null otherwise.
+   */
+  readonly text: string | null;
   /** A stream of bytes start..end (inclusive). Rejects when the body is gone (evicted meanwhile). */
   open(start: number, end: number): Promise<Readable>;
 }

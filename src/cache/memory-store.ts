@@ -11,6 +11,8 @@ import type { EntryWriter } from './store.ts';
 
 /** Bodies up to this size are joined into one buffer when stored. */
 const JOIN_LIMIT = 64 * 1024;
+/** Bodies up to this size are also kept as text (StoredBody.text). */
+const TEXT_LIMIT = 16 * 1024;
 
 export class MemoryStore extends IndexedStore {
   readonly kind = 'memory';
@@ -22,7 +24,7 @@ export class MemoryStore extends IndexedStore {
 
   async update(entry: CachedEntry, meta: EntryMeta): Promise<CachedEntry | null> {
     const next = prepareEntry({ ...meta, size: entry.size }, entry.body);
-    return this.index.replace(entry, next, entry.size + metaBytes(next.meta)) ? next : null;
+    return this.index.replace(entry, next, memoryBytes(next)) ? next : null;
   }
 
   ready(): Promise<void> {
@@ -34,7 +36,7 @@ export class MemoryStore extends IndexedStore {
   }
 
   #commit(entry: CachedEntry): void {
-    const bytes = entry.size + metaBytes(entry.meta);
+    const bytes = memoryBytes(entry);
     if (bytes > this.limits.maxSize) return;
     this.index.insert(entry, bytes);
     this.index.evict(this.limits.maxSize);
@@ -106,9 +108,16 @@ function joinSmall(chunks: Buffer[], size: number): Buffer[] {
   return [joined];
 }
 
+/** What an entry of this store takes in memory: its body (twice when also kept as text) and description. */
+function memoryBytes(entry: CachedEntry): number {
+  return entry.size * (entry.body.text === null ? 1 : 2) + metaBytes(entry.meta);
+}
+
 export function memoryBody(chunks: readonly Buffer[]): StoredBody {
+  const only = chunks.length === 1 ? chunks[0] : undefined;
   return {
     chunks,
+    text: only !== undefined && only.length <= TEXT_LIMIT ? only.toString('latin1') : null,
     open: async (start, end) => Readable.from(sliceChunks(chunks, start, end)),
   };
 }

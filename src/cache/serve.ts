@@ -74,7 +74,13 @@ function writeBody(
     ex.status = status;
     ex.bytes = length;
     res.writeHead(status, head);
-    const parts = start === 0 && length === entry.size ? chunks : sliceChunks(chunks, start, end);
+    const whole = start === 0 && length === entry.size;
+    if (whole && entry.body.text !== null) {
+      res.end(entry.body.text, 'latin1');
+      finish(ex);
+      return true;
+    }
+    const parts = whole ? chunks : sliceChunks(chunks, start, end);
     if (parts.length === 1) res.end(parts[0]);
     else {
       // The buffers are the store's: queued by reference, never copied.

@@ -29,6 +29,9 @@ export class Listener {
         // Timeouts are checked on this interval, so it bounds how late a 408 can be.
         connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.header_timeout / 4))),
         keepAlive: true,
+        // A request without Content-Length or Transfer-Encoding gets a body stream that has already
+        // ended, instead of one that node:http drains after the answer (~5% of a cache hit).
+        optimizeEmptyRequests: true,
       },
       createRequestHandler(context, this.bodyWatch),
     );
