@@ -170,6 +170,24 @@ test("an upstream cache's Cache-Status is kept after ours (RFC 9211 §2)", async
   assert.equal(cacheStatus(await fetchRaw(`${proxy.url}/s`)), 'gatehouse; hit, OriginCache; hit');
 });
 
+test('a small binary body is answered byte for byte (small bodies are served from their latin1 text)', async (t) => {
+  const body = Buffer.alloc(1024);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 31) % 256;
+  const origin = await startOrigin(t, (_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'application/octet-stream' });
+    res.end(body);
+  });
+  const proxy = await startProxy(t, cachingConfig(origin.url));
+  await fetchRaw(`${proxy.url}/bin`);
+  const hit = await fetchRaw(`${proxy.url}/bin`);
+  assert.equal(cacheStatus(hit), 'gatehouse; hit');
+  assert.equal(hit.headers['content-length'], '1024');
+  assert.ok(hit.body.equals(body));
+  const range = await fetchRaw(`${proxy.url}/bin`, { range: 'bytes=100-355' });
+  assert.equal(range.status, 206);
+  assert.ok(range.body.equals(body.subarray(100, 356)));
+});
+
 test('large bodies stream through on a miss and are answered whole from memory', async (t) => {
   const body = Buffer.alloc(3 * 1024 * 1024);
   for (let i = 0; i < body.length; i++) body[i] = (i * 7) % 256;
