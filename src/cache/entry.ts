@@ -4,6 +4,7 @@
  * validators computed once at store time).
  */
 import type { Readable } from 'node:stream';
+import { serializeHead, SUPPORTED as SERIALIZED_HEADS, type SerializedHead } from '../listeners/serialized-head.ts';
 import { parseHttpDate, type StoredFacts, type Validators } from './policy.ts';
 
 /** What a store persists about one response (JSON-safe); its StoredFacts drive freshness. */
@@ -50,6 +51,11 @@ export interface CachedEntry extends StoredFacts {
   readonly size: number;
   /** Headers of a full answer, flat, Content-Length set to the body size. */
   readonly head: readonly string[];
+  /**
+   * The same without Content-Length, serialised once for writeSerializedHead (the hot path);
+   * null when node:http does not allow that or a field is not valid on the wire.
+   */
+  readonly serialized: SerializedHead | null;
   readonly validators: Validators;
   /** ms epoch until which the entry is fresh (never, when noCache). */
   readonly freshUntil: number;
@@ -58,7 +64,7 @@ export interface CachedEntry extends StoredFacts {
 }
 
 /** Statuses whose answers have no content (RFC 9110 §15.3.5, §15.4.5). */
-function bodiless(status: number): boolean {
+export function bodiless(status: number): boolean {
   return status === 204 || status === 304 || status < 200;
 }
 
@@ -77,6 +83,7 @@ export function prepareEntry(meta: EntryMeta, body: StoredBody): CachedEntry {
     else if (name === 'date') date ??= value;
     head.push(name, value);
   }
+  const serialized = SERIALIZED_HEADS ? serializeHead(head) : null;
   if (!bodiless(meta.status)) head.push('content-length', String(meta.size));
   const freshUntil = meta.noCache ? 0 : meta.responseTime + (meta.lifetime - meta.initialAge) * 1000;
   return {
@@ -87,6 +94,7 @@ export function prepareEntry(meta: EntryMeta, body: StoredBody): CachedEntry {
     status: meta.status,
     size: meta.size,
     head,
+    serialized,
     validators: { etag, lastModified: parseHttpDate(lastModified), date: parseHttpDate(date) },
     freshUntil,
     tags: meta.tags,

@@ -8,7 +8,8 @@ import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { sendError } from '../listeners/respond.ts';
 import type { Finish } from '../middleware/pipeline.ts';
-import type { CachedEntry } from './entry.ts';
+import { writeSerializedHead, type SerializedHead } from '../listeners/serialized-head.ts';
+import { bodiless, type CachedEntry } from './entry.ts';
 import { sliceChunks } from './memory-store.ts';
 import { currentAge, evaluateConditionals, first, hasConditionals, ifRangeMatches, parseRange, type HeaderMap, type Validators } from './policy.ts';
 
@@ -46,16 +47,25 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
       return writeBody(ex, entry, 206, head, range.start, range.end, finish);
     }
   }
-  const head = entry.head.slice();
-  head.push('age', age, 'cache-status', cacheStatus);
-  return writeBody(ex, entry, entry.status, head, 0, size - 1, finish);
+  const serialized = entry.serialized;
+  if (serialized === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
+  const fields = bodiless(entry.status) ? ['age', age, 'cache-status', cacheStatus] : ['content-length', String(size), 'age', age, 'cache-status', cacheStatus];
+  return writeBody(ex, entry, entry.status, { serialized, fields }, 0, size - 1, finish);
+}
+
+/** A head as a flat field list, or serialised lines plus the fields that change per answer. */
+type AnswerHead = string[] | { readonly serialized: SerializedHead; readonly fields: string[] };
+
+function writeAnswerHead(ex: Exchange, status: number, head: AnswerHead): void {
+  if (Array.isArray(head)) ex.res.writeHead(status, head);
+  else writeSerializedHead(ex.res, status, head.serialized, head.fields);
 }
 
 function writeBody(
   ex: Exchange,
   entry: CachedEntry,
   status: number,
-  head: string[],
+  head: AnswerHead,
   start: number,
   end: number,
   finish: Finish,
@@ -65,7 +75,7 @@ function writeBody(
   const chunks = entry.body.chunks;
   if (length <= 0 || ex.info.method === 'HEAD' || status === 204 || status === 304) {
     ex.status = status;
-    res.writeHead(status, head);
+    writeAnswerHead(ex, status, head);
     res.end();
     finish(ex);
     return true;
@@ -73,7 +83,7 @@ function writeBody(
   if (chunks !== null) {
     ex.status = status;
     ex.bytes = length;
-    res.writeHead(status, head);
+    writeAnswerHead(ex, status, head);
     const whole = start === 0 && length === entry.size;
     if (whole && entry.body.text !== null) {
       res.end(entry.body.text, 'latin1');
@@ -101,7 +111,7 @@ function writeBody(
   );
 }
 
-function streamBody(ex: Exchange, status: number, head: string[], stream: Readable, length: number, finish: Finish): void {
+function streamBody(ex: Exchange, status: number, head: AnswerHead, stream: Readable, length: number, finish: Finish): void {
   const res = ex.res;
   if (res.destroyed) {
     stream.destroy();
@@ -110,7 +120,7 @@ function streamBody(ex: Exchange, status: number, head: string[], stream: Readab
     return;
   }
   ex.status = status;
-  res.writeHead(status, head);
+  writeAnswerHead(ex, status, head);
   stream.on('data', (chunk: Buffer) => {
     ex.bytes += chunk.length;
   });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cacheStatus, cachingConfig, fetchRaw, startOrigin } from '../helpers/cache.ts';
+import { Connection } from '../helpers/clients.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 test('off by default: no Cache-Status, every request goes upstream', async (t) => {
@@ -186,6 +187,35 @@ test('a small binary body is answered byte for byte (small bodies are served fro
   const range = await fetchRaw(`${proxy.url}/bin`, { range: 'bytes=100-355' });
   assert.equal(range.status, 206);
   assert.ok(range.body.equals(body.subarray(100, 356)));
+});
+
+test('a hit on the wire: one Date (the stored one), framing by Content-Length, keep-alive as node:http decides', async (t) => {
+  const date = new Date(Date.now() - 1000).toUTCString();
+  const origin = await startOrigin(t, (_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain', date, 'x-multi': ['a', 'b'] });
+    res.end('stored body');
+  });
+  const proxy = await startProxy(t, cachingConfig(origin.url));
+  await fetchRaw(`${proxy.url}/wire`);
+  const connection = await Connection.open(t, proxy.port);
+  const host = `127.0.0.1:${proxy.port}`;
+  for (let i = 0; i < 3; i++) {
+    const hit = await connection.get('/wire', { host });
+    assert.equal(hit.status, 200);
+    assert.equal(hit.body, 'stored body');
+    assert.match(hit.head, /\r\ncache-status: gatehouse; hit\r\n/);
+    assert.equal(hit.head.match(/\r\ndate: /g)?.length, 1, 'one Date');
+    assert.ok(hit.head.includes(`\r\ndate: ${date.toLowerCase()}\r\n`), 'the stored Date (RFC 9111 §4)');
+    assert.match(hit.head, /\r\nx-multi: a\r\nx-multi: b\r\n/, 'repeated fields kept as separate lines');
+    assert.match(hit.head, /\r\ncontent-length: 11\r\n/);
+    assert.doesNotMatch(hit.head, /transfer-encoding/);
+    assert.match(hit.head, /\r\nconnection: keep-alive\r\n/);
+  }
+  connection.write(`GET /wire HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`);
+  const last = await connection.answer();
+  assert.equal(last.body, 'stored body');
+  assert.match(last.head, /\r\nconnection: close(\r\n|$)/);
+  await connection.closed;
 });
 
 test('large bodies stream through on a miss and are answered whole from memory', async (t) => {
