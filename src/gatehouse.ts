@@ -39,7 +39,17 @@ export class Gatehouse {
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
     this.#holder = new SnapshotHolder(compileSnapshot(config, this.#registry));
-    this.#accessLog = createAccessLog(config.access_log);
+    this.#accessLog = this.#openAccessLog(config);
+  }
+
+  #openAccessLog(config: Config): AccessLog {
+    try {
+      return createAccessLog(config.access_log, (error) => {
+        this.#logger.error({ err: error }, 'access log write failed; lines are dropped until writes work again');
+      });
+    } catch (error: unknown) {
+      throw new Error(`access_log: cannot open ${config.access_log.path}: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   /** Binds every listener of `config` and starts serving. */
@@ -79,16 +89,20 @@ export class Gatehouse {
     const config = next ?? (await this.#readConfigFile());
     const snapshot = compileSnapshot(config, this.#registry);
     const previous = this.#holder.current.config;
+    const logChanged = JSON.stringify(previous.access_log) !== JSON.stringify(config.access_log);
+    let accessLog: AccessLog | undefined;
     try {
+      if (logChanged) accessLog = this.#openAccessLog(config);
       await this.#bindListeners(config);
     } catch (error: unknown) {
+      accessLog?.close();
       retireSnapshot(snapshot, this.#registry);
       throw error;
     }
-    if (JSON.stringify(previous.access_log) !== JSON.stringify(config.access_log)) {
-      this.#accessLog.flush();
-      this.#accessLog = createAccessLog(config.access_log);
-      for (const listener of this.#listeners.values()) listener.context.accessLog = this.#accessLog;
+    if (accessLog !== undefined) {
+      this.#accessLog.close();
+      this.#accessLog = accessLog;
+      for (const listener of this.#listeners.values()) listener.context.accessLog = accessLog;
     }
     retireSnapshot(this.#holder.swap(snapshot), this.#registry);
     this.#logger.info({ listeners: this.addresses.map(formatAddress), routes: snapshot.router.size }, 'configuration reloaded');

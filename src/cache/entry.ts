@@ -4,7 +4,7 @@
  * validators computed once at store time).
  */
 import type { Readable } from 'node:stream';
-import { serializeHead, SUPPORTED as SERIALIZED_HEADS, type SerializedHead } from '../listeners/serialized-head.ts';
+import { SerializedHead, SUPPORTED as SERIALIZED_HEADS } from '../listeners/serialized-head.ts';
 import { parseHttpDate, type StoredFacts, type Validators } from './policy.ts';
 
 /** What a store persists about one response (JSON-safe); its StoredFacts drive freshness. */
@@ -33,8 +33,8 @@ export interface StoredBody {
   /** The whole body in memory (the fast path: written without copying); null when on disk. */
   readonly chunks: readonly Buffer[] | null;
   /**
-   * A small body in memory also as a latin1 string (one char per byte): node:http then writes the
-   * head and the body in one write() instead of a writev of two, ~10% of a hit. Null otherwise.
+   * A small body in memory as a latin1 string (one char per byte): node:http then writes the head
+   * and the body in one write() instead of a writev of two, ~10% of a hit. Null otherwise.
    */
   readonly text: string | null;
   /** A stream of bytes start..end (inclusive). Rejects when the body is gone (evicted meanwhile). */
@@ -83,7 +83,7 @@ export function prepareEntry(meta: EntryMeta, body: StoredBody): CachedEntry {
     else if (name === 'date') date ??= value;
     head.push(name, value);
   }
-  const serialized = SERIALIZED_HEADS ? serializeHead(head) : null;
+  const serialized = SERIALIZED_HEADS ? SerializedHead.of(head) : null;
   if (!bodiless(meta.status)) head.push('content-length', String(meta.size));
   const freshUntil = meta.noCache ? 0 : meta.responseTime + (meta.lifetime - meta.initialAge) * 1000;
   return {

@@ -1,8 +1,8 @@
 /**
  * The in-memory store (the default): bodies are kept as the Buffers that went to the client, by
- * reference, so storing a response copies nothing (small bodies are joined into one buffer of
- * their own, so that a hit is one write and does not pin a larger socket buffer). Bounded by bytes
- * with CLOCK eviction (lru-index.ts).
+ * reference, so storing a response copies nothing. Bodies up to 16 KiB are kept as latin1 text
+ * instead: node:http writes a string body with its head in one write (and the text pins no larger
+ * socket buffer). Bounded by bytes with CLOCK eviction (lru-index.ts).
  */
 import { Readable, Writable } from 'node:stream';
 import { metaBytes, prepareEntry, type CachedEntry, type EntryMeta, type StoredBody } from './entry.ts';
@@ -11,7 +11,7 @@ import type { EntryWriter } from './store.ts';
 
 /** Bodies up to this size are joined into one buffer when stored. */
 const JOIN_LIMIT = 64 * 1024;
-/** Bodies up to this size are also kept as text (StoredBody.text). */
+/** Bodies up to this size are kept as text (StoredBody.text) instead of a buffer. */
 const TEXT_LIMIT = 16 * 1024;
 
 export class MemoryStore extends IndexedStore {
@@ -108,18 +108,44 @@ function joinSmall(chunks: Buffer[], size: number): Buffer[] {
   return [joined];
 }
 
-/** What an entry of this store takes in memory: its body (twice when also kept as text) and description. */
+/** What an entry of this store takes in memory: its body and its description. */
 function memoryBytes(entry: CachedEntry): number {
-  return entry.size * (entry.body.text === null ? 1 : 2) + metaBytes(entry.meta);
+  return entry.size + metaBytes(entry.meta);
 }
 
 export function memoryBody(chunks: readonly Buffer[]): StoredBody {
   const only = chunks.length === 1 ? chunks[0] : undefined;
-  return {
-    chunks,
-    text: only !== undefined && only.length <= TEXT_LIMIT ? only.toString('latin1') : null,
-    open: async (start, end) => Readable.from(sliceChunks(chunks, start, end)),
-  };
+  return only !== undefined && only.length <= TEXT_LIMIT ? new TextBody(only.toString('latin1')) : new BufferBody(chunks);
+}
+
+class BufferBody implements StoredBody {
+  readonly chunks: readonly Buffer[];
+  readonly text = null;
+
+  constructor(chunks: readonly Buffer[]) {
+    this.chunks = chunks;
+  }
+
+  async open(start: number, end: number): Promise<Readable> {
+    return Readable.from(sliceChunks(this.chunks, start, end));
+  }
+}
+
+/** A small body kept only as text; its buffer is made again when a range or a stream needs it. */
+class TextBody implements StoredBody {
+  readonly text: string;
+
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  get chunks(): readonly Buffer[] {
+    return [Buffer.from(this.text, 'latin1')];
+  }
+
+  async open(start: number, end: number): Promise<Readable> {
+    return Readable.from(sliceChunks(this.chunks, start, end));
+  }
 }
 
 /** The parts of `chunks` covering bytes start..end (inclusive), without copying. */

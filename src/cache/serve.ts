@@ -47,18 +47,18 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
       return writeBody(ex, entry, 206, head, range.start, range.end, finish);
     }
   }
-  const serialized = entry.serialized;
-  if (serialized === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
-  const fields = bodiless(entry.status) ? ['age', age, 'cache-status', cacheStatus] : ['content-length', String(size), 'age', age, 'cache-status', cacheStatus];
-  return writeBody(ex, entry, entry.status, { serialized, fields }, 0, size - 1, finish);
+  const lines = entry.serialized?.withAge(age, cacheStatus) ?? null;
+  if (lines === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
+  const fields = bodiless(entry.status) ? [] : ['content-length', String(size)];
+  return writeBody(ex, entry, entry.status, { lines, hasDate: (entry.serialized as SerializedHead).hasDate, fields }, 0, size - 1, finish);
 }
 
-/** A head as a flat field list, or serialised lines plus the fields that change per answer. */
-type AnswerHead = string[] | { readonly serialized: SerializedHead; readonly fields: string[] };
+/** A head as a flat field list, or serialised lines plus the fields node:http must see. */
+type AnswerHead = string[] | { readonly lines: string; readonly hasDate: boolean; readonly fields: string[] };
 
 function writeAnswerHead(ex: Exchange, status: number, head: AnswerHead): void {
   if (Array.isArray(head)) ex.res.writeHead(status, head);
-  else writeSerializedHead(ex.res, status, head.serialized, head.fields);
+  else writeSerializedHead(ex.res, status, head.lines, head.hasDate, head.fields);
 }
 
 function writeBody(

@@ -1,36 +1,32 @@
 /** One line per finished request, JSON by default or the Apache/nginx combined format. */
-import pino from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Route } from '../routing/router.ts';
 import type { Exchange } from './exchange.ts';
+import { LogWriter } from './log-writer.ts';
 
 export interface AccessLog {
   write(ex: Exchange): void;
   /** Writes out everything pending, synchronously (at shutdown). */
   flush(): void;
+  /** Flushes, then closes the file (not stdout): after a reload that changed the log. */
+  close(): void;
 }
 
-export function createAccessLog(config: Config['access_log']): AccessLog {
-  if (!config.enabled) return { write() {}, flush() {} };
-  const destination = pino.destination({
-    dest: config.path === 'stdout' ? 1 : config.path,
-    sync: true,
-    mkdir: true,
-  });
-  return new BatchedAccessLog(destination, config.format === 'combined' ? combinedLine : jsonLine);
+/** Opens the log (throws when its file cannot be opened); `onError` hears of failed writes. */
+export function createAccessLog(config: Config['access_log'], onError: (error: Error) => void): AccessLog {
+  if (!config.enabled) return { write() {}, flush() {}, close() {} };
+  return new BatchedAccessLog(new LogWriter(config.path, onError), config.format === 'combined' ? combinedLine : jsonLine);
 }
-
-type Destination = ReturnType<typeof pino.destination>;
 
 /**
  * Collects the lines of one event-loop turn and writes them in one synchronous write after it:
  * a busy proxy makes one write per turn rather than one per request, a quiet one still logs at
  * once, and nothing is held in memory beyond one turn. Synchronous, as nginx and pino's default
  * do: an asynchronous write per batch went through libuv's thread pool and cost ~10% of the
- * proxy's throughput in `npm run bench`, against ~1.5% for this.
+ * proxy's throughput in `npm run bench`, against ~1.5% for this. Lines are ASCII (see LogWriter).
  */
 class BatchedAccessLog implements AccessLog {
-  readonly #destination: Destination;
+  readonly #writer: LogWriter;
   readonly #format: (ex: Exchange) => string;
   #pending = '';
   #scheduled = false;
@@ -38,11 +34,11 @@ class BatchedAccessLog implements AccessLog {
     this.#scheduled = false;
     const data = this.#pending;
     this.#pending = '';
-    if (data !== '') this.#destination.write(data);
+    if (data !== '') this.#writer.write(data);
   };
 
-  constructor(destination: Destination, format: (ex: Exchange) => string) {
-    this.#destination = destination;
+  constructor(writer: LogWriter, format: (ex: Exchange) => string) {
+    this.#writer = writer;
     this.#format = format;
   }
 
@@ -56,12 +52,11 @@ class BatchedAccessLog implements AccessLog {
 
   flush(): void {
     this.#writePending();
-    try {
-      this.#destination.flushSync();
-    } catch (error: unknown) {
-      // flushSync throws while the stream is still opening (nothing written yet): nothing to lose.
-      if (!(error instanceof Error && /not ready/.test(error.message))) throw error;
-    }
+  }
+
+  close(): void {
+    this.#writePending();
+    this.#writer.close();
   }
 }
 
@@ -78,7 +73,7 @@ function jsonLine(ex: Exchange): string {
   if (ex.server !== undefined) line += `,"server":"${ex.server.authority}"`;
   if (ex.tries > 1) line += `,"tries":${ex.tries}`;
   // The client named by a trusted proxy's X-Forwarded-For or a PROXY header, when not the peer.
-  if (ex.client !== ex.peer) line += `,"client":${JSON.stringify(ex.client)}`;
+  if (ex.client !== ex.peer) line += `,"client":${jsonString(ex.client)}`;
   line += `,"duration_ms":${milliseconds(performance.now() - ex.startedAt)}`;
   if (ex.upstreamHeadersMs >= 0) line += `,"upstream_ms":${milliseconds(ex.upstreamHeadersMs)}`;
   if (ex.errorCode !== undefined) line += `,"error":"${ex.errorCode}"`;
@@ -105,20 +100,24 @@ const routeFieldCache = new WeakMap<Route, string>();
 function routeFields(route: Route): string {
   let fields = routeFieldCache.get(route);
   if (fields === undefined) {
-    fields = `,"route":${JSON.stringify(route.name)}`;
-    if (route.action.kind === 'forward') fields += `,"upstream":${JSON.stringify(route.action.upstream.name)}`;
+    fields = `,"route":${jsonString(route.name)}`;
+    if (route.action.kind === 'forward') fields += `,"upstream":${jsonString(route.action.upstream.name)}`;
     routeFieldCache.set(route, fields);
   }
   return fields;
 }
 
-/** A JSON string literal; quoted as is when nothing needs escaping (the usual path or host). */
+/** A JSON string literal in ASCII (\\u escapes beyond it); quoted as is when nothing needs escaping (the usual path or host). */
 function jsonString(value: string): string {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) return JSON.stringify(value);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c > 0x7e) return JSON.stringify(value).replace(/[\u007f-\uffff]/g, unicodeEscape);
   }
   return `"${value}"`;
+}
+
+function unicodeEscape(c: string): string {
+  return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
 /** Milliseconds to three decimals, without a float-to-text conversion in the common case. */
@@ -141,13 +140,19 @@ function combinedLine(ex: Exchange): string {
   const referer = req.headers.referer ?? '-';
   const agent = req.headers['user-agent'] ?? '-';
   return (
-    `${ex.peer} - - [${clfDate(new Date())}] "${req.method} ${req.url} HTTP/${req.httpVersion}" ${ex.status} ${ex.bytes} ` +
+    `${ex.peer} - - [${clfDate(new Date())}] "${req.method} ${escape(req.url as string)} HTTP/${req.httpVersion}" ${ex.status} ${ex.bytes} ` +
     `"${escape(referer)}" "${escape(agent)}" ${milliseconds(performance.now() - ex.startedAt)}ms ${ex.server?.authority ?? '-'}\n`
   );
 }
 
+/** As nginx escapes its log variables: double quote, backslash, control characters and non-ASCII become \xHH. */
 function escape(value: string): string {
-  return value.replace(/["\\]/g, '\\$&');
+  return value.replace(/["\\\x00-\x1f\x7f-\uffff]/g, hexEscape);
+}
+
+function hexEscape(c: string): string {
+  const code = c.charCodeAt(0);
+  return code > 0xff ? `\\u${code.toString(16).padStart(4, '0')}` : `\\x${code.toString(16).padStart(2, '0').toUpperCase()}`;
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];

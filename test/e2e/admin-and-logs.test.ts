@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
+import { configFromObject } from '../../src/config/load.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
-import { request, waitFor } from '../helpers/http.ts';
+import { rawRequest, request, waitFor } from '../helpers/http.ts';
 import { tempFile } from '../helpers/process.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
@@ -93,4 +94,37 @@ test('a request retried on another server is logged with its tries and the serve
   assert.equal(entry.tries, 2);
   assert.equal(entry.server, `127.0.0.1:${live.port}`);
   assert.equal(entry.status, 200);
+});
+
+test('log lines are ASCII: client strings are escaped (JSON as JSON, combined with \\xHH as nginx does)', async (t) => {
+  const backend = await startBackend(t, echo());
+  const jsonPath = await tempFile('ascii.log', '');
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), access_log: { path: jsonPath } });
+  // llhttp refuses bytes beyond ASCII in the target, not in header values (read as latin1).
+  const target = Buffer.from('/q?a="x"\\', 'latin1');
+  const head = (path: Buffer): Buffer =>
+    Buffer.concat([Buffer.from('GET '), path, Buffer.from(' HTTP/1.1\r\nhost: x\r\nuser-agent: a "quoted" \\ \u00ff\r\nconnection: close\r\n\r\n', 'latin1')]);
+  await rawRequest(proxy.port, head(target));
+  const [line] = await readLines(jsonPath, 1);
+  assert.match(line as string, /^[\x20-\x7e]+$/);
+  assert.equal(JSON.parse(line as string).path, '/q?a="x"\\');
+
+  const combinedPath = await tempFile('ascii-combined.log', '');
+  await proxy.gatehouse.reload(configFromObject({ ...simpleProxyConfig([backend.url]), listen: proxy.gatehouse.config.listen, access_log: { path: combinedPath, format: 'combined' } }));
+  await rawRequest(proxy.port, head(target));
+  const [combined] = await readLines(combinedPath, 1);
+  assert.match(combined as string, /^[\x20-\x7e]+$/);
+  assert.ok((combined as string).includes('"GET /q?a=\\x22x\\x22\\x5C HTTP/1.1"'), combined);
+  assert.ok((combined as string).includes('"a \\x22quoted\\x22 \\x5C \\xFF"'), combined);
+});
+
+test('a reload whose access log cannot be opened is refused, and the old log goes on', async (t) => {
+  const backend = await startBackend(t, echo());
+  const path = await tempFile('kept.log', '');
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), access_log: { path } });
+  const bad = configFromObject({ ...simpleProxyConfig([backend.url]), listen: proxy.gatehouse.config.listen, access_log: { path: '/dev/null/not-a-dir/access.log' } });
+  await assert.rejects(proxy.gatehouse.reload(bad), /access_log: cannot open \/dev\/null\/not-a-dir\/access\.log/);
+  await request(`${proxy.url}/after`);
+  const [line] = await readLines(path, 1);
+  assert.equal(JSON.parse(line as string).path, '/after');
 });
