@@ -49,16 +49,16 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
   }
   const lines = entry.serialized?.withAge(age, cacheStatus) ?? null;
   if (lines === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
-  const fields = bodiless(entry.status) ? [] : ['content-length', String(size)];
-  return writeBody(ex, entry, entry.status, { lines, hasDate: (entry.serialized as SerializedHead).hasDate, fields }, 0, size - 1, finish);
+  const contentLength = bodiless(entry.status) ? null : String(size);
+  return writeBody(ex, entry, entry.status, { lines, hasDate: (entry.serialized as SerializedHead).hasDate, contentLength }, 0, size - 1, finish);
 }
 
-/** A head as a flat field list, or serialised lines plus the fields node:http must see. */
-type AnswerHead = string[] | { readonly lines: string; readonly hasDate: boolean; readonly fields: string[] };
+/** A head as a flat field list, or serialised lines and the Content-Length. */
+type AnswerHead = string[] | { readonly lines: string; readonly hasDate: boolean; readonly contentLength: string | null };
 
 function writeAnswerHead(ex: Exchange, status: number, head: AnswerHead): void {
   if (Array.isArray(head)) ex.res.writeHead(status, head);
-  else writeSerializedHead(ex.res, status, head.lines, head.hasDate, head.fields);
+  else writeSerializedHead(ex.res, status, head.lines, head.hasDate, head.contentLength);
 }
 
 function writeBody(

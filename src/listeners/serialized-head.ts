@@ -1,15 +1,19 @@
 /**
  * Response heads serialised once and written many times (a stored response's fields): node:http
- * validates and serialises every field on every writeHead, about 7% of a cache hit. Here only
- * Content-Length goes through writeHead, which also adds Date, Connection and Keep-Alive by its
- * usual rules; the serialised lines are put in after its status line.
+ * validates and serialises every field on every writeHead, about 10% of a cache hit.
  *
- * This edits `res._header`, node:http's serialised head, between writeHead and the first write.
- * The field is not documented but has kept its meaning since Node.js 0.x and much of the ecosystem
- * reads it; `SUPPORTED` checks once at start-up that it still holds a head, and where it does not
- * every field goes through writeHead as usual.
+ * On a kept-alive connection, the usual case, the whole head is put together here: the status
+ * line, the serialised lines, Content-Length, Date and the Connection and Keep-Alive lines as
+ * node:http's _storeHeader (lib/_http_outgoing.js) would write them, from the same per-response
+ * settings it reads. Otherwise (the connection closes, headers were set on the response before)
+ * only Content-Length goes through writeHead and the lines are put in after its status line.
+ *
+ * Both edit `res._header`, node:http's serialised head, before anything is written. The field is
+ * not documented but has kept its meaning since Node.js 0.x and much of the ecosystem reads it;
+ * `SUPPORTED` checks once at start-up that it still holds the head, and where it does not every
+ * field goes through writeHead as usual. test/e2e/cache-basics.test.ts checks the bytes on the wire.
  */
-import { ServerResponse, type IncomingMessage } from 'node:http';
+import { ServerResponse, STATUS_CODES, type IncomingMessage } from 'node:http';
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -69,13 +73,71 @@ function serialize(flat: readonly string[]): string | null {
   return lines;
 }
 
-/** writeHead(status, fields) plus `lines` (from a SerializedHead) after the status line. */
-export function writeSerializedHead(res: ServerResponse, status: number, lines: string, hasDate: boolean, fields: string[]): void {
+/** What node:http sets on each ServerResponse that decides its Connection and Keep-Alive lines. */
+interface ResponseInternals {
+  _header: string | null;
+  _headerSent: boolean;
+  _keepAliveTimeout?: unknown;
+  _maxRequestsPerSocket?: unknown;
+  _defaultKeepAlive?: unknown;
+  maxRequestsOnConnectionReached?: unknown;
+}
+
+/**
+ * Writes the head of a response: `lines` (from a SerializedHead), then Content-Length (null for a
+ * status without content), Date unless the lines have one, and the connection fields.
+ */
+export function writeSerializedHead(res: ServerResponse, status: number, lines: string, hasDate: boolean, contentLength: string | null): void {
+  const internals = res as unknown as ResponseInternals;
+  const keepAlive = contentLength === null ? null : keepAliveLines(res, internals);
+  if (keepAlive !== null) {
+    res.statusCode = status;
+    res.statusMessage = STATUS_CODES[status] ?? 'unknown';
+    internals._header = `HTTP/1.1 ${status} ${res.statusMessage}\r\n${lines}content-length: ${contentLength}\r\n${hasDate ? '' : httpDateLine()}${keepAlive}\r\n`;
+    internals._headerSent = false;
+    return;
+  }
   if (hasDate) res.sendDate = false;
-  res.writeHead(status, fields);
-  const written = res as unknown as { _header: string };
-  const statusLineEnd = written._header.indexOf('\r\n') + 2;
-  written._header = written._header.slice(0, statusLineEnd) + lines + written._header.slice(statusLineEnd);
+  res.writeHead(status, contentLength === null ? [] : ['content-length', contentLength]);
+  const head = internals._header as string;
+  const statusLineEnd = head.indexOf('\r\n') + 2;
+  internals._header = head.slice(0, statusLineEnd) + lines + head.slice(statusLineEnd);
+}
+
+let keepAliveKey = '';
+let keepAliveText = '';
+
+/**
+ * "Connection: keep-alive" and "Keep-Alive: timeout=N[, max=M]" as _storeHeader writes them for a
+ * response with a Content-Length on a connection that stays open; null when the connection closes
+ * after this response or anything else is out of the ordinary (writeHead decides then).
+ */
+function keepAliveLines(res: ServerResponse, internals: ResponseInternals): string | null {
+  if (!SUPPORTED || !res.shouldKeepAlive || internals._header !== null || internals.maxRequestsOnConnectionReached !== false) return null;
+  const timeout = internals._keepAliveTimeout;
+  const max = internals._maxRequestsPerSocket;
+  if (internals._defaultKeepAlive !== true || typeof timeout !== 'number' || typeof max !== 'number' || res.getHeaderNames().length > 0) return null;
+  const key = `${timeout}/${max}`;
+  if (key !== keepAliveKey) {
+    keepAliveKey = key;
+    const seconds = Math.floor(timeout / 1000);
+    keepAliveText = timeout > 0 ? `Connection: keep-alive\r\nKeep-Alive: timeout=${seconds}${~~max > 0 ? `, max=${max}` : ''}\r\n` : 'Connection: keep-alive\r\n';
+  }
+  return keepAliveText;
+}
+
+let dateSecond = -1;
+let dateText = '';
+
+/** "Date: …" for now, as node:http writes it (made again once a second). */
+function httpDateLine(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = `Date: ${new Date(second * 1000).toUTCString()}\r\n`;
+  }
+  return dateText;
 }
 
 /** True when node:http keeps the head it will send in `res._header` after writeHead. */
