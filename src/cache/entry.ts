@@ -30,7 +30,7 @@ export interface EntryMeta extends StoredFacts {
 
 /** Where a stored body is read from. */
 export interface StoredBody {
-  /** The whole body in memory (the fast path: written without copying); null when on disk. */
+  /** The whole body in memory, written without copying; null when on disk. Made on each read for a text body: read `text` first. */
   readonly chunks: readonly Buffer[] | null;
   /**
    * A small body in memory as a latin1 string (one char per byte): node:http then writes the head

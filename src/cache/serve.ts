@@ -72,7 +72,7 @@ function writeBody(
 ): boolean | Promise<boolean> {
   const res = ex.res;
   const length = end - start + 1;
-  const chunks = entry.body.chunks;
+  const body = entry.body;
   if (length <= 0 || ex.info.method === 'HEAD' || status === 204 || status === 304) {
     ex.status = status;
     writeAnswerHead(ex, status, head);
@@ -80,16 +80,21 @@ function writeBody(
     finish(ex);
     return true;
   }
+  const whole = start === 0 && length === entry.size;
+  if (whole && body.text !== null) {
+    ex.status = status;
+    ex.bytes = length;
+    writeAnswerHead(ex, status, head);
+    res.end(body.text, 'latin1');
+    finish(ex);
+    return true;
+  }
+  // Read once: a text body makes its buffer on each read.
+  const chunks = body.chunks;
   if (chunks !== null) {
     ex.status = status;
     ex.bytes = length;
     writeAnswerHead(ex, status, head);
-    const whole = start === 0 && length === entry.size;
-    if (whole && entry.body.text !== null) {
-      res.end(entry.body.text, 'latin1');
-      finish(ex);
-      return true;
-    }
     const parts = whole ? chunks : sliceChunks(chunks, start, end);
     if (parts.length === 1) res.end(parts[0]);
     else {
@@ -102,7 +107,7 @@ function writeBody(
     finish(ex);
     return true;
   }
-  return entry.body.open(start, end).then(
+  return body.open(start, end).then(
     (stream) => {
       streamBody(ex, status, head, stream, length, finish);
       return true;
