@@ -1,7 +1,7 @@
 // Command-line / environment options for `npm run bench`.
 import { parseArgs } from 'node:util';
 
-export const PROXY_NAMES = ['gatehouse', 'thin-undici', 'thin-agent', 'node-http-proxy', 'fastify-http-proxy', 'nginx', 'varnish', 'node-static'] as const;
+export const PROXY_NAMES = ['gatehouse', 'gatehouse-nolog', 'thin-undici', 'thin-agent', 'node-http-proxy', 'fastify-http-proxy', 'nginx', 'varnish', 'node-static'] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
 export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip'] as const;

@@ -370,7 +370,7 @@ const hideBackend = z
 const accessLog = z
   .strictObject({
     enabled: z.boolean().default(true),
-    /** json: one pino JSON line per request; combined: the Apache/nginx combined format. */
+    /** json: one JSON object per line; combined: the Apache/nginx combined format. Lines are ASCII. */
     format: z.enum(['json', 'combined']).default('json'),
     /** "stdout" or a file path. */
     path: z.string().default('stdout'),

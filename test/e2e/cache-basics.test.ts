@@ -230,6 +230,27 @@ test('a hit on the wire: one Date (the stored one), framing by Content-Length, c
   await connection.closed;
 });
 
+test('a hit on a route that also sets headers (a rate limit) keeps them and its framing', async (t) => {
+  const origin = await startOrigin(t, (_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
+    res.end('limited body');
+  });
+  const config = cachingConfig(origin.url);
+  const proxy = await startProxy(t, { ...config, routes: [{ ...config.routes![0]!, rate_limits: [{ name: 'per-ip', rate: '100/s', burst: 100, response_headers: true }] }] });
+  await fetchRaw(`${proxy.url}/limited`);
+  const connection = await Connection.open(t, proxy.port);
+  for (let i = 0; i < 2; i++) {
+    const hit = await connection.get('/limited', { host: `127.0.0.1:${proxy.port}` });
+    assert.equal(hit.body, 'limited body');
+    assert.match(hit.head, /\r\ncache-status: gatehouse; hit\r\n/);
+    assert.equal(hit.head.match(/\r\nratelimit: /g)?.length, 1, 'the rate limit header, once');
+    assert.equal(hit.head.match(/\r\ndate: /g)?.length, 1, 'one Date');
+    assert.match(hit.head, /\r\ncontent-type: text\/plain\r\n/);
+    assert.match(hit.head, /\r\ncontent-length: 12\r\n/);
+    assert.match(hit.head, /\r\nconnection: keep-alive\r\n/);
+  }
+});
+
 test('large bodies stream through on a miss and are answered whole from memory', async (t) => {
   const body = Buffer.alloc(3 * 1024 * 1024);
   for (let i = 0; i < body.length; i++) body[i] = (i * 7) % 256;
