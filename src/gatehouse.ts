@@ -7,7 +7,7 @@ import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { loadConfigFile } from './config/load.ts';
 import type { Config } from './config/schema.ts';
-import { createAccessLog, type AccessLog } from './core/access-log.ts';
+import { createAccessLog, SwitchableAccessLog, type AccessLog } from './core/access-log.ts';
 import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
 import { SnapshotHolder } from './core/snapshot.ts';
@@ -27,7 +27,7 @@ export class Gatehouse {
   readonly #listeners = new Map<string, Listener>();
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
-  #accessLog: AccessLog;
+  readonly #accessLog: SwitchableAccessLog;
   #admin: AdminListener | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping: Promise<void> | undefined;
@@ -38,8 +38,9 @@ export class Gatehouse {
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
+    // The log first: a file that cannot be opened stops the start before anything else exists.
+    this.#accessLog = new SwitchableAccessLog(this.#openAccessLog(config));
     this.#holder = new SnapshotHolder(compileSnapshot(config, this.#registry));
-    this.#accessLog = this.#openAccessLog(config);
   }
 
   #openAccessLog(config: Config): AccessLog {
@@ -99,11 +100,7 @@ export class Gatehouse {
       retireSnapshot(snapshot, this.#registry);
       throw error;
     }
-    if (accessLog !== undefined) {
-      this.#accessLog.close();
-      this.#accessLog = accessLog;
-      for (const listener of this.#listeners.values()) listener.context.accessLog = accessLog;
-    }
+    if (accessLog !== undefined) this.#accessLog.replace(accessLog);
     retireSnapshot(this.#holder.swap(snapshot), this.#registry);
     this.#logger.info({ listeners: this.addresses.map(formatAddress), routes: snapshot.router.size }, 'configuration reloaded');
   }
@@ -134,7 +131,8 @@ export class Gatehouse {
     }
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
-    this.#accessLog.flush();
+    // Closed, not only flushed: requests that end after this (a late close) write nothing.
+    this.#accessLog.close();
     this.#logger.info({ outcome }, 'gatehouse stopped');
   }
 

@@ -4,7 +4,7 @@
  * validators computed once at store time).
  */
 import type { Readable } from 'node:stream';
-import { SerializedHead, SUPPORTED as SERIALIZED_HEADS } from '../listeners/serialized-head.ts';
+import { SerializedHead } from '../listeners/serialized-head.ts';
 import { parseHttpDate, type StoredFacts, type Validators } from './policy.ts';
 
 /** What a store persists about one response (JSON-safe); its StoredFacts drive freshness. */
@@ -83,7 +83,7 @@ export function prepareEntry(meta: EntryMeta, body: StoredBody): CachedEntry {
     else if (name === 'date') date ??= value;
     head.push(name, value);
   }
-  const serialized = SERIALIZED_HEADS ? SerializedHead.of(head) : null;
+  const serialized = SerializedHead.of(head);
   if (!bodiless(meta.status)) head.push('content-length', String(meta.size));
   const freshUntil = meta.noCache ? 0 : meta.responseTime + (meta.lifetime - meta.initialAge) * 1000;
   return {
@@ -143,8 +143,11 @@ export function isEntryMeta(value: unknown): value is EntryMeta {
     typeof m['key'] === 'string' &&
     typeof m['variant'] === 'string' &&
     Array.isArray(m['vary']) &&
-    typeof m['status'] === 'number' &&
+    Number.isInteger(m['status']) &&
+    (m['status'] as number) >= 100 &&
+    (m['status'] as number) <= 599 &&
     Array.isArray(m['headers']) &&
+    (m['headers'] as unknown[]).length % 2 === 0 &&
     (m['headers'] as unknown[]).every((h) => typeof h === 'string') &&
     typeof m['upstreamStatus'] === 'string' &&
     typeof m['requestTime'] === 'number' &&

@@ -153,6 +153,10 @@ export class EntryIndex {
     this.#onRemove(entry, why);
   }
 
+  forEach(visit: (entry: CachedEntry) => void): void {
+    for (const slot of this.#slots.values()) for (const entry of slot.entries) visit(entry);
+  }
+
   clear(): void {
     this.#slots.clear();
     this.#tags.clear();

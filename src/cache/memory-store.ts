@@ -5,6 +5,7 @@
  * socket buffer). Bounded by bytes with CLOCK eviction (lru-index.ts).
  */
 import { Readable, Writable } from 'node:stream';
+import { getHeapStatistics } from 'node:v8';
 import { metaBytes, prepareEntry, type CachedEntry, type EntryMeta, type StoredBody } from './entry.ts';
 import { IndexedStore } from './lru-index.ts';
 import type { EntryWriter } from './store.ts';
@@ -13,6 +14,13 @@ import type { EntryWriter } from './store.ts';
 const JOIN_LIMIT = 64 * 1024;
 /** Bodies up to this size are kept as text (StoredBody.text) instead of a buffer. */
 const TEXT_LIMIT = 16 * 1024;
+/**
+ * Text lives on the V8 heap, buffers outside it: text bodies of all memory stores together stay
+ * within this share of the heap limit, so that a store sized for the machine cannot exhaust the
+ * heap of a smaller process (past it, small bodies are kept as buffers).
+ */
+const TEXT_HEAP_SHARE = 1 / 8;
+const textBudget = { bytes: 0, limit: Math.floor(getHeapStatistics().heap_size_limit * TEXT_HEAP_SHARE) };
 
 export class MemoryStore extends IndexedStore {
   readonly kind = 'memory';
@@ -20,6 +28,10 @@ export class MemoryStore extends IndexedStore {
   open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
     if (expectedSize > this.limits.maxObjectSize) return null;
     return new MemoryWriter(meta, this.limits.maxObjectSize, (entry) => this.#commit(entry));
+  }
+
+  protected override removed(entry: CachedEntry): void {
+    if (entry.body.text !== null) textBudget.bytes -= entry.size;
   }
 
   async update(entry: CachedEntry, meta: EntryMeta): Promise<CachedEntry | null> {
@@ -32,12 +44,14 @@ export class MemoryStore extends IndexedStore {
   }
 
   close(): void {
+    this.index.forEach((entry) => this.removed(entry));
     this.index.clear();
   }
 
   #commit(entry: CachedEntry): void {
     const bytes = memoryBytes(entry);
     if (bytes > this.limits.maxSize) return;
+    if (entry.body.text !== null) textBudget.bytes += entry.size;
     this.index.insert(entry, bytes);
     this.index.evict(this.limits.maxSize);
   }
@@ -81,7 +95,7 @@ class MemoryWriter extends Writable implements EntryWriter {
       callback();
       return;
     }
-    const entry = prepareEntry({ ...this.#meta, size: this.#size }, memoryBody(joinSmall(this.#chunks, this.#size)));
+    const entry = prepareEntry({ ...this.#meta, size: this.#size }, memoryBody(this.#chunks, this.#size));
     this.#chunks = [];
     this.#commit(entry);
     this.#resolve(entry);
@@ -108,14 +122,17 @@ function joinSmall(chunks: Buffer[], size: number): Buffer[] {
   return [joined];
 }
 
-/** What an entry of this store takes in memory: its body and its description. */
+/** What an entry of this store takes in memory: its body, its description and its serialised head (with Age, twice). */
 function memoryBytes(entry: CachedEntry): number {
-  return entry.size + metaBytes(entry.meta);
+  return entry.size + metaBytes(entry.meta) + 2 * (entry.serialized?.lines.length ?? 0);
 }
 
-export function memoryBody(chunks: readonly Buffer[]): StoredBody {
-  const only = chunks.length === 1 ? chunks[0] : undefined;
-  return only !== undefined && only.length <= TEXT_LIMIT ? new TextBody(only.toString('latin1')) : new BufferBody(chunks);
+/** Text for a small body while the text budget lasts; otherwise the buffers (small ones joined). */
+function memoryBody(chunks: Buffer[], size: number): StoredBody {
+  if (size > 0 && size <= TEXT_LIMIT && textBudget.bytes + size <= textBudget.limit) {
+    return new TextBody(chunks.length === 1 ? (chunks[0] as Buffer).toString('latin1') : chunks.map((chunk) => chunk.toString('latin1')).join(''));
+  }
+  return new BufferBody(joinSmall(chunks, size));
 }
 
 class BufferBody implements StoredBody {

@@ -47,18 +47,21 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
       return writeBody(ex, entry, 206, head, range.start, range.end, finish);
     }
   }
-  const lines = entry.serialized?.withAge(age, cacheStatus) ?? null;
-  if (lines === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
+  // Fields set on the response before (a rate limit's) are replaced by stored ones of the same name
+  // only through writeHead with the whole list.
+  const serialized = ex.res.getHeaderNames().length === 0 ? entry.serialized : null;
+  const lines = serialized?.withAge(age, cacheStatus) ?? null;
+  if (serialized === null || lines === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
   const contentLength = bodiless(entry.status) ? null : String(size);
-  return writeBody(ex, entry, entry.status, { lines, hasDate: (entry.serialized as SerializedHead).hasDate, contentLength }, 0, size - 1, finish);
+  return writeBody(ex, entry, entry.status, { serialized, lines, contentLength }, 0, size - 1, finish);
 }
 
-/** A head as a flat field list, or serialised lines and the Content-Length. */
-type AnswerHead = string[] | { readonly lines: string; readonly hasDate: boolean; readonly contentLength: string | null };
+/** A head as a flat field list, or serialised lines (the stored head's, with Age and Cache-Status) and the Content-Length. */
+type AnswerHead = string[] | { readonly serialized: SerializedHead; readonly lines: string; readonly contentLength: string | null };
 
 function writeAnswerHead(ex: Exchange, status: number, head: AnswerHead): void {
   if (Array.isArray(head)) ex.res.writeHead(status, head);
-  else writeSerializedHead(ex.res, status, head.lines, head.hasDate, head.contentLength);
+  else writeSerializedHead(ex.res, status, head.serialized, head.lines, head.contentLength);
 }
 
 function writeBody(

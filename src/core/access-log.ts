@@ -12,6 +12,38 @@ export interface AccessLog {
   close(): void;
 }
 
+/**
+ * The log all listeners write to. A reload that changes `access_log` swaps what is behind it, so
+ * that requests still running on a listener the reload removed write to the new log, never to
+ * the closed file of the old one.
+ */
+export class SwitchableAccessLog implements AccessLog {
+  #current: AccessLog;
+
+  constructor(initial: AccessLog) {
+    this.#current = initial;
+  }
+
+  write(ex: Exchange): void {
+    this.#current.write(ex);
+  }
+
+  flush(): void {
+    this.#current.flush();
+  }
+
+  close(): void {
+    this.#current.close();
+  }
+
+  /** Puts `next` in place and closes the previous log. */
+  replace(next: AccessLog): void {
+    const previous = this.#current;
+    this.#current = next;
+    previous.close();
+  }
+}
+
 /** Opens the log (throws when its file cannot be opened); `onError` hears of failed writes. */
 export function createAccessLog(config: Config['access_log'], onError: (error: Error) => void): AccessLog {
   if (!config.enabled) return { write() {}, flush() {}, close() {} };
@@ -140,12 +172,16 @@ function combinedLine(ex: Exchange): string {
   const referer = req.headers.referer ?? '-';
   const agent = req.headers['user-agent'] ?? '-';
   return (
-    `${ex.peer} - - [${clfDate(new Date())}] "${req.method} ${escape(req.url as string)} HTTP/${req.httpVersion}" ${ex.status} ${ex.bytes} ` +
+    `${ex.peer || '-'} - - [${clfDate(new Date())}] "${req.method} ${escape(req.url as string)} HTTP/${req.httpVersion}" ${ex.status} ${ex.bytes} ` +
     `"${escape(referer)}" "${escape(agent)}" ${milliseconds(performance.now() - ex.startedAt)}ms ${ex.server?.authority ?? '-'}\n`
   );
 }
 
-/** As nginx escapes its log variables: double quote, backslash, control characters and non-ASCII become \xHH. */
+/**
+ * As nginx escapes its log variables: double quote, backslash, control characters and non-ASCII
+ * bytes become \xHH (request strings hold bytes as latin1 characters; anything beyond, which the
+ * parser does not let through today, becomes \uXXXX).
+ */
 function escape(value: string): string {
   return value.replace(/["\\\x00-\x1f\x7f-\uffff]/g, hexEscape);
 }

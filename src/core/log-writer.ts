@@ -8,8 +8,9 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-/** How long a write waits when the descriptor is a full non-blocking pipe, ms. */
+/** How long a write waits when the descriptor is a full non-blocking pipe, ms, and how long in all before it gives the batch up. */
 const RETRY_WAIT_MS = 10;
+const RETRY_LIMIT_MS = 1000;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export class LogWriter {
@@ -17,6 +18,9 @@ export class LogWriter {
   readonly #owned: boolean;
   readonly #onError: (error: Error) => void;
   #failing = false;
+  /** A batch was cut short after part of it was written: the next one starts on a new line. */
+  #torn = false;
+  #closed = false;
 
   /** "stdout" or a file path (its directory is created; the file is appended to). Throws when it cannot be opened. */
   constructor(target: string, onError: (error: Error) => void) {
@@ -31,18 +35,29 @@ export class LogWriter {
     }
   }
 
-  /** Writes all of `text`; a failure (disk full, closed pipe) drops it and is reported once until writes work again. */
+  /**
+   * Writes all of `text`; a failure (disk full, closed pipe, a reader that stopped reading for a
+   * second) drops the rest and is reported once until writes work again. Nothing is written once
+   * closed: the descriptor number may belong to another file or socket by then.
+   */
   write(text: string): void {
-    let rest = text;
+    if (this.#closed) return;
+    const batch = this.#torn ? `\n${text}` : text;
+    let rest = batch;
+    let waited = 0;
     while (rest.length > 0) {
       let written: number;
       try {
         written = writeSync(this.#fd, rest, null, 'latin1');
       } catch (error: unknown) {
-        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
+        // A full non-blocking pipe (stdout read by a slow collector): wait for it, as a blocking
+        // write would, but not forever.
+        if ((error as NodeJS.ErrnoException).code === 'EAGAIN' && waited < RETRY_LIMIT_MS) {
           Atomics.wait(sleeper, 0, 0, RETRY_WAIT_MS);
+          waited += RETRY_WAIT_MS;
           continue;
         }
+        this.#torn ||= rest.length < batch.length;
         if (!this.#failing) this.#onError(error as Error);
         this.#failing = true;
         return;
@@ -50,9 +65,12 @@ export class LogWriter {
       rest = written === rest.length ? '' : rest.slice(written);
     }
     this.#failing = false;
+    this.#torn = false;
   }
 
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     if (this.#owned) closeSync(this.#fd);
   }
 }

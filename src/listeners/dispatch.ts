@@ -18,8 +18,8 @@ import { checkRequest } from './request-checks.ts';
 /** What every request on a listener shares. */
 export interface ListenerContext {
   readonly holder: SnapshotHolder;
-  /** Replaced when a reload changes `access_log`. */
-  accessLog: AccessLog;
+  /** The same for every listener; a reload that changes `access_log` swaps what is behind it. */
+  readonly accessLog: AccessLog;
   /** "http" or "https". */
   readonly proto: string;
   /** True while shutting down: answers carry Connection: close. */

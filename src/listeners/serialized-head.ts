@@ -32,11 +32,13 @@ export class SerializedHead {
   }
 
   /**
-   * The lines of a flat [name, value, ...] list, or null when a name or value is not valid on the
-   * wire (node:http would refuse it; such a head goes through writeHead instead) or is one that
-   * node:http must see to frame the response (Content-Length, Transfer-Encoding, Connection).
+   * The lines of a flat [name, value, ...] list, or null (the head then goes through writeHead)
+   * when node:http does not keep its head in `_header`, when a name or value is not valid on the
+   * wire, or when it names a field node:http must see to frame the response (Content-Length,
+   * Transfer-Encoding, Connection, Trailer).
    */
   static of(flat: readonly string[]): SerializedHead | null {
+    if (!SUPPORTED) return null;
     const lines = serialize(flat);
     if (lines === null) return null;
     let hasDate = false;
@@ -61,11 +63,12 @@ export class SerializedHead {
 }
 
 function serialize(flat: readonly string[]): string | null {
+  if (flat.length % 2 !== 0) return null;
   let lines = '';
   for (let i = 0; i < flat.length; i += 2) {
-    const name = flat[i] as string;
-    const value = flat[i + 1] as string;
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return null;
+    const name = flat[i];
+    const value = flat[i + 1];
+    if (typeof name !== 'string' || typeof value !== 'string' || !TOKEN.test(name) || !FIELD_VALUE.test(value)) return null;
     const lower = name.toLowerCase();
     if (lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection' || lower === 'trailer') return null;
     lines += `${name}: ${value}\r\n`;
@@ -80,28 +83,34 @@ interface ResponseInternals {
   _keepAliveTimeout?: unknown;
   _maxRequestsPerSocket?: unknown;
   _defaultKeepAlive?: unknown;
+  _removedConnection?: unknown;
+  _expect_continue?: unknown;
+  _sent100?: unknown;
   maxRequestsOnConnectionReached?: unknown;
 }
 
 /**
- * Writes the head of a response: `lines` (from a SerializedHead), then Content-Length (null for a
- * status without content), Date unless the lines have one, and the connection fields.
+ * Writes the head of a response: `lines` (from `head`, with whatever was appended to them), then
+ * Content-Length (null for a status without content), Date unless the lines have one, and the
+ * connection fields. Nothing may have been set on `res` before (setHeader): fields of the same
+ * name would be sent twice, where writeHead with a field list replaces them.
  */
-export function writeSerializedHead(res: ServerResponse, status: number, lines: string, hasDate: boolean, contentLength: string | null): void {
+export function writeSerializedHead(res: ServerResponse, status: number, head: SerializedHead, lines: string, contentLength: string | null): void {
   const internals = res as unknown as ResponseInternals;
   const keepAlive = contentLength === null ? null : keepAliveLines(res, internals);
   if (keepAlive !== null) {
     res.statusCode = status;
     res.statusMessage = STATUS_CODES[status] ?? 'unknown';
-    internals._header = `HTTP/1.1 ${status} ${res.statusMessage}\r\n${lines}content-length: ${contentLength}\r\n${hasDate ? '' : httpDateLine()}${keepAlive}\r\n`;
+    const date = head.hasDate || !res.sendDate ? '' : httpDateLine();
+    internals._header = `HTTP/1.1 ${status} ${res.statusMessage}\r\n${lines}content-length: ${contentLength}\r\n${date}${keepAlive}\r\n`;
     internals._headerSent = false;
     return;
   }
-  if (hasDate) res.sendDate = false;
+  if (head.hasDate) res.sendDate = false;
   res.writeHead(status, contentLength === null ? [] : ['content-length', contentLength]);
-  const head = internals._header as string;
-  const statusLineEnd = head.indexOf('\r\n') + 2;
-  internals._header = head.slice(0, statusLineEnd) + lines + head.slice(statusLineEnd);
+  const written = internals._header as string;
+  const statusLineEnd = written.indexOf('\r\n') + 2;
+  internals._header = written.slice(0, statusLineEnd) + lines + written.slice(statusLineEnd);
 }
 
 let keepAliveKey = '';
@@ -113,10 +122,12 @@ let keepAliveText = '';
  * after this response or anything else is out of the ordinary (writeHead decides then).
  */
 function keepAliveLines(res: ServerResponse, internals: ResponseInternals): string | null {
-  if (!SUPPORTED || !res.shouldKeepAlive || internals._header !== null || internals.maxRequestsOnConnectionReached !== false) return null;
+  if (!res.shouldKeepAlive || internals._header !== null || internals.maxRequestsOnConnectionReached !== false) return null;
+  // writeHead closes a connection whose client waits for a 100 Continue that was not sent.
+  if (internals._expect_continue === true && internals._sent100 !== true) return null;
   const timeout = internals._keepAliveTimeout;
   const max = internals._maxRequestsPerSocket;
-  if (internals._defaultKeepAlive !== true || typeof timeout !== 'number' || typeof max !== 'number' || res.getHeaderNames().length > 0) return null;
+  if (internals._defaultKeepAlive !== true || internals._removedConnection === true || typeof timeout !== 'number' || typeof max !== 'number') return null;
   const key = `${timeout}/${max}`;
   if (key !== keepAliveKey) {
     keepAliveKey = key;

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
+import { closeSync, openSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { configFromObject } from '../../src/config/load.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { rawRequest, request, waitFor } from '../helpers/http.ts';
-import { tempFile } from '../helpers/process.ts';
+import { freePort, tempFile } from '../helpers/process.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 test('the admin listener reports servers and their counters as JSON', async (t) => {
@@ -127,4 +128,32 @@ test('a reload whose access log cannot be opened is refused, and the old log goe
   await request(`${proxy.url}/after`);
   const [line] = await readLines(path, 1);
   assert.equal(JSON.parse(line as string).path, '/after');
+});
+
+test('a request still running on a listener a reload removed is logged to the new log, never to a reused descriptor', async (t) => {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const backend = await startBackend(t, (req, res) => {
+    if (req.url === '/slow') void held.then(() => res.end('slow'));
+    else res.end('fast');
+  });
+  const oldPath = await tempFile('old.log', '');
+  const newPath = await tempFile('new.log', '');
+  const bystander = await tempFile('bystander.txt', '');
+  const second = await freePort();
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), access_log: { path: oldPath } });
+  await proxy.gatehouse.reload(configFromObject({ ...simpleProxyConfig([backend.url]), listen: [...proxy.gatehouse.config.listen, { address: `127.0.0.1:${second}` }], access_log: { path: oldPath } }));
+  const slow = request(`http://127.0.0.1:${second}/slow`);
+  await waitFor(() => proxy.gatehouse.addresses.length === 2, 2000, 'both listeners');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  // The second listener goes, and the log moves: the old file is closed.
+  await proxy.gatehouse.reload(configFromObject({ ...simpleProxyConfig([backend.url]), listen: proxy.gatehouse.config.listen.slice(0, 1), access_log: { path: newPath } }));
+  // Whatever opens next may get the old log's descriptor number.
+  const fd = openSync(bystander, 'w');
+  t.after(() => closeSync(fd));
+  release();
+  assert.equal((await slow).body, 'slow');
+  const [line] = await readLines(newPath, 1);
+  assert.equal(JSON.parse(line as string).path, '/slow');
+  assert.equal(await readFile(bystander, 'utf8'), '');
 });
