@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cacheStatus, cachingConfig, fetchRaw, startOrigin } from '../helpers/cache.ts';
 import { Connection } from '../helpers/clients.ts';
+import { waitFor } from '../helpers/http.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 test('off by default: no Cache-Status, every request goes upstream', async (t) => {
@@ -249,6 +250,42 @@ test('a hit on a route that also sets headers (a rate limit) keeps them and its 
     assert.match(hit.head, /\r\ncontent-length: 12\r\n/);
     assert.match(hit.head, /\r\nconnection: keep-alive\r\n/);
   }
+});
+
+test('hits keep node:http framing: pipelined, HEAD then GET, HTTP/1.0, the last request a connection may carry', async (t) => {
+  const origin = await startOrigin(t, (_req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' });
+    res.end('framed');
+  });
+  const proxy = await startProxy(t, { ...cachingConfig(origin.url), limits: { max_requests_per_connection: 4 } });
+  const host = `127.0.0.1:${proxy.port}`;
+  await fetchRaw(`${proxy.url}/f`);
+  const connection = await Connection.open(t, proxy.port);
+  // Two requests in one packet, then a HEAD whose answer has a length and no body.
+  connection.write(`GET /f HTTP/1.1\r\nhost: ${host}\r\n\r\nGET /f HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
+  for (let i = 0; i < 2; i++) assert.equal((await connection.answer()).body, 'framed');
+  connection.write(`HEAD /f HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
+  await waitFor(() => connection.pending.includes('\r\n\r\n'), 2000, 'the HEAD answer');
+  const head = connection.pending;
+  assert.match(head.toLowerCase(), /\r\ncontent-length: 6\r\n/);
+  assert.ok(head.endsWith('\r\n\r\n'), 'no body after a HEAD answer');
+  // Read the HEAD answer away (its Content-Length would make answer() wait for a body).
+  connection.write(`GET /f HTTP/1.1\r\nhost: ${host}\r\n\r\n`);
+  await waitFor(() => connection.pending.length > head.length && connection.pending.endsWith('framed'), 2000, 'the fourth answer');
+  const fourth = connection.pending.slice(head.length).toLowerCase();
+  assert.match(fourth, /\r\nconnection: close\r\n/, 'the last request a connection may carry');
+  await connection.closed;
+
+  const http10 = await Connection.open(t, proxy.port);
+  http10.write(`GET /f HTTP/1.0\r\nhost: ${host}\r\nconnection: keep-alive\r\n\r\n`);
+  const kept = await http10.answer();
+  assert.equal(kept.body, 'framed');
+  assert.match(kept.head, /\r\nconnection: keep-alive\r\n/);
+  http10.write(`GET /f HTTP/1.0\r\nhost: ${host}\r\n\r\n`);
+  const closing = await http10.answer();
+  assert.equal(closing.body, 'framed');
+  assert.match(closing.head, /\r\nconnection: close(\r\n|$)/);
+  await http10.closed;
 });
 
 test('large bodies stream through on a miss and are answered whole from memory', async (t) => {
