@@ -26,6 +26,13 @@ export class LineBuffer {
     this.length = at;
   }
 
+  /** Appends bytes made once (the constant parts of a line). */
+  bytes(fragment: Uint8Array): void {
+    if (this.length + fragment.length > this.#bytes.length) this.#grow(fragment.length);
+    this.#bytes.set(fragment, this.length);
+    this.length += fragment.length;
+  }
+
   /** The bytes appended since the last clear (a view, valid until the next append). */
   view(): Buffer {
     return this.#bytes.subarray(0, this.length);
