@@ -31,6 +31,7 @@ export class Gatehouse {
   #admin: AdminListener | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping: Promise<void> | undefined;
+  #reloads: Promise<void> = Promise.resolve();
   readonly #startedAt = Date.now();
 
   private constructor(config: Config, options: GatehouseOptions) {
@@ -40,7 +41,12 @@ export class Gatehouse {
     this.#registry.logger = this.#logger;
     // The log first: a file that cannot be opened stops the start before anything else exists.
     this.#accessLog = new SwitchableAccessLog(this.#openAccessLog(config));
-    this.#holder = new SnapshotHolder(compileSnapshot(config, this.#registry));
+    try {
+      this.#holder = new SnapshotHolder(compileSnapshot(config, this.#registry));
+    } catch (error: unknown) {
+      this.#accessLog.close();
+      throw error;
+    }
   }
 
   #openAccessLog(config: Config): AccessLog {
@@ -83,17 +89,25 @@ export class Gatehouse {
   /**
    * Swaps in a new configuration (read again from the file when none is given). The new snapshot is
    * built beside the running one; a bad configuration throws and the old one stays. In-flight
-   * requests finish on the old snapshot; unchanged server pools are kept.
+   * requests finish on the old snapshot; unchanged server pools are kept. A file access log is
+   * opened again (after logrotate renamed it). Reloads run one after another.
    */
-  async reload(next?: Config): Promise<void> {
+  reload(next?: Config): Promise<void> {
+    const run = this.#reloads.then(() => this.#reload(next));
+    this.#reloads = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(next?: Config): Promise<void> {
     if (this.#stopping !== undefined) throw new Error('gatehouse is stopping');
     const config = next ?? (await this.#readConfigFile());
     const snapshot = compileSnapshot(config, this.#registry);
     const previous = this.#holder.current.config;
-    const logChanged = JSON.stringify(previous.access_log) !== JSON.stringify(config.access_log);
+    const log = config.access_log;
+    const reopenLog = JSON.stringify(previous.access_log) !== JSON.stringify(log) || (log.enabled && log.path !== 'stdout');
     let accessLog: AccessLog | undefined;
     try {
-      if (logChanged) accessLog = this.#openAccessLog(config);
+      if (reopenLog) accessLog = this.#openAccessLog(config);
       await this.#bindListeners(config);
     } catch (error: unknown) {
       accessLog?.close();

@@ -1,4 +1,4 @@
-// Ceiling reference: the thinnest reasonable Node proxy.
+// Baseline: the thinnest reasonable Node proxy (the guide's "thin proxy ceiling").
 // node:http server -> undici Pool.stream() -> straight into the response.
 // Usage: node bench/peers/thin-undici.ts --port N --target http://127.0.0.1:M
 import { createServer } from 'node:http';

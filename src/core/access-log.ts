@@ -9,7 +9,7 @@ export interface AccessLog {
   write(ex: Exchange): void;
   /** Writes out everything pending, synchronously (at shutdown). */
   flush(): void;
-  /** Flushes, then closes the file (not stdout): after a reload that changed the log. */
+  /** Flushes, then closes the file (not stdout): when a reload opens the log again, and at stop. */
   close(): void;
 }
 
@@ -59,7 +59,7 @@ type Format = (ex: Exchange, out: LineBuffer) => void;
  * a busy proxy makes one write per turn rather than one per request, a quiet one still logs at
  * once, and nothing is held in memory beyond one turn. Synchronous, as nginx and pino's default
  * do: an asynchronous write per batch went through libuv's thread pool and cost ~10% of the
- * proxy's throughput in `npm run bench`, against ~1.5% for this. Lines are ASCII (see LogWriter).
+ * proxy's throughput in `npm run bench`, against ~1.5% for this. Lines are ASCII (see LineBuffer.ascii).
  */
 class BatchedAccessLog implements AccessLog {
   readonly #writer: LogWriter;
@@ -121,9 +121,9 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
   out.ascii(String(ex.bytes));
   if (route !== undefined) out.bytes(routeFields(route));
   if (ex.server !== undefined) {
+    // From the configuration, where a URL's host may hold a quote.
     out.bytes(JSON_PARTS.server);
-    out.ascii(ex.server.authority);
-    out.bytes(JSON_PARTS.quote);
+    appendJsonString(out, ex.server.authority);
   }
   if (ex.tries > 1) {
     out.bytes(JSON_PARTS.tries);
@@ -157,7 +157,7 @@ const JSON_PARTS = {
   host: Buffer.from(',"host":'),
   status: Buffer.from(',"status":'),
   bytes: Buffer.from(',"bytes":'),
-  server: Buffer.from(',"server":"'),
+  server: Buffer.from(',"server":'),
   tries: Buffer.from(',"tries":'),
   client: Buffer.from(',"client":'),
   duration: Buffer.from(',"duration_ms":'),
@@ -239,16 +239,12 @@ function milliseconds(ms: number): string {
 
 /** The combined format, followed by the duration and the server. */
 function appendCombined(ex: Exchange, out: LineBuffer): void {
-  out.ascii(combinedLine(ex));
-}
-
-function combinedLine(ex: Exchange): string {
   const req = ex.req;
   const referer = req.headers.referer ?? '-';
   const agent = req.headers['user-agent'] ?? '-';
-  return (
-    `${ex.peer || '-'} - - [${clfDate(new Date())}] "${req.method} ${escape(req.url as string)} HTTP/${req.httpVersion}" ${ex.status} ${ex.bytes} ` +
-    `"${escape(referer)}" "${escape(agent)}" ${milliseconds(performance.now() - ex.startedAt)}ms ${ex.server?.authority ?? '-'}\n`
+  out.ascii(
+    `${ex.peer || '-'} - - [${clfClock.now()}] "${req.method} ${escape(req.url as string)} HTTP/${req.httpVersion}" ${ex.status} ${ex.bytes} ` +
+    `"${escape(referer)}" "${escape(agent)}" ${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')}\n`,
   );
 }
 
@@ -267,6 +263,20 @@ function hexEscape(c: string): string {
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** The combined format's time, made again once a second. */
+const clfClock = {
+  second: -1,
+  text: '',
+  now(): string {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.second) {
+      this.second = second;
+      this.text = clfDate(new Date(second * 1000));
+    }
+    return this.text;
+  },
+};
 
 /** 10/Oct/2000:13:55:36 +0000 */
 function clfDate(d: Date): string {

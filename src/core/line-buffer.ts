@@ -2,13 +2,16 @@
  * A batch of ASCII log lines as bytes, appended in place. Building lines as strings and joining
  * them cost the access log about 1 µs a line at cache-hit rates (V8 flattens the joined string
  * before it can be written, one scattered piece at a time); bytes copied here once are written as
- * they are. Grows when a line does not fit; `clear` keeps the memory for the next batch.
+ * they are. Grows when a line does not fit; `clear` keeps the memory for the next batch, unless a
+ * burst of long lines made it large.
  */
 export class LineBuffer {
   #bytes: Buffer;
+  readonly #initialSize: number;
   length = 0;
 
   constructor(initialSize = 64 * 1024) {
+    this.#initialSize = initialSize;
     this.#bytes = Buffer.allocUnsafeSlow(initialSize);
   }
 
@@ -40,6 +43,7 @@ export class LineBuffer {
 
   clear(): void {
     this.length = 0;
+    if (this.#bytes.length > 16 * this.#initialSize) this.#bytes = Buffer.allocUnsafeSlow(this.#initialSize);
   }
 
   #grow(more: number): void {

@@ -42,7 +42,10 @@ export class LogWriter {
    */
   write(bytes: Buffer): void {
     if (this.#closed) return;
-    if (this.#torn && !this.#writeAll(NEWLINE)) return;
+    if (this.#torn) {
+      if (!this.#writeAll(NEWLINE)) return;
+      this.#torn = false;
+    }
     if (this.#writeAll(bytes)) {
       this.#failing = false;
       this.#torn = false;
@@ -51,7 +54,8 @@ export class LogWriter {
 
   #writeAll(bytes: Buffer): boolean {
     let offset = 0;
-    let waited = 0;
+    // While writes are failing, no waiting: a reader that stalled for good would otherwise cost a second every turn.
+    let waited = this.#failing ? RETRY_LIMIT_MS : 0;
     while (offset < bytes.length) {
       try {
         offset += writeSync(this.#fd, bytes, offset, bytes.length - offset);

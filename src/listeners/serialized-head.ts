@@ -5,8 +5,9 @@
  * On a kept-alive connection, the usual case, the whole head is put together here: the status
  * line, the serialised lines, Content-Length, Date and the Connection and Keep-Alive lines as
  * node:http's _storeHeader (lib/_http_outgoing.js) would write them, from the same per-response
- * settings it reads. Otherwise (the connection closes, headers were set on the response before)
- * only Content-Length goes through writeHead and the lines are put in after its status line.
+ * settings it reads. Otherwise (the connection closes after this answer) only Content-Length goes
+ * through writeHead and the lines are put in after its status line. Nothing may have been set on
+ * the response before (the caller writes such answers through writeHead).
  *
  * Both edit `res._header`, node:http's serialised head, before anything is written. The field is
  * not documented but has kept its meaning since Node.js 0.x and much of the ecosystem reads it;

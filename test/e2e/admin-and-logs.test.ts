@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { closeSync, openSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import { test } from 'node:test';
 import { configFromObject } from '../../src/config/load.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
@@ -156,4 +156,18 @@ test('a request still running on a listener a reload removed is logged to the ne
   const [line] = await readLines(newPath, 1);
   assert.equal(JSON.parse(line as string).path, '/slow');
   assert.equal(await readFile(bystander, 'utf8'), '');
+});
+
+test('logrotate: after the file is renamed, a reload with the same configuration opens it again', async (t) => {
+  const backend = await startBackend(t, echo());
+  const path = await tempFile('rotated.log', '');
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), access_log: { path } });
+  await request(`${proxy.url}/before`);
+  await readLines(path, 1);
+  await rename(path, `${path}.1`);
+  await proxy.gatehouse.reload(proxy.gatehouse.config);
+  await request(`${proxy.url}/after`);
+  const [line] = await readLines(path, 1);
+  assert.equal(JSON.parse(line as string).path, '/after');
+  assert.equal((await readFile(`${path}.1`, 'utf8')).trim().split('\n').length, 1, 'the rotated file keeps only the lines before');
 });

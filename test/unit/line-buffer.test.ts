@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { LineBuffer } from '../../src/core/line-buffer.ts';
+
+test('short and long text and byte fragments come out in order, across growth', () => {
+  const out = new LineBuffer(8);
+  const expected: string[] = [];
+  for (let i = 0; i < 200; i++) {
+    const short = `s${i}`;
+    const long = `long-${'x'.repeat(i % 50)}-${i}`;
+    out.ascii(short);
+    out.bytes(Buffer.from('|'));
+    out.ascii(long);
+    expected.push(short, '|', long);
+  }
+  assert.equal(out.view().toString('latin1'), expected.join(''));
+  assert.equal(out.length, expected.join('').length);
+});
+
+test('clear empties the buffer and gives back memory a burst made large', () => {
+  const out = new LineBuffer(16);
+  out.ascii('x'.repeat(1000));
+  out.clear();
+  assert.equal(out.length, 0);
+  out.ascii('after');
+  assert.equal(out.view().toString('latin1'), 'after');
+});
