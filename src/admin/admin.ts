@@ -1,4 +1,4 @@
-/** The admin listener: read-only JSON about the running proxy, plus a reload trigger. Keep it on loopback. */
+/** The admin listener: JSON status, reload, server drain, bans and cache purges (see the endpoint list below). Keep it on loopback. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -6,6 +6,12 @@ import { parseHostPort } from '../config/units.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
 import type { CacheSet } from '../cache/compile.ts';
 import { CACHE_ENDPOINTS, handleCache } from './cache.ts';
+
+/** What an endpoint answers (sent as JSON). */
+export interface AdminAnswer {
+  readonly status: number;
+  readonly body: unknown;
+}
 
 /** What the admin API needs from the running proxy. */
 export interface AdminTarget {
@@ -26,7 +32,12 @@ export class AdminListener {
   constructor(address: string, target: AdminTarget) {
     this.#address = address;
     this.#server = createServer((req, res) => {
-      void handle(req, res, target);
+      handle(req, res, target).catch((error: unknown) => {
+        // A bad percent-escape in the path (URIError), a purge that failed: answer rather than crash.
+        const message = error instanceof Error ? error.message : String(error);
+        if (res.headersSent) res.destroy();
+        else json(res, error instanceof URIError ? 400 : 500, { error: message });
+      });
     });
   }
 
@@ -45,7 +56,7 @@ export class AdminListener {
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTarget): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+  const [path = '/', query = ''] = (req.url ?? '/').split('?');
   if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true });
   if (req.method === 'GET' && path === '/status') return json(res, 200, target.status());
   if (req.method === 'POST' && path === '/reload') {
@@ -57,7 +68,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTa
     }
   }
   // POST /upstreams/{upstream}/servers/{index, host:port or URL-encoded URL}/drain (or /undrain)
-  const drain = req.method === 'POST' ? /^\/upstreams\/([^/]+)\/servers\/([^/]+)\/(drain|undrain)$/.exec(path ?? '') : null;
+  const drain = req.method === 'POST' ? /^\/upstreams\/([^/]+)\/servers\/([^/]+)\/(drain|undrain)$/.exec(path) : null;
   if (drain !== null) {
     try {
       const [, upstream, server, verb] = drain as unknown as [string, string, string, string];
@@ -66,9 +77,9 @@ async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTa
       return json(res, 404, { error: error instanceof Error ? error.message : String(error) });
     }
   }
-  const bans = handleBans(req, path ?? '', (req.url ?? '').split('?')[1] ?? '', target.protection());
+  const bans = handleBans(req, path, query, target.protection());
   if (bans !== null) return json(res, bans.status, bans.body);
-  const cache = handleCache(req, path ?? '', (req.url ?? '').split('?')[1] ?? '', target.caches());
+  const cache = handleCache(req, path, query, target.caches());
   if (cache !== null) {
     const answer = await cache;
     return json(res, answer.status, answer.body);

@@ -4,13 +4,9 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { CacheSet, PurgeSelector } from '../cache/compile.ts';
+import type { AdminAnswer } from './admin.ts';
 
 export const CACHE_ENDPOINTS = ['GET /cache', 'POST /cache/purge?url=URL | prefix=URL | tag=TAG | all=true'];
-
-export interface AdminAnswer {
-  readonly status: number;
-  readonly body: unknown;
-}
 
 /** Answers a cache endpoint, or null when the request is not one. */
 export function handleCache(req: IncomingMessage, path: string, query: string, caches: CacheSet): Promise<AdminAnswer> | null {

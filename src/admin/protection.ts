@@ -10,16 +10,12 @@ import { isIP } from 'node:net';
 import { duration } from '../config/units.ts';
 import type { ProtectionState } from '../core/protection-state.ts';
 import { clientKey } from '../middleware/ip-filter/ip-address.ts';
+import type { AdminAnswer } from './admin.ts';
 
 /** What the endpoints need from the running proxy. */
 export interface ProtectionAdmin {
   readonly state: ProtectionState;
   readonly v6Prefix: number;
-}
-
-export interface AdminAnswer {
-  readonly status: number;
-  readonly body: unknown;
 }
 
 export const PROTECTION_ENDPOINTS = ['GET /bans', 'POST /bans/{client}?duration=1h', 'DELETE /bans/{client}', 'DELETE /bans'];

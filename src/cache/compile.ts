@@ -4,7 +4,7 @@
  * directory). Also the entry point of purges (admin API) and cache statistics.
  */
 import type { Config, RouteConfig } from '../config/schema.ts';
-import { CACHE_DEFAULTS, definedOnly, STORE_DEFAULTS, type CacheConfig, type RouteCacheConfig } from '../config/acceleration-schema.ts';
+import { CACHE_DEFAULTS, routeSettings as mergeRouteSettings, STORE_DEFAULTS, type CacheConfig } from '../config/acceleration-schema.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { Registry } from '../core/registry.ts';
 import { compileKey, keyOfUrl, prefixOfUrl, type KeyOptions } from './key.ts';
@@ -111,24 +111,7 @@ type Settings = typeof CACHE_DEFAULTS;
 
 /** The route's effective settings (global, overridden field by field), or null when it does not cache. */
 function routeSettings(global: CacheConfig, route: RouteConfig): Settings | null {
-  if (route.upstream === undefined) return null;
-  const own: RouteCacheConfig | undefined = route.cache;
-  const enabled = own === undefined ? global.enabled : own.enabled;
-  if (!enabled) return null;
-  const pick = <K extends Exclude<keyof Settings, 'key' | 'bypass'>>(name: K): Settings[K] =>
-    (own?.[name] ?? global[name] ?? CACHE_DEFAULTS[name]) as Settings[K];
-  return {
-    store: pick('store'),
-    key: { ...CACHE_DEFAULTS.key, ...definedOnly(global.key), ...definedOnly(own?.key) },
-    bypass: { ...CACHE_DEFAULTS.bypass, ...definedOnly(global.bypass), ...definedOnly(own?.bypass) },
-    heuristic_fraction: pick('heuristic_fraction'),
-    heuristic_max: pick('heuristic_max'),
-    stale_while_revalidate: pick('stale_while_revalidate'),
-    stale_if_error: pick('stale_if_error'),
-    request_cache_control: pick('request_cache_control'),
-    collapse: pick('collapse'),
-    lock_timeout: pick('lock_timeout'),
-  };
+  return mergeRouteSettings(CACHE_DEFAULTS, global, route.cache, route.upstream !== undefined);
 }
 
 function storeSpec(global: CacheConfig, name: string): StoreSpec {

@@ -40,6 +40,8 @@ export class DiskStore extends IndexedStore {
   readonly #lock: string;
   readonly #locations = new WeakMap<CachedEntry, DiskLocation>();
   readonly #ready: Promise<void>;
+  /** Body files of the writers opened while the index is loading (null after): not orphans. */
+  #opened: Set<string> | null = new Set();
   #closed = false;
 
   constructor(dir: string, limits: StoreLimits) {
@@ -58,6 +60,7 @@ export class DiskStore extends IndexedStore {
     const gen = randomBytes(8).toString('hex');
     const dir = join(this.#dir, hash.slice(0, 2));
     const location: DiskLocation = { metaPath: join(dir, hash), bodyPath: join(dir, `${hash}.${gen}`), gen };
+    this.#opened?.add(location.bodyPath);
     return new DiskWriter(location, join(this.#tmp, `${hash}.${gen}`), this.limits.maxObjectSize, (size) => this.#commit(meta, location, size));
   }
 
@@ -66,7 +69,7 @@ export class DiskStore extends IndexedStore {
     if (location === undefined || !this.index.holds(entry)) return null;
     const next = prepareEntry({ ...meta, size: entry.size }, entry.body);
     await this.#writeDescription(next.meta, location);
-    if (!this.index.replace(entry, next, entry.size + metaBytes(next.meta))) return null;
+    if (!this.index.replace(entry, next, diskBytes(next))) return null;
     this.#locations.set(next, location);
     return next;
   }
@@ -88,7 +91,7 @@ export class DiskStore extends IndexedStore {
   /** The body is in place: write its description and make it visible. */
   async #commit(meta: EntryMeta, location: DiskLocation, size: number): Promise<CachedEntry | null> {
     const entry = prepareEntry({ ...meta, size }, diskBody(location.bodyPath));
-    const bytes = size + metaBytes(entry.meta);
+    const bytes = diskBytes(entry);
     if (this.#closed || bytes > this.limits.maxSize) {
       await unlink(location.bodyPath).catch(ignore);
       return null;
@@ -124,6 +127,14 @@ export class DiskStore extends IndexedStore {
 
   /** Rebuilds the index from the files; deletes leftovers of interrupted writes. */
   async #load(): Promise<void> {
+    try {
+      await this.#scan();
+    } finally {
+      this.#opened = null;
+    }
+  }
+
+  async #scan(): Promise<void> {
     await rm(this.#tmp, { recursive: true, force: true });
     await mkdir(this.#tmp, { recursive: true });
     const subdirs = (await readdir(this.#dir)).filter((name) => /^[0-9a-f]{2}$/.test(name));
@@ -148,22 +159,16 @@ export class DiskStore extends IndexedStore {
         const location: DiskLocation = { metaPath, bodyPath: join(dir, bodyName), gen: file.gen };
         const entry = prepareEntry(file.meta, diskBody(location.bodyPath));
         this.#locations.set(entry, location);
-        this.index.insert(entry, entry.size + metaBytes(entry.meta));
+        this.index.insert(entry, diskBytes(entry));
         this.index.evict(this.limits.maxSize);
       }
-      // Bodies no description refers to: interrupted writes, or replaced generations.
+      // Bodies no description refers to: interrupted writes, or replaced generations; not those
+      // written since start (their description may not be written yet).
       for (const orphan of bodies) {
-        if (!this.#isLiveBody(join(dir, orphan))) await unlink(join(dir, orphan)).catch(ignore);
+        const path = join(dir, orphan);
+        if (this.#opened?.has(path) !== true) await unlink(path).catch(ignore);
       }
     }
-  }
-
-  /** True when an entry written since start uses this body file. */
-  #isLiveBody(path: string): boolean {
-    for (const key of this.index.keys()) {
-      for (const entry of this.index.get(key) ?? []) if (this.#locations.get(entry)?.bodyPath === path) return true;
-    }
-    return false;
   }
 }
 
@@ -203,38 +208,27 @@ class DiskWriter extends Writable implements EntryWriter {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.#abandoned || this.#file === null) {
-      callback();
-      return;
-    }
-    this.#size += chunk.length;
-    if (this.#size > this.#max) {
-      this.#abandon();
-      callback();
-      return;
-    }
-    this.#file.write(chunk).then(
-      () => callback(),
-      () => {
-        this.#abandon();
-        callback();
-      },
-    );
+    this.#append([chunk], callback);
   }
 
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    if (this.#abandoned || this.#file === null) {
+    this.#append(chunks.map((c) => c.chunk), callback);
+  }
+
+  /** Writes the buffers to the file; past the object limit, or when the file fails, gives up (and still accepts). */
+  #append(buffers: Buffer[], callback: () => void): void {
+    const file = this.#file;
+    if (this.#abandoned || file === null) {
       callback();
       return;
     }
-    const buffers = chunks.map((c) => c.chunk);
     for (const b of buffers) this.#size += b.length;
     if (this.#size > this.#max) {
       this.#abandon();
       callback();
       return;
     }
-    this.#file.writev(buffers).then(
+    file.writev(buffers).then(
       () => callback(),
       () => {
         this.#abandon();
@@ -282,6 +276,11 @@ class DiskWriter extends Writable implements EntryWriter {
     const tmp = this.#tmpPath;
     if (file !== null) void file.close().then(() => unlink(tmp)).catch(ignore);
   }
+}
+
+/** What an entry of this store takes in the index's accounting: its body and its description. */
+function diskBytes(entry: CachedEntry): number {
+  return entry.size + metaBytes(entry.meta);
 }
 
 function diskBody(path: string): StoredBody {

@@ -122,7 +122,10 @@ export function flatToRecord(flat: readonly string[]): Record<string, string | s
     const name = flat[i] as string;
     const value = flat[i + 1] as string;
     const existing = out[name];
-    out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
+    // Arrays here are made here: extended in place.
+    if (existing === undefined) out[name] = value;
+    else if (Array.isArray(existing)) existing.push(value);
+    else out[name] = [existing, value];
   }
   return out;
 }

@@ -51,10 +51,10 @@ function lowerHost(host: string | undefined): string {
 function queryNormalizer(options: KeyOptions): ((raw: string) => string) | null {
   if (!options.query) return () => '';
   if (options.ignoreQuery.length === 0 && !options.sortQuery) return null;
-  const ignored = new Set(options.ignoreQuery);
+  const ignored = options.ignoreQuery.length === 0 ? null : new Set(options.ignoreQuery);
   return (raw) => {
     if (raw === '') return '';
-    let parts = raw.split('&').filter((part) => part !== '' && !ignored.has(decodeName(part)));
+    let parts = raw.split('&').filter((part) => part !== '' && (ignored === null || !ignored.has(decodeName(part))));
     if (options.sortQuery) parts = parts.sort();
     return parts.length === 0 ? '' : `?${parts.join('&')}`;
   };
@@ -63,6 +63,7 @@ function queryNormalizer(options: KeyOptions): ((raw: string) => string) | null 
 function decodeName(part: string): string {
   const eq = part.indexOf('=');
   const name = eq === -1 ? part : part.slice(0, eq);
+  if (!name.includes('%') && !name.includes('+')) return name;
   try {
     return decodeURIComponent(name.replace(/\+/g, ' '));
   } catch {

@@ -10,8 +10,12 @@ import type { CacheStore, EntryWriter, StoreLimits, StoreStats } from './store.t
 export const MAX_VARIANTS = 32;
 
 interface Slot {
-  entries: CachedEntry[];
-  /** Accounted bytes of each entry, parallel to `entries`. */
+  /**
+   * Most recent first. Never changed in place: each change makes one new array, so that readers
+   * holding the old one (a request in progress) keep a consistent view.
+   */
+  entries: readonly CachedEntry[];
+  /** Accounted bytes of each entry, parallel to `entries`; read only here, so changed in place. */
   sizes: number[];
   referenced: boolean;
 }
@@ -31,7 +35,7 @@ export class EntryIndex {
     this.#onRemove = onRemove;
   }
 
-  get(key: string): CachedEntry[] | undefined {
+  get(key: string): readonly CachedEntry[] | undefined {
     const slot = this.#slots.get(key);
     if (slot === undefined) return undefined;
     slot.referenced = true;
@@ -40,27 +44,24 @@ export class EntryIndex {
 
   /** Adds `entry` (most recent first), replacing the variant it shares a variant key with. */
   insert(entry: CachedEntry, bytes: number): void {
-    let slot = this.#slots.get(entry.key);
+    const key = entry.key;
+    let slot = this.#slots.get(key);
     if (slot === undefined) {
       slot = { entries: [], sizes: [], referenced: false };
-      this.#slots.set(entry.key, slot);
+      this.#slots.set(key, slot);
+    } else if (slot.entries.length === 1 && slot.entries[0]?.variant === entry.variant) {
+      // Replacing a key's only entry makes the key the newest.
+      this.#slots.delete(key);
+      this.#slots.set(key, slot);
     }
-    const same = slot.entries.findIndex((e) => e.variant === entry.variant);
-    if (same !== -1) {
-      this.#removeAt(slot, same, 'replaced');
-      if (!this.#slots.has(entry.key)) this.#slots.set(entry.key, slot);
-    }
-    // A new array: readers holding the old one (a request in progress) keep a consistent view.
-    slot.entries = [entry, ...slot.entries];
-    slot.sizes = [bytes, ...slot.sizes];
     this.bytes += bytes;
     this.count++;
     for (const tag of entry.tags) {
       let keys = this.#tags.get(tag);
       if (keys === undefined) this.#tags.set(tag, (keys = new Set()));
-      keys.add(entry.key);
+      keys.add(key);
     }
-    while (slot.entries.length > MAX_VARIANTS) this.#removeAt(slot, slot.entries.length - 1, 'removed');
+    this.#rebuild(key, slot, entry, bytes, (e) => e.variant === entry.variant, 'replaced');
   }
 
   /** Puts `next` in the place of `previous` (a revalidated description); false when it is gone. */
@@ -72,7 +73,6 @@ export class EntryIndex {
     entries[at] = next;
     slot.entries = entries;
     this.bytes += bytes - (slot.sizes[at] ?? 0);
-    slot.sizes = [...slot.sizes];
     slot.sizes[at] = bytes;
     return true;
   }
@@ -84,10 +84,7 @@ export class EntryIndex {
 
   delete(key: string): number {
     const slot = this.#slots.get(key);
-    if (slot === undefined) return 0;
-    const n = slot.entries.length;
-    while (slot.entries.length > 0) this.#removeAt(slot, slot.entries.length - 1, 'removed');
-    return n;
+    return slot === undefined ? 0 : this.#rebuild(key, slot, null, 0, () => true, 'removed');
   }
 
   deletePrefix(prefix: string): number {
@@ -102,13 +99,7 @@ export class EntryIndex {
     let n = 0;
     for (const key of [...keys]) {
       const slot = this.#slots.get(key);
-      if (slot === undefined) continue;
-      for (let i = slot.entries.length - 1; i >= 0; i--) {
-        if ((slot.entries[i] as CachedEntry).tags.includes(tag)) {
-          this.#removeAt(slot, i, 'removed');
-          n++;
-        }
-      }
+      if (slot !== undefined) n += this.#rebuild(key, slot, null, 0, (e) => e.tags.includes(tag), 'removed');
     }
     return n;
   }
@@ -132,25 +123,43 @@ export class EntryIndex {
     }
   }
 
-  keys(): IterableIterator<string> {
-    return this.#slots.keys();
-  }
-
-  #removeAt(slot: Slot, at: number, why: Removal): void {
-    const entry = slot.entries[at] as CachedEntry;
-    slot.entries = slot.entries.filter((_, i) => i !== at);
-    this.bytes -= slot.sizes[at] ?? 0;
-    slot.sizes = slot.sizes.filter((_, i) => i !== at);
-    this.count--;
-    if (slot.entries.length === 0) this.#slots.delete(entry.key);
-    for (const tag of entry.tags) {
-      // The key stays tagged while another variant carries the tag.
-      if (slot.entries.some((e) => e.tags.includes(tag))) continue;
-      const keys = this.#tags.get(tag);
-      keys?.delete(entry.key);
-      if (keys?.size === 0) this.#tags.delete(tag);
+  /**
+   * Gives `slot` its new entries in one pass (one new array): `first`, when given, then the old
+   * entries `drop` spares, at most MAX_VARIANTS. The others leave the index, the dropped ones for
+   * `why`, those past the limit 'removed'. Returns how many left.
+   */
+  #rebuild(key: string, slot: Slot, first: CachedEntry | null, firstBytes: number, drop: (entry: CachedEntry) => boolean, why: Removal): number {
+    const old = slot.entries;
+    const oldSizes = slot.sizes;
+    const entries: CachedEntry[] = first === null ? [] : [first];
+    const sizes: number[] = first === null ? [] : [firstBytes];
+    const gone: CachedEntry[] = [];
+    for (let i = 0; i < old.length; i++) {
+      const entry = old[i] as CachedEntry;
+      if (!drop(entry) && entries.length < MAX_VARIANTS) {
+        entries.push(entry);
+        sizes.push(oldSizes[i] as number);
+      } else {
+        gone.push(entry);
+        this.bytes -= oldSizes[i] as number;
+      }
     }
-    this.#onRemove(entry, why);
+    slot.entries = entries;
+    slot.sizes = sizes;
+    if (gone.length === 0) return 0;
+    this.count -= gone.length;
+    if (entries.length === 0) this.#slots.delete(key);
+    for (const entry of gone) {
+      for (const tag of entry.tags) {
+        // The key stays tagged while another variant carries the tag.
+        if (entries.some((e) => e.tags.includes(tag))) continue;
+        const keys = this.#tags.get(tag);
+        keys?.delete(key);
+        if (keys?.size === 0) this.#tags.delete(tag);
+      }
+    }
+    for (const entry of gone) this.#onRemove(entry, drop(entry) ? why : 'removed');
+    return gone.length;
   }
 
   forEach(visit: (entry: CachedEntry) => void): void {

@@ -26,6 +26,7 @@ import {
   normalizeVaryValue,
   relatedTargets,
   requestDirectives,
+  variantKey,
   type HeaderMap,
   type PolicyOptions,
   type RequestDirectives,
@@ -70,7 +71,7 @@ export class CacheMiddleware implements Middleware {
   readonly #hit: string;
   readonly #bypassFilter: ResponseFilter;
   readonly #invalidateFilter: ResponseFilter;
-  readonly #vary = new VaryNormalizer();
+  readonly #normalize = memoizedVaryNormalizer();
 
   constructor(route: CacheRoute) {
     this.route = route;
@@ -251,16 +252,22 @@ export class CacheMiddleware implements Middleware {
   }
 
   #select(entries: readonly CachedEntry[], headers: HeaderMap): CachedEntry | undefined {
+    // Variants of one key mostly vary by the same names: the request's variant is made once for them.
+    let names: readonly string[] = [];
+    let variant = '';
     for (const entry of entries) {
-      if (entry.vary.length === 0 || this.#variantOf(entry.vary, headers) === entry.variant) return entry;
+      if (entry.vary.length === 0) return entry;
+      if (!sameNames(entry.vary, names)) {
+        names = entry.vary;
+        variant = this.#variantOf(names, headers);
+      }
+      if (variant === entry.variant) return entry;
     }
     return undefined;
   }
 
   #variantOf(names: readonly string[], headers: HeaderMap): string {
-    let key = '';
-    for (const name of names) key += `${name}:${this.#vary.normalize(name, headers[name])}\n`;
-    return key;
+    return variantKey(names, headers, this.#normalize);
   }
 
   /** Requests are collapsed per variant, as far as the stored variants tell what the variant is. */
@@ -281,22 +288,35 @@ function revalidationEdits(entry: CachedEntry): UpstreamRequestEdits {
   return { method: 'GET', headers };
 }
 
-/**
- * Normalised request header values for variant matching, memoised: a few distinct
- * Accept-Encoding values come back on every request, and parsing them each time would cost.
- */
-class VaryNormalizer {
-  readonly #memo = new Map<string, string>();
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
-  normalize(name: string, value: string | readonly string[] | undefined): string {
-    if (value === undefined || typeof value !== 'string') return normalizeVaryValue(name, value);
-    const memoKey = `${name}\u0000${value}`;
-    let normal = this.#memo.get(memoKey);
+/**
+ * normalizeVaryValue memoised (name → value → normal form, no key string made per look-up): a few
+ * distinct Accept-Encoding values come back on every request, and parsing them each time would cost.
+ */
+function memoizedVaryNormalizer(): (name: string, value: string | readonly string[] | undefined) => string {
+  const memo = new Map<string, Map<string, string>>();
+  let size = 0;
+  return (name, value) => {
+    if (typeof value !== 'string') return normalizeVaryValue(name, value);
+    let byValue = memo.get(name);
+    let normal = byValue?.get(value);
     if (normal === undefined) {
       normal = normalizeVaryValue(name, value);
-      if (this.#memo.size >= 1024) this.#memo.clear();
-      this.#memo.set(memoKey, normal);
+      if (size >= 1024) {
+        memo.clear();
+        size = 0;
+        byValue = undefined;
+      }
+      if (byValue === undefined) memo.set(name, (byValue = new Map()));
+      byValue.set(value, normal);
+      size++;
     }
     return normal;
-  }
+  };
 }

@@ -297,11 +297,17 @@ export function normalizeVaryValue(name: string, value: HeaderValue): string {
   return name === 'accept-language' || name === 'accept' ? squeezed.toLowerCase() : squeezed;
 }
 
-/** The variant key of a request for the given Vary names ('' when there are none). */
-export function variantKey(names: readonly string[], requestHeaders: HeaderMap): string {
-  if (names.length === 0) return '';
+/**
+ * The variant key of a request for the given Vary names ('' when there are none); `normalize`
+ * may be a memoised normalizeVaryValue.
+ */
+export function variantKey(
+  names: readonly string[],
+  requestHeaders: HeaderMap,
+  normalize: (name: string, value: HeaderValue) => string = normalizeVaryValue,
+): string {
   let key = '';
-  for (const name of names) key += `${name}:${normalizeVaryValue(name, requestHeaders[name])}\n`;
+  for (const name of names) key += `${name}:${normalize(name, requestHeaders[name])}\n`;
   return key;
 }
 

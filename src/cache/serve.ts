@@ -24,7 +24,7 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
   if (entry.status >= 200 && entry.status < 300 && hasConditionals(headers)) {
     const outcome = evaluateConditionals(headers, entry.status, entry.validators);
     if (outcome !== 'none') {
-      answerCondition(ex, outcome, [...notModifiedExtras(entry.head), 'age', age, 'cache-status', cacheStatus], cacheStatus);
+      answerCondition(ex, outcome, entry.head, age, cacheStatus);
       finish(ex);
       return true;
     }
@@ -41,7 +41,7 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
       return true;
     }
     if (range !== null) {
-      const head = withoutLength(entry.head);
+      const head = pickFields(entry.head, (name) => name !== 'content-length');
       head.push('content-range', `bytes ${range.start}-${range.end}/${size}`, 'content-length', String(range.end - range.start + 1));
       head.push('age', age, 'cache-status', cacheStatus);
       return writeBody(ex, entry, 206, head, range.start, range.end, finish);
@@ -76,7 +76,7 @@ function writeBody(
   const res = ex.res;
   const length = end - start + 1;
   const body = entry.body;
-  if (length <= 0 || ex.info.method === 'HEAD' || status === 204 || status === 304) {
+  if (length <= 0 || ex.info.method === 'HEAD' || bodiless(status)) {
     ex.status = status;
     writeAnswerHead(ex, status, head);
     res.end();
@@ -139,12 +139,14 @@ function streamBody(ex: Exchange, status: number, head: AnswerHead, stream: Read
   });
 }
 
-/** 304 or 412 (RFC 9110 §15.4.5, §15.5.13). */
-function answerCondition(ex: Exchange, outcome: 'not-modified' | 'precondition-failed', notModifiedHead: string[], cacheStatus: string): void {
+/** 304 or 412 (RFC 9110 §15.4.5, §15.5.13) from a stored head. */
+function answerCondition(ex: Exchange, outcome: 'not-modified' | 'precondition-failed', head: readonly string[], age: string, cacheStatus: string): void {
   const res = ex.res;
   if (outcome === 'not-modified') {
+    const notModified = pickFields(head, (name) => NOT_MODIFIED_FIELDS.has(name));
+    notModified.push('age', age, 'cache-status', cacheStatus);
     ex.status = 304;
-    res.writeHead(304, notModifiedHead);
+    res.writeHead(304, notModified);
     res.end();
     return;
   }
@@ -156,11 +158,10 @@ function answerCondition(ex: Exchange, outcome: 'not-modified' | 'precondition-f
 /** RFC 9110 §15.4.5: the fields a 304 carries (those a 200 would have had that guide caches). */
 const NOT_MODIFIED_FIELDS: ReadonlySet<string> = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
 
-function notModifiedExtras(head: readonly string[]): string[] {
+/** The fields of a flat head whose names `keep` accepts, as a new flat list. */
+function pickFields(head: readonly string[], keep: (name: string) => boolean): string[] {
   const out: string[] = [];
-  for (let i = 0; i < head.length; i += 2) {
-    if (NOT_MODIFIED_FIELDS.has(head[i] as string)) out.push(head[i] as string, head[i + 1] as string);
-  }
+  for (let i = 0; i < head.length; i += 2) if (keep(head[i] as string)) out.push(head[i] as string, head[i + 1] as string);
   return out;
 }
 
@@ -172,27 +173,21 @@ function notModifiedExtras(head: readonly string[]): string[] {
 export function answerFreshConditional(ex: Exchange, status: number, headers: Record<string, string | string[]>, validators: Validators): boolean {
   const outcome = evaluateConditionals(ex.req.headers as HeaderMap, status, validators);
   if (outcome === 'none') return false;
+  if (outcome === 'precondition-failed') {
+    const cacheStatus = headers['cache-status'];
+    ex.status = 412;
+    ex.res.writeHead(412, ['content-length', '0', ...(cacheStatus === undefined ? [] : ['cache-status', String(cacheStatus)])]);
+    ex.res.end();
+    return true;
+  }
   const flat: string[] = [];
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
     if (name === 'cache-status' || NOT_MODIFIED_FIELDS.has(name)) for (const v of Array.isArray(value) ? value : [value]) flat.push(name, v);
   }
-  const cacheStatus = headers['cache-status'];
-  if (outcome === 'precondition-failed') {
-    ex.status = 412;
-    ex.res.writeHead(412, ['content-length', '0', ...(cacheStatus === undefined ? [] : ['cache-status', String(cacheStatus)])]);
-    ex.res.end();
-    return true;
-  }
   ex.status = 304;
   ex.res.writeHead(304, flat);
   ex.res.end();
   return true;
-}
-
-function withoutLength(head: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < head.length; i += 2) if (head[i] !== 'content-length') out.push(head[i] as string, head[i + 1] as string);
-  return out;
 }

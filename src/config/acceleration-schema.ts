@@ -5,10 +5,9 @@
  * stays the one source of config types.
  */
 import { z } from 'zod';
-import { duration, size } from './units.ts';
+import { TOKEN, duration, headerName, size } from './units.ts';
 
-const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a valid header name');
-const token = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a token (letters, digits, - _ . and the like)');
+const token = z.string().regex(TOKEN, 'must be a token (letters, digits, - _ . and the like)');
 const storeName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'store names use letters, digits, _ . -');
 
 /** Default limits per store type. */
@@ -251,6 +250,39 @@ export function accelerationProblems(cache: CacheConfig, routes: readonly RouteL
     }
   });
   return problems;
+}
+
+/** A config block as the schema gives it: any field of the settings may be absent, and so may those of a nested block. */
+type Overrides<T> = {
+  readonly [K in keyof T]?: (T[K] extends readonly unknown[] ? T[K] : T[K] extends object ? { readonly [J in keyof T[K]]?: T[K][J] | undefined } : T[K]) | undefined;
+};
+
+/**
+ * The settings a route runs with for cache or compress: the defaults, overridden field by field by
+ * the global block and then by the route's own (a nested block such as `key` or `level` is merged
+ * the same way; lists are replaced). Null when the route does not forward, or the feature is off
+ * for it (the route's `enabled` wins over the global one).
+ */
+export function routeSettings<T extends object>(
+  defaults: T,
+  global: Overrides<T> & { readonly enabled: boolean },
+  own: (Overrides<T> & { readonly enabled: boolean }) | undefined,
+  forwards: boolean,
+): T | null {
+  if (!forwards || !(own ?? global).enabled) return null;
+  const out: Record<string, unknown> = { ...(defaults as Record<string, unknown>) };
+  for (const block of [global, own]) {
+    for (const [name, value] of Object.entries(block ?? {})) {
+      if (value === undefined || !(name in defaults)) continue;
+      const base = out[name];
+      out[name] = isBlock(base) && isBlock(value) ? { ...base, ...definedOnly(value) } : value;
+    }
+  }
+  return out as T;
+}
+
+function isBlock(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /**

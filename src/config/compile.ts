@@ -43,7 +43,7 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
     config,
     router: new Router(routes),
     upstreams,
-    forwarding: compileForwarding(config),
+    forwarding: compileForwarding(config, protection.trusted),
     hiding: compileHiding(config),
     maxBodySize: config.limits.max_body_size,
     protection,

@@ -51,7 +51,7 @@ const globalAccess = z
     /** What a refused client gets: its connection closed at accept, or 403 answers (then closed). */
     on_deny: z.union([z.literal('close'), z.literal(403)], { error: 'must be close or 403' }).default('close'),
   })
-  .default({ allow: [], deny: [], on_deny: 'close' });
+  .prefault({});
 
 const RATE_UNITS: Record<string, number> = { s: 1000, sec: 1000, second: 1000, m: 60_000, min: 60_000, minute: 60_000, h: 3_600_000, hour: 3_600_000 };
 
@@ -124,7 +124,7 @@ const bans = z
     /** A client not banned for this long starts again from `duration`. */
     forget_after: duration.default(86_400_000),
   })
-  .default({ enabled: false, threshold: 10, window: 60_000, duration: 60_000, factor: 2, max_duration: 86_400_000, forget_after: 86_400_000 });
+  .prefault({});
 
 const paths = z
   .strictObject({
@@ -135,7 +135,7 @@ const paths = z
     /** "\" or "%5C" in a path (some servers read it as "/"): reject (400) or keep. */
     backslashes: z.enum(['reject', 'keep']).default('reject'),
   })
-  .default({ merge_slashes: true, encoded_slashes: 'reject', backslashes: 'reject' });
+  .prefault({});
 
 export const protectionSchema = z
   .strictObject({
@@ -150,14 +150,7 @@ export const protectionSchema = z
     bans,
     paths,
   })
-  .default({
-    access: { allow: [], deny: [], on_deny: 'close' },
-    max_connections_per_client: 0,
-    ipv6_prefix: 64,
-    max_clients: 100_000,
-    bans: { enabled: false, threshold: 10, window: 60_000, duration: 60_000, factor: 2, max_duration: 86_400_000, forget_after: 86_400_000 },
-    paths: { merge_slashes: true, encoded_slashes: 'reject', backslashes: 'reject' },
-  });
+  .prefault({});
 
 /** Per-listener settings. */
 export const listenerProtection = {

@@ -3,11 +3,9 @@
  * sane one exists, so that the smallest useful file is a listener, an upstream and a route.
  */
 import { z } from 'zod';
-import { address, duration, size } from './units.ts';
+import { TOKEN, address, duration, headerName, size } from './units.ts';
 import { ipRange, listenerProtection, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
-
-const headerName = z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a valid header name');
 
 const regex = z.string().refine(
   (value) => {
@@ -232,7 +230,7 @@ const circuitBreaker = z.strictObject({
 /** Sticky sessions: a signed cookie that pins a client to the server that answered it. */
 const sticky = z.strictObject({
   /** The cookie's name. */
-  cookie: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'is not a valid cookie name').default('gh_sticky'),
+  cookie: z.string().regex(TOKEN, 'is not a valid cookie name').default('gh_sticky'),
   /** Key that signs the cookie (16 characters or more); a random one per process when absent. */
   secret: z.string().min(16, 'must be at least 16 characters').optional(),
   /** Cookie lifetime; a session cookie when absent. */
@@ -334,18 +332,7 @@ const limits = z
     /** Time a request body may take before body_min_rate applies. */
     body_min_rate_grace: duration.default(10_000),
   })
-  .default({
-    max_header_size: 16 * 1024,
-    max_body_size: 100 * 1024 ** 2,
-    header_timeout: 10_000,
-    request_timeout: 300_000,
-    keepalive_timeout: 5_000,
-    max_requests_per_connection: 1000,
-    max_header_count: 100,
-    max_url_length: 8 * 1024,
-    body_min_rate: 256,
-    body_min_rate_grace: 10_000,
-  });
+  .prefault({});
 
 const forwarded = z
   .strictObject({

@@ -10,6 +10,11 @@ function parseWithUnits(value: string, units: Record<string, number>): number | 
   return factor === undefined ? undefined : Math.round(Number(match[1]) * factor);
 }
 
+/** An HTTP token (RFC 9110 §5.6.2): header names, cookie names and the like. */
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export const headerName = z.string().regex(TOKEN, 'is not a valid header name');
+
 /** A duration: a number of milliseconds or a string such as "500ms", "30s", "5m", "1h". Becomes milliseconds. */
 export const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') return value;

@@ -10,7 +10,7 @@ import { clientFromForwardedFor } from '../middleware/client-address.ts';
 import { clientKey } from '../middleware/ip-filter/ip-address.ts';
 import type { ProtectionPolicy } from '../middleware/protection.ts';
 import type { ConnectionState } from './connection-guard.ts';
-import { sendError, sendSimple } from './respond.ts';
+import { sendError } from './respond.ts';
 
 /** Sets `ex.client` from X-Forwarded-For when the peer is a trusted proxy and a rule needs the client. */
 export function resolveClient(ex: Exchange, conn: ConnectionState | undefined, policy: ProtectionPolicy): void {
@@ -37,14 +37,8 @@ export function screenRequest(ex: Exchange, conn: ConnectionState | undefined, p
     const left = state.bans.remaining(clientKey(ex.client, policy.v6Prefix));
     if (left > 0) {
       state.counters.banned_requests++;
-      const retryAfter = String(Math.ceil(left / 1000));
       if (!forwarded) ex.res.shouldKeepAlive = false;
-      ex.errorCode = 'TOO_MANY_REQUESTS';
-      sendSimple(ex, 429, '429 Too Many Requests\n', {
-        'content-type': 'text/plain; charset=utf-8',
-        'cache-control': 'no-store',
-        'retry-after': retryAfter,
-      });
+      sendError(ex, new GatehouseError('TOO_MANY_REQUESTS'), { 'retry-after': String(Math.ceil(left / 1000)) });
       return false;
     }
   }
@@ -57,5 +51,3 @@ function forbid(ex: Exchange, policy: ProtectionPolicy, close: boolean): boolean
   sendError(ex, new GatehouseError('FORBIDDEN'));
   return false;
 }
-
-/** Re-exported for dispatch; defined once in respond.ts. */

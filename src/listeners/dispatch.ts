@@ -9,7 +9,7 @@ import { RequestInfo } from '../routing/request-info.ts';
 import type { Action, RedirectAction } from '../routing/actions.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { forward } from '../upstream/forward.ts';
-import { hasBody, sendError, sendSimple } from './respond.ts';
+import { failInternally, hasBody, sendError, sendSimple } from './respond.ts';
 import { resolveClient, screenRequest } from './admission.ts';
 import type { BodyRateWatch } from './body-rate.ts';
 import { connectionOf } from './connection-guard.ts';
@@ -71,10 +71,7 @@ export function createRequestHandler(
         bodyWatch.add(ex, protection.bodyMinRate, protection.bodyGrace, protection.state.counters);
       }
       if (route.middlewares.length === 0) runAction(ex, route.action, finish);
-      else {
-        const fail = (error: unknown): void => failInternally(ex, error, finish);
-        runMiddlewares(ex, route.middlewares, () => runAction(ex, route.action, finish), fail, finish);
-      }
+      else runMiddlewares(ex, route.middlewares, () => runAction(ex, route.action, finish), finish);
     } catch (error: unknown) {
       failInternally(ex, error, finish);
     }
@@ -86,12 +83,6 @@ function rejectRequest(ex: Exchange, code: ErrorCode): void {
   ex.snapshot.protection.state.counters.rejected_requests++;
   ex.res.shouldKeepAlive = false;
   sendError(ex, new GatehouseError(code));
-}
-
-/** A throw on the request path: a catalog error keeps its status, anything else is a 500. */
-function failInternally(ex: Exchange, error: unknown, finish: (ex: Exchange) => void): void {
-  sendError(ex, error instanceof GatehouseError ? error : new GatehouseError('INTERNAL', String(error), { cause: error }));
-  finish(ex);
 }
 
 /** The route's terminal step. */

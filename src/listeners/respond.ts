@@ -1,7 +1,7 @@
 /** Answers the proxy writes itself: errors, redirects, fixed responses. Every error becomes HTTP here. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Exchange } from '../core/exchange.ts';
-import { toGatehouseError } from '../core/errors.ts';
+import { GatehouseError, toGatehouseError } from '../core/errors.ts';
 import { applyToRecord, type HeaderOps } from '../middleware/headers.ts';
 
 /** Writes a complete small response. */
@@ -29,10 +29,11 @@ export function sendSimple(
 }
 
 /**
- * Turns any failure into the right answer: a small error response if nothing was sent yet,
- * otherwise a cut connection, so that a truncated body is never taken for a complete one.
+ * Turns any failure into the right answer: a small error response if nothing was sent yet (with
+ * `headers` added, e.g. Retry-After), otherwise a cut connection, so that a truncated body is
+ * never taken for a complete one.
  */
-export function sendError(ex: Exchange, error: unknown): void {
+export function sendError(ex: Exchange, error: unknown, headers?: Record<string, string>): void {
   const failure = toGatehouseError(error);
   ex.errorCode = failure.code;
   const res = ex.res;
@@ -49,7 +50,14 @@ export function sendError(ex: Exchange, error: unknown): void {
   sendSimple(ex, failure.status, `${failure.status} ${failure.kind.message}\n`, {
     'content-type': 'text/plain; charset=utf-8',
     'cache-control': 'no-store',
+    ...headers,
   });
+}
+
+/** A throw on the request path: a catalog error keeps its status, anything else is a 500. */
+export function failInternally(ex: Exchange, error: unknown, finish: (ex: Exchange) => void): void {
+  sendError(ex, error instanceof GatehouseError ? error : new GatehouseError('INTERNAL', String(error), { cause: error }));
+  finish(ex);
 }
 
 /** RFC 9112 §6.3: a request has a body when it carries Transfer-Encoding or a non-zero Content-Length. */

@@ -39,11 +39,18 @@ export class SerializedHead {
    * Transfer-Encoding, Connection, Trailer).
    */
   static of(flat: readonly string[]): SerializedHead | null {
-    if (!SUPPORTED) return null;
-    const lines = serialize(flat);
-    if (lines === null) return null;
+    if (!SUPPORTED || flat.length % 2 !== 0) return null;
+    let lines = '';
     let hasDate = false;
-    for (let i = 0; i < flat.length; i += 2) if ((flat[i] as string).toLowerCase() === 'date') hasDate = true;
+    for (let i = 0; i < flat.length; i += 2) {
+      const name = flat[i];
+      const value = flat[i + 1];
+      if (typeof name !== 'string' || typeof value !== 'string' || !TOKEN.test(name) || !FIELD_VALUE.test(value)) return null;
+      const lower = name.toLowerCase();
+      if (lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection' || lower === 'trailer') return null;
+      if (lower === 'date') hasDate = true;
+      lines += `${name}: ${value}\r\n`;
+    }
     return new SerializedHead(lines, hasDate);
   }
 
@@ -53,28 +60,13 @@ export class SerializedHead {
    */
   withAge(age: string, cacheStatus: string): string | null {
     if (age !== this.#age || cacheStatus !== this.#cacheStatus) {
-      const tail = serialize(['age', age, 'cache-status', cacheStatus]);
-      if (tail === null) return null;
+      if (!FIELD_VALUE.test(age) || !FIELD_VALUE.test(cacheStatus)) return null;
       this.#age = age;
       this.#cacheStatus = cacheStatus;
-      this.#withAge = this.lines + tail;
+      this.#withAge = `${this.lines}age: ${age}\r\ncache-status: ${cacheStatus}\r\n`;
     }
     return this.#withAge;
   }
-}
-
-function serialize(flat: readonly string[]): string | null {
-  if (flat.length % 2 !== 0) return null;
-  let lines = '';
-  for (let i = 0; i < flat.length; i += 2) {
-    const name = flat[i];
-    const value = flat[i + 1];
-    if (typeof name !== 'string' || typeof value !== 'string' || !TOKEN.test(name) || !FIELD_VALUE.test(value)) return null;
-    const lower = name.toLowerCase();
-    if (lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection' || lower === 'trailer') return null;
-    lines += `${name}: ${value}\r\n`;
-  }
-  return lines;
 }
 
 /** What node:http sets on each ServerResponse that decides its Connection and Keep-Alive lines. */

@@ -55,11 +55,7 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
     ex.route = route;
     if (route !== undefined && route.middlewares.length > 0) {
       // Access rules and rate limits hold for WebSocket handshakes too.
-      const fail = (error: unknown): void => {
-        sendError(ex, error instanceof GatehouseError ? error : new GatehouseError('INTERNAL', String(error), { cause: error }));
-        finish(ex.status);
-      };
-      runMiddlewares(ex, route.middlewares, () => tunnel(), fail, () => finish(ex.status));
+      runMiddlewares(ex, route.middlewares, tunnel, () => finish(ex.status));
       return;
     }
     tunnel();

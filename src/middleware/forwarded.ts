@@ -4,7 +4,7 @@
  */
 import { isIPv6 } from 'node:net';
 import type { Config } from '../config/schema.ts';
-import { IpSet } from './ip-filter/ip-set.ts';
+import type { IpSet } from './ip-filter/ip-set.ts';
 
 /** The compiled forwarding settings of a snapshot. */
 export interface ForwardingPolicy {
@@ -14,9 +14,8 @@ export interface ForwardingPolicy {
   readonly trusted: IpSet | null;
 }
 
-export function compileForwarding(config: Config): ForwardingPolicy {
-  // The same parser and lookup as the protection rules (ProtectionPolicy.trusted).
-  const trusted = config.trusted_proxies.length > 0 ? IpSet.from(config.trusted_proxies, (i) => `trusted_proxies[${i}]`) : null;
+/** `trusted` is the protection rules' set of trusted_proxies (ProtectionPolicy.trusted), compiled once. */
+export function compileForwarding(config: Config, trusted: IpSet | null): ForwardingPolicy {
   return { xForwarded: config.forwarded.x_forwarded, forwarded: config.forwarded.forwarded, trusted };
 }
 

@@ -18,6 +18,7 @@
 import { Writable, type Readable, type Transform } from 'node:stream';
 import type { Exchange } from '../core/exchange.ts';
 import { toGatehouseError, type GatehouseError } from '../core/errors.ts';
+import { failInternally } from '../listeners/respond.ts';
 import type { HeaderOps } from './headers.ts';
 
 export type Next = () => void;
@@ -78,22 +79,16 @@ export interface UpstreamRequestEdits {
   readonly headers: HeaderOps | null;
 }
 
-/** Runs `middlewares` in order, then `action`; errors go to `fail`. */
-export function runMiddlewares(
-  ex: Exchange,
-  middlewares: readonly Middleware[],
-  action: () => void,
-  fail: (error: unknown) => void,
-  finish: Finish,
-): void {
+/** Runs `middlewares` in order, then `action`; a throw or rejection is answered by failInternally. */
+export function runMiddlewares(ex: Exchange, middlewares: readonly Middleware[], action: () => void, finish: Finish): void {
   let index = 0;
   const next: Next = () => {
     const middleware = middlewares[index++];
     try {
       if (middleware === undefined) action();
-      else middleware.handle(ex, next, finish)?.catch(fail);
+      else middleware.handle(ex, next, finish)?.catch((error: unknown) => failInternally(ex, error, finish));
     } catch (error: unknown) {
-      fail(error);
+      failInternally(ex, error, finish);
     }
   };
   next();

@@ -65,7 +65,7 @@ function buildPolicy(config: Config, registry: Registry, state: ProtectionState,
   state.accessGeneration++;
   const access = AccessRules.isEmpty(p.access) ? null : new AccessRules(p.access, state, 'protection.access');
   if (access !== null) files.push(...access.files);
-  const trusted = config.trusted_proxies.length > 0 ? IpSet.from(config.trusted_proxies) : null;
+  const trusted = config.trusted_proxies.length > 0 ? IpSet.from(config.trusted_proxies, (i) => `trusted_proxies[${i}]`) : null;
   const bans: BanPolicy | null = p.bans.enabled
     ? {
         threshold: p.bans.threshold,

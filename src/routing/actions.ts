@@ -35,10 +35,11 @@ export function compilePathRewrite(route: RouteConfig): ForwardAction['rewritePa
   const strip = route.strip_prefix?.replace(/\/$/, '');
   const rewrite = route.rewrite ? { re: new RegExp(route.rewrite.pattern), replace: route.rewrite.replace } : null;
   if (!strip && rewrite === null) return null;
+  const stripDir = `${strip}/`;
   return (pathAndQuery, path) => {
     const query = pathAndQuery.slice(path.length);
     let next = path;
-    if (strip && (next === strip || next.startsWith(`${strip}/`))) next = next.slice(strip.length) || '/';
+    if (strip && (next === strip || next.startsWith(stripDir))) next = next.slice(strip.length) || '/';
     if (rewrite !== null) next = next.replace(rewrite.re, rewrite.replace);
     if (!next.startsWith('/')) next = `/${next}`;
     return next + query;

@@ -10,8 +10,8 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Exchange } from '../core/exchange.ts';
-import { ERRORS, GatehouseError, toGatehouseError, type ErrorCode } from '../core/errors.ts';
-import { sendError, sendSimple } from '../listeners/respond.ts';
+import { GatehouseError, toGatehouseError, type ErrorCode } from '../core/errors.ts';
+import { sendError } from '../listeners/respond.ts';
 import { applyToFlat, applyToRecord } from '../middleware/headers.ts';
 import { applyResponseFilters, rescueByFilter } from '../middleware/pipeline.ts';
 import type { ForwardAction } from '../routing/actions.ts';
@@ -183,7 +183,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     return true;
   }
 
-  /** No server can take the first try: 503, with Retry-After when none is available at all. */
+  /** No server can take the first try: 503, with Retry-After (RFC 9110 §10.2.3) when none is available at all. */
   #unplaceable(): void {
     this.#done = true;
     const ex = this.#ex;
@@ -192,8 +192,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const error = new GatehouseError(noServer ? 'NO_SERVER' : 'OVERLOADED');
     // A response filter (a cache holding a stale response) may answer instead; it then finishes.
     if (rescueByFilter(ex, error)) this.#answered = true;
-    else if (noServer) sendNoServer(ex, upstream.retryAfterSeconds());
-    else sendError(ex, error);
+    else sendError(ex, error, noServer ? { 'retry-after': String(upstream.retryAfterSeconds()) } : undefined);
     this.#complete();
   }
 
@@ -202,8 +201,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     this.#done = true;
     const ex = this.#ex;
     if (ex.finished) return;
-    if (rescueByFilter(ex, new GatehouseError(code))) return;
-    sendError(ex, new GatehouseError(code));
+    const error = new GatehouseError(code);
+    if (rescueByFilter(ex, error)) return;
+    sendError(ex, error);
     this.#finish(ex);
   }
 
@@ -235,12 +235,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const ex = this.#ex;
     const now = performance.now();
     const server = this.#server as Server;
+    const upstream = this.#action.upstream;
     server.state.observeLatency(now - this.#sentAt, now);
     server.state.onResponse(statusCode);
     // A retryable status (retries.retry_on) goes to another server; this answer drains unseen.
-    if (statusCode >= 500 && this.#action.upstream.retry.statuses.has(statusCode) && this.#retry(null)) return;
+    if (statusCode >= 500 && upstream.retry.statuses.has(statusCode) && this.#retry(null)) return;
     ex.upstreamHeadersMs = now - ex.startedAt;
-    const upstream = this.#action.upstream;
     const out = rewriteResponseHeaders(headers, ex.snapshot.hiding, upstream, ex.proto, ex.req.headers.host);
     if (this.#action.responseHeaders !== null) applyToRecord(this.#action.responseHeaders, out);
     if (upstream.sticky !== null && !this.pinned) upstream.sticky.pin(out, server, ex.proto);
@@ -355,15 +355,4 @@ function addTrailers(res: Exchange['res'], trailers: Record<string, string | str
     res.addTrailers(trailers as Record<string, string | string[]>);
     return;
   }
-}
-
-/** 503 when no server of the upstream is available, with Retry-After (RFC 9110 §10.2.3). */
-function sendNoServer(ex: Exchange, retryAfter: number): void {
-  const kind = ERRORS.NO_SERVER;
-  ex.errorCode = 'NO_SERVER';
-  sendSimple(ex, kind.status, `${kind.status} ${kind.message}\n`, {
-    'content-type': 'text/plain; charset=utf-8',
-    'cache-control': 'no-store',
-    'retry-after': String(retryAfter),
-  });
 }

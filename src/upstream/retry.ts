@@ -83,9 +83,7 @@ export class RetryBudget {
   /** Takes one retry from the budget; false when it is spent. */
   withdraw(now: number, ratio: number, minPerSecond: number): boolean {
     if (now >= this.#nextSample) this.#sample(now);
-    const oldest = this.#oldestWithin(now);
-    const requests = this.requests - (this.#requestsAt[oldest] as number);
-    const retries = this.retries - (this.#retriesAt[oldest] as number);
+    const { requests, retries } = this.windowCounts(now);
     if (retries + 1 > ratio * requests + minPerSecond * WINDOW_S) return false;
     this.retries++;
     return true;

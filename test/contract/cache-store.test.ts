@@ -3,8 +3,7 @@
  * shared store for several instances later). Stores are driven directly, as the cache uses them.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,15 +12,12 @@ import { DiskStore } from '../../src/cache/disk-store.ts';
 import type { CachedEntry, EntryMeta } from '../../src/cache/entry.ts';
 import { MemoryStore } from '../../src/cache/memory-store.ts';
 import type { CacheStore, StoreLimits } from '../../src/cache/store.ts';
+import { storedFacts } from '../helpers/cache.ts';
+import { tempDir } from '../helpers/process.ts';
 
 type MakeStore = (t: TestContext, limits: StoreLimits) => Promise<CacheStore>;
 
-async function tempDir(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-store-'));
-  // Retries: a store still finishing a write may add a file while the folder is removed.
-  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 5 }).catch(() => {}));
-  return dir;
-}
+const storeDir = (t: TestContext): Promise<string> => tempDir(t, 'gatehouse-store-');
 
 const STORES: Record<string, MakeStore> = {
   memory: async (t, limits) => {
@@ -30,7 +26,7 @@ const STORES: Record<string, MakeStore> = {
     return store;
   },
   disk: async (t, limits) => {
-    const store = new DiskStore(await tempDir(t), limits);
+    const store = new DiskStore(await storeDir(t), limits);
     t.after(() => store.close());
     await store.ready();
     return store;
@@ -41,6 +37,7 @@ const LIMITS: StoreLimits = { maxSize: 64 * 1024 ** 2, maxObjectSize: 8 * 1024 *
 
 function meta(key: string, over: Partial<EntryMeta> = {}): EntryMeta {
   return {
+    ...storedFacts(Date.now()),
     key,
     variant: '',
     vary: [],
@@ -48,13 +45,6 @@ function meta(key: string, over: Partial<EntryMeta> = {}): EntryMeta {
     headers: ['content-type', 'text/plain', 'etag', '"1"'],
     upstreamStatus: '',
     requestTime: Date.now(),
-    responseTime: Date.now(),
-    initialAge: 0,
-    lifetime: 60,
-    noCache: false,
-    noStale: false,
-    staleWhileRevalidate: 0,
-    staleIfError: 0,
     tags: [],
     size: -1,
     ...over,
@@ -211,7 +201,7 @@ for (const [kind, make] of Object.entries(STORES)) {
 
 describe('disk store specifics', () => {
   test('entries survive a restart; leftovers of interrupted writes are removed', async (t) => {
-    const dir = await tempDir(t);
+    const dir = await storeDir(t);
     const first = new DiskStore(dir, LIMITS);
     await first.ready();
     await put(first, meta('example.com/kept', { tags: ['t'] }), 'persisted body', 4);
@@ -231,7 +221,7 @@ describe('disk store specifics', () => {
   });
 
   test('a directory in use by another live process is refused', async (t) => {
-    const dir = await tempDir(t);
+    const dir = await storeDir(t);
     const { writeFile } = await import('node:fs/promises');
     // PID 1 is always alive.
     await writeFile(join(dir, 'lock'), '1');

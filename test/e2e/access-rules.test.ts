@@ -7,23 +7,13 @@ import assert from 'node:assert/strict';
 import { rename, writeFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { echo, startBackend } from '../helpers/backend.ts';
 import { Connection, rawFrom, requestFrom } from '../helpers/clients.ts';
 import { rawRequest, request, waitFor } from '../helpers/http.ts';
 import { tempFile } from '../helpers/process.ts';
-import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
+import { protectionCounters, proxyToEcho } from '../helpers/proxy.ts';
 
-type Counters = Record<string, number>;
-const counters = (proxy: RunningProxy): Counters => (proxy.gatehouse.status() as { protection: Counters }).protection;
-
-async function proxyWith(t: import('node:test').TestContext, extra: Partial<ConfigInput>, routes?: ConfigInput['routes']) {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: routes ?? [{ match: {}, upstream: 'app' }],
-    ...extra,
-  });
-  return { backend, proxy };
+function proxyWith(t: import('node:test').TestContext, extra: Partial<ConfigInput>, routes?: ConfigInput['routes']) {
+  return proxyToEcho(t, routes, extra);
 }
 
 const GET = 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
@@ -33,7 +23,7 @@ test('global deny: the connection is closed at accept, before any byte is read; 
   assert.equal(await rawFrom('127.0.0.2', proxy.port, GET), '', 'closed without an answer');
   assert.equal((await requestFrom('127.0.0.3', `${proxy.url}/`)).status, 200);
   assert.equal(backend.requests.length, 1);
-  assert.equal(counters(proxy).denied_connections, 1);
+  assert.equal(protectionCounters(proxy).denied_connections, 1);
 });
 
 test('global allow list: only listed clients get in, and a deny entry carves out of it', async (t) => {
@@ -41,7 +31,7 @@ test('global allow list: only listed clients get in, and a deny entry carves out
   assert.equal((await requestFrom('127.0.0.3', `${proxy.url}/`)).status, 200);
   assert.equal(await rawFrom('127.0.0.4', proxy.port, GET), '');
   assert.equal(await rawFrom('127.0.0.9', proxy.port, GET), '');
-  assert.equal(counters(proxy).denied_connections, 2);
+  assert.equal(protectionCounters(proxy).denied_connections, 2);
 });
 
 test('on_deny: 403 answers the refused client 403 and closes; the backend sees nothing', async (t) => {
@@ -52,7 +42,7 @@ test('on_deny: 403 answers the refused client 403 and closes; the backend sees n
   assert.match(answer.head, /\r\nconnection: close/);
   await conn.closed;
   assert.equal(backend.requests.length, 0);
-  assert.equal(counters(proxy).denied_requests, 1);
+  assert.equal(protectionCounters(proxy).denied_requests, 1);
 });
 
 test('per-route rules: 403 on the guarded route only, the connection stays usable', async (t) => {
@@ -66,24 +56,23 @@ test('per-route rules: 403 on the guarded route only, the connection stays usabl
   assert.equal((await conn.get('/public')).status, 200, 'same connection, other route');
   assert.equal((await requestFrom('127.0.0.3', `${proxy.url}/admin/x`)).status, 200);
   assert.equal((await requestFrom('127.0.0.3', `${proxy.url}/internal`)).status, 403);
-  assert.equal(counters(proxy).denied_requests, 2);
+  assert.equal(protectionCounters(proxy).denied_requests, 2);
 });
 
 test('IPv6: rules on an IPv6 listener', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    listen: [{ address: '[::1]:0' }],
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [
-      { match: { path: '/v6-denied' }, upstream: 'app', access: { deny: ['::1/128'] } },
-      { match: { path: '/v4-only' }, upstream: 'app', access: { allow: ['127.0.0.0/8'] } },
-      { match: { path: '/doc-range' }, upstream: 'app', access: { deny: ['2001:db8::/32'] } },
-    ],
-  });
+  const { backend, proxy } = await proxyWith(t, { listen: [{ address: '[::1]:0' }] }, [
+    { match: { path: '/v6-denied' }, upstream: 'app', access: { deny: ['::1/128'] } },
+    { match: { path: '/v4-only' }, upstream: 'app', access: { allow: ['127.0.0.0/8'] } },
+    { match: { path: '/doc-range' }, upstream: 'app', access: { deny: ['2001:db8::/32'] } },
+  ]);
   const base = `http://[::1]:${proxy.port}`;
   assert.equal((await request(`${base}/v6-denied`)).status, 403);
   assert.equal((await request(`${base}/v4-only`)).status, 403);
-  assert.equal((await request(`${base}/doc-range`)).status, 200);
+  const allowed = await request(`${base}/doc-range`);
+  assert.equal(allowed.status, 200);
+  // The rules saw the IPv6 client as ::1 (not as an IPv4-mapped or empty address).
+  assert.equal((JSON.parse(allowed.body) as { headers: Record<string, string> }).headers['x-forwarded-for'], '::1');
+  assert.equal(backend.requests.length, 1, 'the refused requests never reached the backend');
 });
 
 test('a deny_file is re-read when it changes (in place or replaced by rename); a bad file keeps the old list', async (t) => {

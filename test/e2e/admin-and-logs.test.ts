@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { configFromObject } from '../../src/config/load.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { rawRequest, request, waitFor } from '../helpers/http.ts';
-import { freePort, tempFile } from '../helpers/process.ts';
+import { freePort, readLines, tempFile } from '../helpers/process.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 test('the admin listener reports servers and their counters as JSON', async (t) => {
@@ -26,21 +27,12 @@ test('the admin listener reports servers and their counters as JSON', async (t) 
   assert.equal((await request(`${admin}/nope`)).status, 404);
 });
 
-async function readLines(path: string, count: number): Promise<string[]> {
-  let lines: string[] = [];
-  await waitFor(async () => {
-    const text = await readFile(path, 'utf8').catch(() => '');
-    lines = text.split('\n').filter(Boolean);
-    return lines.length >= count;
-  }, 5000, `${count} access log lines`);
-  return lines;
-}
-
 test('the JSON access log has method, path, status, bytes, server and timings', async (t) => {
   const backend = await startBackend(t, echo());
   const path = await tempFile('access.log', '');
   const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), access_log: { path } });
-  const res = await request(`${proxy.url}/logged?q=1`, { headers: { 'user-agent': 'test-agent' } });
+  const before = Date.now();
+  const res = await request(`${proxy.url}/logged?q=1`, { headers: { 'user-agent': 'test-agent', host: 'site.example' } });
   const [line] = await readLines(path, 1);
   const entry = JSON.parse(line as string);
   assert.equal(entry.method, 'GET');
@@ -51,6 +43,30 @@ test('the JSON access log has method, path, status, bytes, server and timings', 
   assert.equal(entry.server, `127.0.0.1:${backend.port}`);
   assert.equal(entry.remote, '127.0.0.1');
   assert.ok(entry.duration_ms >= entry.upstream_ms && entry.upstream_ms >= 0);
+  assert.equal(entry.host, 'site.example', 'the Host the client asked for');
+  assert.equal(typeof entry.route, 'string', 'the route that took the request');
+  assert.ok(entry.time >= before && entry.time <= Date.now(), `the time of the request, ms epoch: ${entry.time}`);
+  assert.equal(entry.upstream_ms > 0, true, 'the time to the upstream answer is measured');
+  // Fields that only appear when they say something.
+  assert.equal(entry.tries, undefined, 'one try');
+  assert.equal(entry.client, undefined, 'the peer is the client');
+  assert.equal(entry.error, undefined);
+});
+
+test('behind a trusted proxy, once access rules resolve the client, the JSON log names it beside the peer', async (t) => {
+  const backend = await startBackend(t, echo());
+  const path = await tempFile('client.log', '');
+  const proxy = await startProxy(t, {
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    routes: [{ match: {}, upstream: 'app', access: { deny: ['192.0.2.0/24'] } }],
+    trusted_proxies: ['127.0.0.1'],
+    access_log: { path },
+  });
+  await request(`${proxy.url}/via`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+  const [line] = await readLines(path, 1);
+  const entry = JSON.parse(line as string);
+  assert.equal(entry.remote, '127.0.0.1');
+  assert.equal(entry.client, '203.0.113.9');
 });
 
 test('the combined access log format', async (t) => {
@@ -78,6 +94,13 @@ test('a request with no route is logged as 404 and a failed upstream with its er
   assert.equal(lines[0].status, 404);
   assert.equal(lines[1].status, 502);
   assert.equal(lines[1].error, 'CONNECT_REFUSED');
+  assert.equal(lines[0].path, '/nowhere');
+  assert.equal(lines[0].route, undefined, 'no route took it');
+  assert.equal(lines[0].server, undefined);
+  assert.equal(lines[0].error, 'NO_ROUTE');
+  assert.equal(lines[1].path, '/dead');
+  assert.equal(lines[1].upstream, 'dead');
+  assert.equal(lines[1].server, '127.0.0.1:1', 'the server that failed');
 });
 
 test('a request retried on another server is logged with its tries and the server that answered', async (t) => {
@@ -95,6 +118,21 @@ test('a request retried on another server is logged with its tries and the serve
   assert.equal(entry.tries, 2);
   assert.equal(entry.server, `127.0.0.1:${live.port}`);
   assert.equal(entry.status, 200);
+});
+
+test('a client that leaves before its answer is logged with status 499', async (t) => {
+  const backend = await startBackend(t, (req) => req.resume());
+  const path = await tempFile('left.log', '');
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), access_log: { path } });
+  const socket = connect(proxy.port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write('GET /left HTTP/1.1\r\nHost: x\r\n\r\n');
+  await waitFor(() => backend.requests.length === 1, 2000, 'the request to reach the backend');
+  socket.destroy();
+  const [line] = await readLines(path, 1);
+  const entry = JSON.parse(line as string);
+  assert.equal(entry.path, '/left');
+  assert.equal(entry.status, 499);
 });
 
 test('log lines are ASCII: client strings are escaped (JSON as JSON, combined with \\xHH as nginx does)', async (t) => {

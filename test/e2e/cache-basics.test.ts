@@ -155,6 +155,9 @@ test('HEAD is answered from a cached GET; a HEAD miss fetches GET and fills the 
   assert.equal(head.body.length, 0);
   const headMiss = await fetchRaw(`${proxy.url}/h`, {}, 'HEAD');
   assert.equal(headMiss.body.length, 0);
+  assert.equal(headMiss.status, 200);
+  assert.equal(headMiss.headers['content-length'], '10', 'the length of the GET answer');
+  assert.equal(cacheStatus(headMiss), 'gatehouse; fwd=uri-miss; stored');
   assert.equal(origin.seen.at(-1)?.method, 'GET', 'the origin was asked for GET');
   const get = await fetchRaw(`${proxy.url}/h`);
   assert.equal(cacheStatus(get), 'gatehouse; hit');

@@ -64,6 +64,8 @@ test('a collapsed request waits at most lock_timeout, then goes upstream itself'
   const res = await fetchRaw(`${proxy.url}/slow`);
   assert.equal(res.body.toString(), 'second');
   assert.ok(Date.now() - started >= 190, 'it waited for the lock first');
+  assert.ok(Date.now() - started < 2000, `and no longer than about lock_timeout (${Date.now() - started} ms)`);
+  assert.equal(origin.count('/slow'), 2, 'then it went upstream itself');
   await proxy.gatehouse.stop(0);
   await hanging;
 });

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { cacheStatus, cachingConfig, fetchRaw, startOrigin } from '../helpers/cache.ts';
 import { waitFor } from '../helpers/http.ts';
+import { tempDir } from '../helpers/process.ts';
 
 /** The client has its answer before the entry is on disk (renamed into place): wait for it. */
 async function stored(gatehouse: Gatehouse, entries: number): Promise<void> {
@@ -17,12 +15,7 @@ async function stored(gatehouse: Gatehouse, entries: number): Promise<void> {
 /** The key holds the Host, and each start takes another port: the same public name for both. */
 const HOST = 'www.example';
 
-async function tempDir(t: TestContext): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gatehouse-disk-cache-'));
-  // Retries: a store still finishing a write may add a file while the folder is removed.
-  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 5 }).catch(() => {}));
-  return dir;
-}
+const cacheDir = (t: TestContext): Promise<string> => tempDir(t, 'gatehouse-disk-cache-');
 
 /** A Gatehouse with a disk store in `dir`; not stopped automatically (the restart test stops it). */
 async function start(originUrl: string, dir: string): Promise<{ gatehouse: Gatehouse; url: string }> {
@@ -43,7 +36,7 @@ test('disk store: a large body is streamed into the store and streamed out of it
     res.writeHead(200, { 'cache-control': 'max-age=600', 'content-type': 'application/octet-stream', 'content-length': String(body.length) });
     res.end(body);
   });
-  const proxy = await start(origin.url, await tempDir(t));
+  const proxy = await start(origin.url, await cacheDir(t));
   t.after(() => proxy.gatehouse.stop(500));
   const miss = await fetchRaw(`${proxy.url}/blob`);
   assert.ok(miss.body.equals(body));
@@ -63,7 +56,7 @@ test('the disk cache survives a restart', async (t) => {
     res.writeHead(200, { 'cache-control': 'max-age=600', etag: '"persist"', 'surrogate-key': 'kept' });
     res.end('written before the restart');
   });
-  const dir = await tempDir(t);
+  const dir = await cacheDir(t);
   const first = await start(origin.url, dir);
   await fetchRaw(`${first.url}/p`, { host: HOST });
   await stored(first.gatehouse, 1);
@@ -75,6 +68,8 @@ test('the disk cache survives a restart', async (t) => {
   assert.equal(cacheStatus(hit), 'gatehouse; hit');
   assert.equal(hit.body.toString(), 'written before the restart');
   assert.ok(Number(hit.headers['age']) >= 0);
+  assert.equal(hit.headers['etag'], '"persist"', 'the stored head survives too');
+  assert.equal(hit.headers['surrogate-key'], undefined, 'and tag headers stay hidden from clients');
   assert.equal(origin.count('/p'), 1);
   assert.equal(await second.gatehouse.caches().purge({ tag: 'kept' }), 1, 'tags survive too');
 });

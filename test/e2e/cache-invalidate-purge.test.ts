@@ -49,6 +49,7 @@ test('a failed unsafe request invalidates nothing; another origin named in Locat
   assert.equal(cacheStatus(await fetchRaw(`${proxy.url}/a`, host)), 'gatehouse; hit', 'a 500 invalidates nothing');
   await fetchRaw(`${proxy.url}/c`, host, 'PUT');
   assert.equal(cacheStatus(await fetchRaw(`${proxy.url}/b`, { host: 'elsewhere.example' })), 'gatehouse; hit');
+  assert.equal(origin.seen.filter((r) => r.method !== 'GET').length, 2, 'both unsafe requests reached the origin');
 });
 
 test('purge through the admin API: by URL (every variant), by prefix, by tag, everything', async (t) => {
@@ -101,6 +102,8 @@ test('purge through the admin API: by URL (every variant), by prefix, by tag, ev
   assert.ok((stats.stores['default']?.hits ?? 0) > 0);
   const all = await purge('all=true');
   assert.equal(all.purged, stats.stores['default']?.entries);
+  assert.equal(await isHit('/stat'), false, 'everything is gone');
+  assert.equal(await isHit('/static/b.js'), false);
 
   assert.equal((await fetchRaw(`${admin}/cache/purge?url=not-a-url`, {}, 'POST')).status, 400);
   assert.equal((await fetchRaw(`${admin}/cache/purge?url=http://a/&tag=x`, {}, 'POST')).status, 400);

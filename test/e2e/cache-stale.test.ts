@@ -48,6 +48,20 @@ test('a failed background refresh keeps the stale response', async (t) => {
   await fetchRaw(`${proxy.url}/f`);
   await waitFor(() => origin.count('/f') === 2, 5000, 'the refresh');
   await waitFor(() => proxy.gatehouse.caches().stats()['default'] !== undefined, 1000);
+  // The origin having the refresh does not mean the proxy has handled its 503 yet. One refresh runs
+  // at a time: once a stale hit starts a second one, the first is over, and every answer until
+  // then (and after) must still be the stored response.
+  await waitFor(
+    async () => {
+      const stale = await fetchRaw(`${proxy.url}/f`);
+      assert.equal(stale.status, 200);
+      assert.equal(stale.body.toString(), 'still good');
+      assert.match(cacheStatus(stale), /^gatehouse; hit; ttl=-\d+; detail=stale-while-revalidate$/);
+      return origin.count('/f') >= 3;
+    },
+    5000,
+    'a second refresh, after the failed one',
+  );
   const res = await fetchRaw(`${proxy.url}/f`);
   assert.equal(res.status, 200);
   assert.equal(res.body.toString(), 'still good');
@@ -105,6 +119,8 @@ test('past the stale-if-error window, or with must-revalidate, the error goes th
     await fetchRaw(`${proxy.url}${path}`);
     const res = await fetchRaw(`${proxy.url}${path}`);
     assert.equal(res.status, 502, path);
+    assert.equal(res.body.toString(), 'bad gateway', `${path}: the origin's own answer`);
+    assert.doesNotMatch(cacheStatus(res), /stale-if-error/, path);
   }
 });
 
@@ -123,4 +139,6 @@ test('the configured stale_if_error applies when the response says nothing', asy
   const res = await fetchRaw(`${proxy.url}/c`);
   assert.equal(res.status, 200);
   assert.equal(res.body.toString(), 'configured');
+  assert.match(cacheStatus(res), /^gatehouse; fwd=stale; fwd-status=500; detail=stale-if-error$/);
+  assert.equal(origin.count('/c'), 2, 'the origin was asked, and failed');
 });

@@ -5,20 +5,15 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { echo, startBackend } from '../helpers/backend.ts';
 import { Connection, rawFrom, requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
-import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
+import { protectionCounters, proxyToEcho } from '../helpers/proxy.ts';
 
-const counters = (proxy: RunningProxy): Record<string, number> => (proxy.gatehouse.status() as { protection: Record<string, number> }).protection;
 const GET = 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
 
 test('max_connections_per_client: the next connection is closed at accept; a closed one frees its slot; other clients are not affected', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
+  const { backend, proxy } = await proxyToEcho(t, undefined, {
     listen: [{ address: '127.0.0.1:0' }, { address: '127.0.0.20:0' }],
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [{ match: {}, upstream: 'app' }],
     protection: { max_connections_per_client: 2 },
   });
   const second = proxy.gatehouse.addresses[1]?.port ?? 0;
@@ -32,16 +27,12 @@ test('max_connections_per_client: the next connection is closed at accept; a clo
   a.socket.destroy();
   await waitFor(async () => /^HTTP\/1\.1 200 /.test(await rawFrom('127.0.0.2', proxy.port, GET)), 3000, 'the slot to be free');
   // (The wait above may have been refused once more before the close was seen.)
-  assert.ok((counters(proxy).client_connection_limit ?? 0) >= 2);
+  assert.ok((protectionCounters(proxy).client_connection_limit ?? 0) >= 2);
+  assert.equal(backend.requests.length, 4, 'the refused connections sent nothing on');
 });
 
 test('a listener\'s max_connections: connections past it are closed at once, and counted', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    listen: [{ address: '127.0.0.1:0', max_connections: 3 }],
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [{ match: {}, upstream: 'app' }],
-  });
+  const { backend, proxy } = await proxyToEcho(t, undefined, { listen: [{ address: '127.0.0.1:0', max_connections: 3 }] });
   const open: Connection[] = [];
   for (let i = 0; i < 3; i++) {
     const conn = await Connection.open(t, proxy.port, `127.0.0.${2 + i}`);
@@ -49,16 +40,14 @@ test('a listener\'s max_connections: connections past it are closed at once, and
     open.push(conn);
   }
   assert.equal(await rawFrom('127.0.0.9', proxy.port, GET), '');
-  assert.equal(counters(proxy).listener_connection_limit, 1);
+  assert.equal(protectionCounters(proxy).listener_connection_limit, 1);
   open[0]?.socket.destroy();
   await waitFor(async () => /^HTTP\/1\.1 200 /.test(await rawFrom('127.0.0.9', proxy.port, GET)), 3000, 'room on the listener');
+  assert.equal(backend.requests.length, 4, 'the refused connection sent nothing on');
 });
 
 test('slowloris: one client\'s trickling connections are capped and cut; another client keeps its latency', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [{ match: {}, upstream: 'app' }],
+  const { backend, proxy } = await proxyToEcho(t, undefined, {
     limits: { header_timeout: 600 },
     protection: { max_connections_per_client: 10 },
   });
@@ -89,6 +78,6 @@ test('slowloris: one client\'s trickling connections are capped and cut; another
   clearInterval(trickle);
   assert.ok(performance.now() - started < 1500, 'cut by header_timeout');
   assert.ok(underAttack <= Math.max(2 * idle, idle + 2), `median latency ${underAttack.toFixed(2)} ms under attack vs ${idle.toFixed(2)} ms idle`);
-  assert.equal(counters(proxy).client_connection_limit, 30);
+  assert.equal(protectionCounters(proxy).client_connection_limit, 30);
   assert.equal(backend.requests.length, 30, 'only the good client reached the backend');
 });

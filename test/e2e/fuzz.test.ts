@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import { once } from 'node:events';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { rawFrom } from '../helpers/clients.ts';
 import { request } from '../helpers/http.ts';
 import { startProxy } from '../helpers/proxy.ts';
 
@@ -103,19 +104,6 @@ function mutate(random: () => number): string {
   return req;
 }
 
-/** Sends `data` and returns what came back until the server closed, or after `ms` of waiting. */
-async function exchange(port: number, data: string, ms: number): Promise<string> {
-  const socket = connect(port, '127.0.0.1');
-  socket.on('error', () => {});
-  const chunks: Buffer[] = [];
-  socket.on('data', (c: Buffer) => chunks.push(c));
-  socket.once('connect', () => socket.write(Buffer.from(data, 'latin1')));
-  const timer = setTimeout(() => socket.destroy(), ms);
-  await once(socket, 'close');
-  clearTimeout(timer);
-  return Buffer.concat(chunks).toString('latin1');
-}
-
 /** What makes a forwarded request ambiguous; '' when it is clean. */
 function ambiguity(req: IncomingMessage): string {
   const h = req.headers;
@@ -173,7 +161,8 @@ test(`fuzz: ${COUNT} random and mutated requests (seed ${SEED})`, async (t) => {
   const worker = async (): Promise<void> => {
     while (next < inputs.length) {
       const input = inputs[next++] as string;
-      const raw = await exchange(proxy.port, input, 400);
+      // What came back until the proxy closed, or after 400 ms of waiting.
+      const raw = await rawFrom('127.0.0.1', proxy.port, Buffer.from(input, 'latin1'), 400);
       const answers = [...raw.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((m) => Number(m[1]));
       if (raw !== '' && !raw.startsWith('HTTP/1.1 ')) problems.push(`not an HTTP answer ${JSON.stringify(raw.slice(0, 80))} to ${JSON.stringify(input.slice(0, 200))}`);
       if (answers.length === 0) closed++;

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { echo, startBackend, type Handler } from '../helpers/backend.ts';
+import { startBackend, type Handler } from '../helpers/backend.ts';
 import { rawRequest, request } from '../helpers/http.ts';
-import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
+import { proxyToEcho, simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 interface Echoed {
   readonly url: string;
@@ -35,8 +35,7 @@ async function echoBehindProxy(
   t: TestContext,
   extra: Partial<ConfigInput> = {},
 ): Promise<{ proxyUrl: string; proxyPort: number; backendPort: number }> {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), ...extra });
+  const { backend, proxy } = await proxyToEcho(t, undefined, extra);
   return { proxyUrl: proxy.url, proxyPort: proxy.port, backendPort: backend.port };
 }
 
@@ -117,6 +116,8 @@ test('a response with Upgrade outside a protocol switch does not pass the Upgrad
   const res = await request(`${proxy.url}/`);
   assert.equal(res.status, 200);
   assert.equal(res.headers.upgrade, undefined);
+  assert.doesNotMatch(String(res.headers.connection ?? ''), /upgrade/i, 'nor Connection: upgrade');
+  assert.equal(res.body, 'ok');
 });
 
 // --- forwarding headers ---------------------------------------------------------------------
@@ -346,22 +347,18 @@ test('a single Set-Cookie is rewritten too, and rewrite_cookie_domain: false tur
 // --- per-route header edits -----------------------------------------------------------------
 
 test('request_headers set, add and remove change what the backend receives', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [
-      {
-        match: { path_prefix: '/edit' },
-        upstream: 'app',
-        request_headers: {
-          set: { 'X-Env': 'prod', 'X-Replaced': 'new' },
-          add: { 'X-Tag': 'proxy' },
-          remove: ['X-Drop', 'Cookie'],
-        },
+  const { proxy } = await proxyToEcho(t, [
+    {
+      match: { path_prefix: '/edit' },
+      upstream: 'app',
+      request_headers: {
+        set: { 'X-Env': 'prod', 'X-Replaced': 'new' },
+        add: { 'X-Tag': 'proxy' },
+        remove: ['X-Drop', 'Cookie'],
       },
-      { match: {}, upstream: 'app' },
-    ],
-  });
+    },
+    { match: {}, upstream: 'app' },
+  ]);
   const headers = { 'x-replaced': 'old', 'x-tag': 'client', 'x-drop': '1', cookie: 'a=1', 'x-other': 'kept' };
   const res = await request(`${proxy.url}/edit`, { headers });
   const seen = JSON.parse(res.body) as Echoed;

@@ -1,11 +1,10 @@
 /** Failover under traffic: a server killed and restarted, and a server that hangs. */
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import { startRawBackend } from '../helpers/backend.ts';
 import { waitFor } from '../helpers/http.ts';
 import { startProxy } from '../helpers/proxy.ts';
-import { client, runMany, serverView, startNamedBackends, upstreamView, type Handler, type Reply, type Restartable } from '../helpers/upstreams.ts';
+import { client, isHealthCheck, runMany, serverView, startNamedBackends, upstreamView, type Handler, type Reply, type Restartable } from '../helpers/upstreams.ts';
 
 /** Answers after a few milliseconds, so that requests are in flight when a backend is killed. */
 function withHealth(name: string): Handler {
@@ -15,8 +14,6 @@ function withHealth(name: string): Handler {
     else setTimeout(() => res.end(name), 3);
   };
 }
-
-const isCheck = (req: IncomingMessage): boolean => req.headers['user-agent'] === 'gatehouse-health-check';
 
 test('failover: one of three backends is killed and restarted during 2,000 GETs; no client request fails', async (t) => {
   // The victim dies while it holds a request: that request, and any others in flight to it, are cut.
@@ -75,10 +72,10 @@ test('failover: one of three backends is killed and restarted during 2,000 GETs;
   assert.equal(failed.length, 0, `failed: ${JSON.stringify(failed.slice(0, 3))}`);
   assert.ok(upstreamView(gh).retries.total >= 1, 'the requests in flight to the killed server were retried');
   const after = victim.requests.slice(restartedAt);
-  const firstProxied = after.findIndex((req) => !isCheck(req));
+  const firstProxied = after.findIndex((req) => !isHealthCheck(req));
   assert.ok(firstProxied !== -1, 'the restarted backend takes traffic again');
-  assert.ok(after.slice(0, firstProxied).filter(isCheck).length >= 2, 'only after two passing checks (rise: 2)');
-  assert.ok(after.filter((req) => !isCheck(req)).length > 100, 'and its share of it');
+  assert.ok(after.slice(0, firstProxied).filter(isHealthCheck).length >= 2, 'only after two passing checks (rise: 2)');
+  assert.ok(after.filter((req) => !isHealthCheck(req)).length > 100, 'and its share of it');
 });
 
 test('a backend that hangs costs clients the header timeout once, then is ejected', async (t) => {

@@ -9,8 +9,8 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { startRawBackend } from '../helpers/backend.ts';
 import { request, waitFor } from '../helpers/http.ts';
-import { startProxy } from '../helpers/proxy.ts';
-import { client, runMany, serverView, startRestartable, tally, upstreamView, type Handler, type Restartable } from '../helpers/upstreams.ts';
+import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
+import { client, isHealthCheck, runMany, serverView, startRestartable, tally, upstreamView, type Handler, type Restartable } from '../helpers/upstreams.ts';
 
 /** Serves `name`, and /health as `health()` says: [status, body]. */
 function withHealth(name: string, health: () => [number, string]): Handler {
@@ -26,15 +26,8 @@ function withHealth(name: string, health: () => [number, string]): Handler {
   };
 }
 
-function isCheck(req: IncomingMessage): boolean {
-  return req.headers['user-agent'] === 'gatehouse-health-check';
-}
-
 function upstreamOf(backends: readonly Restartable[], extra: Record<string, unknown>): Omit<ConfigInput, 'listen'> {
-  return {
-    upstreams: { app: { servers: backends.map((b) => ({ url: b.url })), ...extra } } as ConfigInput['upstreams'],
-    routes: [{ match: {}, upstream: 'app' }],
-  };
+  return simpleProxyConfig(backends.map((b) => b.url), extra);
 }
 
 const FAST_CHECKS = { path: '/health', interval: '50ms', timeout: '50ms', rise: 2, fall: 2 };
@@ -50,8 +43,9 @@ test('active HTTP checks: a server failing its status or body check is taken out
   const gh = proxy.gatehouse;
   const get = client(t, proxy.url, 2);
   await waitFor(() => serverView(gh, b1.url).last_check?.ok === true && serverView(gh, b0.url).last_check?.ok === true, 3000, 'first checks');
-  const check = b1.requests.find(isCheck);
+  const check = b1.requests.find(isHealthCheck);
   assert.equal(check?.method, 'GET');
+  assert.equal(check?.url, '/health', 'the configured path');
   assert.equal(check?.headers.host, `127.0.0.1:${b1.port}`, 'the Host of a check is the server');
 
   b1Health = [503, 'OK'];
@@ -95,7 +89,7 @@ test('TCP checks: a server that stops listening goes down, and comes back when i
   const proxy = await startProxy(t, upstreamOf([b0, b1], { health_check: { type: 'tcp', interval: '50ms', timeout: '50ms', rise: 1, fall: 1 } }));
   const gh = proxy.gatehouse;
   await waitFor(() => serverView(gh, b1.url).last_check?.detail === 'connected', 3000, 'a TCP check');
-  assert.ok(!b1.requests.some(isCheck), 'a TCP check sends no request');
+  assert.ok(!b1.requests.some(isHealthCheck), 'a TCP check sends no request');
   await b1.stop();
   await waitFor(() => serverView(gh, b1.url).state === 'down', 3000, 'b1 down');
   assert.equal(serverView(gh, b1.url).last_check?.detail, 'ECONNREFUSED');
@@ -257,7 +251,7 @@ test('health state survives a reload; checks of a removed server stop, and all s
     });
   const gh = await Gatehouse.start(config([b0, b1]), { logger: pino({ level: 'silent' }) });
   t.after(() => gh.stop(100));
-  const checks = (b: Restartable): number => b.requests.filter(isCheck).length;
+  const checks = (b: Restartable): number => b.requests.filter(isHealthCheck).length;
 
   b1Healthy = false;
   await waitFor(() => serverView(gh, b1.url).state === 'down', 3000, 'b1 down');

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import { requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
 import { startProxy } from '../helpers/proxy.ts';
 import { client, runMany, startNamedBackends, startRestartable, tally, type Restartable } from '../helpers/upstreams.ts';
@@ -80,6 +81,15 @@ test('hash keys: client IP, cookie, path, query parameter; a request without the
 
   // Every request comes from 127.0.0.1: one server.
   assert.equal(new Set(await servers(50, () => get('/ip'))).size, 1);
+  // Other client addresses spread, each always to its own server.
+  const byAddress = async (): Promise<string[]> => {
+    const names: string[] = [];
+    for (let i = 2; i < 42; i++) names.push((await requestFrom(`127.0.0.${i}`, `${proxy.url}/ip`)).body);
+    return names;
+  };
+  const firstPass = await byAddress();
+  assert.ok(new Set(firstPass).size >= 3, `40 addresses over 5 servers: ${JSON.stringify(tally(firstPass))}`);
+  assert.deepEqual(await byAddress(), firstPass, 'the same address, the same server');
   // One cookie value → one server, whatever else the request carries; different values spread.
   assert.equal(new Set(await servers(30, (i) => get(`/cookie/${i}`, { headers: { cookie: `a=${i}; session=abc; z=1` } }))).size, 1);
   assert.ok(new Set(await servers(200, (i) => get('/cookie', { headers: { cookie: `session=s${i}` } }))).size >= 4);
@@ -88,6 +98,7 @@ test('hash keys: client IP, cookie, path, query parameter; a request without the
   assert.ok(new Set(await servers(200, (i) => get(`/path/p${i}`))).size >= 4);
   // One parameter decides, not the others.
   assert.equal(new Set(await servers(30, (i) => get(`/query?x=${i}&id=42&y=${i}`))).size, 1);
+  assert.ok(new Set(await servers(200, (i) => get(`/query?id=${i}`))).size >= 4, 'and its values spread');
   // Without the key: spread at random.
   assert.ok(new Set(await servers(200, () => get('/query?x=1'))).size >= 4);
 });

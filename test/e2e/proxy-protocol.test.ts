@@ -4,14 +4,12 @@
  * in time, and the request after it is read as usual (in the same packet or not).
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { echo, startBackend } from '../helpers/backend.ts';
 import { Connection, rawFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
-import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
+import { readLines, tempFile } from '../helpers/process.ts';
+import { protectionCounters, proxyToEcho } from '../helpers/proxy.ts';
 
 const V2 = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
@@ -28,30 +26,36 @@ function v2ipv4(source: string): Buffer {
   return v2(1, 0x11, bytes);
 }
 
-async function proxyWith(t: TestContext, extra: Partial<ConfigInput> = {}, routes?: ConfigInput['routes']) {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
+/** A PROXY protocol listener behind which 127.0.0.10 is the trusted balancer. */
+function proxyWith(t: TestContext, extra: Partial<ConfigInput> = {}) {
+  return proxyToEcho(t, undefined, {
     listen: [{ address: '127.0.0.1:0', proxy_protocol: true }],
     trusted_proxies: ['127.0.0.10'],
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: routes ?? [{ match: {}, upstream: 'app' }],
     limits: { header_timeout: 400 },
     ...extra,
   });
-  return { backend, proxy };
 }
 
-const counters = (proxy: RunningProxy): Record<string, number> => (proxy.gatehouse.status() as { protection: Record<string, number> }).protection;
 const REQUEST = 'GET /who HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
 const forwardedFor = (raw: string): string => (JSON.parse(raw.slice(raw.indexOf('{'))) as { headers: Record<string, string> }).headers['x-forwarded-for'] ?? '';
 
 test('v1: the client named in the header is the client', async (t) => {
-  const { proxy } = await proxyWith(t);
+  const log = await tempFile('access.log', '');
+  const { proxy } = await proxyWith(t, { access_log: { path: log } });
   const raw = await rawFrom('127.0.0.10', proxy.port, `PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\n${REQUEST}`);
   assert.match(raw, /^HTTP\/1\.1 200 /);
   assert.equal(forwardedFor(raw), '198.51.100.7');
   const v6 = await rawFrom('127.0.0.10', proxy.port, `PROXY TCP6 2001:db8::7 ::1 40000 80\r\n${REQUEST}`);
   assert.equal(forwardedFor(v6), '2001:db8::7');
+  // The access log names the client in the header, not the balancer, as the remote address.
+  const entries = (await readLines(log, 2)).map((line) => JSON.parse(line) as { remote: string; client?: string });
+  assert.deepEqual(
+    entries.map((e) => [e.remote, e.client]),
+    [
+      ['198.51.100.7', undefined],
+      ['2001:db8::7', undefined],
+    ],
+  );
 });
 
 test('v2: IPv4 and IPv6 sources, and LOCAL (the balancer\'s own health check)', async (t) => {
@@ -94,7 +98,7 @@ test('from an untrusted peer, without a header, with a bad one or a late one: cl
   const closedAfter = (await conn.closed) - opened;
   assert.ok(closedAfter >= 350 && closedAfter < 2000, `a half header is cut after header_timeout (${closedAfter.toFixed(0)} ms)`);
   assert.equal(backend.requests.length, 0);
-  assert.equal(counters(proxy).proxy_protocol_errors, 4);
+  assert.equal(protectionCounters(proxy).proxy_protocol_errors, 4);
 });
 
 test('access rules and connection limits apply to the address in the header', async (t) => {
@@ -109,18 +113,14 @@ test('access rules and connection limits apply to the address in the header', as
   assert.match(await rawFrom('127.0.0.10', proxy.port, `PROXY TCP4 192.0.2.2 127.0.0.1 3 80\r\n${REQUEST}`), /^HTTP\/1\.1 200 /);
   first.socket.destroy();
   await waitFor(async () => /^HTTP\/1\.1 200 /.test(await rawFrom('127.0.0.10', proxy.port, `PROXY TCP4 192.0.2.1 127.0.0.1 4 80\r\n${REQUEST}`)), 3000, 'the slot to be free');
-  assert.equal(counters(proxy).denied_connections, 1);
-  assert.equal(counters(proxy).client_connection_limit, 1);
+  assert.equal(protectionCounters(proxy).denied_connections, 1);
+  assert.equal(protectionCounters(proxy).client_connection_limit, 1);
 });
 
 test('a listener without proxy_protocol treats a PROXY line as a bad request', async (t) => {
-  const { proxy } = await proxyWith(t, { listen: [{ address: '127.0.0.1:0' }] });
-  const socket = connect({ port: proxy.port, host: '127.0.0.1', localAddress: '127.0.0.10' });
-  socket.on('error', () => {});
-  await once(socket, 'connect');
-  socket.write(`PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\n${REQUEST}`);
-  const chunks: Buffer[] = [];
-  socket.on('data', (c: Buffer) => chunks.push(c));
-  await once(socket, 'close');
-  assert.match(Buffer.concat(chunks).toString(), /^HTTP\/1\.1 400 /);
+  const { backend, proxy } = await proxyWith(t, { listen: [{ address: '127.0.0.1:0' }] });
+  const raw = await rawFrom('127.0.0.10', proxy.port, `PROXY TCP4 198.51.100.7 127.0.0.1 40000 80\r\n${REQUEST}`);
+  assert.match(raw, /^HTTP\/1\.1 400 /);
+  assert.equal(raw.match(/HTTP\/1\.1 /g)?.length, 1, 'the request after the line is not answered');
+  assert.equal(backend.requests.length, 0, 'nor forwarded');
 });

@@ -11,10 +11,9 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { admin, Connection, rawFrom, requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
-import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
+import { protectionCounters, startProxy } from '../helpers/proxy.ts';
 
 type Routes = ConfigInput['routes'];
-const counters = (proxy: RunningProxy): Record<string, number> => (proxy.gatehouse.status() as { protection: Record<string, number> }).protection;
 
 async function proxyWith(t: TestContext, routes: (app: string) => Routes, extra: Partial<ConfigInput> = {}) {
   const backend = await startBackend(t, echo());
@@ -47,7 +46,7 @@ test('per client: burst + 1 pass, then 429 with Retry-After, RateLimit and RateL
   assert.equal(refused.body, '429 Too Many Requests\n');
   assert.deepEqual(await statuses(3, '127.0.0.3', `${proxy.url}/`), [200, 200, 200]);
   assert.equal(backend.requests.length, 6);
-  assert.equal(counters(proxy).rate_limited, 1);
+  assert.equal(protectionCounters(proxy).rate_limited, 1);
   // One interval later, one more request fits.
   await waitFor(async () => (await requestFrom('127.0.0.2', `${proxy.url}/`)).status === 200, 3000, 'the bucket to refill');
 });
@@ -120,7 +119,7 @@ test('delay_after: requests past it within the burst are held back to the rate, 
   const spread = Math.max(...arrivals) - started;
   // Two pass at once; the other four wait 50, 100, 150 and 200 ms.
   assert.ok(spread >= 180, `the backend saw them over ${spread.toFixed(0)} ms`);
-  assert.equal(counters(proxy).rate_delayed, 4);
+  assert.equal(protectionCounters(proxy).rate_delayed, 4);
   assert.equal((await requestFrom('127.0.0.2', `${proxy.url}/`)).status, 200, 'no longer ahead once they went through');
 });
 
@@ -151,9 +150,11 @@ test('bans: a client that keeps breaking limits is shut out at accept for a grow
   assert.deepEqual((await admin(adminPort, 'DELETE', '/bans/127.0.0.2')).body, { lifted: '127.0.0.2' });
   assert.equal((await admin(adminPort, 'DELETE', '/bans/127.0.0.2')).status, 404);
   assert.notEqual(await rawFrom('127.0.0.2', proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), '', 'lifted');
-  const counted = counters(proxy);
+  const counted = protectionCounters(proxy);
   assert.ok((counted.banned_connections ?? 0) >= 1);
   assert.equal(backend.requests.length >= 2, true);
+  // 1/m without burst: one request of each client passed; refused, banned and closed ones sent nothing on.
+  assert.equal(backend.requests.length, 2);
 });
 
 test('bans: a banned client\'s open keep-alive connection is refused too; manual bans from the admin API', async (t) => {

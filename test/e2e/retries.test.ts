@@ -3,10 +3,9 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import type { ConfigInput } from '../../src/config/schema.ts';
 import { closedPort, startRawBackend } from '../helpers/backend.ts';
-import { waitFor } from '../helpers/http.ts';
-import { startProxy } from '../helpers/proxy.ts';
+import { rawRequest, waitFor } from '../helpers/http.ts';
+import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 import { client, runMany, startRestartable, tally, upstreamView, type Handler } from '../helpers/upstreams.ts';
 
 /** Echoes the method and the body it read. */
@@ -29,53 +28,43 @@ function answer(status: number, body: string): Handler {
   };
 }
 
-function upstream(urls: readonly string[], extra: Record<string, unknown> = {}): Omit<ConfigInput, 'listen'> {
-  return {
-    upstreams: { app: { servers: urls.map((url) => ({ url })), ...extra } } as ConfigInput['upstreams'],
-    routes: [{ match: {}, upstream: 'app' }],
-  };
-}
-
 test('a connect failure is retried on another server for any method, with the request body intact', async (t) => {
   const refused = `http://127.0.0.1:${await closedPort()}`;
   const good = await startRestartable(t, 'good', echoBody('good'));
   // balance: first sends every first try to the refused server.
-  const proxy = await startProxy(t, upstream([refused, good.url], { balance: 'first', outlier_detection: { enabled: false } }));
+  const proxy = await startProxy(t, simpleProxyConfig([refused, good.url], { balance: 'first', outlier_detection: { enabled: false } }));
   const post = client(t, proxy.url, 1);
   const res = await post('/', { method: 'POST', body: 'the body', headers: { 'content-type': 'text/plain' } });
   assert.equal(res.status, 200);
   assert.equal(res.body, 'good POST the body');
   // A chunked body (no Content-Length) is replayed too: it was never read.
-  const chunked = await new Promise<string>((resolve, reject) => {
-    const socket = connect(proxy.port, '127.0.0.1');
-    let data = '';
-    socket.on('data', (c: Buffer) => (data += c.toString()));
-    socket.on('end', () => resolve(data));
-    socket.on('error', reject);
-    socket.write('POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
-  });
+  const chunked = await rawRequest(proxy.port, 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
   assert.match(chunked, /^HTTP\/1\.1 200 /);
   assert.ok(chunked.endsWith('good POST hello'), chunked);
+  assert.equal(upstreamView(proxy.gatehouse).retries.total, 2, 'each request tried the refused server first, then was retried');
 });
 
 test('a reset after the request was sent: retried for GET, never for POST (the server may have acted on it)', async (t) => {
   const reset = await startRawBackend(t, (socket) => socket.once('data', () => socket.resetAndDestroy()));
   const good = await startRestartable(t, 'good', echoBody('good'));
-  const proxy = await startProxy(t, upstream([reset.url, good.url], { balance: 'first', outlier_detection: { enabled: false } }));
+  const proxy = await startProxy(t, simpleProxyConfig([reset.url, good.url], { balance: 'first', outlier_detection: { enabled: false } }));
   const send = client(t, proxy.url, 1);
   const get = await send('/');
   assert.equal(get.status, 200);
   assert.equal(get.body, 'good GET ');
+  const resetBefore = reset.sockets.length;
   const before = good.requests.length;
   const post = await send('/', { method: 'POST', body: 'pay once' });
   assert.equal(post.status, 502);
   assert.equal(good.requests.length, before, 'the POST was not sent to another server');
+  assert.ok(reset.sockets.length > resetBefore, 'it was sent, to the server that reset it');
+  assert.equal(upstreamView(proxy.gatehouse).retries.total, 1, 'only the GET was retried');
 });
 
 test('retryable statuses (retry_on: [503]) are retried for idempotent methods; the last answer passes otherwise', async (t) => {
   const busy = await startRestartable(t, 'busy', answer(503, 'busy'));
   const good = await startRestartable(t, 'good', echoBody('good'));
-  const proxy = await startProxy(t, upstream([busy.url, good.url], { balance: 'first', retries: { retry_on: ['connect_failure', 503] } }));
+  const proxy = await startProxy(t, simpleProxyConfig([busy.url, good.url], { balance: 'first', retries: { retry_on: ['connect_failure', 503] } }));
   const send = client(t, proxy.url, 1);
   const get = await send('/');
   assert.equal(get.status, 200);
@@ -95,7 +84,7 @@ test('when every try fails with a retryable status, the last answer reaches the 
     await startRestartable(t, 'b', answer(502, 'b')),
     await startRestartable(t, 'c', answer(502, 'c')),
   ];
-  const proxy = await startProxy(t, upstream(servers.map((s) => s.url), { retries: { attempts: 2, retry_on: [502] } }));
+  const proxy = await startProxy(t, simpleProxyConfig(servers.map((s) => s.url), { retries: { attempts: 2, retry_on: [502] } }));
   const res = await client(t, proxy.url, 1)('/');
   assert.equal(res.status, 502);
   assert.equal(servers.reduce((n, s) => n + s.requests.length, 0), 2, 'two tries, on two different servers');
@@ -127,8 +116,10 @@ test('timeouts are retried only when asked, and the overall deadline bounds all 
   const plain = await get('/plain');
   assert.equal(plain.status, 504);
   assert.equal(s1.sockets.length + s2.sockets.length, before + 1, 'timeout is not in the default retry_on');
+  const tried = s1.sockets.length + s2.sockets.length + s3.sockets.length;
   const deadline = await get('/deadline');
   assert.equal(deadline.status, 504);
+  assert.equal(s1.sockets.length + s2.sockets.length + s3.sockets.length, tried + 1, 'one try: the deadline left no time for another');
   // The deadline cut the first try (not the 5 s header timeout), and no try followed it.
   assert.ok(deadline.ms < 300 + 1200, `cut by the deadline: ${deadline.ms.toFixed(0)} ms`);
 });
@@ -137,7 +128,7 @@ test('the retry budget holds under load: retries stay within 20% of requests', a
   const REQUESTS = 500;
   const a = await startRestartable(t, 'a', answer(503, 'a'));
   const b = await startRestartable(t, 'b', answer(503, 'b'));
-  const proxy = await startProxy(t, upstream([a.url, b.url], { retries: { attempts: 3, retry_on: [503], budget: { percent: 20, min_per_second: 0 } } }));
+  const proxy = await startProxy(t, simpleProxyConfig([a.url, b.url], { retries: { attempts: 3, retry_on: [503], budget: { percent: 20, min_per_second: 0 } } }));
   const get = client(t, proxy.url, 8);
   const replies = await runMany(REQUESTS, 8, () => get('/'));
   assert.ok(replies.every((r) => r.status === 503));
@@ -159,7 +150,7 @@ test('circuit breaker: past max_in_flight and max_queued, 503 at once; queued re
     res.once('finish', () => concurrent--);
     held.push(res);
   });
-  const proxy = await startProxy(t, upstream([backend.url], { circuit_breaker: { max_in_flight: 4, max_queued: 2 } }));
+  const proxy = await startProxy(t, simpleProxyConfig([backend.url], { circuit_breaker: { max_in_flight: 4, max_queued: 2 } }));
   const get = client(t, proxy.url, 12);
   const pending = Array.from({ length: 10 }, () => get('/'));
   await waitFor(
@@ -192,7 +183,7 @@ test('circuit breaker limits hold under load', async (t) => {
       res.end('ok');
     }, 5);
   });
-  const proxy = await startProxy(t, upstream([backend.url], { circuit_breaker: { max_in_flight: 5, max_queued: 10 } }));
+  const proxy = await startProxy(t, simpleProxyConfig([backend.url], { circuit_breaker: { max_in_flight: 5, max_queued: 10 } }));
   const get = client(t, proxy.url, 40);
   const replies = await runMany(600, 40, () => get('/'));
   const counts = tally(replies.map((r) => String(r.status)));
@@ -210,7 +201,7 @@ test('a queued request waits at most queue_timeout; one whose client leaves is d
     req.resume();
     held.push(res);
   });
-  const proxy = await startProxy(t, upstream([backend.url], { circuit_breaker: { max_in_flight: 1, max_queued: 2, queue_timeout: '200ms' } }));
+  const proxy = await startProxy(t, simpleProxyConfig([backend.url], { circuit_breaker: { max_in_flight: 1, max_queued: 2, queue_timeout: '200ms' } }));
   const get = client(t, proxy.url, 4);
   const first = get('/');
   await waitFor(() => held.length === 1, 2000, 'one in flight');

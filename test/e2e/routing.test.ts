@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { echo, startBackend } from '../helpers/backend.ts';
 import { rawRequest, request, type RequestOptions } from '../helpers/http.ts';
-import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
+import { proxyToEcho, startProxy, type RunningProxy } from '../helpers/proxy.ts';
 
 type RouteInput = NonNullable<ConfigInput['routes']>[number];
 
@@ -194,11 +193,7 @@ test('no routes at all: every request is 404', async (t) => {
 // --- requests that cannot be routed safely --------------------------------------------------
 
 test('a request with two Host lines is refused with 400 and never reaches a backend', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [{ match: {}, upstream: 'app' }],
-  });
+  const { backend, proxy } = await proxyToEcho(t);
   const raw = await rawRequest(proxy.port, 'GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n');
   assert.match(raw, /^HTTP\/1\.1 400 /, 'RFC 9112 §3.2: more than one Host line is a 400');
   assert.equal(backend.requests.length, 0);
@@ -206,14 +201,10 @@ test('a request with two Host lines is refused with 400 and never reaches a back
 });
 
 test('an absolute-form target is routed by its normalised path, and refused when its authority is not the Host', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [
-      { match: { path_prefix: '/admin' }, respond: { status: 403, body: 'no' } },
-      { match: {}, upstream: 'app' },
-    ],
-  });
+  const { backend, proxy } = await proxyToEcho(t, [
+    { match: { path_prefix: '/admin' }, respond: { status: 403, body: 'no' } },
+    { match: {}, upstream: 'app' },
+  ]);
   // RFC 9112 §3.2.2: accepted, as "/admin": the route that guards /admin answers.
   const absolute = await rawRequest(proxy.port, 'GET http://a.test/admin HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
   assert.match(absolute, /^HTTP\/1\.1 403 /);
@@ -228,11 +219,7 @@ test('an absolute-form target is routed by its normalised path, and refused when
 });
 
 test('an upgrade request with an absolute-form target naming another host is refused with 400 too', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [{ match: {}, upstream: 'app' }],
-  });
+  const { backend, proxy } = await proxyToEcho(t);
   const raw = await rawRequest(
     proxy.port,
     'GET http://b.test/ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
@@ -245,14 +232,10 @@ test('an upgrade request with an absolute-form target naming another host is ref
 // --- the path sent upstream -----------------------------------------------------------------
 
 test('strip_prefix removes the prefix on a segment boundary and keeps the query', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [
-      { match: { path_prefix: '/api' }, upstream: 'app', strip_prefix: '/api' },
-      { match: { path_prefix: '/v1/' }, upstream: 'app', strip_prefix: '/v1/' },
-    ],
-  });
+  const { proxy } = await proxyToEcho(t, [
+    { match: { path_prefix: '/api' }, upstream: 'app', strip_prefix: '/api' },
+    { match: { path_prefix: '/v1/' }, upstream: 'app', strip_prefix: '/v1/' },
+  ]);
   const sent = async (path: string): Promise<string> => (JSON.parse((await request(`${proxy.url}${path}`)).body) as { url: string }).url;
   assert.equal(await sent('/api/users?id=7&x=%20'), '/users?id=7&x=%20');
   assert.equal(await sent('/api'), '/');
@@ -264,15 +247,11 @@ test('strip_prefix removes the prefix on a segment boundary and keeps the query'
 });
 
 test('rewrite replaces the path with a regex, keeping the query', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [
-      { match: { path_prefix: '/users' }, upstream: 'app', rewrite: { pattern: '^/users/([0-9]+)$', replace: '/v2/user?legacy_id=$1' } },
-      { match: { path_prefix: '/old' }, upstream: 'app', strip_prefix: '/old', rewrite: { pattern: '^/(.*)$', replace: '/new/$1' } },
-      { match: { path_prefix: '/bare' }, upstream: 'app', rewrite: { pattern: '^/bare', replace: 'x' } },
-    ],
-  });
+  const { proxy } = await proxyToEcho(t, [
+    { match: { path_prefix: '/users' }, upstream: 'app', rewrite: { pattern: '^/users/([0-9]+)$', replace: '/v2/user?legacy_id=$1' } },
+    { match: { path_prefix: '/old' }, upstream: 'app', strip_prefix: '/old', rewrite: { pattern: '^/(.*)$', replace: '/new/$1' } },
+    { match: { path_prefix: '/bare' }, upstream: 'app', rewrite: { pattern: '^/bare', replace: 'x' } },
+  ]);
   const sent = async (path: string): Promise<string> => (JSON.parse((await request(`${proxy.url}${path}`)).body) as { url: string }).url;
   assert.equal(await sent('/users/42?tab=posts'), '/v2/user?legacy_id=42?tab=posts');
   assert.equal(await sent('/users/abc?tab=posts'), '/users/abc?tab=posts', 'no match leaves the path alone');
@@ -281,11 +260,8 @@ test('rewrite replaces the path with a regex, keeping the query', async (t) => {
 });
 
 test('a route without strip_prefix or rewrite sends the path and query unchanged', async (t) => {
-  const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, {
-    upstreams: { app: { servers: [{ url: backend.url }] } },
-    routes: [{ match: { path_prefix: '/api' }, upstream: 'app' }],
-    // %2F is refused by default (docs/security.md); kept as data here.
+  // %2F is refused by default (docs/security.md); kept as data here.
+  const { proxy } = await proxyToEcho(t, [{ match: { path_prefix: '/api' }, upstream: 'app' }], {
     protection: { paths: { encoded_slashes: 'keep' } },
   });
   const res = await request(`${proxy.url}/api/a%2Fb;p=1?x=1&x=2&y`);

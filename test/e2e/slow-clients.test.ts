@@ -9,9 +9,8 @@ import { test, type TestContext } from 'node:test';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { Connection } from '../helpers/clients.ts';
 import { rawRequest, waitFor } from '../helpers/http.ts';
-import { simpleProxyConfig, startProxy, type RunningProxy } from '../helpers/proxy.ts';
+import { protectionCounters, simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
-const counters = (proxy: RunningProxy): Record<string, number> => (proxy.gatehouse.status() as { protection: Record<string, number> }).protection;
 
 /** A backend that reads the body (after `holdMs`) and answers with its length. */
 async function bodyBackend(t: TestContext, holdMs = 0) {
@@ -45,7 +44,7 @@ test('slow POST: a body trickling below body_min_rate is cut with 408 once the g
   assert.match(conn.pending, /^HTTP\/1\.1 408 /);
   assert.ok(ms >= 300 && ms < 1500, `cut after ${ms.toFixed(0)} ms`);
   await waitFor(() => seen.aborted === 1, 2000, 'the backend request to be aborted');
-  assert.equal(counters(proxy).slow_bodies, 1);
+  assert.equal(protectionCounters(proxy).slow_bodies, 1);
 });
 
 test('a body at a good rate passes, and so does a fast one the backend is slow to read', async (t) => {
@@ -65,7 +64,7 @@ test('a body at a good rate passes, and so does a fast one the backend is slow t
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   assert.equal((await conn.answer()).status, 200);
-  assert.equal(counters(proxy).slow_bodies, 0);
+  assert.equal(protectionCounters(proxy).slow_bodies, 0);
 });
 
 test('more header lines than max_header_count → 431; exactly the limit passes', async (t) => {

@@ -3,18 +3,21 @@ import { once } from 'node:events';
 import { test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { echo, startBackend } from '../helpers/backend.ts';
-import { rawRequest } from '../helpers/http.ts';
+import { rawRequest, waitFor } from '../helpers/http.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 async function startWebSocketBackend(t: import('node:test').TestContext) {
   const backend = await startBackend(t, echo());
   const wss = new WebSocketServer({ server: backend.server });
+  /** The backend side of each tunnel, as it was accepted. */
+  const accepted: WebSocket[] = [];
   wss.on('connection', (socket, req) => {
+    accepted.push(socket);
     socket.send(`hello ${req.url} via ${String(req.headers['x-forwarded-for'])}`);
     socket.on('message', (data) => socket.send(`echo:${data.toString()}`));
   });
   t.after(() => wss.close());
-  return backend;
+  return Object.assign(backend, { accepted });
 }
 
 test('a WebSocket connection passes through to the backend both ways', async (t) => {
@@ -44,12 +47,15 @@ test('closing the client closes the backend side of the tunnel', async (t) => {
   await once(client, 'open');
   const server = proxy.gatehouse.status() as { upstreams: { app: { servers: { in_flight: number }[] } } };
   assert.equal(server.upstreams.app.servers[0]?.in_flight, 1, 'an open tunnel counts as in flight');
+  const backendSide = backend.accepted[0];
+  assert.ok(backendSide !== undefined, 'the backend accepted the tunnel');
   client.terminate();
   const deadline = Date.now() + 3000;
   while ((proxy.gatehouse.status() as typeof server).upstreams.app.servers[0]?.in_flight !== 0) {
     assert.ok(Date.now() < deadline, 'tunnel released');
     await new Promise((r) => setTimeout(r, 10));
   }
+  await waitFor(() => backendSide.readyState === WebSocket.CLOSED, 3000, 'the backend side of the tunnel to close');
 });
 
 test('an upgrade the backend refuses is answered with its status', async (t) => {

@@ -4,6 +4,7 @@ import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage,
 import type { TestContext } from 'node:test';
 import zlib from 'node:zlib';
 import type { RouteCacheInput } from '../../src/config/acceleration-schema.ts';
+import type { StoredFacts } from '../../src/cache/policy.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { startBackend, type Backend } from './backend.ts';
 
@@ -71,5 +72,19 @@ export function cachingConfig(url: string, cache: RouteCacheInput = {}, extra: P
     upstreams: { app: { servers: [{ url }] } },
     routes: [{ match: {}, upstream: 'app', cache: { enabled: true, ...cache } }],
     ...extra,
+  };
+}
+
+/** What a store keeps of a plain response received at `responseTime`: fresh for 60 s, no directives; `over` replaces any of it. */
+export function storedFacts(responseTime: number, over: Partial<StoredFacts> = {}): StoredFacts {
+  return {
+    responseTime,
+    initialAge: 0,
+    lifetime: 60,
+    noCache: false,
+    noStale: false,
+    staleWhileRevalidate: 0,
+    staleIfError: 0,
+    ...over,
   };
 }

@@ -1,7 +1,7 @@
 /** Runs the gatehouse CLI as a child process, for signal and exit-code tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -50,4 +50,23 @@ export async function tempFile(name: string, text: string): Promise<string> {
   const path = join(dir, name);
   await writeFile(path, text);
   return path;
+}
+
+/** A new temporary folder, removed (with what is in it) when the test ends. */
+export async function tempDir(t: TestContext, prefix = 'gatehouse-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  // Retries: a store still finishing a write may add a file while the folder is removed.
+  t.after(() => rm(dir, { recursive: true, force: true, maxRetries: 5 }).catch(() => {}));
+  return dir;
+}
+
+/** The non-empty lines of the file at `path`, once there are at least `count` (an access log is written after the answer). */
+export async function readLines(path: string, count: number): Promise<string[]> {
+  let lines: string[] = [];
+  await waitFor(async () => {
+    const text = await readFile(path, 'utf8').catch(() => '');
+    lines = text.split('\n').filter(Boolean);
+    return lines.length >= count;
+  }, 5000, `${count} access log lines`);
+  return lines;
 }

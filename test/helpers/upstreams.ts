@@ -23,6 +23,11 @@ export function named(name: string): Handler {
   };
 }
 
+/** Whether a request a backend received is one of the proxy's active health checks. */
+export function isHealthCheck(req: IncomingMessage): boolean {
+  return req.headers['user-agent'] === 'gatehouse-health-check';
+}
+
 /** A backend that can be stopped (every connection cut) and started again on the same port. */
 export interface Restartable {
   readonly name: string;

@@ -2,9 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/core/errors.ts';
-
-const yaml = (...lines: string[]): string => `${lines.join('\n')}\n`;
+import { errorOf, yaml } from '../helpers/config.ts';
 
 /** An upstream "app" with two servers and these extra lines (indented under it). */
 function upstream(...lines: string[]): string {
@@ -17,16 +15,6 @@ function upstream(...lines: string[]): string {
     '      - url: http://127.0.0.1:3001',
     ...lines.map((l) => `    ${l}`),
   );
-}
-
-function errorOf(text: string): string {
-  try {
-    parseConfigText(text, 'gatehouse.yaml');
-  } catch (error: unknown) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error.message;
-  }
-  assert.fail('the configuration was accepted');
 }
 
 describe('defaults', () => {

@@ -26,6 +26,7 @@ import {
   type PolicyOptions,
   type StoredFacts,
 } from '../../src/cache/policy.ts';
+import { storedFacts } from '../helpers/cache.ts';
 
 const OPTIONS: PolicyOptions = { heuristicFraction: 0.1, heuristicMax: 86_400, staleWhileRevalidate: 0, staleIfError: 0 };
 const NOW = Date.parse('2025-01-01T12:00:00Z');
@@ -143,16 +144,7 @@ describe('freshness lifetime and age (RFC 9111 §4.2)', () => {
 });
 
 describe('decideUse (RFC 9111 §4, RFC 5861)', () => {
-  const stored = (over: Partial<StoredFacts> = {}): StoredFacts => ({
-    responseTime: NOW,
-    initialAge: 0,
-    lifetime: 60,
-    noCache: false,
-    noStale: false,
-    staleWhileRevalidate: 0,
-    staleIfError: 0,
-    ...over,
-  });
+  const stored = (over: Partial<StoredFacts> = {}): StoredFacts => storedFacts(NOW, over);
   const dirs = (cc: string) => requestDirectives(parseCacheControl(cc));
 
   test('fresh until the lifetime is used up', () => {

@@ -2,21 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseConfigText } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/core/errors.ts';
-
-/** The message of the ConfigError that parsing `text` (named gatehouse.yaml) throws. */
-function errorOf(text: string): string {
-  try {
-    parseConfigText(text, 'gatehouse.yaml');
-  } catch (error: unknown) {
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return error.message;
-  }
-  assert.fail('the configuration was accepted');
-}
-
-/** Lines joined with \n, so that line and column numbers in a test are easy to count. */
-const yaml = (...lines: string[]): string => `${lines.join('\n')}\n`;
+import { errorOf, yaml } from '../helpers/config.ts';
 
 describe('a valid configuration', () => {
   test('the smallest useful file gets every default', () => {

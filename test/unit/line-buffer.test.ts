@@ -24,4 +24,13 @@ test('clear empties the buffer and gives back memory a burst made large', () => 
   assert.equal(out.length, 0);
   out.ascii('after');
   assert.equal(out.view().toString('latin1'), 'after');
+  // The view is a window on the buffer's own memory (not pooled): its size is the buffer's.
+  assert.equal(out.view().buffer.byteLength, 16, 'the 1,000-byte buffer was given back');
+  // Growth short of a burst (16× the first size) is kept for the next batch.
+  out.ascii('y'.repeat(100));
+  const grown = out.view().buffer;
+  out.clear();
+  out.ascii('again');
+  assert.equal(out.view().buffer, grown, 'the same memory, not a new buffer');
+  assert.equal(out.view().toString('latin1'), 'again');
 });

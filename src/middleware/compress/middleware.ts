@@ -13,8 +13,9 @@
  * Bodies stream through the compressor (never held whole, except small ones of known length).
  */
 import type { Transform } from 'node:stream';
-import type { CompressConfig, Encoding, RouteCompressConfig } from '../../config/acceleration-schema.ts';
-import { COMPRESS_DEFAULTS, definedOnly } from '../../config/acceleration-schema.ts';
+import { parseCacheControl } from '../../cache/cache-control.ts';
+import type { CompressConfig, Encoding } from '../../config/acceleration-schema.ts';
+import { COMPRESS_DEFAULTS, routeSettings } from '../../config/acceleration-schema.ts';
 import type { RouteConfig } from '../../config/schema.ts';
 import type { Exchange } from '../../core/exchange.ts';
 import type { Finish, Middleware, Next, ResponseFilter, ResponseHeaders } from '../pipeline.ts';
@@ -54,12 +55,11 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
     if (encoded !== undefined && !(typeof encoded === 'string' && encoded.trim().toLowerCase() === 'identity')) {
       return this.settings.decompress ? this.#decode(ex, headers, encoded) : null;
     }
-    if (noTransform(headers['cache-control'])) return null;
     if (!this.settings.types(headers['content-type'])) return null;
     const length = headers['content-length'];
     const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : -1;
     if (size >= 0 && size < this.settings.minSize) return null;
-    if (headers['trailer'] !== undefined) return null;
+    if (headers['trailer'] !== undefined || noTransform(headers)) return null;
     addVary(headers);
     const encoding = this.#choose(ex.req.headers['accept-encoding']);
     if (encoding === null) return null;
@@ -78,7 +78,7 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
     if (!DECODABLE.has(coding)) return null;
     addVary(headers);
     if (acceptsCoding(ex.req.headers['accept-encoding'], coding)) return null;
-    if (noTransform(headers['cache-control'])) return null;
+    if (noTransform(headers)) return null;
     delete headers['content-encoding'];
     delete headers['content-length'];
     delete headers['accept-ranges'];
@@ -98,10 +98,9 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
   }
 }
 
-function noTransform(cacheControl: string | string[] | undefined): boolean {
-  if (cacheControl === undefined) return false;
-  const text = Array.isArray(cacheControl) ? cacheControl.join(',') : cacheControl;
-  return /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(text);
+/** Cache-Control: no-transform forbids changing the content coding (RFC 9111 §5.2.2.6). */
+function noTransform(headers: ResponseHeaders): boolean {
+  return parseCacheControl(headers['cache-control']).has('no-transform');
 }
 
 /** Adds Accept-Encoding to Vary unless it is there (or Vary is "*"). */
@@ -127,16 +126,13 @@ function weakenEtag(headers: ResponseHeaders): void {
 
 /** The route's compression middleware (global settings overridden by the route's), or null when off. */
 export function compileCompress(global: CompressConfig, route: RouteConfig): CompressMiddleware | null {
-  if (route.upstream === undefined) return null;
-  const own: RouteCompressConfig | undefined = route.compress;
-  const enabled = own === undefined ? global.enabled : own.enabled;
-  if (!enabled) return null;
-  const levels = { ...COMPRESS_DEFAULTS.level, ...definedOnly(global.level), ...definedOnly(own?.level) };
+  const settings = routeSettings(COMPRESS_DEFAULTS, global, route.compress, route.upstream !== undefined);
+  if (settings === null) return null;
   return new CompressMiddleware({
-    encodings: own?.encodings ?? global.encodings ?? COMPRESS_DEFAULTS.encodings,
-    types: compileTypes(own?.types ?? global.types ?? COMPRESS_DEFAULTS.types),
-    minSize: own?.min_size ?? global.min_size ?? COMPRESS_DEFAULTS.min_size,
-    levels,
-    decompress: own?.decompress ?? global.decompress ?? COMPRESS_DEFAULTS.decompress,
+    encodings: settings.encodings,
+    types: compileTypes(settings.types),
+    minSize: settings.min_size,
+    levels: settings.level,
+    decompress: settings.decompress,
   });
 }

@@ -6,9 +6,10 @@
  */
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { GatehouseError } from '../../core/errors.ts';
 import type { Exchange } from '../../core/exchange.ts';
 import type { ProtectionState } from '../../core/protection-state.ts';
-import { sendSimple } from '../../listeners/respond.ts';
+import { sendError } from '../../listeners/respond.ts';
 import { clientKey } from '../ip-filter/ip-address.ts';
 import type { Finish, Middleware, Next } from '../pipeline.ts';
 import type { BanPolicy } from './bans.ts';
@@ -122,8 +123,6 @@ export class RateLimit implements Middleware {
     state.counters.rate_limited++;
     const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
     const headers: Record<string, string> = {
-      'content-type': 'text/plain; charset=utf-8',
-      'cache-control': 'no-store',
       'retry-after': String(retryAfter),
       'ratelimit-policy': limit.policyHeader,
       ratelimit: `"${limit.name}";r=0;t=${retryAfter}`,
@@ -133,8 +132,7 @@ export class RateLimit implements Middleware {
       headers['connection'] = 'close';
       ex.res.shouldKeepAlive = false;
     }
-    ex.errorCode = 'TOO_MANY_REQUESTS';
-    sendSimple(ex, 429, '429 Too Many Requests\n', headers);
+    sendError(ex, new GatehouseError('TOO_MANY_REQUESTS'), headers);
     finish(ex);
   }
 }

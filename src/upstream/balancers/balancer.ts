@@ -8,7 +8,7 @@ import type { Server } from '../server.ts';
  * draining; the backups when no primary is left) with their effective weights (lower while a
  * server slow-starts): the upstream calls `update` whenever that set changes, which is rare, so
  * that `pick` stays a small O(1) or O(log n) step (O(n) for least_conn and weighted round robin,
- * as in nginx). Skipping servers that are full or already tried is the attempt loop's job.
+ * as in nginx, and for hash with a load_factor). Skipping servers that are full or already tried is the attempt loop's job.
  */
 export interface Balancer {
   /**
@@ -20,6 +20,19 @@ export interface Balancer {
   pick(ex?: Exchange, skip?: number): Server | undefined;
   /** Replaces the servers to choose among and their weights (same order, all > 0). */
   update(servers: readonly Server[], weights: readonly number[]): void;
+}
+
+/** The base of the balancers that keep the servers and weights `update` gives and read them on each pick (least_conn, p2c). */
+export abstract class ListBalancer implements Balancer {
+  protected servers: readonly Server[] = [];
+  protected weights: readonly number[] = [];
+
+  update(servers: readonly Server[], weights: readonly number[]): void {
+    this.servers = servers;
+    this.weights = [...weights];
+  }
+
+  abstract pick(ex?: Exchange, skip?: number): Server | undefined;
 }
 
 /** What a factory gets besides the servers: settings compiled from the upstream's configuration. */

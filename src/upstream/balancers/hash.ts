@@ -8,10 +8,11 @@ import { buildTable } from './maglev.ts';
 const MAX_PROBES = 64;
 
 /**
- * Consistent hashing on a request key through a Maglev table: O(1) per pick. With a load factor
- * c, a server already holding more than c times the average in-flight load is passed over for the
- * next slots of the table (bounded loads, Mirrokni et al.), which keeps hot keys from swamping
- * one server while most keys stay put. A request without a key goes to a random slot.
+ * Consistent hashing on a request key through a Maglev table: one table lookup per pick. With a
+ * load factor c, a server already holding more than c times the average in-flight load is passed
+ * over for the next slots of the table (bounded loads, Mirrokni et al.), which keeps hot keys from
+ * swamping one server while most keys stay put; the average takes one pass over the servers, so a
+ * pick is then O(n). A request without a key goes to a random slot.
  */
 export class HashBalancer implements Balancer {
   readonly #key: (ex: Exchange) => string | undefined;

@@ -1,23 +1,15 @@
 import type { Server } from '../server.ts';
-import type { Balancer } from './balancer.ts';
+import { ListBalancer } from './balancer.ts';
 
 /**
  * Fewest requests in flight relative to weight (in-flight / weight, compared by cross-multiplying
  * as nginx does); ties are broken at random, in proportion to weight, so that an idle upstream
  * still spreads by weight. O(n) per pick, one pass.
  */
-export class LeastConnBalancer implements Balancer {
-  #servers: readonly Server[] = [];
-  #weights: readonly number[] = [];
-
-  update(servers: readonly Server[], weights: readonly number[]): void {
-    this.#servers = servers;
-    this.#weights = [...weights];
-  }
-
+export class LeastConnBalancer extends ListBalancer {
   pick(): Server | undefined {
-    const servers = this.#servers;
-    const weights = this.#weights;
+    const servers = this.servers;
+    const weights = this.weights;
     let best: Server | undefined;
     let bestLoad = 0;
     let bestWeight = 1;
