@@ -12,7 +12,8 @@ import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
 import { SnapshotHolder } from './core/snapshot.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
-import { Listener, listenConfigOf } from './listeners/listener.ts';
+import { Listener } from './listeners/listener.ts';
+import { staticTls } from './listeners/tls/static-tls.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -133,7 +134,7 @@ export class Gatehouse {
     for (const listener of listeners) listener.context.draining = true;
     const closed = Promise.all(listeners.map((l) => l.stopAccepting()));
     // Keep-alive connections that fall idle while draining are closed as they do.
-    const sweep = setInterval(() => listeners.forEach((l) => l.server.closeIdleConnections()), 100);
+    const sweep = setInterval(() => listeners.forEach((l) => l.closeIdleConnections()), 100);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
     const outcome = await Promise.race([closed.then(() => 'drained' as const), deadline]);
@@ -141,7 +142,7 @@ export class Gatehouse {
     clearTimeout(timer);
     if (outcome === 'timeout') {
       this.#logger.warn({ grace_ms: graceMs }, 'shutdown deadline reached, closing remaining connections');
-      for (const listener of listeners) listener.server.closeAllConnections();
+      for (const listener of listeners) listener.closeAllConnections();
     }
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
@@ -193,38 +194,61 @@ export class Gatehouse {
     return loadConfigFile(this.#configFile);
   }
 
-  /** Makes the bound listeners match `config.listen`: binds new ones, closes removed ones. */
+  /**
+   * Makes the bound listeners match `config.listen`: binds new ones, closes removed ones. A
+   * listener that gains or loses TLS is closed and bound again (the address is free in between).
+   */
   async #bindListeners(config: Config): Promise<void> {
-    const wanted = new Set(config.listen.map((l) => l.address));
-    const added: Listener[] = [];
+    const added: [string, Listener][] = [];
     try {
-      for (const address of wanted) {
-        const existing = this.#listeners.get(address);
-        if (existing !== undefined) continue;
-        const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: 'http', draining: false };
-        const listener = new Listener(address, config.limits, context, listenConfigOf(config, address));
+      for (const [index, listen] of config.listen.entries()) {
+        const key = listenerKey(listen.address, index);
+        const existing = this.#listeners.get(key);
+        if (existing !== undefined && existing.tls === (listen.tls !== undefined)) continue;
+        if (existing !== undefined) {
+          this.#listeners.delete(key);
+          await this.#retire(existing);
+        }
+        const tls = listen.tls === undefined ? null : staticTls(listen.tls);
+        const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: tls === null ? 'http' : 'https', draining: false };
+        const listener = new Listener(listen.address, config.limits, context, listen, tls);
         await listener.listen();
-        added.push(listener);
+        added.push([key, listener]);
       }
     } catch (error: unknown) {
-      await Promise.all(added.map((l) => l.stopAccepting()));
+      await Promise.all(added.map(([, l]) => l.stopAccepting()));
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
-    for (const listener of added) this.#listeners.set(listener.address, listener);
-    for (const [address, listener] of this.#listeners) {
-      if (wanted.has(address)) listener.applyLimits(config.limits, listenConfigOf(config, address));
+    for (const [key, listener] of added) this.#listeners.set(key, listener);
+    const wanted = new Map(config.listen.map((l, i) => [listenerKey(l.address, i), l]));
+    for (const [key, listener] of this.#listeners) {
+      const listen = wanted.get(key);
+      if (listen !== undefined) listener.applyLimits(config.limits, listen);
       else {
-        this.#listeners.delete(address);
-        listener.context.draining = true;
-        void listener.stopAccepting();
+        this.#listeners.delete(key);
+        void this.#retire(listener);
       }
     }
+  }
+
+  /** A listener that is no longer configured: it stops accepting, its requests finish. */
+  #retire(listener: Listener): Promise<void> {
+    listener.context.draining = true;
+    return listener.stopAccepting();
   }
 
   async #startAdmin(address: string): Promise<void> {
     this.#admin = new AdminListener(address, this);
     this.#adminAddress = await this.#admin.listen();
   }
+}
+
+/**
+ * Listeners are kept across reloads by address; those on port 0 (a free port each) by their
+ * place in the list too, since several may share the text "127.0.0.1:0".
+ */
+function listenerKey(address: string, index: number): string {
+  return address.endsWith(':0') ? `${address}#${index}` : address;
 }
 
 function formatAddress(address: AddressInfo): string {

@@ -49,7 +49,8 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
   }
   // Fields set on the response before (a rate limit's) are replaced by stored ones of the same name
   // only through writeHead with the whole list.
-  const serialized = ex.res.getHeaderNames().length === 0 ? entry.serialized : null;
+  // node:http2 has no serialised head to hand over: HTTP/2 hits go through writeHead.
+  const serialized = !ex.h2 && ex.res.getHeaderNames().length === 0 ? entry.serialized : null;
   const lines = serialized?.withAge(age, cacheStatus) ?? null;
   if (serialized === null || lines === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
   const contentLength = bodiless(entry.status) ? null : String(size);

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { TOKEN, address, duration, headerName, size } from './units.ts';
-import { ipRange, listenerProtection, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
+import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
+import { listenerSchema } from './listener-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
 
 const regex = z.string().refine(
@@ -366,7 +367,7 @@ const accessLog = z
 
 export const configSchema = z.strictObject({
   /** Addresses to accept client connections on. */
-  listen: z.array(z.strictObject({ address, ...listenerProtection })).min(1, 'at least one listener is needed'),
+  listen: z.array(listenerSchema).min(1, 'at least one listener is needed'),
   /** The admin listener (status JSON); keep it on loopback. */
   admin: z.strictObject({ address }).optional(),
   /** Peers whose X-Forwarded-For is trusted (CIDR ranges). */

@@ -22,6 +22,11 @@ export class Exchange {
   client: string;
   /** "http" or "https": the scheme the client used. */
   readonly proto: string;
+  /**
+   * The request came over HTTP/2: `req` and `res` are node:http2's compatibility objects, which
+   * have IncomingMessage's and ServerResponse's members used here but not node:http's internals.
+   */
+  readonly h2: boolean;
   readonly startedAt: number;
   route: Route | undefined;
   server: Server | undefined;
@@ -40,7 +45,7 @@ export class Exchange {
   /** Changes a middleware made to the request sent upstream (a cache); null (the usual case) when none. */
   upstreamEdits: UpstreamRequestEdits | null = null;
 
-  constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, info: RequestInfo, peer: string, proto: string) {
+  constructor(req: IncomingMessage, res: ServerResponse, snapshot: Snapshot, info: RequestInfo, peer: string, proto: string, h2 = false) {
     this.req = req;
     this.res = res;
     this.snapshot = snapshot;
@@ -48,6 +53,7 @@ export class Exchange {
     this.peer = peer;
     this.client = peer;
     this.proto = proto;
+    this.h2 = h2;
     this.startedAt = performance.now();
   }
 

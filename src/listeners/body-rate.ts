@@ -9,7 +9,9 @@
  * while it is not empty, measuring progress with the socket's byte counter.
  */
 import type { Exchange } from '../core/exchange.ts';
+import { GatehouseError } from '../core/errors.ts';
 import type { ProtectionCounters } from '../core/protection-state.ts';
+import { sendError } from './respond.ts';
 
 interface Watched {
   readonly ex: Exchange;
@@ -78,6 +80,12 @@ export class BodyRateWatch {
     entry.counters.slow_bodies++;
     const { ex } = entry;
     ex.errorCode = 'BODY_TOO_SLOW';
+    if (ex.h2) {
+      // One stream of a shared connection: only it is answered and ended.
+      if (!ex.res.headersSent) sendError(ex, new GatehouseError('BODY_TOO_SLOW'));
+      ex.res.destroy();
+      return;
+    }
     const socket = ex.req.socket;
     if (!ex.res.headersSent && socket.writable) socket.write(TIMEOUT_RESPONSE);
     socket.destroy();

@@ -11,8 +11,7 @@
  * A listener's total (`max_connections`) is node:net's `maxConnections`, which closes a connection
  * past it before any JavaScript runs. With nothing configured, a socket goes straight to node:http.
  */
-import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { ProtectionState } from '../core/protection-state.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
@@ -48,23 +47,32 @@ export interface ListenerSettings {
   readonly headerTimeout: number;
 }
 
-type ConnectionListener = (this: Server, socket: Socket) => void;
+/** Where an admitted connection goes next (node:http, TLS, or the h2c preface check). */
+export type NextStep = (socket: Socket) => void;
+
+/**
+ * Removes the connection handler that node:http (or node:tls) registered in the server's
+ * constructor and returns it bound to the server, for the guard to call once it admits a socket.
+ */
+export function takeConnectionListener(server: Server): NextStep {
+  const [listener] = server.listeners('connection') as ((this: Server, socket: Socket) => void)[];
+  if (listener === undefined) throw new Error('the server has no connection listener to take over');
+  server.removeListener('connection', listener);
+  return (socket) => listener.call(server, socket);
+}
 
 export class ConnectionGuard {
   readonly #server: Server;
   readonly #holder: SnapshotHolder;
-  readonly #http: ConnectionListener;
+  readonly #next: NextStep;
   #settings: ListenerSettings;
 
-  constructor(server: Server, holder: SnapshotHolder, settings: ListenerSettings) {
+  /** `next` is the server's own connection handler (see takeConnectionListener), or a step before it. */
+  constructor(server: Server, holder: SnapshotHolder, settings: ListenerSettings, next: NextStep) {
     this.#server = server;
     this.#holder = holder;
     this.#settings = settings;
-    // node:http registers its connection handler in the Server constructor; the guard takes its place.
-    const [http] = server.listeners('connection') as ConnectionListener[];
-    if (http === undefined) throw new Error('node:http connection listener not found');
-    this.#http = http;
-    server.removeListener('connection', http);
+    this.#next = next;
     server.on('connection', (socket: Socket) => this.#accept(socket));
     server.on('drop', () => this.#holder.current.protection.state.counters.listener_connection_limit++);
     this.apply(settings);
@@ -83,7 +91,7 @@ export class ConnectionGuard {
       return;
     }
     if (!policy.atAccept) {
-      this.#http.call(this.#server, socket);
+      this.#next(socket);
       return;
     }
     this.#admit(socket, normalizeAddress(socket.remoteAddress), policy);
@@ -140,7 +148,7 @@ export class ConnectionGuard {
       return;
     }
     socket[CONNECTION] = conn;
-    this.#http.call(this.#server, socket);
+    this.#next(socket);
   }
 
   /** False when the connection is to be closed at once. */

@@ -1,5 +1,6 @@
 /** One entry per request: read the snapshot once, route, run the action, log when done. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { AccessLog } from '../core/access-log.ts';
 import { Exchange } from '../core/exchange.ts';
 import { GatehouseError, type ErrorCode } from '../core/errors.ts';
@@ -13,7 +14,7 @@ import { failInternally, hasBody, sendError, sendSimple } from './respond.ts';
 import { resolveClient, screenRequest } from './admission.ts';
 import type { BodyRateWatch } from './body-rate.ts';
 import { connectionOf } from './connection-guard.ts';
-import { checkRequest } from './request-checks.ts';
+import { checkHttp2Request, checkRequest } from './request-checks.ts';
 
 /** What every request on a listener shares. */
 export interface ListenerContext {
@@ -26,10 +27,32 @@ export interface ListenerContext {
   draining: boolean;
 }
 
-export function createRequestHandler(
-  ctx: ListenerContext,
-  bodyWatch: BodyRateWatch | null = null,
-): (req: IncomingMessage, res: ServerResponse) => void {
+type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** The handler of a listener's HTTP/1.1 requests. */
+export function createRequestHandler(ctx: ListenerContext, bodyWatch: BodyRateWatch | null = null): RequestHandler {
+  return handlerFor(ctx, bodyWatch, false);
+}
+
+/**
+ * The handler of a listener's HTTP/2 requests: the same path as HTTP/1.1 once :authority stands
+ * in for a missing Host (RFC 9113 §8.3.1), so that routing, rewriting and logs read one field.
+ */
+export function createHttp2Handler(ctx: ListenerContext, bodyWatch: BodyRateWatch | null = null): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
+  const handle = handlerFor(ctx, bodyWatch, true);
+  return (req, res) => {
+    const headers = req.headers;
+    if (headers.host === undefined) {
+      const authority = headers[':authority'];
+      if (authority !== undefined) headers.host = authority;
+    }
+    // The compatibility objects have every member of IncomingMessage and ServerResponse that the
+    // request path uses; the few that are node:http's own are only touched when `ex.h2` is false.
+    handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+  };
+}
+
+function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: boolean): RequestHandler {
   const finish = (ex: Exchange): void => {
     if (ex.finished) return;
     ex.finished = true;
@@ -39,11 +62,11 @@ export function createRequestHandler(
     const snapshot = ctx.holder.current;
     const protection = snapshot.protection;
     // Framing, Host and target checks; may put req.url in normal form, so before anything reads it.
-    const rejected = checkRequest(req, protection.request);
+    const rejected = h2 ? checkHttp2Request(req, protection.request) : checkRequest(req, protection.request);
     const info = new RequestInfo(req.method as string, req.url as string, req.headers);
     const conn = connectionOf(req.socket);
     const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
-    const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto);
+    const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto, h2);
     if (protection.resolveClient) resolveClient(ex, conn, protection);
     // On the last request a connection may carry, node:http writes Connection: close but keeps the
     // socket open until the keep-alive timeout; not keeping it alive makes it close after this answer.
@@ -67,7 +90,7 @@ export function createRequestHandler(
         finish(ex);
         return;
       }
-      if (bodyWatch !== null && protection.bodyMinRate > 0 && hasBody(req)) {
+      if (bodyWatch !== null && protection.bodyMinRate > 0 && hasBody(req, h2)) {
         bodyWatch.add(ex, protection.bodyMinRate, protection.bodyGrace, protection.state.counters);
       }
       if (route.middlewares.length === 0) runAction(ex, route.action, finish);

@@ -1,48 +1,98 @@
-/** A bound address serving HTTP/1.1, with the request limits of the current configuration. */
-import { createServer, type Server } from 'node:http';
+/**
+ * A bound address and the protocols it speaks. A connection is admitted by the connection guard
+ * first (PROXY protocol, bans, connection limits: before any TLS work), then:
+ *
+ *   plain:            → HTTP/1.1 (node:http), or HTTP/2 when `h2c` and the preface says so
+ *   TLS:  handshake   → by ALPN: h2 → HTTP/2 (node:http2), anything else → HTTP/1.1
+ *
+ * The HTTP/1.1 server is the listening one (node:https on TLS listeners), so that node:http's own
+ * limits and connection tracking apply as on plain listeners; the HTTP/2 server never listens and
+ * is handed the connections that chose it. Requests of both go through the same dispatch.
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import type { Server as TlsServer, TLSSocket, TlsOptions } from 'node:tls';
 import type { Config, ListenConfig } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
 import { BodyRateWatch } from './body-rate.ts';
-import { ConnectionGuard, type ListenerSettings } from './connection-guard.ts';
-import { createRequestHandler, type ListenerContext } from './dispatch.ts';
+import { CONNECTION, ConnectionGuard, takeConnectionListener, type GuardedSocket, type ListenerSettings, type NextStep } from './connection-guard.ts';
+import { createHttp2Handler, createRequestHandler, type ListenerContext } from './dispatch.ts';
+import { sniffPreface } from './h2c.ts';
+import { Http2Front } from './http2.ts';
 import { createUpgradeHandler } from './upgrade.ts';
+
+/** What a TLS listener is given by the certificate side (listeners/tls/). */
+export interface ListenerTls {
+  /** Certificates (SNICallback or cert/key), versions, ciphers, client authentication. */
+  readonly options: TlsOptions;
+  /** Called once with the listening server (OCSP stapling, session ticket keys). */
+  attach(server: TlsServer): void;
+}
 
 export class Listener {
   /** The configured address, e.g. "127.0.0.1:8080". */
   readonly address: string;
+  /** The listening server: node:http, or node:https on a TLS listener. */
   readonly server: Server;
   readonly context: ListenerContext;
   /** Admits or refuses each connection (PROXY protocol, access rules, connection limits). */
   readonly guard: ConnectionGuard;
   /** Request bodies in flight, checked against limits.body_min_rate. */
   readonly bodyWatch = new BodyRateWatch();
+  /** HTTP/2 connections (TLS with ALPN, or h2c when the settings allow them). */
+  readonly http2: Http2Front;
+  /** Terminates TLS (a reload that adds or removes `tls` binds the address anew). */
+  readonly tls: boolean;
+  #settings: ListenConfig;
 
-  constructor(address: string, limits: Config['limits'], context: ListenerContext, listen?: ListenConfig) {
+  constructor(address: string, limits: Config['limits'], context: ListenerContext, listen: ListenConfig, tls: ListenerTls | null = null) {
     this.address = address;
     this.context = context;
-    this.server = createServer(
-      {
-        maxHeaderSize: limits.max_header_size,
-        requireHostHeader: true,
-        // Timeouts are checked on this interval, so it bounds how late a 408 can be.
-        connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.header_timeout / 4))),
-        keepAlive: true,
-        // A request without Content-Length or Transfer-Encoding gets a body stream that has already
-        // ended, instead of one that node:http drains after the answer (~5% of a cache hit).
-        optimizeEmptyRequests: true,
-      },
-      createRequestHandler(context, this.bodyWatch),
-    );
+    this.#settings = listen;
+    const handler = createRequestHandler(context, this.bodyWatch);
+    const httpOptions = {
+      maxHeaderSize: limits.max_header_size,
+      requireHostHeader: true,
+      // Timeouts are checked on this interval, so it bounds how late a 408 can be.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(limits.header_timeout / 4))),
+      keepAlive: true,
+      // A request without Content-Length or Transfer-Encoding gets a body stream that has already
+      // ended, instead of one that node:http drains after the answer (~5% of a cache hit).
+      optimizeEmptyRequests: true,
+      // Only WebSocket switches protocols; any other Upgrade (h2c from `curl --http2`) is served
+      // as the HTTP/1.1 request it also is (RFC 9113 §3.1 dropped the h2c upgrade).
+      shouldUpgradeCallback: isWebSocketUpgrade,
+    };
+    // Made whatever the settings say, so that a reload can turn h2c or http2 on and off.
+    const http2 = new Http2Front(listen.http2, limits, createHttp2Handler(context, this.bodyWatch));
+    this.http2 = http2;
+    this.tls = tls !== null;
+    let next: NextStep;
+    if (tls === null) {
+      this.server = createHttpServer(httpOptions, handler);
+      const http1 = takeConnectionListener(this.server);
+      next = (socket) => {
+        if (this.#settings.h2c) sniffPreface(socket, this.server.headersTimeout, (s) => http2.accept(s), http1);
+        else http1(socket);
+      };
+    } else {
+      const server = createHttpsServer({ ...httpOptions, ...tls.options, ALPNCallback: (hello) => this.#alpn(hello.protocols) }, handler);
+      this.server = server;
+      this.#splitByAlpn(server);
+      tls.attach(server);
+      next = takeConnectionListener(server);
+    }
     this.server.on('upgrade', createUpgradeHandler(context));
-    this.guard = new ConnectionGuard(this.server, context.holder, listenerSettings(limits, listen));
+    this.guard = new ConnectionGuard(this.server, context.holder, listenerSettings(limits, listen), next);
     // Malformed requests are left to node:http's own clientError answer: 400, 408 or 431, then close.
     this.applyLimits(limits, listen);
   }
 
   /** Limits that can change on a live server (a reload applies them to new requests and connections). */
-  applyLimits(limits: Config['limits'], listen?: ListenConfig): void {
+  applyLimits(limits: Config['limits'], listen: ListenConfig): void {
+    this.#settings = listen;
     this.guard.apply(listenerSettings(limits, listen));
     // One more than allowed, so that a request with too many lines is seen (and refused with 431)
     // rather than silently cut short by node:http.
@@ -51,21 +101,58 @@ export class Listener {
     this.server.requestTimeout = limits.request_timeout;
     this.server.keepAliveTimeout = limits.keepalive_timeout;
     this.server.maxRequestsPerSocket = limits.max_requests_per_connection;
+    this.http2.apply(listen.http2, limits);
   }
 
-  async listen(): Promise<AddressInfo> {
+  /** Binds the address; `reusePort` lets several workers bind the same one (SO_REUSEPORT). */
+  async listen(reusePort = false): Promise<AddressInfo> {
     const hostPort = parseHostPort(this.address);
     if (hostPort === undefined) throw new Error(`bad listen address ${this.address}`);
-    this.server.listen(hostPort.port, hostPort.host);
+    this.server.listen({ port: hostPort.port, host: hostPort.host, reusePort });
     await once(this.server, 'listening');
     return this.server.address() as AddressInfo;
   }
 
-  /** Stops accepting; in-flight requests go on. */
+  /** Stops accepting; in-flight requests go on, HTTP/2 clients are told to open no new streams. */
   stopAccepting(): Promise<void> {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
+      this.http2.closeAll();
+    });
+  }
+
+  /** Closes connections that carry no request now (called while draining). */
+  closeIdleConnections(): void {
+    this.server.closeIdleConnections();
+    this.http2.closeIdle();
+  }
+
+  /** Cuts every connection (the shutdown deadline passed). */
+  closeAllConnections(): void {
+    this.server.closeAllConnections();
+    this.http2.destroyAll();
+  }
+
+  /** RFC 7301: h2 when offered and enabled, else HTTP/1.1; a client offering neither is refused. */
+  #alpn(offered: readonly string[]): string | undefined {
+    if (this.#settings.http2.enabled && offered.includes('h2')) return 'h2';
+    return offered.includes('http/1.1') ? 'http/1.1' : undefined;
+  }
+
+  /**
+   * node:https hands every TLS connection to node:http; the ones that chose h2 go to the HTTP/2
+   * server instead. The guard's record moves from the TCP socket to the TLS one.
+   */
+  #splitByAlpn(server: TlsServer): void {
+    const [http1] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
+    if (http1 === undefined) throw new Error('node:https secureConnection listener not found');
+    server.removeListener('secureConnection', http1);
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const parent = (socket as TLSSocket & { _parent?: GuardedSocket })._parent;
+      if (parent?.[CONNECTION] !== undefined) (socket as GuardedSocket)[CONNECTION] = parent[CONNECTION];
+      if (socket.alpnProtocol === 'h2') this.http2.accept(socket);
+      else http1.call(server, socket);
     });
   }
 }
@@ -75,10 +162,15 @@ export function listenConfigOf(config: Config, address: string): ListenConfig | 
   return config.listen.find((l) => l.address === address);
 }
 
-function listenerSettings(limits: Config['limits'], listen: ListenConfig | undefined): ListenerSettings {
+function isWebSocketUpgrade(req: { headers: { upgrade?: string | undefined } }): boolean {
+  const upgrade = req.headers.upgrade;
+  return upgrade !== undefined && upgrade.length === 9 && upgrade.toLowerCase() === 'websocket';
+}
+
+function listenerSettings(limits: Config['limits'], listen: ListenConfig): ListenerSettings {
   return {
-    proxyProtocol: listen?.proxy_protocol ?? false,
-    maxConnections: listen?.max_connections ?? 0,
+    proxyProtocol: listen.proxy_protocol,
+    maxConnections: listen.max_connections,
     headerTimeout: limits.header_timeout,
   };
 }

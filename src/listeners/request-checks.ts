@@ -50,6 +50,29 @@ export function checkRequest(req: IncomingMessage, policy: RequestPolicy): Error
   return null;
 }
 
+/**
+ * The same for an HTTP/2 request. nghttp2 has already refused what RFC 9113 §8.2.2 and §8.3 call
+ * malformed (connection-specific fields, TE other than "trailers", bad pseudo-header fields, a
+ * Content-Length that disagrees with the DATA frames), so what is left is the target and the
+ * authority: Host, when present, must name what :authority names (§8.3.1).
+ */
+export function checkHttp2Request(req: IncomingMessage, policy: RequestPolicy): ErrorCode | null {
+  if (req.rawHeaders.length > (policy.maxHeaderCount + 5) * 2) return 'HEADERS_TOO_LARGE';
+  const url = req.url as string;
+  if (url.length > policy.maxUrlLength) return 'URI_TOO_LONG';
+  const headers = req.headers;
+  const host = headers.host;
+  if (host === undefined || !isValidHost(host)) return 'BAD_REQUEST';
+  const authority = headers[':authority'];
+  if (authority !== undefined && authority !== host) return 'BAD_REQUEST';
+  // CONNECT (authority-form) and "*" are not routed, as on HTTP/1.1.
+  if (url.charCodeAt(0) !== 0x2f) return 'BAD_REQUEST';
+  const normal = normalizeTarget(url, policy.paths);
+  if (normal === null) return 'BAD_REQUEST';
+  if (normal !== url) req.url = normal;
+  return null;
+}
+
 /** "chunked", in any case. */
 function isChunkedOnly(te: string): boolean {
   if (te.length !== 7) return false;

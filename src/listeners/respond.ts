@@ -1,5 +1,6 @@
 /** Answers the proxy writes itself: errors, redirects, fixed responses. Every error becomes HTTP here. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError, toGatehouseError } from '../core/errors.ts';
 import { applyToRecord, type HeaderOps } from '../middleware/headers.ts';
@@ -20,7 +21,8 @@ export function sendSimple(
   if (ops !== null) applyToRecord(ops, headers);
   // A request whose body was not read cannot leave the connection in a known state. (`complete`
   // is still false while a request without a body is handled, so its framing decides.)
-  if (!ex.req.complete && hasBody(ex.req)) headers['connection'] = 'close';
+  // (HTTP/2 has no such field: an unread body ends with its stream.)
+  if (!ex.h2 && !ex.req.complete && hasBody(ex.req)) headers['connection'] = 'close';
   ex.status = status;
   res.writeHead(status, headers);
   const sendsBody = !noContent && ex.req.method !== 'HEAD';
@@ -60,8 +62,13 @@ export function failInternally(ex: Exchange, error: unknown, finish: (ex: Exchan
   finish(ex);
 }
 
-/** RFC 9112 §6.3: a request has a body when it carries Transfer-Encoding or a non-zero Content-Length. */
-export function hasBody(req: IncomingMessage): boolean {
+/**
+ * RFC 9112 §6.3: an HTTP/1.1 request has a body when it carries Transfer-Encoding or a non-zero
+ * Content-Length; an HTTP/2 one unless its HEADERS frame ended the stream (RFC 9113 §8.1) or it
+ * says Content-Length: 0.
+ */
+export function hasBody(req: IncomingMessage, h2 = false): boolean {
   const length = req.headers['content-length'];
+  if (h2) return length !== '0' && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -2,6 +2,7 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
+import { hasBody } from '../listeners/respond.ts';
 
 /**
  * Null when the request has no body; the request stream itself when its declared length is
@@ -16,7 +17,8 @@ export function requestBody(ex: Exchange): Readable | null | GatehouseError {
     if (limit > 0 && Number(length) > limit) return new GatehouseError('BODY_TOO_LARGE');
     return length === '0' ? null : ex.req;
   }
-  if (headers['transfer-encoding'] === undefined) return null;
+  // Without a length: chunked on HTTP/1.1, DATA frames until END_STREAM on HTTP/2.
+  if (!(ex.h2 ? hasBody(ex.req, true) : headers['transfer-encoding'] !== undefined)) return null;
   return limit > 0 ? ex.req.pipe(new BodyLimit(limit)) : ex.req;
 }
 

@@ -9,7 +9,7 @@ import { connectionListed, isHopByHop } from '../transport/hop-by-hop.ts';
  * `keepUpgrade` is for WebSocket tunnels, where the transport writes Connection/Upgrade itself.
  */
 export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null): string[] {
-  const raw = ex.req.rawHeaders;
+  const raw = ex.h2 ? http1Fields(ex.req.rawHeaders, ex.req.headers.host) : ex.req.rawHeaders;
   const policy = ex.snapshot.forwarding;
   const trusted = isTrusted(policy, ex.peer);
   const listed = ex.req.headers.connection === undefined ? null : connectionListed(ex.req.headers.connection);
@@ -29,6 +29,23 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null): string
   }
   if (addsForwarding) appendForwarded(out, policy, ex.peer, ex.proto, ex.req.headers.host, incoming);
   return ops === null ? out : applyToFlat(ops, out);
+}
+
+/**
+ * An HTTP/2 request's fields as an HTTP/1.1 request carries them (RFC 9113 §8.3.1, §8.2.3): Host
+ * from :authority, no pseudo-header fields, and the cookie crumbs joined into one Cookie field.
+ */
+function http1Fields(raw: readonly string[], host: string | undefined): string[] {
+  const out: string[] = host === undefined ? [] : ['host', host];
+  let cookie: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.charCodeAt(0) === 0x3a || name === 'host') continue;
+    if (name === 'cookie') cookie = cookie === undefined ? (raw[i + 1] as string) : `${cookie}; ${raw[i + 1] as string}`;
+    else out.push(name, raw[i + 1] as string);
+  }
+  if (cookie !== undefined) out.push('cookie', cookie);
+  return out;
 }
 
 function isForwardingHeader(name: string): boolean {

@@ -20,7 +20,24 @@ describe('a valid configuration', () => {
       ),
       'gatehouse.yaml',
     );
-    assert.deepEqual(config.listen, [{ address: '127.0.0.1:8080', proxy_protocol: false, max_connections: 0 }]);
+    assert.deepEqual(config.listen, [
+      {
+        address: '127.0.0.1:8080',
+        proxy_protocol: false,
+        max_connections: 0,
+        http2: {
+          enabled: true,
+          max_concurrent_streams: 100,
+          initial_window_size: 262144,
+          max_session_memory: 16777216,
+          max_premature_resets: 100,
+          send_timeout: 30000,
+        },
+        h2c: false,
+        redirect_https: false,
+        hsts: false,
+      },
+    ]);
     assert.deepEqual(config.upstreams.app, {
       servers: [{ url: 'http://127.0.0.1:3000', weight: 1, backup: false, drain: false, max_in_flight: 0 }],
       balance: 'round_robin',
