@@ -1,12 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { constants, connect } from 'node:http2';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { h2Request, h2Session, httpsGet } from '../helpers/h2.ts';
 import { request, waitFor } from '../helpers/http.ts';
 import { startProxy, simpleProxyConfig } from '../helpers/proxy.ts';
+
+const run = promisify(execFile);
 
 interface Echoed {
   url: string;
@@ -179,3 +184,38 @@ test('HTTP/2 drain: on stop, an in-flight stream finishes and the client is told
   await stopped;
   assert.ok(goaway, 'GOAWAY was sent');
 });
+
+test('curl: --http2 over plain HTTP (an h2c upgrade) is answered over HTTP/1.1; --http2-prior-knowledge on an h2c listener and --http2 over TLS get HTTP/2', async (t) => {
+  const curl = await which('curl');
+  if (curl === null) {
+    t.skip('curl is not installed');
+    return;
+  }
+  const { ca, files } = await tlsFiles(t);
+  const dir = await tempDir(t);
+  const caFile = `${dir}/ca.pem`;
+  await writeFile(caFile, ca);
+  const backend = await startBackend(t, echo());
+  const proxy = await startProxy(t, {
+    ...simpleProxyConfig([backend.url]),
+    listen: [{ address: '127.0.0.1:0' }, { address: '127.0.0.1:0', h2c: true }, { address: '127.0.0.1:0', tls: { certificates: [files] } }],
+  });
+  const [plain, h2c, tls] = proxy.gatehouse.addresses.map((a) => a.port);
+  const version = async (...args: string[]): Promise<string> => {
+    const { stdout } = await run(curl, ['-s', '-o', '/dev/null', '-w', '%{http_code} %{http_version}', ...args]);
+    return stdout;
+  };
+  assert.equal(await version('--http2', `http://127.0.0.1:${plain}/`), '200 1.1');
+  assert.equal(await version('--http2-prior-knowledge', `http://127.0.0.1:${h2c}/`), '200 2');
+  assert.equal(await version('--http2', '--cacert', caFile, `https://localhost:${tls}/`), '200 2');
+  assert.equal(await version('--http1.1', '--cacert', caFile, `https://localhost:${tls}/`), '200 1.1');
+});
+
+async function which(command: string): Promise<string | null> {
+  try {
+    const { stdout } = await run('sh', ['-c', `command -v ${command}`]);
+    return stdout.trim() || null;
+  } catch {
+    return null;
+  }
+}
