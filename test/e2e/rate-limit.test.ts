@@ -194,7 +194,9 @@ test('WebSocket handshakes go through the route\'s access rules and rate limits'
   // The echo backend does not speak WebSocket: it answers 200, which shows the handshake got through.
   assert.match(await rawFrom('127.0.0.2', proxy.port, handshake, 1000), /^HTTP\/1\.1 200 /);
   assert.match(await rawFrom('127.0.0.2', proxy.port, handshake), /^HTTP\/1\.1 429 /);
-  assert.match(await rawFrom('127.0.0.2', proxy.port, handshake.replace('websocket', 'h2c')), /^HTTP\/1\.1 400 /, 'only WebSocket is tunnelled');
+  // Any other upgrade is served as a plain request (RFC 9113 §3.1), counted by the same limit.
+  assert.match(await rawFrom('127.0.0.3', proxy.port, handshake.replace('websocket', 'h2c'), 1000), /^HTTP\/1\.1 200 /, 'only WebSocket is tunnelled');
+  assert.match(await rawFrom('127.0.0.3', proxy.port, handshake.replace('websocket', 'h2c')), /^HTTP\/1\.1 429 /);
 });
 
 test('rate limit configuration errors are clear', () => {
