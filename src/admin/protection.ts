@@ -39,8 +39,8 @@ export function handleBans(req: IncomingMessage, path: string, query: string, ad
     const wanted = new URLSearchParams(query).get('duration') ?? '1h';
     const parsed = duration.safeParse(wanted);
     if (!parsed.success || parsed.data <= 0) return { status: 400, body: { error: `"${wanted}" is not a duration (use e.g. 30s, 10m, 1h)` } };
-    bans.ban(key, parsed.data);
-    return { status: 200, body: { banned: key, duration_s: Math.ceil(parsed.data / 1000) } };
+    const until = bans.ban(key, parsed.data);
+    return { status: 200, body: { banned: key, duration_s: Math.ceil(parsed.data / 1000), until: new Date(until).toISOString() } };
   }
   return null;
 }

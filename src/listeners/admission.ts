@@ -1,6 +1,6 @@
 /**
  * The per-request part of protection, run by dispatch (and for Upgrade requests) before routing,
- * and only when something is configured (`protection.screen`): the client's address behind a
+ * and only when something is configured (`protection.screen`) or someone is banned: the client's address behind a
  * trusted proxy, the global access rules where the connection guard could not decide at accept,
  * and bans.
  */
@@ -33,7 +33,7 @@ export function screenRequest(ex: Exchange, conn: ConnectionState | undefined, p
     if (!access.allows(ex.client)) return forbid(ex, policy, !forwarded);
     if (conn !== undefined && !forwarded) conn.checkedGeneration = state.accessGeneration;
   }
-  if (policy.bans !== null && state.bans.any) {
+  if (state.bans.any) {
     const left = state.bans.remaining(clientKey(ex.client, policy.v6Prefix));
     if (left > 0) {
       state.counters.banned_requests++;

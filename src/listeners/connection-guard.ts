@@ -90,7 +90,8 @@ export class ConnectionGuard {
       this.#readProxyHeader(socket, policy);
       return;
     }
-    if (!policy.atAccept) {
+    // A ban made through the admin API holds even where nothing else is decided at accept.
+    if (!policy.atAccept && !policy.state.bans.any) {
       this.#next(socket);
       return;
     }
@@ -156,7 +157,7 @@ export class ConnectionGuard {
     const state = policy.state;
     const counters = state.counters;
     const max = policy.maxConnectionsPerClient;
-    const anyBan = policy.bans !== null && state.bans.any;
+    const anyBan = state.bans.any;
     const key = anyBan || max > 0 ? clientKey(conn.address, policy.v6Prefix) : '';
     if (anyBan && state.bans.remaining(key) > 0) {
       counters.banned_connections++;

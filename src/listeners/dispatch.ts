@@ -79,7 +79,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
         finish(ex);
         return;
       }
-      if (protection.screen && !screenRequest(ex, conn, protection)) {
+      if ((protection.screen || protection.state.bans.any) && !screenRequest(ex, conn, protection)) {
         finish(ex);
         return;
       }

@@ -47,7 +47,7 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       finish(ex.status);
       return;
     }
-    if (protection.screen && !screenRequest(ex, conn, protection)) {
+    if ((protection.screen || protection.state.bans.any) && !screenRequest(ex, conn, protection)) {
       finish(ex.status);
       return;
     }

@@ -34,9 +34,12 @@ export interface ProtectionPolicy {
   readonly v6Prefix: number;
   /** The connection guard has something to decide at accept (besides a listener's own settings). */
   readonly atAccept: boolean;
-  /** Dispatch screens each request (global rules for clients behind a trusted proxy, bans). */
+  /**
+   * Dispatch screens each request (global rules for clients behind a trusted proxy, automatic bans).
+   * Bans made by hand are enforced whatever this says: callers also check `state.bans.any`.
+   */
   readonly screen: boolean;
-  /** Something uses `ex.client`, so X-Forwarded-For is resolved when the peer is trusted. */
+  /** Trusted proxies are configured, so X-Forwarded-For names the client (rules, limits and bans by hand use it). */
   readonly resolveClient: boolean;
   readonly request: RequestPolicy;
   /** limits.body_min_rate (bytes/s; 0: off) and its grace period (ms). */
@@ -76,7 +79,6 @@ function buildPolicy(config: Config, registry: Registry, state: ProtectionState,
         forgetAfter: p.bans.forget_after,
       }
     : null;
-  const routesUseClient = config.routes.some((r) => routeAccess(r) !== null || (r.rate_limits ?? []).some((l) => l.key.includes('ip')));
   const screen = bans !== null || access !== null;
   return Object.freeze({
     state,
@@ -88,7 +90,7 @@ function buildPolicy(config: Config, registry: Registry, state: ProtectionState,
     v6Prefix: p.ipv6_prefix,
     atAccept: access !== null || bans !== null || p.max_connections_per_client > 0,
     screen,
-    resolveClient: trusted !== null && (screen || routesUseClient),
+    resolveClient: trusted !== null,
     request: Object.freeze({
       paths: Object.freeze({
         mergeSlashes: p.paths.merge_slashes,

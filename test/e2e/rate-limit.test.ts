@@ -161,7 +161,10 @@ test('bans: a banned client\'s open keep-alive connection is refused too; manual
   const { proxy, adminPort } = await proxyWith(t, (app) => [{ match: {}, upstream: app }], { protection: { bans: { enabled: true } } });
   const conn = await Connection.open(t, proxy.port, '127.0.0.2');
   assert.equal((await conn.get('/')).status, 200);
-  assert.deepEqual((await admin(adminPort, 'POST', '/bans/127.0.0.2?duration=10m')).body, { banned: '127.0.0.2', duration_s: 600 });
+  const answer = (await admin(adminPort, 'POST', '/bans/127.0.0.2?duration=10m')).body as Record<string, unknown>;
+  assert.deepEqual({ ...answer, until: undefined }, { banned: '127.0.0.2', duration_s: 600, until: undefined });
+  const until = Date.parse(String(answer.until));
+  assert.ok(Math.abs(until - (Date.now() + 600_000)) < 5000, `until ${String(answer.until)} is ten minutes away`);
   const refused = await conn.get('/');
   assert.equal(refused.status, 429);
   assert.match(refused.head, /\r\nretry-after: (599|600)\r\n/);
@@ -169,6 +172,25 @@ test('bans: a banned client\'s open keep-alive connection is refused too; manual
   assert.equal((await admin(adminPort, 'POST', '/bans/nope')).status, 400);
   assert.deepEqual((await admin(adminPort, 'DELETE', '/bans')).body, { lifted: 1 });
   assert.equal((await requestFrom('127.0.0.2', `${proxy.url}/`)).status, 200);
+});
+
+test('a ban made through the admin API holds at once on every route, with automatic bans off', async (t) => {
+  const { proxy, adminPort } = await proxyWith(t, (app) => [
+    { match: { path: '/a' }, upstream: app },
+    { match: {}, upstream: app },
+  ]);
+  const conn = await Connection.open(t, proxy.port, '127.0.0.2');
+  assert.equal((await conn.get('/a')).status, 200);
+  assert.equal((await admin(adminPort, 'POST', '/bans/127.0.0.2?duration=1m')).status, 200);
+  assert.equal((await conn.get('/a')).status, 429, 'the open keep-alive connection is refused');
+  await conn.closed;
+  assert.equal(await rawFrom('127.0.0.2', proxy.port, 'GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), '', 'a new connection is closed at accept');
+  assert.equal((await requestFrom('127.0.0.3', `${proxy.url}/b`)).status, 200, 'other clients pass');
+  const listed = (await admin(adminPort, 'GET', '/bans')).body as { bans: { client: string; remaining_s: number }[] };
+  assert.equal(listed.bans[0]?.client, '127.0.0.2');
+  assert.ok((listed.bans[0]?.remaining_s ?? 0) > 50);
+  assert.deepEqual((await admin(adminPort, 'DELETE', '/bans/127.0.0.2')).body, { lifted: '127.0.0.2' });
+  assert.equal((await requestFrom('127.0.0.2', `${proxy.url}/b`)).status, 200);
 });
 
 test('limits and bans survive a reload by route and limit name; a renamed limit starts afresh', async (t) => {

@@ -102,12 +102,13 @@ export class BanList {
     return length;
   }
 
-  /** Bans `key` by hand for `ms`. */
-  ban(key: string, ms: number, reason = 'admin'): void {
+  /** Bans `key` by hand for `ms`; returns when the ban ends (epoch ms). */
+  ban(key: string, ms: number, reason = 'admin'): number {
     const now = this.#now();
     this.#bans.delete(key);
     this.#bans.set(key, { until: now + ms, since: now, reason, level: this.#records.get(key)?.level ?? 0 });
     this.issued++;
+    return now + ms;
   }
 
   /** Lifts `key`'s ban and forgets its history; false when it was not banned. */
