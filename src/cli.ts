@@ -40,6 +40,8 @@ Options:
   --from ADDR          address to listen on, host:port (required)
   --to URL             a server, http://host:port (required, repeatable)
   --access-log FORMAT  json (default), combined or off
+  --health-check PATH  check each server with GET PATH (2xx/3xx passes); a failing server is taken out
+  --health-interval D  how often to check, e.g. 2s (default 5s; needs --health-check)
   -h, --help           show this help
 `,
 };
@@ -87,7 +89,13 @@ async function validate(args: string[]): Promise<number> {
 async function proxy(args: string[]): Promise<number> {
   const { values } = parse(
     args,
-    { from: { type: 'string' }, to: { type: 'string', multiple: true }, 'access-log': { type: 'string' } },
+    {
+      from: { type: 'string' },
+      to: { type: 'string', multiple: true },
+      'access-log': { type: 'string' },
+      'health-check': { type: 'string' },
+      'health-interval': { type: 'string' },
+    },
     'proxy',
   );
   if (values.help) return printHelp('proxy');
@@ -100,11 +108,16 @@ async function proxy(args: string[]): Promise<number> {
   if (format !== 'json' && format !== 'combined' && format !== 'off') {
     return usageError('proxy', '--access-log takes json, combined or off');
   }
+  const healthPath = stringFlag(values['health-check']);
+  const healthInterval = stringFlag(values['health-interval']);
+  if (healthInterval !== undefined && healthPath === undefined) return usageError('proxy', '--health-interval needs --health-check PATH');
+  if (healthPath !== undefined && !healthPath.startsWith('/')) return usageError('proxy', '--health-check takes a path such as /health');
+  const healthCheck = healthPath === undefined ? {} : { health_check: { path: healthPath, ...(healthInterval === undefined ? {} : { interval: healthInterval }) } };
   const config = configFromObject(
     {
       listen: [{ address: from }],
       access_log: format === 'off' ? { enabled: false } : { format },
-      upstreams: { default: { servers: to.map((url) => ({ url: String(url) })) } },
+      upstreams: { default: { servers: to.map((url) => ({ url: String(url) })), ...healthCheck } },
       routes: [{ match: {}, upstream: 'default' }],
     },
     'command line',
@@ -194,3 +207,8 @@ export async function runCli(argv: readonly string[]): Promise<void> {
 }
 
 if (import.meta.main) await runCli(process.argv.slice(2));
+
+/** A string option's value (parseArgs types every value loosely). */
+function stringFlag(value: string | boolean | (string | boolean)[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}

@@ -150,8 +150,8 @@ const healthCheck = z
     interval: duration.default(5_000),
     /** Each interval varies by up to this fraction either way, so that checks do not come in waves. */
     jitter: z.number().min(0).max(1).default(0.1),
-    /** A check that takes longer fails. */
-    timeout: duration.default(2_000),
+    /** A check that takes longer fails; 2 s, or the interval when that is shorter. */
+    timeout: duration.optional(),
     /** Consecutive passes that bring a down server back up. */
     rise: z.number().int().min(1).max(100).default(2),
     /** Consecutive failures that take an up server down. */
@@ -159,14 +159,18 @@ const healthCheck = z
   })
   .superRefine((value, ctx) => {
     if (value.interval < 10) ctx.addIssue({ code: 'custom', path: ['interval'], message: 'must be at least 10ms' });
+    if (value.timeout === undefined) return;
     if (value.timeout < 1) ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be at least 1ms' });
     else if (value.timeout > value.interval) {
       ctx.addIssue({ code: 'custom', path: ['timeout'], message: `must not be longer than the interval (${value.interval} ms)` });
     }
+  })
+  .superRefine((value, ctx) => {
     if (value.type === 'tcp' && value.expect_body !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['expect_body'], message: 'only applies to type: http' });
     }
-  });
+  })
+  .transform((value) => ({ ...value, timeout: value.timeout ?? Math.min(2_000, value.interval) }));
 
 /** Passive health checking (outlier detection, as Envoy's): failing servers are ejected for a while. */
 const outlierDetection = z
@@ -182,6 +186,12 @@ const outlierDetection = z
     max_ejection_time: duration.default(300_000),
     /** Most servers of the upstream ejected at once, as a share of them (at least one of two or more). */
     max_ejection_percent: z.number().min(0).max(100).default(50),
+    /**
+     * While ejected, the server is probed this often (its health check, or a TCP connect); when the
+     * probe passes it is let back on trial before the ejection time is over. Doubles for each
+     * ejection in a row; 0 turns the probe off (the ejection then lasts its full time).
+     */
+    recovery_probe_interval: duration.default(1_000),
   })
   .superRefine((value, ctx) => {
     if (value.max_ejection_time < value.base_ejection_time) {

@@ -7,8 +7,9 @@
 import type { Logger } from 'pino';
 import type { SharedState } from '../core/registry.ts';
 import { ActiveChecker } from './health/active.ts';
-import { decayedEjections, ejectionTime, type OutlierPolicy } from './health/outlier.ts';
-import type { CheckResult, HealthPolicy, ProbeTarget } from './health/probe.ts';
+import { decayedEjections, ejectionTime, recoveryProbeDelay, type OutlierPolicy } from './health/outlier.ts';
+import type { CheckResult, HealthPolicy, HealthProbe, ProbeTarget } from './health/probe.ts';
+import { TcpProbe } from './health/tcp-probe.ts';
 
 /** What the admin API shows: draining wins over down, down over ejected. */
 export type ServerStatus = 'up' | 'down' | 'ejected' | 'draining';
@@ -37,6 +38,9 @@ const EWMA_DECAY_MS = 10_000;
 /** A slow start ramps in this many steps. */
 const RAMP_STEPS = 20;
 const NO_POLICY: ServerPolicy = { health: null, outlier: null, slowStartMs: 0 };
+/** The recovery probe of an upstream without active checks: can the server be reached at all? */
+const TCP_PROBE = new TcpProbe();
+const RECOVERY_PROBE_TIMEOUT_MS = 2_000;
 
 export class ServerState implements SharedState, ProbeTarget {
   readonly upstream: string;
@@ -61,6 +65,13 @@ export class ServerState implements SharedState, ProbeTarget {
   /** performance.now() when the current ejection ends; 0 when not ejected. */
   ejectedUntil = 0;
   #lastEjectionEnd = 0;
+  /**
+   * Back from an ejection, not yet proven (half-open, as a circuit breaker): its next answer
+   * decides. A failure ejects it again at once, for longer; a good answer forgives its ejections.
+   */
+  onTrial = false;
+  #probeTimer: NodeJS.Timeout | undefined;
+  #probeAbort: AbortController | undefined;
   #consecutiveFailures = 0;
   #consecutive5xx = 0;
   /** Taken out of rotation through the admin API. */
@@ -116,6 +127,7 @@ export class ServerState implements SharedState, ProbeTarget {
 
   /** A response head arrived: any answer ends a run of failures; 5xx answers count toward consecutive_5xx. */
   onResponse(status: number): void {
+    if (this.onTrial) this.#trialAnswer(status);
     if (status >= 500) {
       this.#consecutive5xx++;
       this.#consecutiveFailures = 0;
@@ -135,7 +147,9 @@ export class ServerState implements SharedState, ProbeTarget {
     this.#consecutive5xx++;
     const outlier = this.#policy.outlier;
     if (outlier === null) return;
-    if (outlier.consecutiveFailures > 0 && this.#consecutiveFailures >= outlier.consecutiveFailures) {
+    if (this.onTrial) {
+      this.#eject(`failed its trial after an ejection (${code})`);
+    } else if (outlier.consecutiveFailures > 0 && this.#consecutiveFailures >= outlier.consecutiveFailures) {
       this.#eject(`${this.#consecutiveFailures} consecutive failures (last: ${code})`);
     } else if (outlier.consecutive5xx > 0 && this.#consecutive5xx >= outlier.consecutive5xx) {
       this.#eject(`${this.#consecutive5xx} consecutive failures or 5xx responses (last: ${code})`);
@@ -185,6 +199,18 @@ export class ServerState implements SharedState, ProbeTarget {
     this.#checker = null;
     clearTimeout(this.#ejectTimer);
     clearInterval(this.#rampTimer);
+    this.#stopRecoveryProbe();
+  }
+
+  /** The first answer after an ejection: a 5xx fails the trial when 5xx answers eject, anything else passes it. */
+  #trialAnswer(status: number): void {
+    const outlier = this.#policy.outlier;
+    if (status >= 500 && outlier !== null && outlier.consecutive5xx > 0) {
+      this.#eject(`failed its trial after an ejection (status ${status})`);
+      return;
+    }
+    this.onTrial = false;
+    this.ejections = 0;
   }
 
   #applyPolicy(): void {
@@ -244,22 +270,58 @@ export class ServerState implements SharedState, ProbeTarget {
     this.ejections = decayedEjections(this.ejections, now - this.#lastEjectionEnd, outlier) + 1;
     const duration = ejectionTime(outlier, this.ejections);
     this.ejectedUntil = now + duration;
+    this.onTrial = false;
     this.#consecutiveFailures = 0;
     this.#consecutive5xx = 0;
-    this.#ejectTimer = setTimeout(() => this.#uneject('ejection time over'), duration);
+    this.#ejectTimer = setTimeout(() => this.#uneject('ejection time over; back on trial', true), duration);
     this.#ejectTimer.unref();
+    if (outlier.recoveryProbeMs > 0) this.#scheduleRecoveryProbe(recoveryProbeDelay(outlier, this.ejections, duration));
     this.#refresh(`ejected for ${duration} ms after ${reason}`);
   }
 
-  #uneject(reason: string): void {
+  #uneject(reason: string, onTrial = false): void {
     this.#clearEjection();
+    this.onTrial = onTrial;
     this.#refresh(reason);
   }
 
   #clearEjection(): void {
     clearTimeout(this.#ejectTimer);
+    this.#stopRecoveryProbe();
     this.ejectedUntil = 0;
     this.#lastEjectionEnd = performance.now();
+  }
+
+  #scheduleRecoveryProbe(delay: number): void {
+    this.#probeTimer = setTimeout(() => void this.#recoveryProbe(), delay);
+    this.#probeTimer.unref();
+  }
+
+  /** While ejected: the upstream's own check (or a TCP connect) lets the server back on trial as soon as it works. */
+  async #recoveryProbe(): Promise<void> {
+    const health = this.#policy.health;
+    const probe: HealthProbe = health?.probe ?? TCP_PROBE;
+    const abort = new AbortController();
+    this.#probeAbort = abort;
+    const timeout = setTimeout(() => abort.abort(), health?.timeoutMs ?? RECOVERY_PROBE_TIMEOUT_MS);
+    const outcome = await probe.check(this, abort.signal);
+    clearTimeout(timeout);
+    if (abort.signal.aborted && this.#probeAbort !== abort) return;
+    this.#probeAbort = undefined;
+    const outlier = this.#policy.outlier;
+    if (this.#closed || this.ejectedUntil === 0 || outlier === null) return;
+    if (outcome.ok) {
+      this.#uneject(`recovery probe passed (${outcome.detail}); back on trial`, true);
+      return;
+    }
+    this.#scheduleRecoveryProbe(recoveryProbeDelay(outlier, this.ejections, ejectionTime(outlier, this.ejections)));
+  }
+
+  #stopRecoveryProbe(): void {
+    clearTimeout(this.#probeTimer);
+    this.#probeTimer = undefined;
+    this.#probeAbort?.abort();
+    this.#probeAbort = undefined;
   }
 
   /** Recomputes availability; logs a change of status and tells every owner when availability changed. */

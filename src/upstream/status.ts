@@ -32,6 +32,7 @@ export function serverStatus(server: Server, now = performance.now()): Record<st
     ewma_ms: Math.round(state.ewma * 1000) / 1000,
     ...(state.ejectedUntil !== 0 ? { ejected_for_ms: Math.max(0, Math.round(state.ejectedUntil - now)) } : {}),
     ejections: state.ejections,
+    ...(state.onTrial ? { on_trial: true } : {}),
     // While the ramp runs (the balancer then has a reduced weight for the server).
     ...(state.rampStart >= 0 ? { slow_start_share: Math.round(share * 100) / 100 } : {}),
     last_check: check === null ? null : { ok: check.ok, detail: check.detail, ms: check.ms, at: new Date(check.at).toISOString() },

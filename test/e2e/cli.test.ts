@@ -146,3 +146,19 @@ test('SIGTERM cuts requests still running at shutdown_timeout', async (t) => {
   assert.ok(Date.now() - started < 3000, 'exited soon after the deadline');
   assert.equal(await hung, 'cut');
 });
+
+test('proxy --health-check PATH takes a failing server out without a file', async (t) => {
+  const good = await startBackend(t, (req, res) => res.end(req.url === '/health' ? 'ok' : 'good'));
+  const sick = await startBackend(t, (req, res) => {
+    res.statusCode = req.url === '/health' ? 503 : 200;
+    res.end('sick');
+  });
+  const port = await freePort();
+  const proc = spawnCli(t, ['proxy', '--from', `127.0.0.1:${port}`, '--to', good.url, '--to', sick.url, '--health-check', '/health', '--health-interval', '100ms', '--access-log', 'off']);
+  await waitStarted(proc);
+  await waitFor(() => proc.stderr.includes('"to":"down"'), 5000, 'the failing server to be taken out');
+  for (let i = 0; i < 4; i++) assert.equal((await request(`http://127.0.0.1:${port}/`)).body, 'good');
+  const bad = spawnCli(t, ['proxy', '--from', `127.0.0.1:${port}`, '--to', good.url, '--health-interval', '1s']);
+  assert.equal(await bad.exited, 2);
+  assert.match(bad.stderr, /--health-interval needs --health-check PATH/);
+});

@@ -130,6 +130,49 @@ test('passive checks: consecutive failures eject a server for a time that grows;
   assert.equal(serverView(gh, b0.url).ejections, 0);
 });
 
+test('passive checks: an ejected server is back as soon as it works again, on trial; a failed trial ejects it for longer', async (t) => {
+  const b0 = await startRestartable(t, 'b0');
+  const b1 = await startRestartable(t, 'b1');
+  const proxy = await startProxy(t, {
+    upstreams: {
+      app: {
+        servers: [{ url: b0.url }, { url: b1.url }],
+        // The default ejection (30 s, growing to 5 min) would keep b1 out long after it recovered.
+        outlier_detection: { consecutive_failures: 1, recovery_probe_interval: '100ms' },
+      },
+    },
+    routes: [{ match: {}, upstream: 'app' }],
+  });
+  const gh = proxy.gatehouse;
+  const get = client(t, proxy.url, 2);
+  await b1.stop();
+  assert.ok((await runMany(6, 1, () => get('/'))).every((r) => r.status === 200), 'the refused connection was retried on b0');
+  assert.equal(serverView(gh, b1.url).state, 'ejected');
+  assert.ok((serverView(gh, b1.url).ejected_for_ms ?? 0) > 20_000);
+
+  await b1.start();
+  await waitFor(() => serverView(gh, b1.url).state === 'up', 3000, 'b1 back within a few probes, not after 30 s');
+  assert.equal(serverView(gh, b1.url).on_trial, true);
+  const served = tally((await runMany(10, 1, () => get('/'))).map((r) => r.body));
+  assert.ok((served.b1 ?? 0) > 0, `b1 takes traffic again: ${JSON.stringify(served)}`);
+  const back = serverView(gh, b1.url);
+  assert.equal(back.on_trial, undefined, 'its good answer ended the trial');
+  assert.equal(back.ejections, 0, 'and forgave the ejection');
+
+  // A server that fails its trial is ejected again at once, and for longer.
+  await b1.stop();
+  await runMany(4, 1, () => get('/'));
+  assert.equal(serverView(gh, b1.url).ejections, 1);
+  await b1.start();
+  await waitFor(() => serverView(gh, b1.url).on_trial === true, 3000, 'b1 on trial');
+  await b1.stop();
+  assert.ok((await runMany(4, 1, () => get('/'))).every((r) => r.status === 200));
+  const again = serverView(gh, b1.url);
+  assert.equal(again.state, 'ejected');
+  assert.equal(again.ejections, 2, 'one failure on trial is enough');
+  assert.ok((again.ejected_for_ms ?? 0) > 30_000, `the second ejection is longer: ${again.ejected_for_ms} ms`);
+});
+
 test('passive checks: max_ejection_percent caps how many servers are ejected at once', async (t) => {
   const b0 = await startRestartable(t, 'b0');
   const b1 = await startRestartable(t, 'b1');

@@ -142,6 +142,7 @@ export interface ServerView {
   readonly ewma_ms: number;
   readonly ejections: number;
   readonly ejected_for_ms?: number;
+  readonly on_trial?: boolean;
   readonly slow_start_share?: number;
   readonly backup?: boolean;
   readonly last_check: { ok: boolean; detail: string; ms: number; at: string } | null;

@@ -10,7 +10,7 @@ import { LeastConnBalancer } from '../../src/upstream/balancers/least-conn.ts';
 import { buildTable } from '../../src/upstream/balancers/maglev.ts';
 import { P2cBalancer } from '../../src/upstream/balancers/p2c.ts';
 import { RandomBalancer } from '../../src/upstream/balancers/random.ts';
-import { decayedEjections, ejectionCap, ejectionTime, type OutlierPolicy } from '../../src/upstream/health/outlier.ts';
+import { decayedEjections, ejectionCap, ejectionTime, recoveryProbeDelay, type OutlierPolicy } from '../../src/upstream/health/outlier.ts';
 import { cookieValue, hashString, queryValue } from '../../src/upstream/request-keys.ts';
 import { RetryBudget } from '../../src/upstream/retry.ts';
 import { Server } from '../../src/upstream/server.ts';
@@ -256,10 +256,15 @@ describe('upstream queue', () => {
 });
 
 describe('outlier policy', () => {
-  const policy: OutlierPolicy = { consecutiveFailures: 3, consecutive5xx: 0, baseEjectionMs: 1000, maxEjectionMs: 5000, maxEjectionPercent: 50 };
+  const policy: OutlierPolicy = { consecutiveFailures: 3, consecutive5xx: 0, baseEjectionMs: 1000, maxEjectionMs: 5000, maxEjectionPercent: 50, recoveryProbeMs: 100 };
 
   test('ejection time grows with each ejection, up to the maximum', () => {
     assert.deepEqual([1, 2, 3, 10].map((n) => ejectionTime(policy, n)), [1000, 2000, 3000, 5000]);
+  });
+
+  test('the recovery probe backs off with each ejection in a row, never beyond the ejection', () => {
+    assert.deepEqual([1, 2, 3, 4].map((n) => recoveryProbeDelay(policy, n, ejectionTime(policy, n))), [100, 200, 400, 800]);
+    assert.equal(recoveryProbeDelay(policy, 10, 500), 500);
   });
 
   test('the cap: a share of the servers, at least one of two or more, never a lone server', () => {

@@ -49,6 +49,7 @@ describe('a valid configuration', () => {
         base_ejection_time: 30_000,
         max_ejection_time: 300_000,
         max_ejection_percent: 50,
+        recovery_probe_interval: 1000,
       },
       retries: {
         attempts: 3,

@@ -14,6 +14,8 @@ export interface OutlierPolicy {
   readonly baseEjectionMs: number;
   readonly maxEjectionMs: number;
   readonly maxEjectionPercent: number;
+  /** First recovery probe interval, ms (0: no probe). */
+  readonly recoveryProbeMs: number;
 }
 
 /** Null when outlier detection is off. */
@@ -25,12 +27,21 @@ export function compileOutlier(config: UpstreamConfig['outlier_detection']): Out
     baseEjectionMs: config.base_ejection_time,
     maxEjectionMs: config.max_ejection_time,
     maxEjectionPercent: config.max_ejection_percent,
+    recoveryProbeMs: config.recovery_probe_interval,
   };
 }
 
 /** The nth ejection (1-based) lasts n base times, up to the maximum. */
 export function ejectionTime(policy: OutlierPolicy, ejections: number): number {
   return Math.min(policy.baseEjectionMs * ejections, policy.maxEjectionMs);
+}
+
+/**
+ * How often an ejected server is probed: the interval doubles with each ejection in a row (a
+ * server that keeps failing is tried less and less often), never beyond the ejection itself.
+ */
+export function recoveryProbeDelay(policy: OutlierPolicy, ejections: number, ejectionMs: number): number {
+  return Math.min(policy.recoveryProbeMs * 2 ** Math.max(0, ejections - 1), ejectionMs);
 }
 
 /**
