@@ -351,8 +351,19 @@ const forwarded = z
     x_forwarded: z.boolean().default(true),
     /** Add the RFC 7239 Forwarded header. */
     forwarded: z.boolean().default(false),
+    /** The Via header of RFC 9110 §7.6.3: this proxy's name in the chain, never a backend's. */
+    via: z
+      .strictObject({
+        /** Add Via to requests sent to servers. */
+        request: z.boolean().default(true),
+        /** Add Via to responses sent to clients. */
+        response: z.boolean().default(false),
+        /** The name Gatehouse gives itself in Via. */
+        pseudonym: z.string().regex(/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, 'must be a token (letters, digits and !#$%&\'*+-.^_`|~)').default('gatehouse'),
+      })
+      .prefault({}),
   })
-  .default({ x_forwarded: true, forwarded: false });
+  .prefault({});
 
 const hideBackend = z
   .strictObject({

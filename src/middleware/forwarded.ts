@@ -12,11 +12,22 @@ export interface ForwardingPolicy {
   readonly forwarded: boolean;
   /** Null when no proxy is trusted, so the hot path skips the lookup. */
   readonly trusted: IpSet | null;
+  /** The Via element added to requests received over HTTP/1.1 and over HTTP/2; null when off. */
+  readonly viaH1: string | null;
+  readonly viaH2: string | null;
 }
 
 /** `trusted` is the protection rules' set of trusted_proxies (ProtectionPolicy.trusted), compiled once. */
 export function compileForwarding(config: Config, trusted: IpSet | null): ForwardingPolicy {
-  return { xForwarded: config.forwarded.x_forwarded, forwarded: config.forwarded.forwarded, trusted };
+  const via = config.forwarded.via;
+  return {
+    xForwarded: config.forwarded.x_forwarded,
+    forwarded: config.forwarded.forwarded,
+    trusted,
+    // RFC 9110 §7.6.3: the protocol the request was received with ("HTTP/" left out), then who received it.
+    viaH1: via.request ? `1.1 ${via.pseudonym}` : null,
+    viaH2: via.request ? `2 ${via.pseudonym}` : null,
+  };
 }
 
 /** The peer address without the IPv4-mapped IPv6 prefix. */

@@ -16,6 +16,7 @@ import { applyToFlat, applyToRecord } from '../middleware/headers.ts';
 import { applyResponseFilters, rescueByFilter } from '../middleware/pipeline.ts';
 import type { ForwardAction } from '../routing/actions.ts';
 import { requestBody } from '../middleware/body-limit.ts';
+import { answeredAsFinalRecipient } from './max-forwards.ts';
 import { buildRequestHeaders } from './request-headers.ts';
 import { replayable } from './retry.ts';
 import { rewriteResponseHeaders } from './rewrite.ts';
@@ -27,6 +28,11 @@ type DispatchController = Parameters<Dispatcher.DispatchHandler['onRequestStart'
 type FinishExchange = (ex: Exchange) => void;
 
 export function forward(ex: Exchange, action: ForwardAction, finish: FinishExchange): void {
+  const method = ex.req.method;
+  if ((method === 'OPTIONS' || method === 'TRACE') && answeredAsFinalRecipient(ex)) {
+    finish(ex);
+    return;
+  }
   const body = requestBody(ex);
   if (body instanceof GatehouseError) {
     sendError(ex, body);

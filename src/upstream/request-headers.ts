@@ -3,6 +3,7 @@ import type { Exchange } from '../core/exchange.ts';
 import { appendForwarded, isTrusted, type IncomingForwarded } from '../middleware/forwarded.ts';
 import { applyToFlat, type HeaderOps } from '../middleware/headers.ts';
 import { connectionListed, isHopByHop } from '../transport/hop-by-hop.ts';
+import { decrementMaxForwards } from './max-forwards.ts';
 
 /**
  * Builds a flat [name, value, ...] list from the raw headers (order and duplicates kept).
@@ -28,8 +29,13 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null): string
     out.push(name, value);
   }
   if (addsForwarding) appendForwarded(out, policy, ex.peer, ex.proto, ex.req.headers.host, incoming);
+  const via = ex.h2 ? policy.viaH2 : policy.viaH1;
+  if (via !== null) out.push('via', via);
+  const method = ex.req.method;
+  if ((method === 'OPTIONS' || method === 'TRACE') && ex.req.headers['max-forwards'] !== undefined) decrementMaxForwards(out);
   return ops === null ? out : applyToFlat(ops, out);
 }
+
 
 /**
  * An HTTP/2 request's fields as an HTTP/1.1 request carries them (RFC 9113 §8.3.1, §8.2.3): Host

@@ -13,6 +13,8 @@ export interface ResponseHiding {
   readonly remove: ReadonlySet<string>;
   readonly rewriteLocation: boolean;
   readonly rewriteCookieDomain: boolean;
+  /** The Via element added to responses; null when off. */
+  readonly via: string | null;
 }
 
 export function compileHiding(config: Config): ResponseHiding {
@@ -20,6 +22,8 @@ export function compileHiding(config: Config): ResponseHiding {
     remove: new Set(config.hide_backend.remove_response_headers.map((h) => h.toLowerCase())),
     rewriteLocation: config.hide_backend.rewrite_location,
     rewriteCookieDomain: config.hide_backend.rewrite_cookie_domain,
+    // Responses come from servers over HTTP/1.1.
+    via: config.forwarded.via.response ? `1.1 ${config.forwarded.via.pseudonym}` : null,
   };
 }
 
@@ -51,6 +55,10 @@ export function rewriteResponseHeaders(
     } else {
       out[name] = value;
     }
+  }
+  if (hiding.via !== null) {
+    const earlier = out['via'];
+    out['via'] = earlier === undefined ? hiding.via : `${Array.isArray(earlier) ? earlier.join(', ') : earlier}, ${hiding.via}`;
   }
   return out;
 }

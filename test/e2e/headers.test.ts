@@ -6,12 +6,14 @@
 import assert from 'node:assert/strict';
 import type { IncomingHttpHeaders } from 'node:http';
 import { test, type TestContext } from 'node:test';
+import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { startBackend, type Handler } from '../helpers/backend.ts';
 import { rawRequest, request } from '../helpers/http.ts';
 import { proxyToEcho, simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 interface Echoed {
+  readonly method: string;
   readonly url: string;
   readonly headers: IncomingHttpHeaders;
   readonly rawHeaders: string[];
@@ -430,4 +432,45 @@ test('response_headers apply to redirect and respond routes', async (t) => {
   assert.equal(hi.headers['x-route'], 'respond');
   assert.equal(hi.headers['content-type'], 'text/html');
   assert.equal(hi.body, 'hi');
+});
+
+// --- intermediary duties (RFC 9110 §7.6) -------------------------------------------------------
+
+test('Via: added to forwarded requests after the client\'s own, naming the protocol received and no backend', async (t) => {
+  const { proxyUrl } = await echoBehindProxy(t);
+  const seen = JSON.parse((await request(`${proxyUrl}/`, { headers: { via: '1.0 fred' } })).body) as Echoed;
+  const vias = seen.rawHeaders.filter((_, i) => i > 0 && seen.rawHeaders[i - 1]?.toLowerCase() === 'via');
+  assert.deepEqual(vias, ['1.0 fred', '1.1 gatehouse']);
+  const plain = await request(`${proxyUrl}/`);
+  assert.equal(plain.headers.via, undefined, 'responses carry no Via by default');
+});
+
+test('Via: a pseudonym, on responses too, or off', async (t) => {
+  const backend = await startBackend(t, answering({ via: '1.1 internal-cache' }));
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), forwarded: { via: { response: true, pseudonym: 'edge' } } });
+  const res = await request(`${proxy.url}/`);
+  assert.equal(res.headers.via, '1.1 internal-cache, 1.1 edge');
+  assert.equal(backend.requests[0]?.headers.via, '1.1 edge');
+  const { proxyUrl } = await echoBehindProxy(t, { forwarded: { via: { request: false } } });
+  assert.ok(!namesOf(JSON.parse((await request(`${proxyUrl}/`)).body) as Echoed).includes('via'));
+  assert.throws(() => configFromObject({ ...simpleProxyConfig([backend.url]), listen: [{ address: '127.0.0.1:0' }], forwarded: { via: { pseudonym: 'two words' } } } as ConfigInput), /forwarded\.via\.pseudonym: must be a token/);
+});
+
+test('Max-Forwards: OPTIONS and TRACE at 0 are answered by the proxy; above 0 forwarded one lower; other methods untouched', async (t) => {
+  const { proxyUrl, proxyPort } = await echoBehindProxy(t);
+  const options = await request(`${proxyUrl}/x`, { method: 'OPTIONS', headers: { 'max-forwards': '0' } });
+  assert.equal(options.status, 200);
+  assert.match(String(options.headers.allow), /GET, HEAD/);
+  assert.equal(options.body, '');
+  const trace = await rawRequest(proxyPort, 'TRACE /t HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\nCookie: secret=1\r\nX-Probe: yes\r\nConnection: close\r\n\r\n');
+  assert.match(trace, /^HTTP\/1\.1 200 /);
+  assert.match(trace, /content-type: message\/http/i);
+  assert.match(trace, /\r\n\r\nTRACE \/t HTTP\/1\.1\r\nHost: x\r\nMax-Forwards: 0\r\n/);
+  assert.match(trace, /X-Probe: yes/);
+  assert.doesNotMatch(trace, /secret/, 'fields that may hold secrets are not reflected');
+  const forwarded = JSON.parse((await request(`${proxyUrl}/x`, { method: 'OPTIONS', headers: { 'max-forwards': '3' } })).body) as Echoed;
+  assert.equal(forwarded.method, 'OPTIONS');
+  assert.equal(forwarded.headers['max-forwards'], '2');
+  const get = JSON.parse((await request(`${proxyUrl}/x`, { headers: { 'max-forwards': '0' } })).body) as Echoed;
+  assert.equal(get.headers['max-forwards'], '0', 'only OPTIONS and TRACE are concerned');
 });

@@ -68,7 +68,11 @@ test('a plain listener without h2c does not take HTTP/2: the preface is answered
 test('HTTPS: HTTP/2 by ALPN and HTTP/1.1 on the same port; the backend is told https', async (t) => {
   const { ca, files } = await tlsFiles(t);
   const backend = await startBackend(t, echo());
-  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), listen: [{ address: '127.0.0.1:0', tls: { certificates: [files] } }] });
+  const proxy = await startProxy(t, {
+    ...simpleProxyConfig([backend.url]),
+    forwarded: { forwarded: true },
+    listen: [{ address: '127.0.0.1:0', tls: { certificates: [files] } }],
+  });
   const origin = `https://localhost:${proxy.port}`;
   const session = await h2Session(t, origin, { ca });
   assert.equal(session.alpnProtocol, 'h2');
@@ -76,6 +80,8 @@ test('HTTPS: HTTP/2 by ALPN and HTTP/1.1 on the same port; the backend is told h
   assert.equal(res.status, 200);
   const seen = JSON.parse(res.body) as Echoed;
   assert.equal(seen.headers['x-forwarded-proto'], 'https');
+  assert.match(String(seen.headers.forwarded), /;proto=https;/);
+  assert.equal(seen.headers.via, '2 gatehouse', 'Via names the protocol the request came in with');
   assert.equal(seen.headers.host, `localhost:${proxy.port}`);
 
   const h1 = await httpsGet(`${origin}/one`, ca);
