@@ -54,6 +54,12 @@ export class Takeover {
 
 export interface ResponseFilter {
   /**
+   * For a body of unknown length: how many bytes the filter wants to have arrived before its
+   * onResponseHead runs (0: none). A body that ends sooner gets a Content-Length first (so
+   * compression can skip a tiny one); a body that pauses sooner is decided on as it is.
+   */
+  holdBack?(ex: Exchange, status: number, headers: ResponseHeaders): number;
+  /**
    * Called once with the status and the headers about to be sent to the client (already
    * rewritten; may be edited in place). Returns a stream the body is to pass through, a Takeover,
    * or null.

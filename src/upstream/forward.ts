@@ -79,6 +79,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
   #sink: Writable;
   /** A response filter answered the client (a cache): nothing is written to the response here. */
   #answered = false;
+  /** A head held back until enough of a body of unknown length was seen (see heldBytes). */
+  #held: HeldHead | null = null;
 
   constructor(ex: Exchange, action: ForwardAction, finish: FinishExchange, body: Readable | null, previous: ForwardHandler | null) {
     this.#ex = ex;
@@ -252,6 +254,19 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     if (upstream.sticky !== null && !this.pinned) upstream.sticky.pin(out, server, ex.proto);
     ex.status = statusCode;
     if (ex.responseFilters !== null) {
+      const holdBack = heldBytes(ex, statusCode, out);
+      if (holdBack > 0) {
+        this.#held = new HeldHead(statusCode, out, holdBack, () => this.#releaseHead(false));
+        return;
+      }
+    }
+    this.#startResponse(statusCode, out);
+  }
+
+  /** Writes the head (through the response filters), and what was held back of the body. */
+  #startResponse(statusCode: number, out: Record<string, string | string[]>): void {
+    const ex = this.#ex;
+    if (ex.responseFilters !== null) {
       const chain = applyResponseFilters(ex, statusCode, out, (error) => this.#filtersDone(error));
       if (chain !== null) {
         this.#sink = chain.head;
@@ -262,8 +277,34 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     ex.res.writeHead(statusCode, out);
   }
 
+  /**
+   * Ends the hold: the body reached the filters' hold-back size, paused, or ended (`whole`: then
+   * its length is known and is declared, so that a filter can tell a small body from a large one).
+   */
+  #releaseHead(whole: boolean): void {
+    const held = this.#held;
+    if (held === null) return;
+    this.#held = null;
+    held.cancel();
+    if (whole) held.headers['content-length'] = String(held.length);
+    this.#startResponse(held.status, held.headers);
+    if (this.#answered) {
+      for (const chunk of held.chunks) this.#sink.write(chunk);
+      return;
+    }
+    for (const chunk of held.chunks) {
+      if (this.#sink === this.#ex.res) this.#ex.bytes += chunk.length;
+      this.#sink.write(chunk);
+    }
+  }
+
   onResponseData(controller: DispatchController, chunk: Buffer): void {
     if (this.#superseded) return;
+    const held = this.#held;
+    if (held !== null) {
+      if (held.add(chunk)) this.#releaseHead(false);
+      return;
+    }
     // With filters, bytes are counted where the chain reaches the client.
     if (this.#sink === this.#ex.res) this.#ex.bytes += chunk.length;
     if (!this.#sink.write(chunk)) {
@@ -278,6 +319,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       this.#complete();
       return;
     }
+    this.#releaseHead(true);
     const res = this.#ex.res;
     if (this.#sink !== res) {
       // Filtered bodies complete when the last filter has flushed into the response; trailers
@@ -312,6 +354,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     }
     const ex = this.#ex;
     const server = this.#server as Server;
+    // Nothing was sent of a held response: the client gets an error answer instead.
+    this.#held?.cancel();
+    this.#held = null;
     if (this.#sink !== ex.res) this.#sink.destroy(error);
     if (this.#answered) {
       // The client was answered by a filter; only the body it was reading failed.
@@ -360,5 +405,52 @@ function addTrailers(res: Exchange['res'], trailers: Record<string, string | str
   for (const _name in trailers) {
     res.addTrailers(trailers as Record<string, string | string[]>);
     return;
+  }
+}
+
+/** A body of unknown length that paused this long is decided on with what has arrived. */
+const HOLD_PAUSE_MS = 20;
+
+/**
+ * How much of the body to see before the head is decided: the largest `holdBack` of the
+ * response filters, for bodies of unknown length (chunked, without trailers) only; 0 for none.
+ */
+function heldBytes(ex: Exchange, status: number, headers: Record<string, string | string[]>): number {
+  if (headers['content-length'] !== undefined || headers['trailer'] !== undefined) return 0;
+  if (status === 204 || status === 304 || ex.req.method === 'HEAD') return 0;
+  let most = 0;
+  for (const filter of ex.responseFilters ?? []) if (filter.holdBack !== undefined) most = Math.max(most, filter.holdBack(ex, status, headers));
+  return most;
+}
+
+/** A response head waiting for the first bytes of its body. */
+class HeldHead {
+  readonly status: number;
+  readonly headers: Record<string, string | string[]>;
+  readonly chunks: Buffer[] = [];
+  length = 0;
+  readonly #limit: number;
+  readonly #onPause: () => void;
+  #timer: NodeJS.Timeout;
+
+  constructor(status: number, headers: Record<string, string | string[]>, limit: number, onPause: () => void) {
+    this.status = status;
+    this.headers = headers;
+    this.#limit = limit;
+    this.#onPause = onPause;
+    this.#timer = setTimeout(onPause, HOLD_PAUSE_MS);
+  }
+
+  /** Keeps `chunk`; true when the hold-back size is reached. */
+  add(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+    if (this.length >= this.#limit) return true;
+    this.#timer.refresh();
+    return false;
+  }
+
+  cancel(): void {
+    clearTimeout(this.#timer);
   }
 }

@@ -187,6 +187,30 @@ test('a slow stream is flushed as it goes, not held until zlib has a full buffer
   assert.equal(lines.join(''), '{"event":1}\n{"event":2}\n');
 });
 
+test('a small body of unknown length is never compressed into a larger one: it is held up to min_size, then sent with its length', async (t) => {
+  const small = '{"ok":true,"message":"a tiny chunked body"}';
+  const origin = await startOrigin(t, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (req.url === '/small') {
+      res.write(small.slice(0, 10));
+      res.end(small.slice(10));
+      return;
+    }
+    // Larger than min_size, in small writes: decided (and compressed) once min_size has arrived.
+    for (let i = 0; i < 40; i++) res.write(`{"line":${i},"padding":"................"}\n`);
+    res.end();
+  });
+  const proxy = await startProxy(t, compressing(origin.url));
+  const tiny = await fetchRaw(`${proxy.url}/small`, { 'accept-encoding': 'gzip, br' });
+  assert.equal(tiny.headers['content-encoding'], undefined, `${Buffer.byteLength(small)} B stay as they are`);
+  assert.equal(tiny.headers['content-length'], String(Buffer.byteLength(small)));
+  assert.equal(tiny.body.toString(), small);
+  const large = await fetchRaw(`${proxy.url}/large`, { 'accept-encoding': 'gzip' });
+  assert.equal(large.headers['content-encoding'], 'gzip');
+  assert.ok(large.body.length < Buffer.byteLength(decoded(large)), 'smaller than the original');
+  assert.equal(decoded(large).split('\n').length, 41);
+});
+
 test('decompress: true decodes a backend encoding for clients that do not accept it', async (t) => {
   const gzipped = zlib.gzipSync(TEXT);
   const origin = await startOrigin(t, (_req, res) => {

@@ -64,7 +64,7 @@ describe('a valid configuration', () => {
     });
     assert.deepEqual(config.routes, [{ match: { path_prefix: '/api' }, upstream: 'app' }]);
     assert.deepEqual(config.trusted_proxies, []);
-    assert.deepEqual(config.forwarded, { x_forwarded: true, forwarded: false });
+    assert.deepEqual(config.forwarded, { x_forwarded: true, forwarded: false, via: { request: true, response: false, pseudonym: 'gatehouse' } });
     assert.deepEqual(config.hide_backend, {
       remove_response_headers: ['server', 'x-powered-by'],
       rewrite_location: true,

@@ -35,11 +35,19 @@ export interface CompressSettings {
 export class CompressMiddleware implements Middleware, ResponseFilter {
   readonly name = 'compress';
   readonly settings: CompressSettings;
+
   /** Negotiation results by Accept-Encoding value: a few distinct values come back all the time. */
   readonly #chosen = new Map<string, Encoding | null>();
 
   constructor(settings: CompressSettings) {
     this.settings = settings;
+  }
+
+  /** Below min_size compressing can make a body larger: a body of unknown length that would be compressed is seen that far first. */
+  holdBack(ex: Exchange, status: number, headers: ResponseHeaders): number {
+    if (status < 200 || status === 206 || headers['content-range'] !== undefined || headers['content-encoding'] !== undefined) return 0;
+    if (!this.settings.types(headers['content-type']) || this.#choose(ex.req.headers['accept-encoding']) === null) return 0;
+    return this.settings.minSize;
   }
 
   handle(ex: Exchange, next: Next, _finish: Finish): void {
