@@ -161,7 +161,7 @@ describe('errors say file:line:col path: what is wrong', () => {
   });
 
   test('an unknown top-level field', () => {
-    assert.equal(errorOf(yaml('listen: [{ address: ":0" }]', 'listeners: []')), 'gatehouse.yaml:2:1 listeners: unknown field "listeners"');
+    assert.equal(errorOf(yaml('listen: [{ address: ":0" }]', 'listeners: []')), 'gatehouse.yaml:2:1 listeners: unknown field "listeners" (did you mean "listen"?)');
   });
 
   test('a server URL that is not http:// or not a URL at all', () => {
@@ -190,7 +190,7 @@ describe('errors say file:line:col path: what is wrong', () => {
     assert.equal(two, 'gatehouse.yaml:4:5 routes[1]: a route needs exactly one action: upstream, redirect or respond');
   });
 
-  test('a route naming an unknown upstream lists the known ones', () => {
+  test('a route naming an unknown upstream suggests the near ones', () => {
     const message = errorOf(
       yaml(
         'listen: [{ address: ":0" }]',
@@ -202,7 +202,7 @@ describe('errors say file:line:col path: what is wrong', () => {
         '    upstream: ap',
       ),
     );
-    assert.equal(message, 'gatehouse.yaml:7:15 routes[0].upstream: no upstream named "ap" (known: app, api)');
+    assert.equal(message, 'gatehouse.yaml:7:15 routes[0].upstream: no upstream named "ap" (did you mean "app" or "api"?)');
   });
 
   test('a YAML syntax error gives the line and column', () => {
@@ -233,7 +233,7 @@ describe('errors say file:line:col path: what is wrong', () => {
     assert.match(errorOf(yaml('listen: [{ address: ":0" }]', 'trusted_proxies: [10.0.0.0/33]')), /^gatehouse\.yaml:2:19 trusted_proxies\[0\]: must be an IP address or CIDR/);
     assert.match(
       errorOf(yaml('listen: [{ address: ":0" }]', 'routes:', '  - match: { path_regex: "(" }', '    respond: { status: 200 }')),
-      /^gatehouse\.yaml:3:26 routes\[0\]\.match\.path_regex: is not a valid regular expression$/,
+      /^gatehouse\.yaml:3:26 routes\[0\]\.match\.path_regex: is not a valid regular expression: Unterminated group$/,
     );
     assert.match(
       errorOf(yaml('listen: [{ address: ":0" }]', 'routes:', '  - respond: { status: 200 }', '    response_headers: { set: { "bad header": x } }')),
