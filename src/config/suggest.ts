@@ -34,6 +34,7 @@ export function closest(word: string, known: Iterable<string>): string[] {
   for (const candidate of known) {
     if (candidate === word) continue;
     const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance > limit) continue;
     if (distance < best) {
       best = distance;
       out = [candidate];
