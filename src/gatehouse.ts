@@ -5,12 +5,13 @@ import { AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
-import { loadConfigFile } from './config/load.ts';
+import { loadConfigFile, sourceOf } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createAccessLog, SwitchableAccessLog, type AccessLog } from './core/access-log.ts';
 import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
 import { SnapshotHolder } from './core/snapshot.ts';
+import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
 import { Listener } from './listeners/listener.ts';
 import { staticTls } from './listeners/tls/static-tls.ts';
@@ -65,9 +66,11 @@ export class Gatehouse {
     const gatehouse = new Gatehouse(config, options);
     try {
       await gatehouse.#bindListeners(config);
-      if (config.admin !== undefined) await gatehouse.#startAdmin(config.admin.address);
+      if (config.admin !== undefined) await gatehouse.#startAdmin(config);
     } catch (error: unknown) {
-      await gatehouse.stop(0);
+      // Quietly: the caller reports the failure, and nothing was served.
+      gatehouse.#stopping ??= gatehouse.#stop(0, false);
+      await gatehouse.#stopping;
       throw error;
     }
     gatehouse.#logger.info({ listeners: gatehouse.addresses.map(formatAddress) }, 'gatehouse started');
@@ -125,11 +128,11 @@ export class Gatehouse {
    * Safe to call more than once.
    */
   stop(graceMs = this.config.shutdown_timeout): Promise<void> {
-    this.#stopping ??= this.#stop(graceMs);
+    this.#stopping ??= this.#stop(graceMs, true);
     return this.#stopping;
   }
 
-  async #stop(graceMs: number): Promise<void> {
+  async #stop(graceMs: number, log: boolean): Promise<void> {
     const listeners = [...this.#listeners.values()];
     for (const listener of listeners) listener.context.draining = true;
     const closed = Promise.all(listeners.map((l) => l.stopAccepting()));
@@ -148,7 +151,7 @@ export class Gatehouse {
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
     this.#accessLog.close();
-    this.#logger.info({ outcome }, 'gatehouse stopped');
+    if (log) this.#logger.info({ outcome }, 'gatehouse stopped');
   }
 
   /** The current snapshot's caches, for the admin API (statistics, purges). */
@@ -212,11 +215,16 @@ export class Gatehouse {
         const tls = listen.tls === undefined ? null : staticTls(listen.tls);
         const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: tls === null ? 'http' : 'https', draining: false };
         const listener = new Listener(listen.address, config.limits, context, listen, tls);
-        await listener.listen();
+        try {
+          await listener.listen();
+        } catch (error: unknown) {
+          throw listenError(error, listen.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
+        }
         added.push([key, listener]);
       }
     } catch (error: unknown) {
       await Promise.all(added.map(([, l]) => l.stopAccepting()));
+      if (error instanceof ListenError) throw error;
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     for (const [key, listener] of added) this.#listeners.set(key, listener);
@@ -237,9 +245,15 @@ export class Gatehouse {
     return listener.stopAccepting();
   }
 
-  async #startAdmin(address: string): Promise<void> {
+  async #startAdmin(config: Config): Promise<void> {
+    const address = config.admin?.address ?? '';
     this.#admin = new AdminListener(address, this);
-    this.#adminAddress = await this.#admin.listen();
+    try {
+      this.#adminAddress = await this.#admin.listen();
+    } catch (error: unknown) {
+      this.#admin = undefined;
+      throw listenError(error, address, 'admin', sourceOf(config, ['admin', 'address']));
+    }
   }
 }
 

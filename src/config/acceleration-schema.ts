@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { TOKEN, duration, headerName, size } from './units.ts';
+import { unknownName } from './suggest.ts';
 
 const token = z.string().regex(TOKEN, 'must be a token (letters, digits, - _ . and the like)');
 const storeName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'store names use letters, digits, _ . -');
@@ -223,12 +224,12 @@ interface RouteLike {
 }
 
 /** Checks that need the whole file: store names, disk paths, cache and compression on routes that do not forward. */
-export function accelerationProblems(cache: CacheConfig, routes: readonly RouteLike[]): AccelerationProblem[] {
+export function accelerationProblems(cache: CacheConfig, routes: readonly (RouteLike | undefined)[]): AccelerationProblem[] {
   const problems: AccelerationProblem[] = [];
   const known = new Set(['default', ...Object.keys(cache.stores)]);
   const unknownStore = (name: string | undefined, path: (string | number)[]): void => {
     if (name === undefined || known.has(name)) return;
-    problems.push({ path, message: `no cache store named "${name}" (known: ${[...known].join(', ')})` });
+    problems.push({ path, message: unknownName('cache store', name, [...known]) });
   };
   unknownStore(cache.store, ['cache', 'store']);
   const paths = new Map<string, string>();
@@ -239,6 +240,8 @@ export function accelerationProblems(cache: CacheConfig, routes: readonly RouteL
     else paths.set(store.path, name);
   }
   routes.forEach((route, i) => {
+    // A route that is not valid on its own (its problems are reported already).
+    if (route === undefined) return;
     const own = route.cache;
     if (own !== undefined) unknownStore(own.store, ['routes', i, 'cache', 'store']);
     if (route.upstream !== undefined) return;

@@ -1,15 +1,27 @@
 /**
  * Reads a YAML (or JSON) configuration and validates it. Every problem is reported as
- * `file:line:col path: what is wrong`, so that the user can go straight to it.
+ * `file:line:col path: what is wrong`, so that the user can go straight to it: the schema's and
+ * those that need the whole file (names that refer to other parts, listen addresses that clash)
+ * in one pass, sorted by position, each once.
  */
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
-import { accelerationProblems } from './acceleration-schema.ts';
-import { configSchema, type Config, type ConfigInput } from './schema.ts';
+import { accelerationProblems, cacheSchema } from './acceleration-schema.ts';
+import { addressClashes, type NamedAddress } from './addresses.ts';
+import { fieldsKnownFor, plainMessage } from './messages.ts';
+import { formatPath, type PathKey, type Problem } from './problem.ts';
+import { configSchema, routeSchema, type Config, type ConfigInput } from './schema.ts';
+import { closest, didYouMean, unknownName } from './suggest.ts';
 
-type PathKey = string | number;
+/** Where each loaded configuration's parts are in its file, for errors found after loading (a bind). */
+const sources = new WeakMap<Config, (path: readonly PathKey[]) => string>();
+
+/** `file:line:col` of a part of a configuration read from a file; undefined for one built in code. */
+export function sourceOf(config: Config, path: readonly PathKey[]): string | undefined {
+  return sources.get(config)?.(path);
+}
 
 /** Reads, parses and validates the file; throws a ConfigError listing every problem. */
 export async function loadConfigFile(file: string): Promise<Config> {
@@ -36,58 +48,104 @@ export function parseConfigText(text: string, file: string): Config {
   }
   const raw: unknown = doc.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`);
-  const messages = validate(raw).map((p) => `${where(offsetOf(doc, p.path, p.atKey))} ${formatPath(p.path)}: ${p.message}`);
-  if (messages.length > 0) throw new ConfigError(messages.join('\n'));
-  return configSchema.parse(raw);
+  const { config, problems } = validate(raw);
+  if (config === undefined || problems.length > 0) {
+    const located = problems.map((p) => ({ offset: offsetOf(doc, p.path, p.atKey), problem: p }));
+    // Stable: problems at one position keep the order they were found in.
+    located.sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity));
+    throw new ConfigError(report(located.map(({ offset, problem }) => `${where(offset)} ${formatPath(problem.path)}: ${problem.message}`)));
+  }
+  sources.set(config, (path) => where(offsetOf(doc, path)));
+  return config;
 }
 
 /** Validates a configuration object built in code (the `proxy` command, tests). */
 export function configFromObject(input: ConfigInput, origin = '<inline>'): Config {
-  const problems = validate(input);
-  if (problems.length > 0) {
-    throw new ConfigError(problems.map((p) => `${origin} ${formatPath(p.path)}: ${p.message}`).join('\n'));
+  const { config, problems } = validate(input);
+  if (config === undefined || problems.length > 0) {
+    throw new ConfigError(report(problems.map((p) => `${origin} ${formatPath(p.path)}: ${p.message}`)));
   }
-  return configSchema.parse(input);
+  return config;
 }
 
-interface Problem {
-  readonly path: readonly PathKey[];
-  readonly message: string;
-  /** The key itself is wrong (an unknown field): point at it, not at its value. */
-  readonly atKey?: boolean;
+/** One line per problem, each once (a check and the schema may find the same thing). */
+function report(lines: readonly string[]): string {
+  return [...new Set(lines)].join('\n');
 }
 
-function validate(raw: unknown): Problem[] {
-  const result = configSchema.safeParse(raw);
-  if (!result.success) return result.error.issues.map(toProblem);
-  return crossReferences(result.data);
+function validate(raw: unknown): { config: Config | undefined; problems: Problem[] } {
+  const result = configSchema.safeParse(raw, { error: plainMessage });
+  const config = result.success ? result.data : undefined;
+  const problems = result.success ? [] : withoutMisspeltRequired(result.error.issues.flatMap(toProblems));
+  problems.push(...crossReferences(raw, config));
+  return { config, problems };
 }
 
-function toProblem(issue: z.core.$ZodIssue): Problem {
+interface UnknownField extends Problem {
+  /** The known field it is probably a misspelling of. */
+  readonly near?: string;
+}
+
+function toProblems(issue: z.core.$ZodIssue): UnknownField[] {
   const path = issue.path.filter((k): k is PathKey => typeof k !== 'symbol');
   if (issue.code === 'unrecognized_keys') {
-    return { path: [...path, issue.keys[0] ?? ''], message: `unknown field "${issue.keys.join('", "')}"`, atKey: true };
+    const known = fieldsKnownFor(issue.keys);
+    return issue.keys.map((key) => {
+      const near = closest(key, known);
+      const problem = { path: [...path, key], message: `unknown field "${key}"${didYouMean(key, known)}`, atKey: true };
+      return near.length === 1 && near[0] !== undefined ? { ...problem, near: near[0] } : problem;
+    });
   }
   if (issue.code === 'invalid_key') {
     // A record key (a header name) failed its own check: say why, at the key.
-    return { path, message: issue.issues[0]?.message ?? issue.message, atKey: true };
+    return [{ path, message: issue.issues[0]?.message ?? issue.message, atKey: true }];
   }
-  return { path, message: issue.message };
+  return [{ path, message: issue.message }];
 }
 
-/** Checks that need the whole file: names that refer to other parts. */
-function crossReferences(config: Config): Problem[] {
+/** `lisen:` makes `listen` missing too; saying so beside "did you mean listen" is noise. */
+function withoutMisspeltRequired(problems: readonly UnknownField[]): Problem[] {
+  const meant = new Set(problems.filter((p) => p.near !== undefined).map((p) => formatPath([...p.path.slice(0, -1), p.near as string])));
+  return problems.filter((p) => !(p.message === 'is required' && meant.has(formatPath(p.path))));
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Checks that need the whole file: names that refer to other parts, addresses that clash. They
+ * read the file as written, so that they run even when the schema found problems elsewhere.
+ */
+function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
+  const root = isRecord(raw) ? raw : {};
   const problems: Problem[] = [];
-  config.routes.forEach((route, i) => {
-    if (route.upstream !== undefined && !(route.upstream in config.upstreams)) {
-      const known = Object.keys(config.upstreams);
-      problems.push({
-        path: ['routes', i, 'upstream'],
-        message: `no upstream named "${route.upstream}"${known.length ? ` (known: ${known.join(', ')})` : ''}`,
-      });
-    }
+  const upstreams = isRecord(root.upstreams) ? Object.keys(root.upstreams) : [];
+  const routes = Array.isArray(root.routes) ? (root.routes as unknown[]) : [];
+  routes.forEach((route, i) => {
+    if (!isRecord(route) || typeof route.upstream !== 'string' || upstreams.includes(route.upstream)) return;
+    problems.push({ path: ['routes', i, 'upstream'], message: unknownName('upstream', route.upstream, upstreams) });
   });
-  problems.push(...accelerationProblems(config.cache, config.routes));
+  const addresses: NamedAddress[] = [];
+  if (Array.isArray(root.listen)) {
+    (root.listen as unknown[]).forEach((listen, i) => {
+      if (isRecord(listen) && typeof listen.address === 'string') addresses.push({ path: ['listen', i], address: listen.address });
+    });
+  }
+  if (isRecord(root.admin) && typeof root.admin.address === 'string') addresses.push({ path: ['admin'], address: root.admin.address });
+  problems.push(...addressClashes(addresses));
+  if (config !== undefined) problems.push(...accelerationProblems(config.cache, config.routes));
+  else {
+    // The parts that are valid on their own; the rest has its problems reported already.
+    const cache = cacheSchema.safeParse(root.cache);
+    if (cache.success) {
+      const parsed = routes.map((route) => {
+        const result = routeSchema.safeParse(route);
+        return result.success ? result.data : undefined;
+      });
+      problems.push(...accelerationProblems(cache.data, parsed));
+    }
+  }
   return problems;
 }
 
@@ -107,9 +165,4 @@ function offsetOf(doc: Document, path: readonly PathKey[], atKey = false): numbe
     if (isNode(node) && node.range) return node.range[0];
   }
   return undefined;
-}
-
-function formatPath(path: readonly PathKey[]): string {
-  if (path.length === 0) return '(top level)';
-  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
 }

@@ -8,17 +8,16 @@ import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from '
 import { listenerSchema } from './listener-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
 
-const regex = z.string().refine(
-  (value) => {
-    try {
-      new RegExp(value);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'is not a valid regular expression' },
-);
+/** A regular expression, compiled here as the matchers will compile it; a bad one says why. */
+const regex = z.string().superRefine((value, ctx) => {
+  try {
+    new RegExp(value);
+  } catch (error: unknown) {
+    // "Invalid regular expression: /(/: Unterminated group": the part after the pattern.
+    const reason = error instanceof Error ? (/: ([^:]+)$/.exec(error.message)?.[1] ?? error.message) : String(error);
+    ctx.addIssue({ code: 'custom', message: `is not a valid regular expression: ${reason}` });
+  }
+});
 
 /** Header edits applied to a request or a response. */
 const headerOps = z.strictObject({
@@ -53,7 +52,8 @@ const match = z
   })
   .default({});
 
-const route = z
+/** One route: what it matches, its middlewares and its action (exactly one of upstream, redirect, respond). */
+export const routeSchema = z
   .strictObject({
     /** A name for logs; defaults to "route-N". */
     name: z.string().optional(),
@@ -315,7 +315,8 @@ const upstream = z.strictObject({
   if (value.hash !== undefined && value.balance !== 'hash') {
     ctx.addIssue({ code: 'custom', path: ['hash'], message: 'only applies to balance: hash' });
   }
-  if (value.servers.every((s) => s.backup)) {
+  // An empty list has its own message.
+  if (value.servers.length > 0 && value.servers.every((s) => s.backup)) {
     ctx.addIssue({ code: 'custom', path: ['servers'], message: 'at least one server must not be a backup' });
   }
 });
@@ -403,7 +404,7 @@ export const configSchema = z.strictObject({
   /** How long SIGTERM waits for in-flight requests before closing connections. */
   shutdown_timeout: duration.default(30_000),
   upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'upstream names use letters, digits, _ . -'), upstream).default({}),
-  routes: z.array(route).default([]),
+  routes: z.array(routeSchema).default([]),
   /** The HTTP cache: stores and default policy; off unless enabled here or on a route (docs/caching.md). */
   cache: cacheSchema,
   /** Response compression defaults; off unless enabled here or on a route (docs/compression.md). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { startBackend, echo } from '../helpers/backend.ts';
@@ -21,6 +21,8 @@ routes:
 ${extra}`;
 }
 
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 test('validate accepts a good file and exits 0', async (t) => {
   const file = await tempFile('good.yaml', configFor(8080, 'http://127.0.0.1:3000'));
   const proc = spawnCli(t, ['validate', file]);
@@ -32,7 +34,28 @@ test('validate rejects a bad file with file:line:col and exits 1', async (t) => 
   const file = await tempFile('bad.yaml', 'listen:\n  - address: 127.0.0.1:8080\nupstreams:\n  app:\n    servers:\n      - url: nope\n');
   const proc = spawnCli(t, ['validate', file]);
   assert.equal(await proc.exited, 1);
-  assert.match(proc.stderr, new RegExp(`${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:6:\\d+ upstreams\\.app\\.servers\\[0\\]\\.url: must be an http:// URL`));
+  assert.match(proc.stderr, new RegExp(`${escape(file)}:6:\\d+ upstreams\\.app\\.servers\\[0\\]\\.url: must be an http:// URL`));
+});
+
+test('validate rejects two listeners on the same address with file:line:col and exits 1', async (t) => {
+  const file = await tempFile('twice.yaml', configFor(8080, 'http://127.0.0.1:3000').replace('listen:\n', 'listen:\n  - address: 127.0.0.1:8080\n'));
+  const proc = spawnCli(t, ['validate', file]);
+  assert.equal(await proc.exited, 1);
+  assert.match(proc.stderr, new RegExp(`${escape(file)}:3:14 listen\\[1\\]\\.address: 127\\.0\\.0\\.1:8080 is already used by listen\\[0\\]`));
+});
+
+test('run on an address already in use prints one friendly line and exits 1', async (t) => {
+  const taken = createServer().listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  t.after(() => taken.close());
+  const port = (taken.address() as AddressInfo).port;
+  const file = await tempFile('in-use.yaml', configFor(port, 'http://127.0.0.1:3000'));
+  const proc = spawnCli(t, ['run', '--config', file]);
+  assert.equal(await proc.exited, 1);
+  assert.equal(
+    proc.stderr,
+    `gatehouse: cannot listen on 127.0.0.1:${port} (listen[0] at ${file}:2:14): another process is listening on 127.0.0.1:${port}; stop it or choose another port\n`,
+  );
 });
 
 test('run with a bad file exits non-zero without binding its port', async (t) => {

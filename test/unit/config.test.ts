@@ -191,7 +191,7 @@ describe('errors say file:line:col path: what is wrong', () => {
     assert.equal(two, 'gatehouse.yaml:4:5 routes[1]: a route needs exactly one action: upstream, redirect or respond');
   });
 
-  test('a route naming an unknown upstream lists the known ones', () => {
+  test('a route naming an unknown upstream suggests the near ones', () => {
     const message = errorOf(
       yaml(
         'listen: [{ address: ":0" }]',
@@ -203,7 +203,7 @@ describe('errors say file:line:col path: what is wrong', () => {
         '    upstream: ap',
       ),
     );
-    assert.equal(message, 'gatehouse.yaml:7:15 routes[0].upstream: no upstream named "ap" (known: app, api)');
+    assert.equal(message, 'gatehouse.yaml:7:15 routes[0].upstream: no upstream named "ap" (did you mean "app" or "api"?)');
   });
 
   test('a YAML syntax error gives the line and column', () => {
@@ -234,7 +234,7 @@ describe('errors say file:line:col path: what is wrong', () => {
     assert.match(errorOf(yaml('listen: [{ address: ":0" }]', 'trusted_proxies: [10.0.0.0/33]')), /^gatehouse\.yaml:2:19 trusted_proxies\[0\]: must be an IP address or CIDR/);
     assert.match(
       errorOf(yaml('listen: [{ address: ":0" }]', 'routes:', '  - match: { path_regex: "(" }', '    respond: { status: 200 }')),
-      /^gatehouse\.yaml:3:26 routes\[0\]\.match\.path_regex: is not a valid regular expression$/,
+      /^gatehouse\.yaml:3:26 routes\[0\]\.match\.path_regex: is not a valid regular expression: Unterminated group$/,
     );
     assert.match(
       errorOf(yaml('listen: [{ address: ":0" }]', 'routes:', '  - respond: { status: 200 }', '    response_headers: { set: { "bad header": x } }')),
