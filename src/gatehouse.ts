@@ -5,6 +5,7 @@ import { AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
+import { diffConfigs } from './config/diff.ts';
 import { loadConfigFile, sourceOf } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createAccessLog, SwitchableAccessLog, type AccessLog } from './core/access-log.ts';
@@ -14,7 +15,8 @@ import { SnapshotHolder } from './core/snapshot.ts';
 import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
 import { Listener } from './listeners/listener.ts';
-import { staticTls } from './listeners/tls/static-tls.ts';
+import { CertificateStore, loadCertificates, type CertificateLog } from './listeners/tls/certificate-store.ts';
+import type { LoadedCertificate } from './listeners/tls/certificate.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -27,6 +29,9 @@ export class Gatehouse {
   readonly #registry = new Registry();
   readonly #holder: SnapshotHolder;
   readonly #listeners = new Map<string, Listener>();
+  /** The certificates of each TLS listener (swapped by a reload, watched for file changes). */
+  readonly #certificates = new Map<Listener, CertificateStore>();
+  readonly #certificateLog: CertificateLog = (level, fields, message) => this.#logger[level](fields, message);
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
   readonly #accessLog: SwitchableAccessLog;
@@ -120,7 +125,8 @@ export class Gatehouse {
     }
     if (accessLog !== undefined) this.#accessLog.replace(accessLog);
     retireSnapshot(this.#holder.swap(snapshot), this.#registry);
-    this.#logger.info({ listeners: this.addresses.map(formatAddress), routes: snapshot.router.size }, 'configuration reloaded');
+    // What changed, by name: a reload that was meant to change something says whether it did.
+    this.#logger.info({ listeners: this.addresses.map(formatAddress), ...diffConfigs(previous, config) }, 'configuration reloaded');
   }
 
   /**
@@ -147,6 +153,8 @@ export class Gatehouse {
       this.#logger.warn({ grace_ms: graceMs }, 'shutdown deadline reached, closing remaining connections');
       for (const listener of listeners) listener.closeAllConnections();
     }
+    for (const store of this.#certificates.values()) store.close();
+    this.#certificates.clear();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
@@ -202,19 +210,26 @@ export class Gatehouse {
    * listener that gains or loses TLS is closed and bound again (the address is free in between).
    */
   async #bindListeners(config: Config): Promise<void> {
+    // Certificates are read and checked first: a broken file rejects the whole change.
+    const certificates = config.listen.map((listen, index) => (listen.tls === undefined ? null : certificatesOf(listen.tls.certificates, index)));
     const added: [string, Listener][] = [];
     try {
       for (const [index, listen] of config.listen.entries()) {
         const key = listenerKey(listen.address, index);
         const existing = this.#listeners.get(key);
-        if (existing !== undefined && existing.tls === (listen.tls !== undefined)) continue;
+        const loaded = certificates[index] ?? null;
+        if (existing !== undefined && existing.tls === (loaded !== null)) {
+          if (loaded !== null) this.#certificates.get(existing)?.replace(loaded);
+          continue;
+        }
         if (existing !== undefined) {
           this.#listeners.delete(key);
           await this.#retire(existing);
         }
-        const tls = listen.tls === undefined ? null : staticTls(listen.tls);
+        const tls = loaded === null ? null : new CertificateStore(loaded, this.#certificateLog);
         const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: tls === null ? 'http' : 'https', draining: false };
         const listener = new Listener(listen.address, config.limits, context, listen, tls);
+        if (tls !== null) this.#certificates.set(listener, tls);
         try {
           await listener.listen();
         } catch (error: unknown) {
@@ -223,7 +238,7 @@ export class Gatehouse {
         added.push([key, listener]);
       }
     } catch (error: unknown) {
-      await Promise.all(added.map(([, l]) => l.stopAccepting()));
+      await Promise.all(added.map(([, l]) => this.#retire(l)));
       if (error instanceof ListenError) throw error;
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
@@ -242,6 +257,8 @@ export class Gatehouse {
   /** A listener that is no longer configured: it stops accepting, its requests finish. */
   #retire(listener: Listener): Promise<void> {
     listener.context.draining = true;
+    this.#certificates.get(listener)?.close();
+    this.#certificates.delete(listener);
     return listener.stopAccepting();
   }
 
@@ -267,4 +284,13 @@ function listenerKey(address: string, index: number): string {
 
 function formatAddress(address: AddressInfo): string {
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}
+
+/** A TLS listener's certificates, loaded and checked; the error names the listener and the file. */
+function certificatesOf(pairs: readonly { cert: string; key: string }[], index: number): LoadedCertificate[] {
+  try {
+    return loadCertificates(pairs);
+  } catch (error: unknown) {
+    throw new Error(`listen[${index}].tls: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
 }

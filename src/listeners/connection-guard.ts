@@ -17,7 +17,8 @@ import type { SnapshotHolder } from '../core/snapshot.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { clientKey } from '../middleware/ip-filter/ip-address.ts';
 import type { ProtectionPolicy } from '../middleware/protection.ts';
-import { parseProxyHeader } from './proxy-protocol.ts';
+import { peekFirstBytes } from './peek.ts';
+import { parseProxyHeader, type ProxyHeader } from './proxy-protocol.ts';
 
 export const CONNECTION = Symbol('gatehouse.connection');
 
@@ -107,36 +108,23 @@ export class ConnectionGuard {
       socket.destroy();
       return;
     }
-    let received: Buffer | null = null;
     const fail = (): void => {
-      cleanup();
       counters.proxy_protocol_errors++;
       socket.destroy();
     };
-    const onData = (chunk: Buffer): void => {
-      received = received === null ? chunk : Buffer.concat([received, chunk]);
+    const decide = (received: Buffer): Exclude<ProxyHeader, { kind: 'incomplete' }> | undefined => {
       const header = parseProxyHeader(received);
-      if (header.kind === 'incomplete') return;
+      return header.kind === 'incomplete' ? undefined : header;
+    };
+    peekFirstBytes(socket, this.#settings.headerTimeout, decide, (header, received) => {
       if (header.kind === 'invalid') {
         fail();
         return;
       }
-      cleanup();
       // The bytes after the header are the HTTP request: node:http reads them from the stream first.
       if (received.length > header.length) socket.unshift(received.subarray(header.length));
       this.#admit(socket, header.source ?? peer, this.#holder.current.protection);
-    };
-    const onError = (): void => cleanup();
-    const timer = setTimeout(fail, this.#settings.headerTimeout);
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      socket.removeListener('data', onData);
-      socket.removeListener('error', onError);
-      socket.removeListener('end', fail);
-    };
-    socket.on('data', onData);
-    socket.on('error', onError);
-    socket.on('end', fail);
+    }, fail);
   }
 
   #admit(socket: GuardedSocket, address: string, policy: ProtectionPolicy): void {

@@ -4,6 +4,7 @@
  * looked at; they are put back before the chosen server reads them.
  */
 import type { Socket } from 'node:net';
+import { peekFirstBytes } from './peek.ts';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -21,31 +22,17 @@ export function classifyPreface(data: Buffer): Preface {
  * connection that sends nothing for `timeoutMs`, or closes, is destroyed.
  */
 export function sniffPreface(socket: Socket, timeoutMs: number, h2: (socket: Socket) => void, http1: (socket: Socket) => void): void {
-  let received: Buffer | null = null;
-  const onData = (chunk: Buffer): void => {
-    received = received === null ? chunk : Buffer.concat([received, chunk]);
-    const kind = classifyPreface(received);
-    if (kind === 'incomplete') return;
-    cleanup();
+  peekFirstBytes(socket, timeoutMs, decidePreface, (kind, received) => {
     // node:http2 reads what is buffered when it takes a paused socket; node:http resumes the
     // stream itself with its 'data' listener (as after a PROXY header).
     if (kind === 'h2') socket.pause();
     socket.unshift(received);
     if (kind === 'h2') h2(socket);
     else http1(socket);
-  };
-  const fail = (): void => {
-    cleanup();
-    socket.destroy();
-  };
-  const timer = setTimeout(fail, timeoutMs);
-  const cleanup = (): void => {
-    clearTimeout(timer);
-    socket.removeListener('data', onData);
-    socket.removeListener('end', fail);
-    socket.removeListener('error', fail);
-  };
-  socket.on('data', onData);
-  socket.on('end', fail);
-  socket.on('error', fail);
+  });
+}
+
+function decidePreface(received: Buffer): 'h2' | 'http1' | undefined {
+  const kind = classifyPreface(received);
+  return kind === 'incomplete' ? undefined : kind;
 }

@@ -12,7 +12,7 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket, TlsOptions } from 'node:tls';
 import type { Config, ListenConfig } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
@@ -21,6 +21,8 @@ import { CONNECTION, ConnectionGuard, takeConnectionListener, type GuardedSocket
 import { createHttp2Handler, createRequestHandler, type ListenerContext } from './dispatch.ts';
 import { sniffPreface } from './h2c.ts';
 import { Http2Front } from './http2.ts';
+import { peekFirstBytes } from './peek.ts';
+import { HELLO, readClientHello, type HelloFacts } from './tls/client-hello.ts';
 import { createUpgradeHandler } from './upgrade.ts';
 
 /** What a TLS listener is given by the certificate side (listeners/tls/). */
@@ -29,6 +31,8 @@ export interface ListenerTls {
   readonly options: TlsOptions;
   /** Called once with the listening server (OCSP stapling, session ticket keys). */
   attach(server: TlsServer): void;
+  /** The certificate depends on the ClientHello (ECDSA and RSA for one name): read it before the handshake. */
+  readonly needsClientHello: boolean;
 }
 
 export class Listener {
@@ -82,7 +86,21 @@ export class Listener {
       this.server = server;
       this.#splitByAlpn(server);
       tls.attach(server);
-      next = takeConnectionListener(server);
+      const tlsConnection = takeConnectionListener(server);
+      // node:tls feeds what the TCP socket has buffered (bytes after a PROXY header, a ClientHello
+      // read here) to the handshake first, but only from a paused socket.
+      const handshake: NextStep = (socket) => {
+        socket.pause();
+        tlsConnection(socket);
+      };
+      next = (socket) => {
+        if (!tls.needsClientHello) handshake(socket);
+        else peekFirstBytes(socket, this.server.headersTimeout, readClientHello, (facts, received) => {
+          (socket as Socket & { [HELLO]?: HelloFacts })[HELLO] = facts;
+          socket.unshift(received);
+          handshake(socket);
+        });
+      };
     }
     this.server.on('upgrade', createUpgradeHandler(context));
     this.guard = new ConnectionGuard(this.server, context.holder, listenerSettings(limits, listen), next);
