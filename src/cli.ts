@@ -1,4 +1,5 @@
 /** The gatehouse command: run, validate, proxy. */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configFromObject, loadConfigFile } from './config/load.ts';
 import type { Config } from './config/schema.ts';
@@ -9,24 +10,32 @@ import { Gatehouse } from './gatehouse.ts';
 const HELP: Record<string, string> = {
   main: `Usage: gatehouse <command> [options]
 
+       gatehouse --config FILE   (the same as run --config FILE)
+
 Commands:
-  run --config FILE          Start Gatehouse with a configuration file
-  validate FILE              Check a configuration file and exit
+  run FILE                   Start Gatehouse with a configuration file (or run --config FILE)
+  validate FILE              Check a configuration file and exit (or validate --config FILE)
   proxy --from ADDR --to URL Forward one address to one or more servers, no file needed
+
+Options:
+  -v, --version              print the version and exit
+  -h, --help                 show this help
 
 Run "gatehouse <command> --help" for a command's options.
 `,
-  run: `Usage: gatehouse run --config FILE
+  run: `Usage: gatehouse run FILE
+       gatehouse run --config FILE
 
 Starts Gatehouse with a YAML (or JSON) configuration file (see docs/configuration.md).
 Signals: SIGHUP reloads the file (a bad file is rejected and the running configuration stays);
 SIGTERM or SIGINT stops accepting, finishes in-flight requests up to shutdown_timeout, then exits.
 
 Options:
-  -c, --config FILE   the configuration file (required)
+  -c, --config FILE   the configuration file (or give it as the one argument)
   -h, --help          show this help
 `,
   validate: `Usage: gatehouse validate FILE
+       gatehouse validate --config FILE
 
 Checks a configuration file. Prints "FILE: ok" and exits 0, or prints each problem as
 FILE:LINE:COL path: what is wrong, and exits 1.
@@ -39,18 +48,28 @@ Example: gatehouse proxy --from 127.0.0.1:8080 --to http://127.0.0.1:3000 --to h
 Options:
   --from ADDR          address to listen on, host:port (required)
   --to URL             a server, http://host:port (required, repeatable)
-  --access-log FORMAT  json (default), combined or off
+  --access-log FORMAT  json (default), combined, extended or off
   --health-check PATH  check each server with GET PATH (2xx/3xx passes); a failing server is taken out
   --health-interval D  how often to check, e.g. 2s (default 5s; needs --health-check)
   -h, --help           show this help
 `,
 };
 
+/** Runs one command line (without `node` and the script); resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'run':
       return run(rest);
+    // `gatehouse --config FILE`: run is the command people reach for without naming it.
+    case '-c':
+    case '--config':
+      return run(argv.slice());
+    case '-v':
+    case '--version':
+      if (rest.length > 0) return usageError('main', `${command} takes no arguments`);
+      process.stdout.write(`gatehouse ${version()}\n`);
+      return 0;
     case 'validate':
       return validate(rest);
     case 'proxy':
@@ -62,25 +81,41 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(HELP.main as string);
       return command === undefined ? 2 : 0;
     default:
-      process.stderr.write(`gatehouse: unknown command "${command}"\n\n${HELP.main}`);
-      return 2;
+      return usageError('main', command.startsWith('-') ? `unknown option "${command}"` : `unknown command "${command}"`);
   }
 }
 
+/** The version in package.json (next to src/ and dist/ alike). */
+function version(): string {
+  const manifest: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  const value = typeof manifest === 'object' && manifest !== null ? (manifest as { version?: unknown }).version : undefined;
+  return typeof value === 'string' ? value : 'unknown';
+}
+
+/** The file named by `--config FILE` or as the one argument, or what is wrong with the command line. */
+function configFileOf(parsed: Parsed): string | { error: string } {
+  const flag = parsed.values.config;
+  const [positional, ...extra] = parsed.positionals;
+  if (extra.length > 0) return { error: `unexpected argument "${extra[0]}"` };
+  if (typeof flag === 'string' && positional !== undefined) return { error: `give the file once: --config ${flag} or ${positional}` };
+  const file = typeof flag === 'string' ? flag : positional;
+  return file === undefined ? { error: 'FILE is required' } : file;
+}
+
 async function run(args: string[]): Promise<number> {
-  const { values } = parse(args, { config: { type: 'string', short: 'c' } }, 'run');
-  if (values.help) return printHelp('run');
-  const file = values.config;
-  if (typeof file !== 'string') return usageError('run', '--config FILE is required');
+  const parsed = parse(args, { config: { type: 'string', short: 'c' } }, 'run', true);
+  if (parsed.values.help) return printHelp('run');
+  const file = configFileOf(parsed);
+  if (typeof file !== 'string') return usageError('run', file.error);
   const config = await loadConfigFile(file);
   return serve(config, file);
 }
 
 async function validate(args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, {}, 'validate', true);
-  if (values.help) return printHelp('validate');
-  const file = positionals[0];
-  if (file === undefined) return usageError('validate', 'FILE is required');
+  const parsed = parse(args, { config: { type: 'string', short: 'c' } }, 'validate', true);
+  if (parsed.values.help) return printHelp('validate');
+  const file = configFileOf(parsed);
+  if (typeof file !== 'string') return usageError('validate', file.error);
   await loadConfigFile(file);
   process.stdout.write(`${file}: ok\n`);
   return 0;
@@ -105,8 +140,8 @@ async function proxy(args: string[]): Promise<number> {
     return usageError('proxy', '--from ADDR and at least one --to URL are required');
   }
   const format = values['access-log'] ?? 'json';
-  if (format !== 'json' && format !== 'combined' && format !== 'off') {
-    return usageError('proxy', '--access-log takes json, combined or off');
+  if (format !== 'json' && format !== 'combined' && format !== 'extended' && format !== 'off') {
+    return usageError('proxy', '--access-log takes json, combined, extended or off');
   }
   const healthPath = stringFlag(values['health-check']);
   const healthInterval = stringFlag(values['health-interval']);
@@ -139,7 +174,15 @@ async function serve(config: Config, file: string | undefined): Promise<number> 
     });
   });
   return new Promise((resolve) => {
+    let stopping = false;
     const stop = (signal: string): void => {
+      // A second signal while draining is ignored, not fatal: Ctrl-C under `npm start` arrives
+      // twice (from the terminal and forwarded by npm), and the drain is bounded by shutdown_timeout.
+      if (stopping) {
+        logger.info({ signal }, 'already stopping');
+        return;
+      }
+      stopping = true;
       logger.info({ signal }, 'stopping');
       gatehouse.stop().then(
         () => resolve(0),
@@ -149,8 +192,8 @@ async function serve(config: Config, file: string | undefined): Promise<number> 
         },
       );
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
   });
 }
 
@@ -165,7 +208,9 @@ function parse(args: string[], options: OptionSpec, command: string, allowPositi
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
   } catch (error: unknown) {
-    throw new UsageError(command, error instanceof Error ? error.message : String(error));
+    // parseArgs adds advice on `--` for positionals that start with a dash: one line is enough.
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UsageError(command, message.replace(/\. To specify a positional argument.*$/s, ''));
   }
 }
 
@@ -182,8 +227,10 @@ function printHelp(command: string): number {
   return 0;
 }
 
+/** One line saying what is wrong, one saying where the usage is; exit code 2. */
 function usageError(command: string, message: string): number {
-  process.stderr.write(`gatehouse ${command}: ${message}\n\n${HELP[command]}`);
+  const name = command === 'main' ? 'gatehouse' : `gatehouse ${command}`;
+  process.stderr.write(`${name}: ${message}\nRun "${name} --help" for usage.\n`);
   return 2;
 }
 

@@ -66,15 +66,38 @@ export class CacheSet {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  /** Per-store counters and sizes, for the admin API. */
+  /** Per-store counters and sizes, for the admin API: keys in the configuration's snake_case. */
   stats(): Record<string, unknown> {
-    return Object.fromEntries([...this.#stores].map(([name, shared]) => [name, { ...shared.store.stats(), ...shared.counters, collapsing: shared.fills.size }]));
+    return Object.fromEntries([...this.#stores].map(([name, shared]) => [name, storeStats(shared)]));
   }
 
   /** Resolves once every store can answer (disk stores have read their index). */
   async ready(): Promise<void> {
     await Promise.all([...this.#stores.values()].map((s) => s.store.ready()));
   }
+}
+
+function storeStats(shared: SharedCache): Record<string, unknown> {
+  const store = shared.store.stats();
+  const c = shared.counters;
+  return {
+    kind: store.kind,
+    entries: store.entries,
+    bytes: store.bytes,
+    max_size: store.maxSize,
+    evictions: store.evictions,
+    hits: c.hits,
+    stale_hits: c.staleHits,
+    misses: c.misses,
+    revalidations: c.revalidations,
+    not_modified: c.notModified,
+    stored: c.stored,
+    collapsed: c.collapsed,
+    stale_on_error: c.staleOnError,
+    bypassed: c.bypassed,
+    invalidated: c.invalidated,
+    collapsing: shared.fills.size,
+  };
 }
 
 /** Compiles every route's cache; acquires the stores in use from the registry. */

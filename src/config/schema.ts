@@ -380,8 +380,8 @@ const hideBackend = z
 const accessLog = z
   .strictObject({
     enabled: z.boolean().default(true),
-    /** json: one JSON object per line; combined: the Apache/nginx combined format. Lines are ASCII. */
-    format: z.enum(['json', 'combined']).default('json'),
+    /** json: one JSON object per line; combined: the Apache/nginx combined format; extended: combined plus host, route and timings. Lines are ASCII. */
+    format: z.enum(['json', 'combined', 'extended']).default('json'),
     /** "stdout" or a file path. */
     path: z.string().default('stdout'),
   })

@@ -1,4 +1,4 @@
-/** One line per finished request, JSON by default or the Apache/nginx combined format. */
+/** One line per finished request: JSON by default, the Apache/nginx combined format, or combined extended with host, route and timings. */
 import type { Config } from '../config/schema.ts';
 import type { Route } from '../routing/router.ts';
 import type { Exchange } from './exchange.ts';
@@ -48,7 +48,7 @@ export class SwitchableAccessLog implements AccessLog {
 /** Opens the log (throws when its file cannot be opened); `onError` hears of failed writes. */
 export function createAccessLog(config: Config['access_log'], onError: (error: Error) => void): AccessLog {
   if (!config.enabled) return { write() {}, flush() {}, close() {} };
-  return new BatchedAccessLog(new LogWriter(config.path, onError), config.format === 'combined' ? appendCombined : appendJson);
+  return new BatchedAccessLog(new LogWriter(config.path, onError), FORMATS[config.format]);
 }
 
 /** Appends one line (ASCII, ending in a newline) for a finished request. */
@@ -118,7 +118,7 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
   out.bytes(JSON_PARTS.status);
   out.ascii(String(ex.status));
   out.bytes(JSON_PARTS.bytes);
-  out.ascii(String(ex.bytes));
+  out.ascii(String(bodyBytes(ex)));
   if (route !== undefined) out.bytes(routeFields(route));
   if (ex.server !== undefined) {
     // From the configuration, where a URL's host may hold a quote.
@@ -150,8 +150,8 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
 
 /** The constant parts of a JSON line, as bytes: copied whole rather than character by character. */
 const JSON_PARTS = {
-  time: Buffer.from('{"time":'),
-  remote: Buffer.from(',"remote":"'),
+  time: Buffer.from('{"time":"'),
+  remote: Buffer.from('","remote":"'),
   method: Buffer.from('","method":"'),
   path: Buffer.from('","path":'),
   host: Buffer.from(',"host":'),
@@ -167,19 +167,29 @@ const JSON_PARTS = {
   end: Buffer.from('}\n'),
 };
 
-/** Date.now() as text, converted once per millisecond rather than once per line. */
+/** The time as ISO 8601 with milliseconds (as the operational log's), made once per millisecond rather than once per line. */
 const clock = {
-  ms: 0,
-  text: '0',
+  ms: -1,
+  text: '',
   now(): string {
     const ms = Date.now();
     if (ms !== this.ms) {
       this.ms = ms;
-      this.text = String(ms);
+      this.text = new Date(ms).toISOString();
     }
     return this.text;
   },
 };
+
+/**
+ * Body bytes the client got. An answer to HEAD, a 204 or a 304 has no body (RFC 9110 §9.3.2,
+ * §15.3.5, §15.4.5) whatever was counted on the way: a compressor's empty gzip frame, a
+ * backend that sent one anyway; node:http drops those bytes.
+ */
+function bodyBytes(ex: Exchange): number {
+  const status = ex.status;
+  return status === 204 || status === 304 || ex.info.method === 'HEAD' ? 0 : ex.bytes;
+}
 
 const routeFieldCache = new WeakMap<Route, Buffer>();
 
@@ -239,14 +249,35 @@ function milliseconds(ms: number): string {
 
 /** The combined format, followed by the duration and the server. */
 function appendCombined(ex: Exchange, out: LineBuffer): void {
+  out.ascii(
+    `${combinedFields(ex)} ${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')}\n`,
+  );
+}
+
+/**
+ * The combined format, then "HOST" "ROUTE" UPSTREAM_MS TOTAL_MS SERVER (docs/operations.md):
+ * `-` for what is absent (no Host, no route, no upstream answer, no server).
+ */
+function appendExtended(ex: Exchange, out: LineBuffer): void {
+  const upstreamMs = ex.upstreamHeadersMs >= 0 ? `${milliseconds(ex.upstreamHeadersMs)}ms` : '-';
+  out.ascii(
+    `${combinedFields(ex)} "${escape(ex.info.host || '-')}" "${escape(ex.route?.name ?? '-')}" ${upstreamMs} ` +
+    `${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')}\n`,
+  );
+}
+
+/** REMOTE - - [TIME] "REQUEST" STATUS BYTES "REFERER" "USER_AGENT": the combined format proper. */
+function combinedFields(ex: Exchange): string {
   const req = ex.req;
   const referer = req.headers.referer ?? '-';
   const agent = req.headers['user-agent'] ?? '-';
-  out.ascii(
-    `${ex.peer || '-'} - - [${clfClock.now()}] "${req.method} ${escape(req.url as string)} HTTP/${req.httpVersion}" ${ex.status} ${ex.bytes} ` +
-    `"${escape(referer)}" "${escape(agent)}" ${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')}\n`,
+  return (
+    `${ex.peer || '-'} - - [${clfClock.now()}] "${req.method} ${escape(req.url as string)} HTTP/${req.httpVersion}" ${ex.status} ${bodyBytes(ex)} ` +
+    `"${escape(referer)}" "${escape(agent)}"`
   );
 }
+
+const FORMATS: Record<Config['access_log']['format'], Format> = { json: appendJson, combined: appendCombined, extended: appendExtended };
 
 /**
  * As nginx escapes its log variables: double quote, backslash, control characters and non-ASCII

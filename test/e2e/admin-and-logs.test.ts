@@ -2,8 +2,11 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
+import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
+import { Gatehouse } from '../../src/gatehouse.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { rawRequest, request, waitFor } from '../helpers/http.ts';
 import { freePort, readLines, tempFile } from '../helpers/process.ts';
@@ -45,7 +48,9 @@ test('the JSON access log has method, path, status, bytes, server and timings', 
   assert.ok(entry.duration_ms >= entry.upstream_ms && entry.upstream_ms >= 0);
   assert.equal(entry.host, 'site.example', 'the Host the client asked for');
   assert.equal(typeof entry.route, 'string', 'the route that took the request');
-  assert.ok(entry.time >= before && entry.time <= Date.now(), `the time of the request, ms epoch: ${entry.time}`);
+  assert.match(entry.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, 'ISO 8601 with milliseconds');
+  const time = Date.parse(entry.time);
+  assert.ok(time >= before && time <= Date.now(), `the time of the request: ${entry.time}`);
   assert.equal(entry.upstream_ms > 0, true, 'the time to the upstream answer is measured');
   // Fields that only appear when they say something.
   assert.equal(entry.tries, undefined, 'one try');
@@ -78,6 +83,50 @@ test('the combined access log format', async (t) => {
   assert.match(
     line as string,
     /^127\.0\.0\.1 - - \[\d{2}\/\w{3}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000\] "GET \/c HTTP\/1\.1" 200 \d+ "http:\/\/ref\/" "agent\/1" [\d.]+ms 127\.0\.0\.1:\d+$/,
+  );
+});
+
+test('the extended format: combined, then host, route, upstream and total time, server', async (t) => {
+  const backend = await startBackend(t, echo());
+  const path = await tempFile('extended.log', '');
+  const proxy = await startProxy(t, {
+    access_log: { path, format: 'extended' },
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    routes: [{ name: 'main', match: { path_prefix: '/' }, upstream: 'app' }],
+  });
+  await request(`${proxy.url}/e?x=1`, { headers: { 'user-agent': 'agent/1', host: 'site.example:8080' } });
+  await rawRequest(proxy.port, 'GET /nohost HTTP/1.0\r\n\r\n');
+  const [line, noHost] = await readLines(path, 2);
+  const match = /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/e\?x=1 HTTP\/1\.1" 200 (\d+) "-" "agent\/1" "site\.example" "main" ([\d.]+)ms ([\d.]+)ms 127\.0\.0\.1:(\d+)$/.exec(line as string);
+  assert.ok(match !== null, line);
+  assert.ok(Number(match[3]) >= Number(match[2]), 'the total time includes the upstream time');
+  assert.equal(Number(match[4]), backend.port);
+  assert.match(noHost as string, /"GET \/nohost HTTP\/1\.0" \d+ \d+ "-" "-" "-" "main" /, noHost);
+});
+
+test('answers without a body log 0 bytes: HEAD, 204, 304, compressed or not', async (t) => {
+  const body = 'x'.repeat(2000);
+  const backend = await startBackend(t, (req, res) => {
+    if (req.url === '/204') res.writeHead(204).end();
+    else if (req.url === '/304') res.writeHead(304, { etag: '"a"' }).end();
+    else res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length, etag: '"a"' }).end(body);
+  });
+  const path = await tempFile('bodiless.log', '');
+  const proxy = await startProxy(t, {
+    access_log: { path },
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    routes: [{ match: {}, upstream: 'app', compress: { enabled: true } }],
+  });
+  const gzip = { 'accept-encoding': 'gzip' };
+  await request(`${proxy.url}/head`, { method: 'HEAD' });
+  await request(`${proxy.url}/head-gzip`, { method: 'HEAD', headers: gzip });
+  await request(`${proxy.url}/204`, { headers: gzip });
+  await request(`${proxy.url}/304`, { headers: { ...gzip, 'if-none-match': '"a"' } });
+  await request(`${proxy.url}/get`);
+  const lines = (await readLines(path, 5)).map((l) => JSON.parse(l) as { path: string; status: number; bytes: number });
+  assert.deepEqual(
+    lines.map((l) => [l.path, l.status, l.bytes]),
+    [['/head', 200, 0], ['/head-gzip', 200, 0], ['/204', 204, 0], ['/304', 304, 0], ['/get', 200, 2000]],
   );
 });
 
@@ -208,4 +257,72 @@ test('logrotate: after the file is renamed, a reload with the same configuration
   const [line] = await readLines(path, 1);
   assert.equal(JSON.parse(line as string).path, '/after');
   assert.equal((await readFile(`${path}.1`, 'utf8')).trim().split('\n').length, 1, 'the rotated file keeps only the lines before');
+});
+
+test('a reload logs what it changed: routes, upstreams, servers and other settings, by name', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      callback();
+    },
+  });
+  const a = await startBackend(t, echo('a'));
+  const b = await startBackend(t, echo('b'));
+  const config = (servers: string[], extra: object = {}) =>
+    configFromObject({
+      listen: [{ address: '127.0.0.1:0' }],
+      access_log: { enabled: false },
+      upstreams: { app: { servers: servers.map((url) => ({ url })) } },
+      routes: [{ name: 'main', match: {}, upstream: 'app' }],
+      ...extra,
+    });
+  const gatehouse = await Gatehouse.start(config([a.url]), { logger: pino({ level: 'info', base: null }, sink) });
+  t.after(() => gatehouse.stop(100));
+  await gatehouse.reload(config([b.url], { listen: gatehouse.config.listen, shutdown_timeout: '5s' }));
+  const reloaded = lines.find((l) => l['msg'] === 'configuration reloaded');
+  assert.ok(reloaded !== undefined, 'the reload line');
+  assert.deepEqual(reloaded['routes'], { added: [], removed: [], changed: [] });
+  assert.deepEqual(reloaded['upstreams'], { added: [], removed: [], changed: [] });
+  assert.deepEqual(reloaded['servers'], { added: [`app ${b.url}`], removed: [`app ${a.url}`], changed: [] });
+  assert.deepEqual(reloaded['settings'], ['shutdown_timeout']);
+});
+
+/** Every object key in `value`, at any depth. */
+function keysOf(value: unknown, out: string[] = []): string[] {
+  if (Array.isArray(value)) for (const item of value) keysOf(item, out);
+  else if (value !== null && typeof value === 'object') {
+    for (const [key, inner] of Object.entries(value)) {
+      out.push(key);
+      keysOf(inner, out);
+    }
+  }
+  return out;
+}
+
+test('admin answers spell their keys in snake_case, as the configuration does', async (t) => {
+  const backend = await startBackend(t, (_req, res) => res.writeHead(200, { 'cache-control': 'max-age=60', 'content-type': 'text/plain' }).end('cached'));
+  const proxy = await startProxy(t, {
+    upstreams: { app: { servers: [{ url: backend.url }], health_check: { type: 'tcp', interval: '50ms', timeout: '50ms' } } },
+    routes: [{ match: {}, upstream: 'app', cache: { enabled: true } }],
+    admin: { address: '127.0.0.1:0' },
+  });
+  await request(`${proxy.url}/a`);
+  await request(`${proxy.url}/a`);
+  const admin = `http://127.0.0.1:${proxy.gatehouse.adminAddress?.port}`;
+  await request(`${admin}/bans/192.0.2.1?duration=1m`, { method: 'POST' });
+  await waitFor(async () => JSON.parse((await request(`${admin}/status`)).body).upstreams.app.servers[0].last_check !== null, 3000, 'a health check');
+  const answers = {
+    status: JSON.parse((await request(`${admin}/status`)).body),
+    bans: JSON.parse((await request(`${admin}/bans`)).body),
+    cache: JSON.parse((await request(`${admin}/cache`)).body),
+    drain: JSON.parse((await request(`${admin}/upstreams/app/servers/0/drain`, { method: 'POST' })).body),
+  };
+  assert.equal(answers.cache.stores.default.hits, 1);
+  assert.equal(typeof answers.cache.stores.default.max_size, 'number');
+  assert.equal(answers.cache.stores.default.stale_hits, 0);
+  for (const [endpoint, body] of Object.entries(answers)) {
+    const camel = keysOf(body).filter((key) => /[a-z][A-Z]/.test(key));
+    assert.deepEqual(camel, [], `${endpoint}: ${camel.join(', ')}`);
+  }
 });

@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
+import { join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { startBackend, echo } from '../helpers/backend.ts';
 import { request, waitFor } from '../helpers/http.ts';
-import { freePort, spawnCli, tempFile, waitStarted } from '../helpers/process.ts';
+import { freePort, spawnCli, tempDir, tempFile, waitStarted } from '../helpers/process.ts';
 
 function configFor(port: number, backendUrl: string, extra = ''): string {
   return `listen:
@@ -78,6 +82,52 @@ test('every command has --help, and a bad flag gets usage and exit 2', async (t)
   const bad = spawnCli(t, ['proxy', '--frm', 'x']);
   assert.equal(await bad.exited, 2);
   assert.match(bad.stderr, /Unknown option '--frm'/);
+});
+
+test('run FILE, gatehouse --config FILE and validate --config FILE name the file either way', async (t) => {
+  const backend = await startBackend(t, echo('either'));
+  for (const form of ['run FILE', '--config FILE', '-c FILE']) {
+    const port = await freePort();
+    const file = await tempFile('either.yaml', configFor(port, backend.url));
+    const proc = spawnCli(t, form.replace('FILE', file).split(' '));
+    await waitStarted(proc);
+    assert.equal(JSON.parse((await request(`http://127.0.0.1:${port}/`)).body).name, 'either', form);
+    // The operational log's time is ISO 8601 with milliseconds.
+    const started = JSON.parse(proc.stderr.split('\n').find((l) => l.includes('gatehouse started')) as string);
+    assert.match(started.time, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0, form);
+  }
+  const file = await tempFile('good.yaml', configFor(8080, backend.url));
+  const validate = spawnCli(t, ['validate', '--config', file]);
+  assert.equal(await validate.exited, 0);
+  assert.equal(validate.stdout, `${file}: ok\n`);
+  const twice = spawnCli(t, ['validate', file, '--config', file]);
+  assert.equal(await twice.exited, 2);
+  assert.match(twice.stderr, /give the file once/);
+});
+
+test('--version and -v print the version from package.json', async (t) => {
+  const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-v']) {
+    const proc = spawnCli(t, [flag]);
+    assert.equal(await proc.exited, 0, flag);
+    assert.equal(proc.stdout, `gatehouse ${version}\n`);
+  }
+});
+
+test('an unknown command, option or flag: one line and where the usage is, exit 2', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['serve'], /^gatehouse: unknown command "serve"\nRun "gatehouse --help" for usage\.\n$/],
+    [['--port', '80'], /^gatehouse: unknown option "--port"\nRun "gatehouse --help" for usage\.\n$/],
+    [['run', '--frm', 'x'], /^gatehouse run: Unknown option '--frm'\nRun "gatehouse run --help" for usage\.\n$/],
+    [['run'], /^gatehouse run: FILE is required\nRun "gatehouse run --help" for usage\.\n$/],
+  ];
+  for (const [args, expected] of cases) {
+    const proc = spawnCli(t, args);
+    assert.equal(await proc.exited, 2, args.join(' '));
+    assert.match(proc.stderr, expected);
+  }
 });
 
 test('proxy command forwards without a file', async (t) => {
@@ -185,3 +235,91 @@ test('proxy --health-check PATH takes a failing server out without a file', asyn
   assert.equal(await bad.exited, 2);
   assert.match(bad.stderr, /--health-interval needs --health-check PATH/);
 });
+
+/** Runs `command args` to its end, with its output. */
+async function runToEnd(command: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+const BIN = fileURLToPath(new URL('../../bin/gatehouse.js', import.meta.url));
+/** An older Node to start bin/gatehouse.js with: the system's, when it is older than 24. */
+const OLD_NODE = '/usr/bin/node';
+const oldNode = existsSync(OLD_NODE) ? execFileSync(OLD_NODE, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim() : '';
+const skipOld = oldNode === '' || Number(oldNode.split('.')[0]) >= 24 ? `no Node older than 24 at ${OLD_NODE}` : false;
+
+test('bin/gatehouse.js started by an older Node runs again with the bundled Node 24', { skip: skipOld }, async () => {
+  const result = await runToEnd(OLD_NODE, [BIN, '--version']);
+  assert.equal(result.stderr, '');
+  assert.match(result.stdout, /^gatehouse \d+\.\d+\.\d+\n$/);
+  assert.equal(result.code, 0);
+  const bad = await runToEnd(OLD_NODE, [BIN, 'nonsense']);
+  assert.equal(bad.code, 2, 'the exit code comes through');
+});
+
+test('bin/gatehouse.js started by an older Node with no Node 24 at hand says so in one line, exit 1', { skip: skipOld }, async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'bin'));
+  await copyFile(BIN, join(dir, 'bin', 'gatehouse.js'));
+  await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
+  const result = await runToEnd(OLD_NODE, [join(dir, 'bin', 'gatehouse.js'), '--version']);
+  assert.equal(result.code, 1);
+  assert.equal(
+    result.stderr,
+    `gatehouse needs Node.js 24 or newer (this is v${oldNode}); install it from https://nodejs.org or run \`npx -p node@24 gatehouse ...\`\n`,
+  );
+});
+
+/** True once nothing accepts connections on the loopback `port`. */
+function refused(port: number): Promise<boolean> {
+  return request(`http://127.0.0.1:${port}/`).then(
+    () => false,
+    (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED',
+  );
+}
+
+/** True while a process of the group `pgid` is alive; zombies (not reaped yet) have let go of their sockets and do not count. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const states = execFileSync('ps', ['-o', 'stat=', '-g', String(pgid)], { encoding: 'utf8' });
+    return states.split('\n').some((stat) => stat.trim() !== '' && !stat.trim().startsWith('Z'));
+  } catch {
+    return false; // ps exits 1 when the group is empty
+  }
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  test(`npm start: ${signal} to npm stops the demo, and nothing is left listening`, async (t) => {
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()] as [number, number, number, number];
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const env = { ...process.env, DEMO_PORT: String(ports[0]), DEMO_ADMIN_PORT: String(ports[1]), DEMO_BACKEND_PORTS: `${ports[2]},${ports[3]}` };
+    // A process group of its own: npm, the shell it runs the script with, and the demo.
+    const npm = spawn('npm', ['start'], { cwd: root, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pgid = npm.pid as number;
+    t.after(() => {
+      if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+    });
+    let stderr = '';
+    npm.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    npm.stdout.resume();
+    const exited = once(npm, 'exit');
+    await waitFor(() => stderr.includes('gatehouse started') || npm.exitCode !== null, 15_000, 'the demo to start');
+    assert.match((await request(`http://127.0.0.1:${ports[0]}/api/hello`)).body, /^Hello from demo backend :\d+\nGET \/hello\n/);
+    npm.kill(signal);
+    await exited;
+    await waitFor(async () => (await Promise.all(ports.map(refused))).every(Boolean), 10_000, 'every demo port to close');
+    await waitFor(() => !groupAlive(pgid), 10_000, 'every process of the group to exit');
+    assert.match(stderr, /"msg":"gatehouse stopped"/);
+  });
+}
+
