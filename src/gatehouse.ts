@@ -14,6 +14,7 @@ import { Registry } from './core/registry.ts';
 import { SnapshotHolder } from './core/snapshot.ts';
 import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
+import { NO_HTTPS_POLICY } from './listeners/https-policy.ts';
 import { Listener } from './listeners/listener.ts';
 import { CertificateStore, loadCertificates, type CertificateLog } from './listeners/tls/certificate-store.ts';
 import type { LoadedCertificate } from './listeners/tls/certificate.ts';
@@ -227,7 +228,7 @@ export class Gatehouse {
           await this.#retire(existing);
         }
         const tls = loaded === null ? null : new CertificateStore(loaded, this.#certificateLog);
-        const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: tls === null ? 'http' : 'https', draining: false };
+        const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: tls === null ? 'http' : 'https', draining: false, https: NO_HTTPS_POLICY };
         const listener = new Listener(listen.address, config.limits, context, listen, tls);
         if (tls !== null) this.#certificates.set(listener, tls);
         try {

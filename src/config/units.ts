@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, k: 1024, mb: 1024 ** 2, m: 1024 ** 2, gb: 1024 ** 3, g: 1024 ** 3 };
 
 function parseWithUnits(value: string, units: Record<string, number>): number | undefined {
@@ -15,12 +15,12 @@ export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 export const headerName = z.string().regex(TOKEN, 'is not a valid header name');
 
-/** A duration: a number of milliseconds or a string such as "500ms", "30s", "5m", "1h". Becomes milliseconds. */
+/** A duration: a number of milliseconds or a string such as "500ms", "30s", "5m", "1h", "7d" (d: days, w: weeks). Becomes milliseconds. */
 export const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
   if (typeof value === 'number') return value;
   const ms = parseWithUnits(value, DURATION_UNITS);
   if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 30s, 5m, 1h)` });
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (use e.g. 500ms, 30s, 5m, 1h, 7d)` });
     return z.NEVER;
   }
   return ms;

@@ -11,6 +11,7 @@ import type { Action, RedirectAction } from '../routing/actions.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { forward } from '../upstream/forward.ts';
 import { failInternally, hasBody, sendError, sendSimple } from './respond.ts';
+import { httpsRedirectTarget, NO_HTTPS_POLICY, type HttpsPolicy } from './https-policy.ts';
 import { resolveClient, screenRequest } from './admission.ts';
 import type { BodyRateWatch } from './body-rate.ts';
 import { connectionOf } from './connection-guard.ts';
@@ -25,6 +26,8 @@ export interface ListenerContext {
   readonly proto: string;
   /** True while shutting down: answers carry Connection: close. */
   draining: boolean;
+  /** `redirect_https` and `hsts` of the listener's settings (a reload replaces it). */
+  https: HttpsPolicy;
 }
 
 type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -83,6 +86,11 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
         finish(ex);
         return;
       }
+      const https = ctx.https;
+      if (https !== NO_HTTPS_POLICY && applyHttpsPolicy(ex, https)) {
+        finish(ex);
+        return;
+      }
       const route = snapshot.router.find(info);
       ex.route = route;
       if (route === undefined) {
@@ -99,6 +107,19 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
       failInternally(ex, error, finish);
     }
   };
+}
+
+/**
+ * A plain request redirected to https (true: answered), or an HSTS field set for whatever answers
+ * next. A Strict-Transport-Security field from the backend takes its place (it may mean to reset
+ * it with max-age=0).
+ */
+function applyHttpsPolicy(ex: Exchange, policy: HttpsPolicy): boolean {
+  if (policy.hsts !== null) ex.res.setHeader('strict-transport-security', policy.hsts);
+  const target = httpsRedirectTarget(policy, ex.info, ex.req.url as string);
+  if (target === null) return false;
+  sendSimple(ex, 308, '', { location: target });
+  return true;
 }
 
 /** A request refused by checkRequest: answered, and the connection closed (its framing cannot be trusted). */

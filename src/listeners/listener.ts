@@ -20,6 +20,7 @@ import { BodyRateWatch } from './body-rate.ts';
 import { CONNECTION, ConnectionGuard, takeConnectionListener, type GuardedSocket, type ListenerSettings, type NextStep } from './connection-guard.ts';
 import { createHttp2Handler, createRequestHandler, type ListenerContext } from './dispatch.ts';
 import { sniffPreface } from './h2c.ts';
+import { compileHttpsPolicy } from './https-policy.ts';
 import { Http2Front } from './http2.ts';
 import { peekFirstBytes } from './peek.ts';
 import { HELLO, readClientHello, type HelloFacts } from './tls/client-hello.ts';
@@ -111,6 +112,7 @@ export class Listener {
   /** Limits that can change on a live server (a reload applies them to new requests and connections). */
   applyLimits(limits: Config['limits'], listen: ListenConfig): void {
     this.#settings = listen;
+    this.context.https = compileHttpsPolicy(listen);
     this.guard.apply(listenerSettings(limits, listen));
     // One more than allowed, so that a request with too many lines is seen (and refused with 431)
     // rather than silently cut short by node:http.

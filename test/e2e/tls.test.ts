@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { copyFile, writeFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
+import { Duplex } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { connect, type TLSSocket } from 'node:tls';
 import { configFromObject } from '../../src/config/load.ts';
@@ -105,4 +107,38 @@ test('TLS: a key that does not belong to its certificate is refused at start wit
   const a = await writePair(dir, 'a', await ca.issue({ names: ['a.test'] }));
   const b = await writePair(dir, 'b', await ca.issue({ names: ['b.test'] }));
   await assert.rejects(startProxy(t, tlsConfig(backend.url, [{ cert: a.cert, key: b.key }])), /b\.key: this key does not belong to the certificate/);
+});
+
+test('TLS behind a PROXY header sent in the same packet as the ClientHello: the handshake completes, the client is the one the header names', async (t) => {
+  const { ca, dir, backend } = await setUp(t);
+  // Two key types for one name: the ClientHello is read too, after the PROXY header.
+  const ec = await writePair(dir, 'ec', await ca.issue({ names: ['site.test'], keyType: 'ec' }));
+  const rsa = await writePair(dir, 'rsa', await ca.issue({ names: ['site.test'], keyType: 'rsa' }));
+  const proxy = await startProxy(t, {
+    ...simpleProxyConfig([backend.url]),
+    listen: [{ address: '127.0.0.1:0', proxy_protocol: true, tls: { certificates: [ec, rsa] } }],
+    trusted_proxies: ['127.0.0.10'],
+  } as ConfigInput);
+  const raw = netConnect({ host: '127.0.0.1', port: proxy.port, localAddress: '127.0.0.10' });
+  t.after(() => raw.destroy());
+  await once(raw, 'connect');
+  let header: Buffer | null = Buffer.from(`PROXY TCP4 203.0.113.7 127.0.0.1 4000 ${proxy.port}\r\n`);
+  // The TLS client writes through this stream; its first write goes out joined to the PROXY line.
+  const carrier = new Duplex({
+    write(chunk: Buffer, _encoding, callback) {
+      raw.write(header === null ? chunk : Buffer.concat([header, chunk]), callback);
+      header = null;
+    },
+    read() {},
+  });
+  raw.on('data', (chunk: Buffer) => carrier.push(chunk));
+  raw.on('end', () => carrier.push(null));
+  const secure = connect({ socket: carrier, ca: ca.cert, servername: 'site.test' });
+  await once(secure, 'secureConnect');
+  assert.equal(secure.getPeerX509Certificate()?.publicKey.asymmetricKeyType, 'ec');
+  secure.end('GET /who HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n');
+  let answer = '';
+  for await (const chunk of secure) answer += String(chunk);
+  assert.match(answer, /^HTTP\/1\.1 200/);
+  assert.equal((JSON.parse(answer.slice(answer.indexOf('{'))) as { headers: Record<string, string> }).headers['x-forwarded-for'], '203.0.113.7');
 });

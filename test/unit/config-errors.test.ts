@@ -134,7 +134,7 @@ describe('every problem in one pass, sorted by line, each once', () => {
       'gatehouse.yaml:8:15 routes[0].upstream: no upstream named "bakend" (did you mean "backend"?)',
       'gatehouse.yaml:9:26 routes[0].match.path_regex: is not a valid regular expression: Unterminated group',
       'gatehouse.yaml:12:5 routes[1].lisen: unknown field "lisen"',
-      'gatehouse.yaml:13:19 shutdown_timeout: "forever" is not a duration (use e.g. 500ms, 30s, 5m, 1h)',
+      'gatehouse.yaml:13:19 shutdown_timeout: "forever" is not a duration (use e.g. 500ms, 30s, 5m, 1h, 7d)',
     ]);
   });
 

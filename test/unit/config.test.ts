@@ -176,7 +176,7 @@ describe('errors say file:line:col path: what is wrong', () => {
 
   test('a bad duration', () => {
     const message = errorOf(yaml('listen: [{ address: ":0" }]', 'limits:', '  header_timeout: 10 seconds'));
-    assert.equal(message, 'gatehouse.yaml:3:19 limits.header_timeout: "10 seconds" is not a duration (use e.g. 500ms, 30s, 5m, 1h)');
+    assert.equal(message, 'gatehouse.yaml:3:19 limits.header_timeout: "10 seconds" is not a duration (use e.g. 500ms, 30s, 5m, 1h, 7d)');
   });
 
   test('a bad size', () => {
@@ -226,7 +226,7 @@ describe('errors say file:line:col path: what is wrong', () => {
     const message = errorOf(yaml('listen:', '  - address: nope', 'shutdown_timeout: forever'));
     assert.deepEqual(message.split('\n'), [
       'gatehouse.yaml:2:14 listen[0].address: must be "host:port", "[ipv6]:port" or ":port"',
-      'gatehouse.yaml:3:19 shutdown_timeout: "forever" is not a duration (use e.g. 500ms, 30s, 5m, 1h)',
+      'gatehouse.yaml:3:19 shutdown_timeout: "forever" is not a duration (use e.g. 500ms, 30s, 5m, 1h, 7d)',
     ]);
   });
 
