@@ -15,6 +15,7 @@ import { SnapshotHolder } from './core/snapshot.ts';
 import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
 import { NO_HTTPS_POLICY } from './listeners/https-policy.ts';
+import type { Http2Counters } from './listeners/http2.ts';
 import { Listener } from './listeners/listener.ts';
 import { CertificateStore, loadCertificates, type CertificateLog } from './listeners/tls/certificate-store.ts';
 import type { LoadedCertificate } from './listeners/tls/certificate.ts';
@@ -184,7 +185,17 @@ export class Gatehouse {
       routes: snapshot.router.size,
       upstreams: Object.fromEntries([...snapshot.upstreams].map(([name, upstream]) => [name, upstreamStatus(upstream)])),
       protection: snapshot.protection.state.status(),
+      http2: this.#http2Counters(),
     };
+  }
+
+  /** What the HTTP/2 defences did, summed over the listeners. */
+  #http2Counters(): Http2Counters {
+    const sum: Http2Counters = { sessions: 0, premature_reset_closes: 0, send_timeouts: 0, session_errors: 0 };
+    for (const listener of this.#listeners.values()) {
+      for (const key of Object.keys(sum) as (keyof Http2Counters)[]) sum[key] += listener.http2.counters[key];
+    }
+    return sum;
   }
 
   /**
