@@ -8,6 +8,30 @@ import { resolve } from 'node:path';
 import { IpListFile, type ListFileLog } from '../middleware/ip-filter/ip-list-file.ts';
 import { BanList } from '../middleware/rate-limit/bans.ts';
 import { MemoryRateLimitStore } from '../middleware/rate-limit/memory-store.ts';
+import type { RateLimitStore } from '../middleware/rate-limit/store.ts';
+
+/** A rate-limit store the state can size and report on: in memory, or shared by worker threads. */
+export interface LocalRateLimitStore extends RateLimitStore {
+  readonly size: number;
+  readonly evicted: number;
+  maxEntries: number;
+}
+
+/** Open connections per client key. */
+export interface ConnectionCounts {
+  readonly size: number;
+  /** One more for `key`; false (and nothing counted) when it already has `max`. */
+  open(key: string, max: number): boolean;
+  close(key: string): void;
+}
+
+/** What several worker threads share instead of keeping their own (workers/shared.ts). */
+export interface SharedProtection {
+  readonly store: LocalRateLimitStore;
+  readonly connections: ConnectionCounts;
+  /** Called with the new BanList: ban changes are published to the other threads and theirs applied. */
+  attachBans(bans: BanList): void;
+}
 
 /** What was refused, and why; shown by `GET /status` on the admin listener. */
 export interface ProtectionCounters {
@@ -37,7 +61,7 @@ export interface ProtectionCounters {
 const DEFAULT_MAX_ENTRIES = 100_000;
 
 export class ProtectionState {
-  readonly store: MemoryRateLimitStore;
+  readonly store: LocalRateLimitStore;
   readonly bans: BanList;
   readonly counters: ProtectionCounters = {
     denied_connections: 0,
@@ -53,7 +77,7 @@ export class ProtectionState {
     proxy_protocol_errors: 0,
   };
   /** Open connections per client key (only counted while `max_connections_per_client` is set). */
-  readonly connections = new Map<string, number>();
+  readonly connections: ConnectionCounts;
   /**
    * Bumped whenever an access rule may have changed (a new snapshot, a list file re-read): a
    * connection admitted under an older generation is checked again on its next request.
@@ -63,9 +87,11 @@ export class ProtectionState {
   log: ListFileLog = () => {};
   readonly #files = new Map<string, { file: IpListFile; users: number }>();
 
-  constructor(maxEntries = DEFAULT_MAX_ENTRIES) {
-    this.store = new MemoryRateLimitStore({ maxEntries });
+  constructor(maxEntries = DEFAULT_MAX_ENTRIES, shared: SharedProtection | null = null) {
+    this.store = shared?.store ?? new MemoryRateLimitStore({ maxEntries });
+    this.connections = shared?.connections ?? new MapConnectionCounts();
     this.bans = new BanList(maxEntries);
+    shared?.attachBans(this.bans);
   }
 
   /** Applies `protection.max_clients` of a new configuration. */
@@ -97,16 +123,11 @@ export class ProtectionState {
 
   /** One more open connection for `key`; false (and nothing counted) when it already has `max`. */
   openConnection(key: string, max: number): boolean {
-    const open = this.connections.get(key) ?? 0;
-    if (open >= max) return false;
-    this.connections.set(key, open + 1);
-    return true;
+    return this.connections.open(key, max);
   }
 
   closeConnection(key: string): void {
-    const open = this.connections.get(key) ?? 0;
-    if (open <= 1) this.connections.delete(key);
-    else this.connections.set(key, open - 1);
+    this.connections.close(key);
   }
 
   /** For `GET /status`. */
@@ -131,5 +152,27 @@ export class ProtectionState {
     this.store.close();
     for (const { file } of this.#files.values()) file.close();
     this.#files.clear();
+  }
+}
+
+/** Open connections per client key in this thread's memory. */
+class MapConnectionCounts implements ConnectionCounts {
+  readonly #counts = new Map<string, number>();
+
+  get size(): number {
+    return this.#counts.size;
+  }
+
+  open(key: string, max: number): boolean {
+    const open = this.#counts.get(key) ?? 0;
+    if (open >= max) return false;
+    this.#counts.set(key, open + 1);
+    return true;
+  }
+
+  close(key: string): void {
+    const open = this.#counts.get(key) ?? 0;
+    if (open <= 1) this.#counts.delete(key);
+    else this.#counts.set(key, open - 1);
   }
 }

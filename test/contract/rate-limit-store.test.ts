@@ -1,11 +1,13 @@
 /**
- * The RateLimitStore contract: every store (the in-memory one now, a shared one later) must pass
+ * The RateLimitStore contract: every store (in memory, in memory shared by worker threads) must pass
  * this suite. It uses the real clock, so that a store that keeps time itself (Redis's TIME) can
  * run it too; waits are on conditions, with intervals of tens of milliseconds.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { allocateSharedTable } from '../../src/core/shared-table.ts';
 import { MemoryRateLimitStore } from '../../src/middleware/rate-limit/memory-store.ts';
+import { SharedRateLimitStore } from '../../src/middleware/rate-limit/shared-store.ts';
 import type { RateLimitRule, RateLimitStore, TakeResult } from '../../src/middleware/rate-limit/store.ts';
 import { waitFor } from '../helpers/http.ts';
 
@@ -14,7 +16,10 @@ interface StoreUnderTest {
   create(): RateLimitStore | Promise<RateLimitStore>;
 }
 
-const STORES: StoreUnderTest[] = [{ name: 'memory', create: () => new MemoryRateLimitStore({ maxEntries: 10_000 }) }];
+const STORES: StoreUnderTest[] = [
+  { name: 'memory', create: () => new MemoryRateLimitStore({ maxEntries: 10_000 }) },
+  { name: 'shared memory (worker threads)', create: () => new SharedRateLimitStore(allocateSharedTable(10_000)) },
+];
 
 let unique = 0;
 /** A key no other test uses. */

@@ -41,6 +41,17 @@ interface Ban {
   readonly level: number;
 }
 
+/**
+ * A change other worker threads must make too: a ban (with its absolute end, so that it ends at
+ * the same moment everywhere), a lift, a lift of all, or a broken limit (threshold counts are
+ * the proxy's, not one thread's).
+ */
+export type BanChange =
+  | { readonly op: 'ban'; readonly key: string; readonly until: number; readonly since: number; readonly reason: string; readonly level: number }
+  | { readonly op: 'lift'; readonly key: string }
+  | { readonly op: 'lift_all' }
+  | { readonly op: 'violation'; readonly key: string; readonly at: number };
+
 export class BanList {
   readonly #records = new Map<string, ClientRecord>();
   readonly #bans = new Map<string, Ban>();
@@ -48,6 +59,8 @@ export class BanList {
   maxEntries: number;
   /** Bans given since start. */
   issued = 0;
+  /** Told of every change made here (not of those applied from elsewhere); null with one thread. */
+  publish: ((change: BanChange) => void) | null = null;
 
   constructor(maxEntries: number, now: () => number = Date.now) {
     this.maxEntries = maxEntries;
@@ -75,6 +88,17 @@ export class BanList {
    */
   violation(key: string, policy: BanPolicy, reason: string): number {
     const now = this.#now();
+    this.publish?.({ op: 'violation', key, at: now });
+    const length = this.#count(key, now, policy);
+    if (length === 0) return 0;
+    const ban: Ban = { until: now + length, since: now, reason, level: this.#records.get(key)?.level ?? 1 };
+    this.#setBan(key, ban);
+    this.publish?.({ op: 'ban', key, ...ban });
+    return length;
+  }
+
+  /** Counts one broken limit at `now`; the length of the ban it calls for, or 0. */
+  #count(key: string, now: number, policy: BanPolicy): number {
     const records = this.#records;
     let record = records.get(key);
     if (record === undefined) {
@@ -96,27 +120,80 @@ export class BanList {
     record.violations = 0;
     record.windowStart = now;
     record.until = now + length;
-    this.#bans.set(key, { until: now + length, since: now, reason, level: record.level });
-    if (this.#bans.size > this.maxEntries) this.#bans.delete(this.#bans.keys().next().value as string);
-    this.issued++;
     return length;
+  }
+
+  /** `issued` counts the bans given here, not those applied from another thread. */
+  #setBan(key: string, ban: Ban, issued = true): void {
+    this.#bans.delete(key);
+    this.#bans.set(key, ban);
+    if (this.#bans.size > this.maxEntries) this.#bans.delete(this.#bans.keys().next().value as string);
+    if (issued) this.issued++;
   }
 
   /** Bans `key` by hand for `ms`; returns when the ban ends (epoch ms). */
   ban(key: string, ms: number, reason = 'admin'): number {
     const now = this.#now();
-    this.#bans.delete(key);
-    this.#bans.set(key, { until: now + ms, since: now, reason, level: this.#records.get(key)?.level ?? 0 });
-    this.issued++;
+    const ban: Ban = { until: now + ms, since: now, reason, level: this.#records.get(key)?.level ?? 0 };
+    this.#setBan(key, ban);
+    this.publish?.({ op: 'ban', key, ...ban });
     return now + ms;
   }
 
   /** Lifts `key`'s ban and forgets its history; false when it was not banned. */
   lift(key: string): boolean {
+    this.publish?.({ op: 'lift', key });
+    return this.#lift(key);
+  }
+
+  #lift(key: string): boolean {
     this.#records.delete(key);
     const active = this.remaining(key) > 0;
     this.#bans.delete(key);
     return active;
+  }
+
+  /**
+   * Makes a change published by another thread (its clock is the same wall clock). A broken
+   * limit elsewhere is counted here but bans nothing by itself: the thread that saw the limit
+   * broken bans, and says so.
+   */
+  apply(change: BanChange, policy: BanPolicy | null): void {
+    switch (change.op) {
+      case 'ban': {
+        const record = this.#records.get(change.key);
+        if (record !== undefined) {
+          record.level = Math.max(record.level, change.level);
+          record.until = change.until;
+          record.violations = 0;
+        }
+        this.#setBan(change.key, { until: change.until, since: change.since, reason: change.reason, level: change.level }, false);
+        return;
+      }
+      case 'lift':
+        this.#lift(change.key);
+        return;
+      case 'lift_all':
+        this.#liftAll();
+        return;
+      case 'violation':
+        if (policy !== null && this.remaining(change.key) === 0) this.#countOnly(change.key, change.at, policy);
+        return;
+      default:
+        change satisfies never;
+    }
+  }
+
+  /** A violation seen elsewhere: counted towards the threshold, never a ban by itself. */
+  #countOnly(key: string, at: number, policy: BanPolicy): void {
+    const record = this.#records.get(key) ?? { violations: 0, windowStart: at, level: 0, until: 0 };
+    this.#records.set(key, record);
+    if (at - record.windowStart > policy.window) {
+      record.windowStart = at;
+      record.violations = 0;
+    }
+    // One short of the threshold at most: the next local violation bans.
+    record.violations = Math.min(record.violations + 1, policy.threshold - 1);
   }
 
   /** How many bans are active (expired ones are dropped on the way). */
@@ -128,6 +205,11 @@ export class BanList {
 
   /** Lifts every ban; returns how many there were. */
   liftAll(): number {
+    this.publish?.({ op: 'lift_all' });
+    return this.#liftAll();
+  }
+
+  #liftAll(): number {
     const count = this.count();
     this.#bans.clear();
     this.#records.clear();
