@@ -6,6 +6,7 @@ import type { Config } from './config/schema.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
 import { Gatehouse } from './gatehouse.ts';
+import { Primary, workerCount } from './workers/primary.ts';
 
 const HELP: Record<string, string> = {
   main: `Usage: gatehouse <command> [options]
@@ -32,6 +33,7 @@ SIGTERM or SIGINT stops accepting, finishes in-flight requests up to shutdown_ti
 
 Options:
   -c, --config FILE   the configuration file (or give it as the one argument)
+  --workers N|auto    worker threads serving requests (overrides the file's workers:)
   -h, --help          show this help
 `,
   validate: `Usage: gatehouse validate FILE
@@ -51,6 +53,7 @@ Options:
   --access-log FORMAT  json (default), combined, extended or off
   --health-check PATH  check each server with GET PATH (2xx/3xx passes); a failing server is taken out
   --health-interval D  how often to check, e.g. 2s (default 5s; needs --health-check)
+  --workers N|auto     worker threads serving requests (default 1; auto: one per usable CPU)
   -h, --help           show this help
 `,
 };
@@ -103,12 +106,14 @@ function configFileOf(parsed: Parsed): string | { error: string } {
 }
 
 async function run(args: string[]): Promise<number> {
-  const parsed = parse(args, { config: { type: 'string', short: 'c' } }, 'run', true);
+  const parsed = parse(args, { config: { type: 'string', short: 'c' }, workers: { type: 'string' } }, 'run', true);
   if (parsed.values.help) return printHelp('run');
   const file = configFileOf(parsed);
   if (typeof file !== 'string') return usageError('run', file.error);
+  const workers = workersFlag(parsed.values.workers);
+  if (workers === null) return usageError('run', '--workers takes a number from 1 to 256 or auto');
   const config = await loadConfigFile(file);
-  return serve(config, file);
+  return serve(workers === undefined ? config : { ...config, workers }, file);
 }
 
 async function validate(args: string[]): Promise<number> {
@@ -130,6 +135,7 @@ async function proxy(args: string[]): Promise<number> {
       'access-log': { type: 'string' },
       'health-check': { type: 'string' },
       'health-interval': { type: 'string' },
+      workers: { type: 'string' },
     },
     'proxy',
   );
@@ -148,8 +154,11 @@ async function proxy(args: string[]): Promise<number> {
   if (healthInterval !== undefined && healthPath === undefined) return usageError('proxy', '--health-interval needs --health-check PATH');
   if (healthPath !== undefined && !healthPath.startsWith('/')) return usageError('proxy', '--health-check takes a path such as /health');
   const healthCheck = healthPath === undefined ? {} : { health_check: { path: healthPath, ...(healthInterval === undefined ? {} : { interval: healthInterval }) } };
+  const workers = workersFlag(values.workers);
+  if (workers === null) return usageError('proxy', '--workers takes a number from 1 to 256 or auto');
   const config = configFromObject(
     {
+      ...(workers === undefined ? {} : { workers }),
       listen: [{ address: from }],
       access_log: format === 'off' ? { enabled: false } : { format },
       upstreams: { default: { servers: to.map((url) => ({ url: String(url) })), ...healthCheck } },
@@ -160,10 +169,22 @@ async function proxy(args: string[]): Promise<number> {
   return serve(config, undefined);
 }
 
+/** `--workers`: undefined when not given, null when not a number from 1 to 256 or auto. */
+function workersFlag(value: string | boolean | (string | boolean)[] | undefined): number | 'auto' | undefined | null {
+  if (value === undefined) return undefined;
+  if (value === 'auto') return 'auto';
+  const count = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  return count >= 1 && count <= 256 ? count : null;
+}
+
 /** Runs until a signal stops the process; resolves with the exit code. */
 async function serve(config: Config, file: string | undefined): Promise<number> {
   const logger = createLogger(config.log.level);
-  const gatehouse = await Gatehouse.start(config, file === undefined ? { logger } : { logger, configFile: file });
+  const options = file === undefined ? { logger } : { logger, configFile: file };
+  const workers = workerCount(config);
+  // One worker is the main thread itself: no thread, no shared memory, nothing to pass around.
+  const gatehouse: { reload(): Promise<void>; stop(): Promise<void> } =
+    workers > 1 ? await Primary.start(config, { ...options, workers }) : await Gatehouse.start(config, options);
   process.on('SIGHUP', () => {
     if (file === undefined) {
       logger.warn('SIGHUP ignored: started without a configuration file');

@@ -11,7 +11,8 @@ import type { Config } from './config/schema.ts';
 import { createAccessLog, SwitchableAccessLog, type AccessLog } from './core/access-log.ts';
 import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
-import { SnapshotHolder } from './core/snapshot.ts';
+import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
+import type { SharedProtection } from './core/protection-state.ts';
 import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
 import { NO_HTTPS_POLICY } from './listeners/https-policy.ts';
@@ -25,6 +26,21 @@ export interface GatehouseOptions {
   /** The file the configuration came from; reload() reads it again. */
   readonly configFile?: string;
   readonly logger?: Logger;
+  /** One of several worker threads: listeners bind with SO_REUSEPORT, and the state below is shared. */
+  readonly worker?: WorkerSharing;
+}
+
+/** What a worker thread's Gatehouse shares with the others (workers/shared.ts). */
+export interface WorkerSharing {
+  readonly protection: SharedProtection;
+}
+
+/** A reload made ready beside the running configuration: nothing of it is visible until commit. */
+export interface PreparedReload {
+  readonly config: Config;
+  readonly snapshot: Snapshot;
+  readonly accessLog: AccessLog | undefined;
+  readonly listeners: BoundListeners;
 }
 
 export class Gatehouse {
@@ -43,8 +59,12 @@ export class Gatehouse {
   #reloads: Promise<void> = Promise.resolve();
   readonly #startedAt = Date.now();
 
+  readonly #reusePort: boolean;
+
   private constructor(config: Config, options: GatehouseOptions) {
     this.#configFile = options.configFile;
+    this.#reusePort = options.worker !== undefined;
+    this.#registry.sharedProtection = options.worker?.protection ?? null;
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
@@ -72,7 +92,7 @@ export class Gatehouse {
   static async start(config: Config, options: GatehouseOptions = {}): Promise<Gatehouse> {
     const gatehouse = new Gatehouse(config, options);
     try {
-      await gatehouse.#bindListeners(config);
+      gatehouse.#applyListeners(config, await gatehouse.#bindListeners(config));
       if (config.admin !== undefined) await gatehouse.#startAdmin(config);
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
@@ -80,7 +100,8 @@ export class Gatehouse {
       await gatehouse.#stopping;
       throw error;
     }
-    gatehouse.#logger.info({ listeners: gatehouse.addresses.map(formatAddress) }, 'gatehouse started');
+    // A worker thread's start is one part of the proxy's: the primary says when all of it started.
+    gatehouse.#logger.info({ listeners: gatehouse.addresses.map(formatAddress) }, gatehouse.#reusePort ? 'worker serving' : 'gatehouse started');
     return gatehouse;
   }
 
@@ -110,8 +131,17 @@ export class Gatehouse {
   }
 
   async #reload(next?: Config): Promise<void> {
+    const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
+    this.commitReload(prepared);
+  }
+
+  /**
+   * The first half of a reload: the new snapshot compiled, the access log opened, new listeners
+   * bound, certificates read; throws (having undone its part) when any of it fails. Worker threads
+   * all prepare before any commits, so that they all change or none does.
+   */
+  async prepareReload(config: Config): Promise<PreparedReload> {
     if (this.#stopping !== undefined) throw new Error('gatehouse is stopping');
-    const config = next ?? (await this.#readConfigFile());
     const snapshot = compileSnapshot(config, this.#registry);
     const previous = this.#holder.current.config;
     const log = config.access_log;
@@ -119,16 +149,30 @@ export class Gatehouse {
     let accessLog: AccessLog | undefined;
     try {
       if (reopenLog) accessLog = this.#openAccessLog(config);
-      await this.#bindListeners(config);
+      const listeners = await this.#bindListeners(config);
+      return { config, snapshot, accessLog, listeners };
     } catch (error: unknown) {
       accessLog?.close();
       retireSnapshot(snapshot, this.#registry);
       throw error;
     }
-    if (accessLog !== undefined) this.#accessLog.replace(accessLog);
-    retireSnapshot(this.#holder.swap(snapshot), this.#registry);
+  }
+
+  /** The second half: the prepared configuration becomes the running one, in one step. */
+  commitReload(prepared: PreparedReload): void {
+    const previous = this.#holder.current.config;
+    this.#applyListeners(prepared.config, prepared.listeners);
+    if (prepared.accessLog !== undefined) this.#accessLog.replace(prepared.accessLog);
+    retireSnapshot(this.#holder.swap(prepared.snapshot), this.#registry);
     // What changed, by name: a reload that was meant to change something says whether it did.
-    this.#logger.info({ listeners: this.addresses.map(formatAddress), ...diffConfigs(previous, config) }, 'configuration reloaded');
+    this.#logger.info({ listeners: this.addresses.map(formatAddress), ...diffConfigs(previous, prepared.config) }, 'configuration reloaded');
+  }
+
+  /** Undoes a prepared reload that will not be committed (another worker could not prepare it). */
+  async abortReload(prepared: PreparedReload): Promise<void> {
+    prepared.accessLog?.close();
+    retireSnapshot(prepared.snapshot, this.#registry);
+    await Promise.all(prepared.listeners.added.map(([, listener]) => this.#retire(listener)));
   }
 
   /**
@@ -218,10 +262,11 @@ export class Gatehouse {
   }
 
   /**
-   * Makes the bound listeners match `config.listen`: binds new ones, closes removed ones. A
-   * listener that gains or loses TLS is closed and bound again (the address is free in between).
+   * Binds the listeners `config.listen` adds and gives kept TLS listeners their new certificates;
+   * #applyListeners then makes the set match. A listener that gains or loses TLS is closed and
+   * bound again here (the address is free in between), so that change is not undone by an abort.
    */
-  async #bindListeners(config: Config): Promise<void> {
+  async #bindListeners(config: Config): Promise<BoundListeners> {
     // Certificates are read and checked first: a broken file rejects the whole change.
     const certificates = config.listen.map((listen, index) => (listen.tls === undefined ? null : certificatesOf(listen.tls.certificates, index)));
     const added: [string, Listener][] = [];
@@ -243,7 +288,7 @@ export class Gatehouse {
         const listener = new Listener(listen.address, config.limits, context, listen, tls);
         if (tls !== null) this.#certificates.set(listener, tls);
         try {
-          await listener.listen();
+          await listener.listen(this.#reusePort);
         } catch (error: unknown) {
           throw listenError(error, listen.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
         }
@@ -254,7 +299,12 @@ export class Gatehouse {
       if (error instanceof ListenError) throw error;
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
-    for (const [key, listener] of added) this.#listeners.set(key, listener);
+    return { added };
+  }
+
+  /** Adds the bound listeners, applies new limits to kept ones, retires those no longer configured. */
+  #applyListeners(config: Config, bound: BoundListeners): void {
+    for (const [key, listener] of bound.added) this.#listeners.set(key, listener);
     const wanted = new Map(config.listen.map((l, i) => [listenerKey(l.address, i), l]));
     for (const [key, listener] of this.#listeners) {
       const listen = wanted.get(key);
@@ -305,4 +355,9 @@ function certificatesOf(pairs: readonly { cert: string; key: string }[], index: 
   } catch (error: unknown) {
     throw new Error(`listen[${index}].tls: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
+}
+
+/** Listeners a reload bound, by key, not yet in service. */
+interface BoundListeners {
+  readonly added: readonly (readonly [string, Listener])[];
 }

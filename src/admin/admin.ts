@@ -4,8 +4,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { parseHostPort } from '../config/units.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
-import type { CacheSet } from '../cache/compile.ts';
-import { CACHE_ENDPOINTS, handleCache } from './cache.ts';
+import { CACHE_ENDPOINTS, handleCache, type CacheAdmin } from './cache.ts';
 
 /** What an endpoint answers (sent as JSON). */
 export interface AdminAnswer {
@@ -13,16 +12,19 @@ export interface AdminAnswer {
   readonly body: unknown;
 }
 
-/** What the admin API needs from the running proxy. */
+/**
+ * What the admin API needs from the running proxy: one Gatehouse, or the primary of several
+ * worker threads (whose answers come as promises).
+ */
 export interface AdminTarget {
   status(): unknown;
   reload(): Promise<void>;
-  /** Drains a server (`on`) or puts it back; throws when there is no such upstream or server. */
+  /** Drains a server (`on`) or puts it back; throws (or rejects) when there is no such upstream or server. */
   drain(upstream: string, server: string, on: boolean): unknown;
   /** Bans and the rest of the protection state (see admin/protection.ts). */
   protection(): ProtectionAdmin;
   /** The running caches: statistics and purges (see admin/cache.ts). */
-  caches(): CacheSet;
+  caches(): CacheAdmin;
 }
 
 export class AdminListener {
@@ -58,7 +60,7 @@ export class AdminListener {
 async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTarget): Promise<void> {
   const [path = '/', query = ''] = (req.url ?? '/').split('?');
   if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true });
-  if (req.method === 'GET' && path === '/status') return json(res, 200, target.status());
+  if (req.method === 'GET' && path === '/status') return json(res, 200, await target.status());
   if (req.method === 'POST' && path === '/reload') {
     try {
       await target.reload();
@@ -72,7 +74,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTa
   if (drain !== null) {
     try {
       const [, upstream, server, verb] = drain as unknown as [string, string, string, string];
-      return json(res, 200, target.drain(decodeURIComponent(upstream), decodeURIComponent(server), verb === 'drain'));
+      return json(res, 200, await target.drain(decodeURIComponent(upstream), decodeURIComponent(server), verb === 'drain'));
     } catch (error: unknown) {
       return json(res, 404, { error: error instanceof Error ? error.message : String(error) });
     }

@@ -3,14 +3,21 @@
  * prefix, by tag (Surrogate-Key / Cache-Tag) or of everything.
  */
 import type { IncomingMessage } from 'node:http';
-import type { CacheSet, PurgeSelector } from '../cache/compile.ts';
+import type { PurgeSelector } from '../cache/compile.ts';
 import type { AdminAnswer } from './admin.ts';
+
+/** What the endpoints need: one proxy's caches (CacheSet), or every worker's (workers/primary.ts). */
+export interface CacheAdmin {
+  stats(): unknown;
+  /** Resolves with how many entries went. */
+  purge(selector: PurgeSelector): Promise<number>;
+}
 
 export const CACHE_ENDPOINTS = ['GET /cache', 'POST /cache/purge?url=URL | prefix=URL | tag=TAG | all=true'];
 
 /** Answers a cache endpoint, or null when the request is not one. */
-export function handleCache(req: IncomingMessage, path: string, query: string, caches: CacheSet): Promise<AdminAnswer> | null {
-  if (req.method === 'GET' && path === '/cache') return Promise.resolve({ status: 200, body: { stores: caches.stats() } });
+export function handleCache(req: IncomingMessage, path: string, query: string, caches: CacheAdmin): Promise<AdminAnswer> | null {
+  if (req.method === 'GET' && path === '/cache') return Promise.resolve(caches.stats()).then((stores) => ({ status: 200, body: { stores } }));
   if (path !== '/cache/purge') return null;
   if (req.method !== 'POST') return Promise.resolve({ status: 405, body: { error: 'use POST' } });
   const selector = purgeSelector(new URLSearchParams(query));

@@ -403,6 +403,11 @@ export const configSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   /** How long SIGTERM waits for in-flight requests before closing connections. */
   shutdown_timeout: duration.default(30_000),
+  /**
+   * Worker threads serving requests: a number, or `auto` for the CPUs the process may use
+   * (affinity mask and cgroup quota). 1 (the default) serves in the main thread. Read at start.
+   */
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
   upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'upstream names use letters, digits, _ . -'), upstream).default({}),
   routes: z.array(routeSchema).default([]),
   /** The HTTP cache: stores and default policy; off unless enabled here or on a route (docs/caching.md). */

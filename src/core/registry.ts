@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Pool } from 'undici';
 import { createPool, poolKey, type PoolOptions } from '../transport/pool.ts';
+import type { SharedProtection } from './protection-state.ts';
 
 interface Entry {
   readonly pool: Pool;
@@ -31,6 +32,8 @@ export class Registry {
   readonly #shared = new Map<string, SharedEntry>();
   /** Where state changes (a server going down, ejected, drained) are logged; none when null. */
   logger: Logger | null = null;
+  /** Set in a worker thread: the protection state shared with the other workers; null alone. */
+  sharedProtection: SharedProtection | null = null;
   /** Signs sticky-session cookies when the configuration gives no secret; lives as long as the process. */
   readonly secret: Buffer = randomBytes(32);
 

@@ -50,7 +50,7 @@ export interface ProtectionPolicy {
 }
 
 export function compileProtection(config: Config, registry: Registry): ProtectionPolicy {
-  const state = registry.acquireShared(STATE_KEY, () => new ProtectionState(config.protection.max_clients));
+  const state = registry.acquireShared(STATE_KEY, () => new ProtectionState(config.protection.max_clients, registry.sharedProtection));
   const files: string[] = [];
   try {
     return buildPolicy(config, registry, state, files);
@@ -79,6 +79,7 @@ function buildPolicy(config: Config, registry: Registry, state: ProtectionState,
         forgetAfter: p.bans.forget_after,
       }
     : null;
+  state.bans.policy = bans;
   const screen = bans !== null || access !== null;
   return Object.freeze({
     state,

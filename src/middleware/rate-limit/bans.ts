@@ -61,6 +61,8 @@ export class BanList {
   issued = 0;
   /** Told of every change made here (not of those applied from elsewhere); null with one thread. */
   publish: ((change: BanChange) => void) | null = null;
+  /** The running snapshot's ban settings, for broken limits counted on other threads. */
+  policy: BanPolicy | null = null;
 
   constructor(maxEntries: number, now: () => number = Date.now) {
     this.maxEntries = maxEntries;
@@ -158,7 +160,8 @@ export class BanList {
    * limit elsewhere is counted here but bans nothing by itself: the thread that saw the limit
    * broken bans, and says so.
    */
-  apply(change: BanChange, policy: BanPolicy | null): void {
+  apply(change: BanChange): void {
+    const policy = this.policy;
     switch (change.op) {
       case 'ban': {
         const record = this.#records.get(change.key);

@@ -1,0 +1,412 @@
+/**
+ * The primary of a proxy with several worker threads (`workers: N`). It owns what is done once:
+ * the configuration (read, validated, handed to every worker), signals (through the CLI), the
+ * admin listener, and the workers' lives. Workers own the request path (workers/worker.ts).
+ *
+ * - Listeners: each worker binds every address with SO_REUSEPORT and the kernel spreads the
+ *   connections. The primary binds each address first (which finds a port in use, or picks the
+ *   port for `:0`, before any worker starts), and lets go once the workers hold it.
+ * - Reload: every worker prepares the new configuration beside the running one; only when all
+ *   have, all commit. One that cannot makes the others abort: every worker changes, or none.
+ * - A worker that dies is replaced with the running configuration, the reason logged; the others
+ *   go on serving. Deaths in quick succession wait longer and longer before the next try.
+ * - Status, cache statistics and purges, drains: asked of every worker, answered for the proxy.
+ */
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { AdminListener, type AdminTarget } from '../admin/admin.ts';
+import type { CacheAdmin } from '../admin/cache.ts';
+import type { ProtectionAdmin } from '../admin/protection.ts';
+import type { PurgeSelector } from '../cache/compile.ts';
+import { loadConfigFile, sourceOf } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { parseHostPort } from '../config/units.ts';
+import { ProtectionState } from '../core/protection-state.ts';
+import { listenError } from '../listeners/bind-error.ts';
+import type { Request, RequestBody, WorkerData, WorkerMessage } from './messages.ts';
+import { usableCpus } from './cpus.ts';
+import { allocateSharedMemory, sharedProtection, type SharedMemory } from './shared.ts';
+import { mergeStatuses } from './status.ts';
+
+export interface PrimaryOptions {
+  readonly configFile?: string;
+  readonly logger: Logger;
+  /** How many worker threads. */
+  readonly workers: number;
+}
+
+/** The worker module beside this one: .ts from the sources, .js once built. */
+const WORKER_SCRIPT = new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+/** A worker that has not said it started by then is taken for dead. */
+const START_TIMEOUT_MS = 30_000;
+/** Deaths counted for the back-off: those in the last minute. */
+const CRASH_WINDOW_MS = 60_000;
+const MAX_BACKOFF_MS = 30_000;
+
+interface Pending {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** One worker thread and what is waiting on it. */
+class WorkerHandle {
+  readonly index: number;
+  readonly thread: Worker;
+  readonly pending = new Map<number, Pending>();
+  /** The configuration it runs. */
+  config: Config;
+  ready = false;
+  /** Why it died, when it threw. */
+  error: Error | null = null;
+
+  constructor(index: number, config: Config, memory: SharedMemory) {
+    this.index = index;
+    this.config = config;
+    const data: WorkerData = { index, config, memory };
+    this.thread = new Worker(WORKER_SCRIPT, { workerData: data });
+  }
+
+  failAll(reason: string): void {
+    for (const pending of this.pending.values()) pending.reject(new Error(reason));
+    this.pending.clear();
+  }
+}
+
+export class Primary implements AdminTarget {
+  readonly #logger: Logger;
+  readonly #configFile: string | undefined;
+  readonly #count: number;
+  readonly #memory: SharedMemory;
+  /** The admin API's view of bans and limits: the same shared state the workers use. */
+  readonly #protection: ProtectionState;
+  readonly #shared: ReturnType<typeof sharedProtection>;
+  readonly #workers: (WorkerHandle | null)[];
+  /** Deaths per worker slot (epoch ms), for the back-off. */
+  readonly #deaths: number[][];
+  /** The port picked for each `:0` listener, by position, so that a reload keeps it. */
+  readonly #pickedPorts = new Map<number, number>();
+  readonly #startedAt = Date.now();
+  #config: Config;
+  #nextId = 0;
+  #restarts = 0;
+  #stopping: Promise<void> | undefined;
+  #reloads: Promise<void> = Promise.resolve();
+  #admin: AdminListener | undefined;
+  #adminAddress: AddressInfo | undefined;
+
+  private constructor(config: Config, options: PrimaryOptions) {
+    this.#logger = options.logger;
+    this.#configFile = options.configFile;
+    this.#count = options.workers;
+    this.#config = config;
+    this.#memory = allocateSharedMemory(config.protection.max_clients);
+    this.#shared = sharedProtection(this.#memory);
+    this.#protection = new ProtectionState(config.protection.max_clients, this.#shared);
+    this.#workers = Array.from({ length: options.workers }, () => null);
+    this.#deaths = Array.from({ length: options.workers }, () => []);
+  }
+
+  /** Binds the listeners, starts the workers and the admin listener; throws (having undone it all) when any fails. */
+  static async start(config: Config, options: PrimaryOptions): Promise<Primary> {
+    const primary = new Primary(config, options);
+    const { resolved, probes } = await primary.#claimAddresses(config);
+    try {
+      primary.#config = resolved;
+      await Promise.all(primary.#workers.map((_, index) => primary.#spawn(index)));
+      if (config.admin !== undefined) await primary.#startAdmin(config);
+    } catch (error: unknown) {
+      await primary.#shutdown(0);
+      throw error;
+    } finally {
+      await closeAll(probes);
+    }
+    options.logger.info({ listeners: primary.addresses.map(formatAddress), workers: options.workers }, 'gatehouse started');
+    return primary;
+  }
+
+  /** The configuration running now (listen addresses with the ports picked for `:0`). */
+  get config(): Config {
+    return this.#config;
+  }
+
+  /** The bound addresses, in configuration order. */
+  get addresses(): AddressInfo[] {
+    return this.#config.listen.map((listen) => {
+      const hostPort = parseHostPort(listen.address) as { host: string; port: number };
+      return { address: hostPort.host, port: hostPort.port, family: hostPort.host.includes(':') ? 'IPv6' : 'IPv4' };
+    });
+  }
+
+  get adminAddress(): AddressInfo | undefined {
+    return this.#adminAddress;
+  }
+
+  /** Worker threads serving now. */
+  get liveWorkers(): number {
+    return this.#workers.filter((w) => w?.ready === true).length;
+  }
+
+  /** Reads the file again (or takes `next`) and moves every worker to it, or none. Reloads run one after another. */
+  reload(next?: Config): Promise<void> {
+    const run = this.#reloads.then(() => this.#reload(next));
+    this.#reloads = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(next?: Config): Promise<void> {
+    if (this.#stopping !== undefined) throw new Error('gatehouse is stopping');
+    const loaded = next ?? (await this.#readConfigFile());
+    if (loaded.workers !== this.#config.workers) {
+      this.#logger.warn({ running: this.#count, configured: loaded.workers }, 'workers takes effect at the next start, not on reload');
+    }
+    // The running count stays (it may come from --workers): the workers compare like with like.
+    const config = { ...loaded, workers: this.#config.workers };
+    const { resolved, probes } = await this.#claimAddresses(config);
+    try {
+      const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+      const reload = ++this.#nextId;
+      const outcomes = await Promise.allSettled(live.map((w) => this.#ask(w, { type: 'prepare', reload, config: resolved })));
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+      if (failed !== undefined) {
+        const prepared = live.filter((_, i) => outcomes[i]?.status === 'fulfilled');
+        await Promise.allSettled(prepared.map((w) => this.#ask(w, { type: 'abort', reload })));
+        throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+      }
+      await Promise.all(live.map(async (w) => {
+        await this.#ask(w, { type: 'commit', reload });
+        w.config = resolved;
+      }));
+      this.#config = resolved;
+      this.#logger.info({ workers: live.length }, 'configuration reloaded in every worker');
+    } finally {
+      await closeAll(probes);
+    }
+  }
+
+  /** Drains every worker for up to `graceMs`, then stops them. Safe to call more than once. */
+  stop(graceMs = this.#config.shutdown_timeout): Promise<void> {
+    this.#stopping ??= this.#shutdown(graceMs).then(() => this.#logger.info('gatehouse stopped'));
+    return this.#stopping;
+  }
+
+  async #shutdown(graceMs: number): Promise<void> {
+    this.#stopping ??= Promise.resolve();
+    const workers = this.#workers.filter((w): w is WorkerHandle => w !== null);
+    await Promise.all(workers.map(async (w) => {
+      const exited = once(w.thread, 'exit');
+      if (w.ready) await this.#ask(w, { type: 'stop', graceMs }).catch(() => {});
+      // Drained (or never started): the thread ends; one that hangs is ended.
+      const timer = setTimeout(() => void w.thread.terminate(), w.ready ? 2000 : 0);
+      await exited;
+      clearTimeout(timer);
+    }));
+    await this.#admin?.close();
+    this.#protection.close();
+    this.#shared.close();
+  }
+
+  /** Ends a worker thread at once, as a crash would (for tests and for a worker that misbehaves); it is replaced. */
+  async terminateWorker(index: number): Promise<void> {
+    await this.#workers[index]?.thread.terminate();
+  }
+
+  // The admin API, for the whole proxy.
+
+  async status(): Promise<unknown> {
+    const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+    const statuses = await Promise.all(live.map((w) => this.#ask(w, { type: 'status' })));
+    const merged = mergeStatuses(statuses) as Record<string, unknown>;
+    return {
+      ...merged,
+      uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
+      config_file: this.#configFile ?? null,
+      listeners: this.addresses.map(formatAddress),
+      workers: {
+        configured: this.#count,
+        live: live.length,
+        restarts: this.#restarts,
+        // How the kernel spreads the load: requests forwarded and in flight, per worker.
+        each: live.map((w, i) => ({ index: w.index, ...upstreamLoad(statuses[i]) })),
+      },
+    };
+  }
+
+  async drain(upstream: string, server: string, on: boolean): Promise<unknown> {
+    const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+    const [first] = await Promise.all(live.map((w) => this.#ask(w, { type: 'drain', upstream, server, on })));
+    return first;
+  }
+
+  protection(): ProtectionAdmin {
+    return { state: this.#protection, v6Prefix: this.#config.protection.ipv6_prefix };
+  }
+
+  caches(): CacheAdmin {
+    const live = (): WorkerHandle[] => this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+    return {
+      stats: async () => mergeStatuses(await Promise.all(live().map((w) => this.#ask(w, { type: 'cache_stats' })))),
+      // Each worker keeps its own cache: a purge goes to all of them, and counts what all of them dropped.
+      purge: async (selector: PurgeSelector) => {
+        const counts = await Promise.all(live().map((w) => this.#ask(w, { type: 'purge', selector })));
+        return counts.reduce((sum: number, n) => sum + (n as number), 0);
+      },
+    };
+  }
+
+  // Workers' lives.
+
+  /** Starts the worker for slot `index` and waits until it serves; rejects when it cannot start. */
+  async #spawn(index: number): Promise<void> {
+    const handle = new WorkerHandle(index, this.#config, this.#memory);
+    this.#workers[index] = handle;
+    const started = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`worker ${index} did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      handle.thread.on('message', (message: WorkerMessage) => {
+        if (message.type === 'ready') {
+          clearTimeout(timer);
+          handle.ready = true;
+          resolve();
+        } else if (message.type === 'start_failed') {
+          clearTimeout(timer);
+          reject(new Error(message.error));
+        } else {
+          const pending = handle.pending.get(message.id);
+          handle.pending.delete(message.id);
+          if (message.ok) pending?.resolve(message.value);
+          else pending?.reject(new Error(message.error));
+        }
+      });
+      handle.thread.once('exit', () => {
+        clearTimeout(timer);
+        reject(new Error(handle.error?.message ?? `worker ${index} exited while starting`));
+      });
+    });
+    handle.thread.on('error', (error: Error) => (handle.error = error));
+    handle.thread.once('exit', (code: number) => this.#exited(handle, code));
+    await started;
+    // A reload committed while this one started: bring it to the running configuration.
+    if (handle.config !== this.#config) await this.#catchUp(handle);
+  }
+
+  async #catchUp(handle: WorkerHandle): Promise<void> {
+    const config = this.#config;
+    const reload = ++this.#nextId;
+    await this.#ask(handle, { type: 'prepare', reload, config });
+    await this.#ask(handle, { type: 'commit', reload });
+    handle.config = config;
+  }
+
+  #exited(handle: WorkerHandle, code: number): void {
+    handle.failAll(`worker ${handle.index} exited`);
+    const wasReady = handle.ready;
+    handle.ready = false;
+    if (this.#stopping !== undefined || this.#workers[handle.index] !== handle) return;
+    this.#workers[handle.index] = null;
+    const now = Date.now();
+    const deaths = (this.#deaths[handle.index] as number[]).filter((at) => now - at < CRASH_WINDOW_MS);
+    deaths.push(now);
+    this.#deaths[handle.index] = deaths;
+    // The first death is replaced at once; then 0.5 s, 1 s, 2 s ... up to 30 s between tries.
+    const delay = deaths.length <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 500 * 2 ** (deaths.length - 2));
+    this.#logger.error(
+      { worker: handle.index, exit_code: code, error: handle.error?.message ?? null, was_serving: wasReady, restart_in_ms: delay },
+      'worker died; starting a new one',
+    );
+    const timer = setTimeout(() => {
+      if (this.#stopping !== undefined) return;
+      this.#restarts++;
+      this.#spawn(handle.index).then(
+        () => this.#logger.info({ worker: handle.index }, 'worker replaced'),
+        (error: unknown) => this.#logger.error({ worker: handle.index, error: error instanceof Error ? error.message : String(error) }, 'replacement worker failed to start'),
+      );
+    }, delay);
+    timer.unref();
+  }
+
+  /** Sends a request to a worker and waits for its reply. */
+  #ask(handle: WorkerHandle, body: RequestBody): Promise<unknown> {
+    const id = ++this.#nextId;
+    const request: Request = { ...body, id };
+    return new Promise((resolve, reject) => {
+      handle.pending.set(id, { resolve, reject });
+      handle.thread.postMessage(request);
+    });
+  }
+
+  /**
+   * Binds each listen address once, with SO_REUSEPORT, to find an address in use (with the
+   * configuration's file:line) and to pick the ports of `:0` addresses, before any worker binds.
+   * The returned configuration names the picked ports. The caller closes the probes.
+   */
+  async #claimAddresses(config: Config): Promise<{ resolved: Config; probes: Server[] }> {
+    const probes: Server[] = [];
+    try {
+      const listen = [];
+      for (const [index, entry] of config.listen.entries()) {
+        const hostPort = parseHostPort(entry.address);
+        if (hostPort === undefined) throw new Error(`listen[${index}]: bad address ${entry.address}`);
+        const port = hostPort.port === 0 ? (this.#pickedPorts.get(index) ?? 0) : hostPort.port;
+        const probe = createServer();
+        probes.push(probe);
+        try {
+          probe.listen({ host: hostPort.host, port, reusePort: true });
+          await once(probe, 'listening');
+        } catch (error: unknown) {
+          throw listenError(error, entry.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
+        }
+        const bound = (probe.address() as AddressInfo).port;
+        if (hostPort.port === 0) this.#pickedPorts.set(index, bound);
+        listen.push({ ...entry, address: formatAddress({ address: hostPort.host, port: bound, family: hostPort.host.includes(':') ? 'IPv6' : 'IPv4' }) });
+      }
+      return { resolved: { ...config, listen }, probes };
+    } catch (error: unknown) {
+      await closeAll(probes);
+      throw error;
+    }
+  }
+
+  async #startAdmin(config: Config): Promise<void> {
+    const address = config.admin?.address ?? '';
+    this.#admin = new AdminListener(address, this);
+    try {
+      this.#adminAddress = await this.#admin.listen();
+    } catch (error: unknown) {
+      this.#admin = undefined;
+      throw listenError(error, address, 'admin', sourceOf(config, ['admin', 'address']));
+    }
+  }
+
+  async #readConfigFile(): Promise<Config> {
+    if (this.#configFile === undefined) throw new Error('no configuration file to reload from');
+    return loadConfigFile(this.#configFile);
+  }
+}
+
+/** How many workers `config.workers` asks for: `auto` is the CPUs this process may use. */
+export function workerCount(config: Config): number {
+  return config.workers === 'auto' ? usableCpus() : config.workers;
+}
+
+/** Requests forwarded and in flight, summed over a worker's upstreams. */
+function upstreamLoad(status: unknown): { requests: number; in_flight: number } {
+  const upstreams = (status as { upstreams?: Record<string, { in_flight?: number; servers?: { requests?: number }[] }> }).upstreams ?? {};
+  let requests = 0;
+  let inFlight = 0;
+  for (const upstream of Object.values(upstreams)) {
+    inFlight += upstream.in_flight ?? 0;
+    for (const server of upstream.servers ?? []) requests += server.requests ?? 0;
+  }
+  return { requests, in_flight: inFlight };
+}
+
+async function closeAll(servers: readonly Server[]): Promise<void> {
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
+}
+
+function formatAddress(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}

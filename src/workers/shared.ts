@@ -1,0 +1,49 @@
+/**
+ * What worker threads share: the tables of rate-limit buckets and open connections per client in
+ * shared memory (made by the primary, handed to each worker), and a BroadcastChannel on which ban
+ * changes travel to every thread of the process, the primary's admin API included, in well under
+ * a millisecond.
+ */
+import { BroadcastChannel } from 'node:worker_threads';
+import { allocateSharedTable, type SharedTableMemory } from '../core/shared-table.ts';
+import type { SharedProtection } from '../core/protection-state.ts';
+import type { BanChange, BanList } from '../middleware/rate-limit/bans.ts';
+import { SharedConnectionCounts, SharedRateLimitStore } from '../middleware/rate-limit/shared-store.ts';
+
+/** The shared memory, made once when the workers start (its size is fixed until a restart). */
+export interface SharedMemory {
+  readonly rateLimits: SharedTableMemory;
+  readonly connections: SharedTableMemory;
+  /** Names the ban channel, so that two proxies in one process (tests) keep apart. */
+  readonly channel: string;
+}
+
+let proxies = 0;
+
+export function allocateSharedMemory(maxClients: number): SharedMemory {
+  return {
+    rateLimits: allocateSharedTable(maxClients),
+    connections: allocateSharedTable(maxClients),
+    channel: `gatehouse:bans:${process.pid}:${++proxies}`,
+  };
+}
+
+/** A thread's view of the shared protection state; close() leaves the ban channel. */
+export function sharedProtection(memory: SharedMemory): SharedProtection & { close(): void } {
+  const channel = new BroadcastChannel(memory.channel);
+  // The channel must not keep a worker alive after its Gatehouse stopped.
+  (channel as unknown as { unref(): void }).unref();
+  let bans: BanList | null = null;
+  channel.onmessage = (event: unknown) => bans?.apply((event as { data: BanChange }).data);
+  return {
+    store: new SharedRateLimitStore(memory.rateLimits),
+    connections: new SharedConnectionCounts(memory.connections),
+    attachBans(list: BanList): void {
+      bans = list;
+      list.publish = (change) => channel.postMessage(change);
+    },
+    close(): void {
+      channel.close();
+    },
+  };
+}

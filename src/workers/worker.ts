@@ -1,0 +1,77 @@
+/**
+ * A worker thread: one Gatehouse that serves requests on listeners bound with SO_REUSEPORT (the
+ * kernel spreads connections over the workers), with the protection state shared through
+ * workers/shared.ts. It does what the primary asks (messages.ts) and nothing on its own: no
+ * signals, no admin listener, no reads of the configuration file.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config/schema.ts';
+import { createLogger } from '../core/logger.ts';
+import { Gatehouse, type PreparedReload } from '../gatehouse.ts';
+import type { Request, WorkerData, WorkerMessage } from './messages.ts';
+import { sharedProtection } from './shared.ts';
+
+const port = parentPort;
+if (port === null) throw new Error('workers/worker.ts runs as a worker thread');
+const data = workerData as WorkerData;
+const logger = createLogger(data.config.log.level).child({ worker: data.index });
+const shared = sharedProtection(data.memory);
+const send = (message: WorkerMessage): void => port.postMessage(message);
+const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+let gatehouse: Gatehouse;
+try {
+  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared } });
+} catch (error: unknown) {
+  send({ type: 'start_failed', error: message(error) });
+  shared.close();
+  process.exit(1);
+}
+
+const prepared = new Map<number, PreparedReload>();
+
+async function answer(request: Request): Promise<unknown> {
+  switch (request.type) {
+    case 'prepare': {
+      prepared.set(request.reload, await gatehouse.prepareReload(withoutAdmin(request.config)));
+      return null;
+    }
+    case 'commit':
+    case 'abort': {
+      const reload = prepared.get(request.reload);
+      prepared.delete(request.reload);
+      if (reload === undefined) throw new Error(`no prepared reload ${request.reload}`);
+      if (request.type === 'commit') gatehouse.commitReload(reload);
+      else await gatehouse.abortReload(reload);
+      return null;
+    }
+    case 'status':
+      return gatehouse.status();
+    case 'drain':
+      return gatehouse.drain(request.upstream, request.server, request.on);
+    case 'cache_stats':
+      return gatehouse.caches().stats();
+    case 'purge':
+      return gatehouse.caches().purge(request.selector);
+    case 'stop':
+      await gatehouse.stop(request.graceMs);
+      shared.close();
+      return null;
+    default:
+      return request satisfies never;
+  }
+}
+
+port.on('message', (request: Request) => {
+  answer(request).then(
+    (value) => send({ type: 'reply', id: request.id, ok: true, value }),
+    (error: unknown) => send({ type: 'reply', id: request.id, ok: false, error: message(error) }),
+  );
+});
+send({ type: 'ready' });
+
+/** The admin listener is the primary's. */
+function withoutAdmin(config: Config): Config {
+  const { admin: _admin, ...rest } = config;
+  return rest;
+}
