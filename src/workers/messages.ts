@@ -6,6 +6,8 @@ import type { SharedMemory } from './shared.ts';
 /** What a worker is started with. */
 export interface WorkerData {
   readonly index: number;
+  /** The primary's log level (the configuration's, or a caller's such as a test's `silent`). */
+  readonly logLevel: string;
   readonly config: Config;
   readonly memory: SharedMemory;
 }

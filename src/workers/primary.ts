@@ -63,10 +63,10 @@ class WorkerHandle {
   /** Why it died, when it threw. */
   error: Error | null = null;
 
-  constructor(index: number, config: Config, memory: SharedMemory) {
+  constructor(index: number, config: Config, memory: SharedMemory, logLevel: string) {
     this.index = index;
     this.config = config;
-    const data: WorkerData = { index, config, memory };
+    const data: WorkerData = { index, config, memory, logLevel };
     this.thread = new Worker(WORKER_SCRIPT, { workerData: data });
   }
 
@@ -261,7 +261,7 @@ export class Primary implements AdminTarget {
 
   /** Starts the worker for slot `index` and waits until it serves; rejects when it cannot start. */
   async #spawn(index: number): Promise<void> {
-    const handle = new WorkerHandle(index, this.#config, this.#memory);
+    const handle = new WorkerHandle(index, this.#config, this.#memory, this.#logger.level);
     this.#workers[index] = handle;
     const started = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`worker ${index} did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);

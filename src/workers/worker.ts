@@ -14,7 +14,7 @@ import { sharedProtection } from './shared.ts';
 const port = parentPort;
 if (port === null) throw new Error('workers/worker.ts runs as a worker thread');
 const data = workerData as WorkerData;
-const logger = createLogger(data.config.log.level).child({ worker: data.index });
+const logger = createLogger(data.logLevel).child({ worker: data.index });
 const shared = sharedProtection(data.memory);
 const send = (message: WorkerMessage): void => port.postMessage(message);
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));

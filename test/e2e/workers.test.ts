@@ -1,0 +1,170 @@
+/**
+ * Two worker threads behaving as one proxy (docs/operations.md#multi-core): connections are spread
+ * over both, a rate limit holds in total, bans reach both, a reload moves both or neither, and a
+ * worker that dies is replaced while the other keeps serving.
+ */
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import pino from 'pino';
+import { Agent, request as undiciRequest } from 'undici';
+import { configFromObject } from '../../src/config/load.ts';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { Primary } from '../../src/workers/primary.ts';
+import { echo, startBackend } from '../helpers/backend.ts';
+import { admin } from '../helpers/clients.ts';
+import { request, waitFor } from '../helpers/http.ts';
+import { simpleProxyConfig } from '../helpers/proxy.ts';
+
+interface Running {
+  readonly primary: Primary;
+  readonly url: string;
+  readonly adminPort: number;
+}
+
+async function startWorkers(t: TestContext, config: Omit<ConfigInput, 'listen'>, workers = 2): Promise<Running> {
+  const full = configFromObject({
+    listen: [{ address: '127.0.0.1:0' }],
+    admin: { address: '127.0.0.1:0' },
+    access_log: { enabled: false },
+    shutdown_timeout: 2000,
+    ...config,
+  } as ConfigInput);
+  const primary = await Primary.start(full, { logger: pino({ level: 'silent' }), workers });
+  t.after(() => primary.stop(1000));
+  return { primary, url: `http://127.0.0.1:${primary.addresses[0]?.port}`, adminPort: primary.adminAddress?.port ?? 0 };
+}
+
+interface WorkerLoad {
+  readonly index: number;
+  readonly requests: number;
+  readonly in_flight: number;
+}
+
+async function perWorker(primary: Primary): Promise<WorkerLoad[]> {
+  return ((await primary.status()) as { workers: { each: WorkerLoad[] } }).workers.each;
+}
+
+/** A request on a connection of its own (so the kernel picks a worker for each). */
+const fresh = (url: string, path = '/'): Promise<number> =>
+  request(`${url}${path}`, { headers: { connection: 'close' } }).then((r) => r.status, () => 0);
+
+test('workers: connections are spread over both workers; status adds their counts up', async (t) => {
+  const backend = await startBackend(t, echo());
+  const { primary, url } = await startWorkers(t, simpleProxyConfig([backend.url]));
+  const statuses = await Promise.all(Array.from({ length: 60 }, () => fresh(url)));
+  assert.ok(statuses.every((s) => s === 200));
+  const each = await perWorker(primary);
+  assert.equal(each.length, 2);
+  assert.ok(each.every((w) => w.requests > 0), `both workers served: ${JSON.stringify(each)}`);
+  const status = (await primary.status()) as { upstreams: { app: { servers: { requests: number; weight: number }[] } }; workers: { live: number } };
+  assert.equal(status.upstreams.app.servers[0]?.requests, 60, 'the proxy-wide count is the sum');
+  assert.equal(status.upstreams.app.servers[0]?.weight, 1, 'settings are not summed');
+  assert.equal(status.workers.live, 2);
+});
+
+test('workers: a rate limit admits its rate in total, not once per worker', async (t) => {
+  const backend = await startBackend(t, echo());
+  const { primary, url } = await startWorkers(t, {
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    routes: [{ match: {}, upstream: 'app', rate_limits: [{ name: 'all', rate: '10/s', burst: 49, key: ['route'] }] }],
+  } as Omit<ConfigInput, 'listen'>);
+  const started = performance.now();
+  const statuses = await Promise.all(Array.from({ length: 300 }, () => fresh(url)));
+  const elapsed = (performance.now() - started) / 1000;
+  const allowed = statuses.filter((s) => s === 200).length;
+  const most = 50 + Math.ceil(10 * elapsed);
+  assert.ok(allowed >= 50 && allowed <= most, `${allowed} allowed in ${elapsed.toFixed(2)} s (50 at once, then 10/s: at most ${most})`);
+  assert.equal(allowed + statuses.filter((s) => s === 429).length, 300);
+  assert.ok((await perWorker(primary)).every((w) => w.requests > 0), 'both workers took part');
+});
+
+test('workers: a ban through the admin API, and one a worker makes itself, hold on every worker at once', async (t) => {
+  const backend = await startBackend(t, echo());
+  const { url, adminPort } = await startWorkers(t, {
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    protection: { bans: { enabled: true, threshold: 3, window: '10s', duration: '1m' } },
+    routes: [{ match: {}, upstream: 'app', rate_limits: [{ name: 'ip', rate: '1/s', burst: 0 }] }],
+  } as Omit<ConfigInput, 'listen'>);
+  const banned = await admin(adminPort, 'POST', '/bans/127.0.0.1?duration=1m');
+  assert.equal(banned.status, 200);
+  const refused = await Promise.all(Array.from({ length: 20 }, () => fresh(url)));
+  assert.deepEqual(new Set(refused), new Set([0]), 'every connection, on either worker, is closed');
+  assert.equal((await admin(adminPort, 'DELETE', '/bans')).status, 200);
+  await waitFor(async () => (await fresh(url)) === 200, 1000, 'the lift to reach the workers');
+  // Now break the rate limit: 3 refusals ban the client, wherever each refusal happened.
+  for (let i = 0; i < 8; i++) await fresh(url);
+  const list = (await admin(adminPort, 'GET', '/bans')).body as { bans: { client: string; reason: string }[] };
+  assert.equal(list.bans[0]?.client, '127.0.0.1', 'the primary knows of the ban a worker made');
+  const after = await Promise.all(Array.from({ length: 20 }, () => fresh(url)));
+  assert.deepEqual(new Set(after), new Set([0]), 'both workers refuse the banned client');
+});
+
+test('workers: a reload under load moves every worker to the new configuration with no failed request; a bad one changes nothing', async (t) => {
+  const backend = await startBackend(t, echo());
+  const base = simpleProxyConfig([backend.url]);
+  const { primary, url } = await startWorkers(t, base);
+  const withHeader = (value: string): ConfigInput => ({
+    ...base,
+    listen: [{ address: '127.0.0.1:0' }],
+    admin: { address: '127.0.0.1:0' },
+    access_log: { enabled: false },
+    routes: [{ match: {}, upstream: 'app', response_headers: { set: { 'x-version': value } } }],
+  });
+  const agent = new Agent({ connections: 8 });
+  t.after(() => agent.close());
+  let failures = 0;
+  let requests = 0;
+  let stop = false;
+  const versions = new Set<string>();
+  const load = Array.from({ length: 8 }, async () => {
+    while (!stop) {
+      requests++;
+      try {
+        const res = await undiciRequest(url, { dispatcher: agent });
+        await res.body.dump();
+        if (res.statusCode !== 200) failures++;
+        versions.add(String(res.headers['x-version']));
+      } catch {
+        failures++;
+      }
+    }
+  });
+  try {
+    await waitFor(() => requests > 100, 5000, 'load');
+    await primary.reload(configFromObject(withHeader('2')));
+    await waitFor(() => versions.has('2'), 2000, 'the new configuration to serve');
+    // Valid, but no worker can read the certificate: every worker prepares, one fails, all abort.
+    const bad = withHeader('3');
+    bad.listen = [{ address: '127.0.0.1:0' }, { address: '127.0.0.1:0', tls: { certificates: [{ cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem' }] } }];
+    await assert.rejects(primary.reload(configFromObject(bad)), /nonexistent\/cert\.pem: cannot read the certificate file/);
+    const before = requests;
+    await waitFor(() => requests > before + 100, 5000, 'more load');
+  } finally {
+    stop = true;
+    await Promise.all(load);
+  }
+  assert.equal(failures, 0, `${failures} of ${requests} requests failed`);
+  assert.ok(!versions.has('3'), 'the configuration that failed in the workers never served');
+  assert.equal(primary.addresses.length, 1);
+  const fresh2 = await Promise.all(Array.from({ length: 20 }, () => request(url, { headers: { connection: 'close' } })));
+  assert.ok(fresh2.every((r) => r.headers['x-version'] === '2'), 'every worker runs the new configuration');
+});
+
+test('workers: a worker that dies is replaced, and requests on the other worker do not fail', async (t) => {
+  const backend = await startBackend(t, (req, res) => setTimeout(() => echo()(req, res), 400));
+  const { primary, url } = await startWorkers(t, simpleProxyConfig([backend.url]));
+  const inFlight = Array.from({ length: 12 }, () => fresh(url));
+  await waitFor(async () => (await perWorker(primary)).reduce((n, w) => n + w.in_flight, 0) === 12, 2000, 'every request in flight');
+  const onOther = (await perWorker(primary)).find((w) => w.index === 1)?.in_flight ?? 0;
+  await primary.terminateWorker(0);
+  const results = await Promise.all(inFlight);
+  assert.equal(results.filter((s) => s === 200).length, onOther, 'the requests on worker 1 finished; only worker 0 lost its own');
+  // Meanwhile and after, new connections are served (the kernel sends none to the dead worker).
+  const during = await Promise.all(Array.from({ length: 10 }, () => fresh(url)));
+  assert.ok(during.every((s) => s === 200), `answers while replacing: ${during.join(',')}`);
+  await waitFor(() => primary.liveWorkers === 2, 5000, 'the replacement worker');
+  const status = (await primary.status()) as { workers: { restarts: number } };
+  assert.equal(status.workers.restarts, 1);
+  const after = await Promise.all(Array.from({ length: 40 }, () => fresh(url)));
+  assert.ok(after.every((s) => s === 200));
+});
