@@ -15,6 +15,7 @@ import { resolveClient, screenRequest } from './admission.ts';
 import type { BodyRateWatch } from './body-rate.ts';
 import { connectionOf } from './connection-guard.ts';
 import { checkHttp2Request, checkRequest } from './request-checks.ts';
+import type { Http01Challenges } from './tls/acme/http-01.ts';
 
 /** What every request on a listener shares. */
 export interface ListenerContext {
@@ -25,6 +26,8 @@ export interface ListenerContext {
   readonly proto: string;
   /** True while shutting down: answers carry Connection: close. */
   draining: boolean;
+  /** On plain listeners: the ACME HTTP-01 challenges to answer before routing. */
+  readonly challenges?: Http01Challenges;
 }
 
 type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -58,6 +61,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     ex.finished = true;
     ctx.accessLog.write(ex);
   };
+  const challenges = ctx.challenges;
   return (req, res) => {
     const snapshot = ctx.holder.current;
     const protection = snapshot.protection;
@@ -76,6 +80,11 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     try {
       if (rejected !== null) {
         rejectRequest(ex, rejected);
+        finish(ex);
+        return;
+      }
+      // ACME validation (RFC 8555 §8.3) comes before bans and routes: the CA's requests must get through.
+      if (challenges !== undefined && challenges.pending > 0 && answerChallenge(ex, challenges)) {
         finish(ex);
         return;
       }
@@ -99,6 +108,14 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
       failInternally(ex, error, finish);
     }
   };
+}
+
+/** Answers an HTTP-01 challenge request with its key authorization; false when it is not one. */
+function answerChallenge(ex: Exchange, challenges: Http01Challenges): boolean {
+  const keyAuthorization = challenges.answer(ex.info.method, ex.info.path);
+  if (keyAuthorization === undefined) return false;
+  sendSimple(ex, 200, keyAuthorization, { 'content-type': 'application/octet-stream' });
+  return true;
 }
 
 /** A request refused by checkRequest: answered, and the connection closed (its framing cannot be trusted). */
