@@ -15,8 +15,10 @@ import { SnapshotHolder } from './core/snapshot.ts';
 import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
 import { Listener } from './listeners/listener.ts';
-import { CertificateStore, loadCertificates, type CertificateLog } from './listeners/tls/certificate-store.ts';
-import type { LoadedCertificate } from './listeners/tls/certificate.ts';
+import { Http01Challenges } from './listeners/tls/acme/http-01.ts';
+import { CertificateStore, type CertificateLog } from './listeners/tls/certificate-store.ts';
+import { ListenerCertificates, type CertificateServices } from './listeners/tls/listener-certificates.ts';
+import { LocalCa } from './listeners/tls/local-ca.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -32,6 +34,12 @@ export class Gatehouse {
   /** The certificates of each TLS listener (swapped by a reload, watched for file changes). */
   readonly #certificates = new Map<Listener, CertificateStore>();
   readonly #certificateLog: CertificateLog = (level, fields, message) => this.#logger[level](fields, message);
+  /** Where each TLS listener's certificates come from (files, local CA, ACME); replaced by a reload. */
+  readonly #sources = new Map<Listener, ListenerCertificates>();
+  /** ACME HTTP-01 challenges, answered on every plain listener. */
+  readonly #challenges = new Http01Challenges();
+  /** The local CA of each state directory, opened (or made) when first needed. */
+  readonly #localCas = new Map<string, Promise<LocalCa>>();
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
   readonly #accessLog: SwitchableAccessLog;
@@ -155,6 +163,8 @@ export class Gatehouse {
     }
     for (const store of this.#certificates.values()) store.close();
     this.#certificates.clear();
+    for (const source of this.#sources.values()) source.close();
+    this.#sources.clear();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
@@ -210,26 +220,33 @@ export class Gatehouse {
    * listener that gains or loses TLS is closed and bound again (the address is free in between).
    */
   async #bindListeners(config: Config): Promise<void> {
-    // Certificates are read and checked first: a broken file rejects the whole change.
-    const certificates = config.listen.map((listen, index) => (listen.tls === undefined ? null : certificatesOf(listen.tls.certificates, index)));
+    // Certificates are read, checked and made first: a broken file rejects the whole change.
+    const sources = await this.#certificateSources(config);
     const added: [string, Listener][] = [];
     try {
       for (const [index, listen] of config.listen.entries()) {
         const key = listenerKey(listen.address, index);
         const existing = this.#listeners.get(key);
-        const loaded = certificates[index] ?? null;
-        if (existing !== undefined && existing.tls === (loaded !== null)) {
-          if (loaded !== null) this.#certificates.get(existing)?.replace(loaded);
+        const source = sources[index] ?? null;
+        if (existing !== undefined && existing.tls === (source !== null)) {
+          const store = this.#certificates.get(existing);
+          if (source !== null && store !== undefined) this.#useSource(existing, store, source);
           continue;
         }
         if (existing !== undefined) {
           this.#listeners.delete(key);
           await this.#retire(existing);
         }
-        const tls = loaded === null ? null : new CertificateStore(loaded, this.#certificateLog);
-        const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: tls === null ? 'http' : 'https', draining: false };
+        const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog);
+        const context: ListenerContext =
+          tls === null
+            ? { holder: this.#holder, accessLog: this.#accessLog, proto: 'http', draining: false, challenges: this.#challenges }
+            : { holder: this.#holder, accessLog: this.#accessLog, proto: 'https', draining: false };
         const listener = new Listener(listen.address, config.limits, context, listen, tls);
-        if (tls !== null) this.#certificates.set(listener, tls);
+        if (tls !== null && source !== null) {
+          this.#certificates.set(listener, tls);
+          this.#useSource(listener, tls, source);
+        }
         try {
           await listener.listen();
         } catch (error: unknown) {
@@ -239,6 +256,9 @@ export class Gatehouse {
       }
     } catch (error: unknown) {
       await Promise.all(added.map(([, l]) => this.#retire(l)));
+      // Sources that did not replace a running one's are stopped (those in use stay with their listener).
+      const inUse = new Set(this.#sources.values());
+      for (const source of sources) if (source !== null && !inUse.has(source)) source.close();
       if (error instanceof ListenError) throw error;
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
@@ -254,11 +274,58 @@ export class Gatehouse {
     }
   }
 
+  /**
+   * Every TLS listener's certificate sources (null for plain listeners), made before anything
+   * changes; when one fails, those already made are stopped and the error names the listener.
+   */
+  async #certificateSources(config: Config): Promise<(ListenerCertificates | null)[]> {
+    const services: CertificateServices = {
+      stateDir: config.state_dir,
+      challenges: this.#challenges,
+      localCa: () => this.#localCa(config.state_dir),
+      log: this.#certificateLog,
+    };
+    const sources: (ListenerCertificates | null)[] = [];
+    for (const [index, listen] of config.listen.entries()) {
+      try {
+        sources.push(listen.tls === undefined ? null : await ListenerCertificates.start(listen.tls, services));
+      } catch (error: unknown) {
+        for (const source of sources) source?.close();
+        throw new Error(`listen[${index}].tls: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+    }
+    return sources;
+  }
+
+  /** The local CA of `stateDir`, opened once; a failure is not kept, so a later reload tries again. */
+  #localCa(stateDir: string): Promise<LocalCa> {
+    let ca = this.#localCas.get(stateDir);
+    if (ca === undefined) {
+      ca = LocalCa.open(stateDir);
+      ca.catch(() => this.#localCas.delete(stateDir));
+      this.#localCas.set(stateDir, ca);
+    }
+    return ca;
+  }
+
+  /** Serves `source`'s certificates on `listener` from now on, stopping the source it had. */
+  #useSource(listener: Listener, store: CertificateStore, source: ListenerCertificates): void {
+    const previous = this.#sources.get(listener);
+    if (previous !== undefined && previous !== source) {
+      previous.close();
+      store.replace(source.certificates);
+    }
+    source.onChange = (certificates) => store.replace(certificates);
+    this.#sources.set(listener, source);
+  }
+
   /** A listener that is no longer configured: it stops accepting, its requests finish. */
   #retire(listener: Listener): Promise<void> {
     listener.context.draining = true;
     this.#certificates.get(listener)?.close();
     this.#certificates.delete(listener);
+    this.#sources.get(listener)?.close();
+    this.#sources.delete(listener);
     return listener.stopAccepting();
   }
 
@@ -284,13 +351,4 @@ function listenerKey(address: string, index: number): string {
 
 function formatAddress(address: AddressInfo): string {
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
-}
-
-/** A TLS listener's certificates, loaded and checked; the error names the listener and the file. */
-function certificatesOf(pairs: readonly { cert: string; key: string }[], index: number): LoadedCertificate[] {
-  try {
-    return loadCertificates(pairs);
-  } catch (error: unknown) {
-    throw new Error(`listen[${index}].tls: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
 }
