@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { defaultStateDir } from '../core/state-dir.ts';
+import type { Problem } from './problem.ts';
 
 /** Let's Encrypt's production directory: the default ACME server. */
 export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
@@ -76,3 +77,16 @@ export const stateDirSchema = z
 export type ListenerTlsConfig = z.output<typeof listenerTlsSchema>;
 export type InternalTlsConfig = z.output<typeof internalTlsSchema>;
 export type AcmeTlsConfig = z.output<typeof acmeTlsSchema>;
+
+/**
+ * ACME certificates are validated over HTTP-01 (RFC 8555 §8.3), which only a plain listener
+ * answers: a file with `acme` and no plain listener could never get a certificate.
+ */
+export function acmeProblems(listen: readonly { readonly tls?: { readonly acme?: unknown } | undefined }[]): Problem[] {
+  if (listen.some((l) => l.tls === undefined)) return [];
+  return listen.flatMap((l, i) =>
+    l.tls?.acme === undefined
+      ? []
+      : [{ path: ['listen', i, 'tls', 'acme'], message: 'needs a plain (non-TLS) listener to answer HTTP-01 challenges on, e.g. - address: :80' }],
+  );
+}
