@@ -15,6 +15,7 @@ import { SnapshotHolder } from './core/snapshot.ts';
 import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
 import { Listener } from './listeners/listener.ts';
+import { AcmeManager } from './listeners/tls/acme/acme-manager.ts';
 import { Http01Challenges } from './listeners/tls/acme/http-01.ts';
 import { CertificateStore, type CertificateLog } from './listeners/tls/certificate-store.ts';
 import { ListenerCertificates, type CertificateServices } from './listeners/tls/listener-certificates.ts';
@@ -38,6 +39,8 @@ export class Gatehouse {
   readonly #sources = new Map<Listener, ListenerCertificates>();
   /** ACME HTTP-01 challenges, answered on every plain listener. */
   readonly #challenges = new Http01Challenges();
+  /** ACME managers by state directory and `acme` block: kept across reloads, shared by listeners. */
+  readonly #acmeManagers = new Map<string, Promise<AcmeManager>>();
   /** The local CA of each state directory, opened (or made) when first needed. */
   readonly #localCas = new Map<string, Promise<LocalCa>>();
   readonly #logger: Logger;
@@ -165,6 +168,7 @@ export class Gatehouse {
     this.#certificates.clear();
     for (const source of this.#sources.values()) source.close();
     this.#sources.clear();
+    await this.#closeUnusedAcmeManagers();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
@@ -220,6 +224,15 @@ export class Gatehouse {
    * listener that gains or loses TLS is closed and bound again (the address is free in between).
    */
   async #bindListeners(config: Config): Promise<void> {
+    try {
+      await this.#bindListenersTo(config);
+    } finally {
+      await this.#closeUnusedAcmeManagers();
+    }
+  }
+
+  /** The work of #bindListeners; ACME managers it started are closed after it if no listener took them. */
+  async #bindListenersTo(config: Config): Promise<void> {
     // Certificates are read, checked and made first: a broken file rejects the whole change.
     const sources = await this.#certificateSources(config);
     const added: [string, Listener][] = [];
@@ -284,6 +297,15 @@ export class Gatehouse {
       challenges: this.#challenges,
       localCa: () => this.#localCa(config.state_dir),
       log: this.#certificateLog,
+      acme: (acme) => {
+        const key = JSON.stringify([config.state_dir, acme]);
+        let manager = this.#acmeManagers.get(key);
+        if (manager === undefined) {
+          manager = AcmeManager.start(acme, services);
+          this.#acmeManagers.set(key, manager);
+        }
+        return manager;
+      },
     };
     const sources: (ListenerCertificates | null)[] = [];
     for (const [index, listen] of config.listen.entries()) {
@@ -295,6 +317,17 @@ export class Gatehouse {
       }
     }
     return sources;
+  }
+
+  /** Stops the ACME managers no listener takes certificates from any more (after a reload, at stop). */
+  async #closeUnusedAcmeManagers(): Promise<void> {
+    const used = new Set([...this.#sources.values()].map((source) => source.acme));
+    for (const [key, pending] of this.#acmeManagers) {
+      const manager = await pending.catch(() => undefined);
+      if (manager !== undefined && used.has(manager)) continue;
+      manager?.close();
+      this.#acmeManagers.delete(key);
+    }
   }
 
   /** The local CA of `stateDir`, opened once; a failure is not kept, so a later reload tries again. */

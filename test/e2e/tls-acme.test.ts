@@ -101,6 +101,11 @@ test('acme: pebble issues a certificate (HTTP-01 on the plain listener); it is s
   assert.equal(await mode(join(acmeDir, 'certificates')), 0o700);
   assert.equal(await mode(join(acmeDir, 'certificates', 'app.test.key')), 0o600, 'the certificate key');
   assert.equal(await mode(join(acmeDir, 'certificates', 'app.test.pem')), 0o600);
+
+  // A reload keeps the certificate and its manager: nothing is ordered again.
+  await first.gatehouse.reload(configFromObject(config));
+  assert.equal((await servedCertificate(first.tlsPort, 'app.test')).serialNumber, issued.serialNumber);
+  assert.equal(messages(first.lines).filter((m) => m === 'ordering an ACME certificate').length, 1, 'one order in all');
   await first.gatehouse.stop(500);
 
   const second = await startGatehouse(t, config);

@@ -6,19 +6,24 @@
  */
 import { join } from 'node:path';
 import type { ListenerTlsConfig } from '../../config/tls-schema.ts';
-import { AcmeManager, type AcmeServices } from './acme/acme-manager.ts';
+import type { AcmeTlsConfig } from '../../config/tls-schema.ts';
+import type { AcmeManager, AcmeServices } from './acme/acme-manager.ts';
 import { loadCertificates } from './certificate-store.ts';
 import type { LoadedCertificate } from './certificate.ts';
 import { localCertificate, renewalTimeOf } from './issued-files.ts';
 import { Alarm, backoff } from './renewal.ts';
 
-/** What the certificate sources need from the process (state directory, local CA, challenges, log). */
-export type CertificateServices = AcmeServices;
+/** What the certificate sources need from the process (state directory, local CA, challenges, log, ACME managers). */
+export interface CertificateServices extends AcmeServices {
+  /** The ACME manager of an `acme` block: the running one when there is one (reloads keep them). */
+  readonly acme: (config: AcmeTlsConfig) => Promise<AcmeManager>;
+}
 
 export class ListenerCertificates {
   readonly #files: LoadedCertificate[];
   #internal: LoadedCertificate | undefined;
   readonly #acme: AcmeManager | undefined;
+  readonly #unsubscribe: () => void;
   readonly #alarm = new Alarm();
   #failures = 0;
   #closed = false;
@@ -29,7 +34,7 @@ export class ListenerCertificates {
     this.#files = files;
     this.#internal = internal;
     this.#acme = acme;
-    if (acme !== undefined) acme.onChange = () => this.#changed();
+    this.#unsubscribe = acme?.subscribe(() => this.#changed()) ?? (() => {});
   }
 
   /**
@@ -40,7 +45,7 @@ export class ListenerCertificates {
     const files = loadCertificates(tls.certificates);
     const names = tls.internal?.names;
     const internal = names === undefined ? undefined : await localCertificate(await services.localCa(), internalDir(services), names);
-    const acme = tls.acme === undefined ? undefined : await AcmeManager.start(tls.acme, services);
+    const acme = tls.acme === undefined ? undefined : await services.acme(tls.acme);
     const made = new ListenerCertificates(files, internal, acme);
     if (names !== undefined && internal !== undefined) made.#renewInternal(names, services, renewalTimeOf(internal));
     return made;
@@ -51,11 +56,16 @@ export class ListenerCertificates {
     return [...this.#files, ...(this.#internal === undefined ? [] : [this.#internal]), ...(this.#acme?.certificates ?? [])];
   }
 
-  /** Stops renewals. */
+  /** The ACME manager this listener takes certificates from (its owner closes it when no listener does). */
+  get acme(): AcmeManager | undefined {
+    return this.#acme;
+  }
+
+  /** Stops renewals of the local certificate and listening to the ACME manager. */
   close(): void {
     this.#closed = true;
     this.#alarm.cancel();
-    this.#acme?.close();
+    this.#unsubscribe();
   }
 
   #renewInternal(names: readonly string[], services: CertificateServices, at: number): void {

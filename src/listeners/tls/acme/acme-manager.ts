@@ -3,7 +3,8 @@
  * when still fresh, else ordered in the background. Until a name has its certificate it is served
  * one from the local CA, so the listener binds and serves at once. Renewal starts at two thirds of
  * a certificate's life; a failed order is tried again after an exponential backoff, and a name
- * that fails never holds up the others.
+ * that fails never holds up the others. Kept across reloads (and shared by listeners with the same
+ * `acme` block) by the composition root, so a reload never orders again what is under way.
  */
 import { join } from 'node:path';
 import type { AcmeTlsConfig } from '../../../config/tls-schema.ts';
@@ -44,8 +45,8 @@ export class AcmeManager {
   /** Orders run one at a time: gentle on the CA, and the challenges of one never mix with another's. */
   #queue: Promise<void> = Promise.resolve();
   #closed = false;
-  /** Called when a name's certificate changes. */
-  onChange: () => void = () => {};
+  /** Told when a name's certificate changes. */
+  readonly #subscribers = new Set<() => void>();
 
   private constructor(config: AcmeTlsConfig, services: AcmeServices) {
     this.#config = config;
@@ -74,6 +75,13 @@ export class AcmeManager {
     return this.#names.map((state) => state.cert);
   }
 
+  /** Calls `listener` whenever a certificate changes; returns what stops it. */
+  subscribe(listener: () => void): () => void {
+    const entry = (): void => listener();
+    this.#subscribers.add(entry);
+    return () => this.#subscribers.delete(entry);
+  }
+
   /** Stops renewing; an order under way finishes and is stored, but no longer served from here. */
   close(): void {
     this.#closed = true;
@@ -98,7 +106,7 @@ export class AcmeManager {
       if (this.#closed) return;
       state.cert = cert;
       state.issued = true;
-      this.onChange();
+      for (const subscriber of this.#subscribers) subscriber();
       this.#schedule(state, renewalTimeOf(cert));
     } catch (error: unknown) {
       state.failures++;
