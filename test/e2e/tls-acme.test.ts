@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -17,8 +17,9 @@ import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
+import { acmeDirFor } from '../../src/listeners/tls/acme/acme-account.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
-import { tempDir } from '../helpers/certs.ts';
+import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { waitFor } from '../helpers/http.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
 import { simpleProxyConfig } from '../helpers/proxy.ts';
@@ -77,6 +78,7 @@ async function waitForIssuer(port: number, servername: string, issuer: RegExp, p
   return cert as X509Certificate;
 }
 
+const DAY = 86_400_000;
 const mode = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
 const messages = (lines: Lines): string[] => lines.map((l) => String(l.msg));
 
@@ -131,4 +133,37 @@ test('acme: a name whose order fails gets a local fallback and never stops the l
   await waitForIssuer(tlsPort, 'app.test', /Pebble/, pebble);
   assert.equal(await getTrusting(tlsPort, 'app.test', await pebble.root()), 200);
   assert.match((await servedCertificate(tlsPort, 'fail.test')).issuer, /Gatehouse Local CA/, 'the failed name keeps its fallback');
+});
+
+test('acme: a stored certificate due for renewal serves until the renewed one arrives', async (t) => {
+  const pebble = await startPebble(t);
+  if (pebble === undefined) return;
+  const stateDir = join(await tempDir(t), 'state');
+  // Two thirds of its life gone: due for renewal, still valid.
+  const ca = await createCa('Old Issuer');
+  const old = await ca.issue({ names: ['app.test'], notBefore: new Date(Date.now() - 2 * DAY), notAfter: new Date(Date.now() + DAY / 2) });
+  const certificates = join(acmeDirFor(stateDir, pebble.directory), 'certificates');
+  await mkdir(certificates, { recursive: true });
+  await writePair(certificates, 'app.test', old);
+
+  const { tlsPort, lines } = await startGatehouse(t, await acmeConfig(t, pebble, stateDir, ['app.test']));
+  assert.match((await servedCertificate(tlsPort, 'app.test')).issuer, /Old Issuer|Pebble/, 'the stored certificate serves from the start, not a fallback');
+  await waitForIssuer(tlsPort, 'app.test', /Pebble/, pebble);
+  assert.ok(messages(lines).includes('ACME certificate loaded from the state directory'));
+});
+
+test('acme: an unreadable ca_file stops the start with the listener and the file named', async (t) => {
+  const dir = await tempDir(t);
+  const config = configFromObject({
+    listen: [
+      { address: '127.0.0.1:0' },
+      { address: '127.0.0.1:0', tls: { acme: { directory: 'https://127.0.0.1:9/dir', ca_file: join(dir, 'missing.pem'), names: ['app.test'] } } },
+    ],
+    access_log: { enabled: false },
+    state_dir: join(dir, 'state'),
+  });
+  await assert.rejects(Gatehouse.start(config, { logger: pino({ level: 'silent' }) }), (error: Error) => {
+    assert.match(error.message, /^listen\[1\]\.tls: acme\.ca_file: cannot read .*missing\.pem \(ENOENT/);
+    return true;
+  });
 });

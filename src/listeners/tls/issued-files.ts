@@ -22,8 +22,8 @@ export async function savePair(files: CertificateFiles, pem: PemPair): Promise<L
   return loadCertificate(files);
 }
 
-/** The stored pair when it loads and is not yet due for renewal; undefined otherwise (missing, broken, old). */
-export function loadFresh(files: CertificateFiles, accept: (cert: LoadedCertificate) => boolean = () => true): LoadedCertificate | undefined {
+/** The stored pair when it loads, has not expired and is accepted; undefined otherwise (missing, broken, expired). */
+export function loadValid(files: CertificateFiles, accept: (cert: LoadedCertificate) => boolean = () => true): LoadedCertificate | undefined {
   let loaded: LoadedCertificate;
   try {
     loaded = loadCertificate(files);
@@ -31,7 +31,13 @@ export function loadFresh(files: CertificateFiles, accept: (cert: LoadedCertific
     // Missing or unreadable: a new one is made, which is what the caller does with undefined.
     return undefined;
   }
-  return Date.now() < renewalTimeOf(loaded) && accept(loaded) ? loaded : undefined;
+  return Date.now() < loaded.notAfter.getTime() && accept(loaded) ? loaded : undefined;
+}
+
+/** The stored pair when it is valid, accepted and not yet due for renewal. */
+export function loadFresh(files: CertificateFiles, accept: (cert: LoadedCertificate) => boolean = () => true): LoadedCertificate | undefined {
+  const loaded = loadValid(files, accept);
+  return loaded !== undefined && Date.now() < renewalTimeOf(loaded) ? loaded : undefined;
 }
 
 /** When `cert` should be renewed (two thirds of its life). */

@@ -40,7 +40,7 @@ export class AcmeAccount {
     this.#settings = settings;
     this.#dir = dir;
     this.#challenges = challenges;
-    if (settings.caFile !== undefined) trustFor(settings.directory, readFileSync(settings.caFile, 'utf8'));
+    if (settings.caFile !== undefined) trustFor(settings.directory, readCaFile(settings.caFile));
   }
 
   /**
@@ -82,6 +82,17 @@ export class AcmeAccount {
     }
     return new acme.Client({ directoryUrl: this.#settings.directory, accountKey, ...POLL });
   }
+}
+
+function readCaFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error: unknown) {
+    throw new Error(`acme.ca_file: cannot read ${path} (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`acme.ca_file: ${path} holds no PEM certificate`);
+  return text;
 }
 
 /** HTTPS agents by origin, for ACME servers with a CA file of their own. */

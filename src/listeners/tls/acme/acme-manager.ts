@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { AcmeTlsConfig } from '../../../config/tls-schema.ts';
 import type { CertificateLog } from '../certificate-store.ts';
 import type { LoadedCertificate } from '../certificate.ts';
-import { loadFresh, localCertificate, pairIn, renewalTimeOf, savePair, stemFor } from '../issued-files.ts';
+import { loadValid, localCertificate, pairIn, renewalTimeOf, savePair, stemFor } from '../issued-files.ts';
 import type { LocalCa } from '../local-ca.ts';
 import { Alarm, backoff } from '../renewal.ts';
 import { AcmeAccount, acmeDirFor } from './acme-account.ts';
@@ -60,8 +60,9 @@ export class AcmeManager {
   static async start(config: AcmeTlsConfig, services: AcmeServices): Promise<AcmeManager> {
     const manager = new AcmeManager(config, services);
     for (const name of config.names) {
-      const stored = loadFresh(pairIn(manager.#certDir, stemFor([name])), (cert) => cert.names.includes(name));
-      const cert = stored ?? (await localCertificate(await services.localCa(), join(services.stateDir, 'certificates', 'fallback'), [name]));
+      // A stored certificate serves while valid, even when due for renewal (renewed at once then).
+      const stored = loadValid(pairIn(manager.#certDir, stemFor([name])), (cert) => cert.names.includes(name));
+      const cert = stored ?? (await manager.#fallback(name));
       const state: NameState = { name, cert, issued: stored !== undefined, failures: 0, alarm: new Alarm() };
       manager.#names.push(state);
       if (stored !== undefined) services.log('info', { name, not_after: stored.notAfter.toISOString() }, 'ACME certificate loaded from the state directory');
@@ -88,6 +89,15 @@ export class AcmeManager {
     for (const state of this.#names) state.alarm.cancel();
   }
 
+  #notify(): void {
+    for (const subscriber of this.#subscribers) subscriber();
+  }
+
+  /** A local CA certificate for a name that has no ACME one yet. */
+  async #fallback(name: string): Promise<LoadedCertificate> {
+    return localCertificate(await this.#services.localCa(), join(this.#services.stateDir, 'certificates', 'fallback'), [name]);
+  }
+
   #schedule(state: NameState, at: number): void {
     state.alarm.set(at, () => {
       this.#queue = this.#queue.then(() => this.#order(state));
@@ -106,7 +116,7 @@ export class AcmeManager {
       if (this.#closed) return;
       state.cert = cert;
       state.issued = true;
-      for (const subscriber of this.#subscribers) subscriber();
+      this.#notify();
       this.#schedule(state, renewalTimeOf(cert));
     } catch (error: unknown) {
       state.failures++;
@@ -116,7 +126,19 @@ export class AcmeManager {
         { name, error: describe(error), failures: state.failures, retry_in_s: Math.round(wait / 1000), serving: state.issued ? 'the previous certificate' : 'a local fallback' },
         'ACME order failed',
       );
-      if (!this.#closed) this.#schedule(state, Date.now() + wait);
+      if (this.#closed) return;
+      this.#schedule(state, Date.now() + wait);
+      // Orders may fail for days: the short-lived fallback is renewed meanwhile.
+      if (!state.issued && Date.now() >= renewalTimeOf(state.cert)) await this.#renewFallback(state);
+    }
+  }
+
+  async #renewFallback(state: NameState): Promise<void> {
+    try {
+      state.cert = await this.#fallback(state.name);
+      this.#notify();
+    } catch (error: unknown) {
+      this.#services.log('error', { name: state.name, error: describe(error) }, 'local fallback certificate renewal failed');
     }
   }
 }
