@@ -1,6 +1,6 @@
 /** tls: internal — a local CA made once in the state directory, leaf certificates for the configured names, `gatehouse ca-path`. */
 import assert from 'node:assert/strict';
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -11,6 +11,7 @@ import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
+import { LocalCa } from '../../src/listeners/tls/local-ca.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { tempDir } from '../helpers/certs.ts';
 import { spawnCli } from '../helpers/process.ts';
@@ -118,4 +119,16 @@ test('gatehouse ca-path prints the root certificate file of the configured state
   const again = spawnCli(t, ['ca-path', '--config', file]);
   assert.equal(await again.exited, 0);
   assert.equal(new X509Certificate(await readFile(again.stdout.trim())).serialNumber, root.serialNumber);
+});
+
+test('tls internal: three openers making the CA at once (as processes starting together would) end up with one CA whose key matches', async (t) => {
+  const stateDir = join(await tempDir(t), 'state');
+  const cas = await Promise.all([LocalCa.open(stateDir), LocalCa.open(stateDir), LocalCa.open(stateDir)]);
+  const root = new X509Certificate(await readFile(join(stateDir, 'ca', 'root.pem')));
+  assert.ok(root.checkPrivateKey(createPrivateKey(await readFile(join(stateDir, 'ca', 'root.key')))), 'the key on disk is the root\'s');
+  for (const ca of cas) {
+    const leaf = await ca.issue(['app.local']);
+    assert.ok(new X509Certificate(leaf.certPem).verify(root.publicKey), 'every opener signs with the root on disk');
+  }
+  assert.deepEqual(await readdir(stateDir), ['ca'], 'no staging folder is left');
 });

@@ -6,7 +6,8 @@
  */
 import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { rm, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { ensurePrivateDir, readIfExists, writePrivateFile } from '../../core/state-dir.ts';
 
@@ -50,13 +51,8 @@ export class LocalCa {
   static async open(stateDir: string): Promise<LocalCa> {
     await ensurePrivateDir(stateDir);
     const paths = rootPaths(stateDir);
-    // The key is written first and the certificate last: a certificate on disk has its key.
-    const certPem = await readIfExists(paths.cert);
-    if (certPem !== undefined) {
-      const keyPem = await readIfExists(paths.key);
-      if (keyPem === undefined) throw new Error(`${paths.key}: the local CA's key is missing (remove ${paths.cert} to make a new CA)`);
-      return LocalCa.#fromPem(paths.cert, certPem, keyPem);
-    }
+    const existing = await LocalCa.#read(paths);
+    if (existing !== undefined) return existing;
     const keys = await generateKeys();
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -73,9 +69,33 @@ export class LocalCa {
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
-    await writePrivateFile(paths.key, await keyPem(keys.privateKey));
-    await writePrivateFile(paths.cert, cert.toString('pem') + '\n');
+    // Both files are written in a folder of their own, renamed into place in one step: of two
+    // processes starting at once, one CA wins whole and the other process uses it.
+    const staging = join(stateDir, `ca.${process.pid}.${Date.now()}.tmp`);
+    const key = await keyPem(keys.privateKey);
+    await writePrivateFile(join(staging, 'root.key'), key);
+    await writePrivateFile(join(staging, 'root.pem'), cert.toString('pem') + '\n');
+    try {
+      await rename(staging, dirname(paths.cert));
+    } catch (error: unknown) {
+      await rm(staging, { recursive: true, force: true });
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      // Another process made it first, or the folder holds something else.
+      const theirs = await LocalCa.#read(paths);
+      if (theirs === undefined) throw new Error(`${dirname(paths.cert)}: has no root.pem but is not empty; move it away to make a new local CA`, { cause: error });
+      return theirs;
+    }
     return new LocalCa(paths.cert, cert, keys);
+  }
+
+  /** The CA in the files, or undefined when there is no certificate file. */
+  static async #read(paths: { cert: string; key: string }): Promise<LocalCa | undefined> {
+    const certPem = await readIfExists(paths.cert);
+    if (certPem === undefined) return undefined;
+    const keyPem = await readIfExists(paths.key);
+    if (keyPem === undefined) throw new Error(`${paths.key}: the local CA's key is missing (remove ${paths.cert} to make a new CA)`);
+    return LocalCa.#fromPem(paths.cert, certPem, keyPem);
   }
 
   static async #fromPem(file: string, certPem: string, keyPem: string): Promise<LocalCa> {
