@@ -15,11 +15,8 @@ import { SnapshotHolder } from './core/snapshot.ts';
 import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
 import { Listener } from './listeners/listener.ts';
-import { AcmeManager } from './listeners/tls/acme/acme-manager.ts';
-import { Http01Challenges } from './listeners/tls/acme/http-01.ts';
+import { CertificateSources } from './listeners/tls/certificate-sources.ts';
 import { CertificateStore, type CertificateLog } from './listeners/tls/certificate-store.ts';
-import { ListenerCertificates, type CertificateServices } from './listeners/tls/listener-certificates.ts';
-import { LocalCa } from './listeners/tls/local-ca.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -35,14 +32,8 @@ export class Gatehouse {
   /** The certificates of each TLS listener (swapped by a reload, watched for file changes). */
   readonly #certificates = new Map<Listener, CertificateStore>();
   readonly #certificateLog: CertificateLog = (level, fields, message) => this.#logger[level](fields, message);
-  /** Where each TLS listener's certificates come from (files, local CA, ACME); replaced by a reload. */
-  readonly #sources = new Map<Listener, ListenerCertificates>();
-  /** ACME HTTP-01 challenges, answered on every plain listener. */
-  readonly #challenges = new Http01Challenges();
-  /** ACME managers by state directory and `acme` block: kept across reloads, shared by listeners. */
-  readonly #acmeManagers = new Map<string, Promise<AcmeManager>>();
-  /** The local CA of each state directory, opened (or made) when first needed. */
-  readonly #localCas = new Map<string, Promise<LocalCa>>();
+  /** Where TLS listeners' certificates come from (files, local CA, ACME), and the ACME challenges. */
+  readonly #sources = new CertificateSources(this.#certificateLog);
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
   readonly #accessLog: SwitchableAccessLog;
@@ -166,9 +157,7 @@ export class Gatehouse {
     }
     for (const store of this.#certificates.values()) store.close();
     this.#certificates.clear();
-    for (const source of this.#sources.values()) source.close();
-    this.#sources.clear();
-    await this.#closeUnusedAcmeManagers();
+    await this.#sources.close();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
@@ -227,14 +216,14 @@ export class Gatehouse {
     try {
       await this.#bindListenersTo(config);
     } finally {
-      await this.#closeUnusedAcmeManagers();
+      await this.#sources.sweep();
     }
   }
 
   /** The work of #bindListeners; ACME managers it started are closed after it if no listener took them. */
   async #bindListenersTo(config: Config): Promise<void> {
     // Certificates are read, checked and made first: a broken file rejects the whole change.
-    const sources = await this.#certificateSources(config);
+    const sources = await this.#sources.prepare(config);
     const added: [string, Listener][] = [];
     try {
       for (const [index, listen] of config.listen.entries()) {
@@ -243,7 +232,7 @@ export class Gatehouse {
         const source = sources[index] ?? null;
         if (existing !== undefined && existing.tls === (source !== null)) {
           const store = this.#certificates.get(existing);
-          if (source !== null && store !== undefined) this.#useSource(existing, store, source);
+          if (source !== null && store !== undefined) this.#sources.use(existing, store, source);
           continue;
         }
         if (existing !== undefined) {
@@ -253,12 +242,12 @@ export class Gatehouse {
         const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog);
         const context: ListenerContext =
           tls === null
-            ? { holder: this.#holder, accessLog: this.#accessLog, proto: 'http', draining: false, challenges: this.#challenges }
+            ? { holder: this.#holder, accessLog: this.#accessLog, proto: 'http', draining: false, challenges: this.#sources.challenges }
             : { holder: this.#holder, accessLog: this.#accessLog, proto: 'https', draining: false };
         const listener = new Listener(listen.address, config.limits, context, listen, tls);
         if (tls !== null && source !== null) {
           this.#certificates.set(listener, tls);
-          this.#useSource(listener, tls, source);
+          this.#sources.use(listener, tls, source);
         }
         try {
           await listener.listen();
@@ -269,9 +258,8 @@ export class Gatehouse {
       }
     } catch (error: unknown) {
       await Promise.all(added.map(([, l]) => this.#retire(l)));
-      // Sources that did not replace a running one's are stopped (those in use stay with their listener).
-      const inUse = new Set(this.#sources.values());
-      for (const source of sources) if (source !== null && !inUse.has(source)) source.close();
+      // Sources no listener took are stopped (those in use stay with their listener).
+      this.#sources.discard(sources);
       if (error instanceof ListenError) throw error;
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
@@ -287,78 +275,12 @@ export class Gatehouse {
     }
   }
 
-  /**
-   * Every TLS listener's certificate sources (null for plain listeners), made before anything
-   * changes; when one fails, those already made are stopped and the error names the listener.
-   */
-  async #certificateSources(config: Config): Promise<(ListenerCertificates | null)[]> {
-    const services: CertificateServices = {
-      stateDir: config.state_dir,
-      challenges: this.#challenges,
-      localCa: () => this.#localCa(config.state_dir),
-      log: this.#certificateLog,
-      acme: (acme) => {
-        const key = JSON.stringify([config.state_dir, acme]);
-        let manager = this.#acmeManagers.get(key);
-        if (manager === undefined) {
-          manager = AcmeManager.start(acme, services);
-          this.#acmeManagers.set(key, manager);
-        }
-        return manager;
-      },
-    };
-    const sources: (ListenerCertificates | null)[] = [];
-    for (const [index, listen] of config.listen.entries()) {
-      try {
-        sources.push(listen.tls === undefined ? null : await ListenerCertificates.start(listen.tls, services));
-      } catch (error: unknown) {
-        for (const source of sources) source?.close();
-        throw new Error(`listen[${index}].tls: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-      }
-    }
-    return sources;
-  }
-
-  /** Stops the ACME managers no listener takes certificates from any more (after a reload, at stop). */
-  async #closeUnusedAcmeManagers(): Promise<void> {
-    const used = new Set([...this.#sources.values()].map((source) => source.acme));
-    for (const [key, pending] of this.#acmeManagers) {
-      const manager = await pending.catch(() => undefined);
-      if (manager !== undefined && used.has(manager)) continue;
-      manager?.close();
-      this.#acmeManagers.delete(key);
-    }
-  }
-
-  /** The local CA of `stateDir`, opened once; a failure is not kept, so a later reload tries again. */
-  #localCa(stateDir: string): Promise<LocalCa> {
-    let ca = this.#localCas.get(stateDir);
-    if (ca === undefined) {
-      ca = LocalCa.open(stateDir);
-      ca.catch(() => this.#localCas.delete(stateDir));
-      this.#localCas.set(stateDir, ca);
-    }
-    return ca;
-  }
-
-  /** Serves `source`'s certificates on `listener` from now on, stopping the source it had. */
-  #useSource(listener: Listener, store: CertificateStore, source: ListenerCertificates): void {
-    const previous = this.#sources.get(listener);
-    if (previous !== undefined && previous !== source) {
-      previous.close();
-      store.replace(source.certificates);
-    }
-    source.onChange = (certificates) => store.replace(certificates);
-    this.#sources.set(listener, source);
-  }
-
   /** A listener that is no longer configured: it stops accepting, its requests finish. */
   #retire(listener: Listener): Promise<void> {
     listener.context.draining = true;
     this.#certificates.get(listener)?.close();
     this.#certificates.delete(listener);
-    this.#sources.get(listener)?.close();
-    this.#sources.delete(listener);
+    this.#sources.release(listener);
     return listener.stopAccepting();
   }
 
