@@ -1,11 +1,13 @@
-/** The gatehouse command: run, validate, proxy. */
+/** The gatehouse command: run, validate, proxy, ca-path. */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configFromObject, loadConfigFile } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
+import { defaultStateDir } from './core/state-dir.ts';
 import { Gatehouse } from './gatehouse.ts';
+import { LocalCa } from './listeners/tls/local-ca.ts';
 import { Primary, workerCount } from './workers/primary.ts';
 
 const HELP: Record<string, string> = {
@@ -17,6 +19,7 @@ Commands:
   run FILE                   Start Gatehouse with a configuration file (or run --config FILE)
   validate FILE              Check a configuration file and exit (or validate --config FILE)
   proxy --from ADDR --to URL Forward one address to one or more servers, no file needed
+  ca-path [FILE]             Print the local CA's root certificate file, to trust it (tls: internal)
 
 Options:
   -v, --version              print the version and exit
@@ -41,6 +44,21 @@ Options:
 
 Checks a configuration file. Prints "FILE: ok" and exits 0, or prints each problem as
 FILE:LINE:COL path: what is wrong, and exits 1.
+`,
+  'ca-path': `Usage: gatehouse ca-path [FILE]
+       gatehouse ca-path --config FILE
+
+Prints the path of the local CA's root certificate (the CA of "tls: { internal: ... }"), making
+the CA first if there is none yet, so that it can be trusted before Gatehouse first runs. The CA
+lives in the configuration's state_dir, else in $XDG_DATA_HOME/gatehouse or
+~/.local/share/gatehouse. To trust it on Debian or Ubuntu, for example:
+
+  sudo cp "$(gatehouse ca-path)" /usr/local/share/ca-certificates/gatehouse.crt
+  sudo update-ca-certificates
+
+Options:
+  -c, --config FILE   the configuration file whose state_dir to use
+  -h, --help          show this help
 `,
   proxy: `Usage: gatehouse proxy --from ADDR --to URL [--to URL ...] [options]
 
@@ -77,6 +95,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return validate(rest);
     case 'proxy':
       return proxy(rest);
+    case 'ca-path':
+      return caPath(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -123,6 +143,18 @@ async function validate(args: string[]): Promise<number> {
   if (typeof file !== 'string') return usageError('validate', file.error);
   await loadConfigFile(file);
   process.stdout.write(`${file}: ok\n`);
+  return 0;
+}
+
+async function caPath(args: string[]): Promise<number> {
+  const parsed = parse(args, { config: { type: 'string', short: 'c' } }, 'ca-path', true);
+  if (parsed.values.help) return printHelp('ca-path');
+  // The file is optional here: without one, the default state directory.
+  const file = parsed.positionals.length === 0 && parsed.values.config === undefined ? undefined : configFileOf(parsed);
+  if (typeof file === 'object') return usageError('ca-path', file.error);
+  const stateDir = file === undefined ? defaultStateDir() : (await loadConfigFile(file)).state_dir;
+  const ca = await LocalCa.open(stateDir);
+  process.stdout.write(`${ca.rootFile}\n`);
   return 0;
 }
 

@@ -18,8 +18,9 @@ import type { ListenerContext } from './listeners/dispatch.ts';
 import { NO_HTTPS_POLICY } from './listeners/https-policy.ts';
 import type { Http2Counters } from './listeners/http2.ts';
 import { Listener } from './listeners/listener.ts';
-import { CertificateStore, loadCertificates, type CertificateLog } from './listeners/tls/certificate-store.ts';
-import type { LoadedCertificate } from './listeners/tls/certificate.ts';
+import { CertificateSources } from './listeners/tls/certificate-sources.ts';
+import { CertificateStore, type CertificateLog } from './listeners/tls/certificate-store.ts';
+import type { ListenerCertificates } from './listeners/tls/listener-certificates.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -50,6 +51,8 @@ export class Gatehouse {
   /** The certificates of each TLS listener (swapped by a reload, watched for file changes). */
   readonly #certificates = new Map<Listener, CertificateStore>();
   readonly #certificateLog: CertificateLog = (level, fields, message) => this.#logger[level](fields, message);
+  /** Where TLS listeners' certificates come from (files, local CA, ACME), and the ACME challenges. */
+  readonly #sources = new CertificateSources(this.#certificateLog);
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
   readonly #accessLog: SwitchableAccessLog;
@@ -164,6 +167,8 @@ export class Gatehouse {
     this.#applyListeners(prepared.config, prepared.listeners);
     if (prepared.accessLog !== undefined) this.#accessLog.replace(prepared.accessLog);
     retireSnapshot(this.#holder.swap(prepared.snapshot), this.#registry);
+    // ACME managers the new configuration no longer names stop (their pending orders first).
+    void this.#sources.sweep().catch((error: unknown) => this.#logger.error({ error: String(error) }, 'stopping unused ACME managers failed'));
     // What changed, by name: a reload that was meant to change something says whether it did.
     this.#logger.info({ listeners: this.addresses.map(formatAddress), ...diffConfigs(previous, prepared.config) }, 'configuration reloaded');
   }
@@ -173,6 +178,7 @@ export class Gatehouse {
     prepared.accessLog?.close();
     retireSnapshot(prepared.snapshot, this.#registry);
     await Promise.all(prepared.listeners.added.map(([, listener]) => this.#retire(listener)));
+    await this.#discardSources(prepared.listeners.sources);
   }
 
   /**
@@ -201,6 +207,7 @@ export class Gatehouse {
     }
     for (const store of this.#certificates.values()) store.close();
     this.#certificates.clear();
+    await this.#sources.close();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
@@ -267,26 +274,39 @@ export class Gatehouse {
    * bound again here (the address is free in between), so that change is not undone by an abort.
    */
   async #bindListeners(config: Config): Promise<BoundListeners> {
-    // Certificates are read and checked first: a broken file rejects the whole change.
-    const certificates = config.listen.map((listen, index) => (listen.tls === undefined ? null : certificatesOf(listen.tls.certificates, index)));
+    // Certificates are read, checked and made first: a broken file rejects the whole change.
+    const sources = await this.#sources.prepare(config);
+    const kept: [Listener, ListenerCertificates][] = [];
     const added: [string, Listener][] = [];
     try {
       for (const [index, listen] of config.listen.entries()) {
         const key = listenerKey(listen.address, index);
         const existing = this.#listeners.get(key);
-        const loaded = certificates[index] ?? null;
-        if (existing !== undefined && existing.tls === (loaded !== null)) {
-          if (loaded !== null) this.#certificates.get(existing)?.replace(loaded);
+        const source = sources[index] ?? null;
+        if (existing !== undefined && existing.tls === (source !== null)) {
+          // Its new certificates are served from the commit on.
+          if (source !== null) kept.push([existing, source]);
           continue;
         }
         if (existing !== undefined) {
           this.#listeners.delete(key);
           await this.#retire(existing);
         }
-        const tls = loaded === null ? null : new CertificateStore(loaded, this.#certificateLog);
-        const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: tls === null ? 'http' : 'https', draining: false, https: NO_HTTPS_POLICY };
+        const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog);
+        const context: ListenerContext = {
+          holder: this.#holder,
+          accessLog: this.#accessLog,
+          proto: tls === null ? 'http' : 'https',
+          draining: false,
+          https: NO_HTTPS_POLICY,
+          // HTTP-01 challenges are answered on plain listeners only (RFC 8555 §8.3).
+          challenges: tls === null ? this.#sources.challenges : null,
+        };
         const listener = new Listener(listen.address, config.limits, context, listen, tls);
-        if (tls !== null) this.#certificates.set(listener, tls);
+        if (tls !== null && source !== null) {
+          this.#certificates.set(listener, tls);
+          this.#sources.use(listener, tls, source);
+        }
         try {
           await listener.listen(this.#reusePort);
         } catch (error: unknown) {
@@ -296,15 +316,26 @@ export class Gatehouse {
       }
     } catch (error: unknown) {
       await Promise.all(added.map(([, l]) => this.#retire(l)));
+      await this.#discardSources(sources);
       if (error instanceof ListenError) throw error;
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
-    return { added };
+    return { added, kept, sources };
+  }
+
+  /** Sources no listener took are stopped (those in use stay with their listener), and ACME managers nobody uses. */
+  async #discardSources(sources: readonly (ListenerCertificates | null)[]): Promise<void> {
+    this.#sources.discard(sources);
+    await this.#sources.sweep();
   }
 
   /** Adds the bound listeners, applies new limits to kept ones, retires those no longer configured. */
   #applyListeners(config: Config, bound: BoundListeners): void {
     for (const [key, listener] of bound.added) this.#listeners.set(key, listener);
+    for (const [listener, source] of bound.kept) {
+      const store = this.#certificates.get(listener);
+      if (store !== undefined) this.#sources.use(listener, store, source);
+    }
     const wanted = new Map(config.listen.map((l, i) => [listenerKey(l.address, i), l]));
     for (const [key, listener] of this.#listeners) {
       const listen = wanted.get(key);
@@ -321,6 +352,7 @@ export class Gatehouse {
     listener.context.draining = true;
     this.#certificates.get(listener)?.close();
     this.#certificates.delete(listener);
+    this.#sources.release(listener);
     return listener.stopAccepting();
   }
 
@@ -348,16 +380,10 @@ function formatAddress(address: AddressInfo): string {
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
 }
 
-/** A TLS listener's certificates, loaded and checked; the error names the listener and the file. */
-function certificatesOf(pairs: readonly { cert: string; key: string }[], index: number): LoadedCertificate[] {
-  try {
-    return loadCertificates(pairs);
-  } catch (error: unknown) {
-    throw new Error(`listen[${index}].tls: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
-}
-
-/** Listeners a reload bound, by key, not yet in service. */
+/** Listeners a reload bound, by key, not yet in service; kept TLS listeners and their new certificates. */
 interface BoundListeners {
   readonly added: readonly (readonly [string, Listener])[];
+  readonly kept: readonly (readonly [Listener, ListenerCertificates])[];
+  /** Every listener's certificate sources, for a discard on abort. */
+  readonly sources: readonly (ListenerCertificates | null)[];
 }

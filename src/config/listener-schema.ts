@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { listenerProtection } from './protection-schema.ts';
+import { listenerTlsSchema } from './tls-schema.ts';
 import { address, duration, size } from './units.ts';
 
 /** HTTP/2 to clients: what is offered, and the defences that bound what one connection may cost. */
@@ -42,12 +43,6 @@ export const hstsSchema = z
       ctx.addIssue({ code: 'custom', path: ['preload'], message: 'needs include_subdomains: true and a max_age of at least 365d' });
     }
   });
-
-/** The placeholder for the TLS block: replaced by the certificate schema (tls-schema.ts). */
-export const listenerTlsSchema = z.strictObject({
-  /** Certificate files; the names they are served for come from each certificate. */
-  certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).min(1),
-});
 
 export const listenerSchema = z
   .strictObject({

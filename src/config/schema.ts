@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { TOKEN, address, duration, headerName, size } from './units.ts';
 import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
 import { listenerSchema } from './listener-schema.ts';
+import { stateDirSchema } from './tls-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
 
 /** A regular expression, compiled here as the matchers will compile it; a bad one says why. */
@@ -401,6 +402,8 @@ export const configSchema = z.strictObject({
   protection: protectionSchema,
   access_log: accessLog,
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  /** Where Gatehouse keeps its local CA and ACME certificates (owner-only); see docs/tls.md. */
+  state_dir: stateDirSchema,
   /** How long SIGTERM waits for in-flight requests before closing connections. */
   shutdown_timeout: duration.default(30_000),
   /**

@@ -16,6 +16,7 @@ import { resolveClient, screenRequest } from './admission.ts';
 import type { BodyRateWatch } from './body-rate.ts';
 import { connectionOf } from './connection-guard.ts';
 import { checkHttp2Request, checkRequest } from './request-checks.ts';
+import type { Http01Challenges } from './tls/acme/http-01.ts';
 
 /** What every request on a listener shares. */
 export interface ListenerContext {
@@ -28,6 +29,8 @@ export interface ListenerContext {
   draining: boolean;
   /** `redirect_https` and `hsts` of the listener's settings (a reload replaces it). */
   https: HttpsPolicy;
+  /** On plain listeners: the ACME HTTP-01 challenges to answer before routing; null on TLS ones. */
+  readonly challenges: Http01Challenges | null;
 }
 
 type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -61,6 +64,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     ex.finished = true;
     ctx.accessLog.write(ex);
   };
+  const challenges = ctx.challenges;
   return (req, res) => {
     const snapshot = ctx.holder.current;
     const protection = snapshot.protection;
@@ -79,6 +83,11 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     try {
       if (rejected !== null) {
         rejectRequest(ex, rejected);
+        finish(ex);
+        return;
+      }
+      // ACME validation (RFC 8555 §8.3) comes before bans and routes: the CA's requests must get through.
+      if (challenges !== null && challenges.pending > 0 && answerChallenge(ex, challenges)) {
         finish(ex);
         return;
       }
@@ -119,6 +128,14 @@ function applyHttpsPolicy(ex: Exchange, policy: HttpsPolicy): boolean {
   const target = httpsRedirectTarget(policy, ex.info, ex.req.url as string);
   if (target === null) return false;
   sendSimple(ex, 308, '', { location: target });
+  return true;
+}
+
+/** Answers an HTTP-01 challenge request with its key authorization; false when it is not one. */
+function answerChallenge(ex: Exchange, challenges: Http01Challenges): boolean {
+  const keyAuthorization = challenges.answer(ex.info.method, ex.info.path);
+  if (keyAuthorization === undefined) return false;
+  sendSimple(ex, 200, keyAuthorization, { 'content-type': 'application/octet-stream' });
   return true;
 }
 

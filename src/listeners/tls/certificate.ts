@@ -18,6 +18,7 @@ export interface LoadedCertificate {
   /** The certificate chain (leaf first) and the key, PEM. */
   readonly certPem: string;
   readonly keyPem: string;
+  readonly notBefore: Date;
   readonly notAfter: Date;
 }
 
@@ -40,7 +41,7 @@ export function loadCertificate(files: CertificateFiles): LoadedCertificate {
   if (!leaf.checkPrivateKey(key)) throw new Error(`${files.key}: this key does not belong to the certificate in ${files.cert}`);
   const names = namesOf(leaf);
   if (names.length === 0) throw new Error(`${files.cert}: the certificate names no DNS name (subjectAltName or CN)`);
-  return { files, names, keyType: key.asymmetricKeyType ?? 'unknown', certPem, keyPem, notAfter: new Date(leaf.validTo) };
+  return { files, names, keyType: key.asymmetricKeyType ?? 'unknown', certPem, keyPem, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo) };
 }
 
 function readPem(path: string, what: string): string {

@@ -1,0 +1,32 @@
+/**
+ * ACME HTTP-01 challenges (RFC 8555 §8.3): the key authorizations Gatehouse is waiting to be asked
+ * for, answered on every plain listener at GET /.well-known/acme-challenge/TOKEN before routing.
+ * One set per process, shared by the ACME managers of all listeners and kept across reloads.
+ */
+
+/** The path prefix of HTTP-01 requests. */
+export const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
+
+export class Http01Challenges {
+  readonly #tokens = new Map<string, string>();
+
+  /** How many challenges are open: dispatch looks at the path only when some are. */
+  get pending(): number {
+    return this.#tokens.size;
+  }
+
+  /** Starts answering `token` with `keyAuthorization`. */
+  add(token: string, keyAuthorization: string): void {
+    this.#tokens.set(token, keyAuthorization);
+  }
+
+  remove(token: string): void {
+    this.#tokens.delete(token);
+  }
+
+  /** The key authorization to answer a request for `path` with, or undefined when it asks for none. */
+  answer(method: string, path: string): string | undefined {
+    if ((method !== 'GET' && method !== 'HEAD') || !path.startsWith(CHALLENGE_PREFIX)) return undefined;
+    return this.#tokens.get(path.slice(CHALLENGE_PREFIX.length));
+  }
+}
