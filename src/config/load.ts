@@ -14,6 +14,7 @@ import { fieldsKnownFor, plainMessage } from './messages.ts';
 import { formatPath, type PathKey, type Problem } from './problem.ts';
 import { configSchema, routeSchema, type Config, type ConfigInput } from './schema.ts';
 import { closest, didYouMean, unknownName } from './suggest.ts';
+import { backendTlsProblems } from './upstream-tls-schema.ts';
 
 /** Where each loaded configuration's parts are in its file, for errors found after loading (a bind). */
 const sources = new WeakMap<Config, (path: readonly PathKey[]) => string>();
@@ -134,6 +135,7 @@ function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
   }
   if (isRecord(root.admin) && typeof root.admin.address === 'string') addresses.push({ path: ['admin'], address: root.admin.address });
   problems.push(...addressClashes(addresses));
+  problems.push(...backendTlsProblems(root.upstreams));
   if (config !== undefined) problems.push(...accelerationProblems(config.cache, config.routes));
   else {
     // The parts that are valid on their own; the rest has its problems reported already.

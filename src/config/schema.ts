@@ -7,6 +7,7 @@ import { TOKEN, address, duration, headerName, size } from './units.ts';
 import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
 import { listenerSchema } from './listener-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
+import { upstreamTlsSchema } from './upstream-tls-schema.ts';
 
 /** A regular expression, compiled here as the matchers will compile it; a bad one says why. */
 const regex = z.string().superRefine((value, ctx) => {
@@ -106,8 +107,8 @@ export const routeSchema = z
   });
 
 const server = z.strictObject({
-  /** The backend's base URL, http://host:port. */
-  url: z.url({ protocol: /^http$/, error: 'must be an http:// URL such as http://127.0.0.1:3000' }),
+  /** The backend's base URL, http://host:port, or https://host:port for TLS (see the upstream's `tls`). */
+  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL such as http://127.0.0.1:3000' }),
   /** Relative share of traffic. */
   weight: z.number().int().min(1).max(1000).default(1),
   /** Used only while every primary (non-backup) server is unavailable. */
@@ -282,6 +283,8 @@ const upstream = z.strictObject({
   circuit_breaker: circuitBreaker.prefault({}),
   /** Sticky sessions; none when absent. */
   sticky: sticky.optional(),
+  /** TLS to the https:// servers: trusted CA, SNI name, client certificate (docs/tls.md); certificates are verified without it too. */
+  tls: upstreamTlsSchema.optional(),
   timeouts: z
     .strictObject({
       /** Time to open a TCP connection. */
@@ -312,6 +315,9 @@ const upstream = z.strictObject({
     }
     seen.set(origin, i);
   });
+  if (value.tls !== undefined && !value.servers.some((s) => s.url.startsWith('https:'))) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'only applies to https:// servers, and this upstream has none' });
+  }
   if (value.hash !== undefined && value.balance !== 'hash') {
     ctx.addIssue({ code: 'custom', path: ['hash'], message: 'only applies to balance: hash' });
   }

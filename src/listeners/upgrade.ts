@@ -84,6 +84,7 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       const url = req.url as string;
       openTunnel({
         pool: server.pool,
+        servername: server.servername,
         path: action.rewritePath === null ? url : action.rewritePath(url, info.path),
         method: req.method as string,
         protocol: req.headers.upgrade ?? 'websocket',

@@ -12,6 +12,7 @@ import type { Dispatcher } from 'undici';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError, toGatehouseError, type ErrorCode } from '../core/errors.ts';
 import { sendError } from '../listeners/respond.ts';
+import type { NamedDispatchOptions } from '../transport/pool.ts';
 import { applyToFlat, applyToRecord } from '../middleware/headers.ts';
 import { applyResponseFilters, rescueByFilter } from '../middleware/pipeline.ts';
 import type { ForwardAction } from '../routing/actions.ts';
@@ -142,17 +143,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       const left = Math.max(1, deadline - (now - ex.startedAt));
       headersTimeout = headersTimeout === 0 ? left : Math.min(headersTimeout, left);
     }
-    server.pool.dispatch(
-      {
-        path: action.rewritePath === null ? url : action.rewritePath(url, ex.info.path),
-        method: edits?.method ?? (req.method as string),
-        headers: edits === null || edits.headers === null ? headers : applyToFlat(edits.headers, headers),
-        body: this.#body,
-        headersTimeout,
-        bodyTimeout: upstream.bodyTimeout,
-      },
-      this,
-    );
+    const options: NamedDispatchOptions = {
+      path: action.rewritePath === null ? url : action.rewritePath(url, ex.info.path),
+      method: edits?.method ?? (req.method as string),
+      headers: edits === null || edits.headers === null ? headers : applyToFlat(edits.headers, headers),
+      body: this.#body,
+      headersTimeout,
+      bodyTimeout: upstream.bodyTimeout,
+      servername: server.servername,
+    };
+    server.pool.dispatch(options, this);
   }
 
   /** True for a server an earlier try of this request went to. */

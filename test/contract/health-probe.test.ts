@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { configFromObject } from '../../src/config/load.ts';
 import type { HealthCheckConfig } from '../../src/config/schema.ts';
+import { DEFAULT_BACKEND_TLS } from '../../src/transport/backend-tls.ts';
 import { PROBES } from '../../src/upstream/health/index.ts';
 import type { ProbeTarget } from '../../src/upstream/health/probe.ts';
 import { closedPort, startBackend, startRawBackend } from '../helpers/backend.ts';
@@ -20,12 +21,12 @@ function healthConfig(type: string): HealthCheckConfig {
 }
 
 function target(port: number): ProbeTarget {
-  return { hostname: '127.0.0.1', port, authority: `127.0.0.1:${port}` };
+  return { hostname: '127.0.0.1', port, authority: `127.0.0.1:${port}`, secure: false };
 }
 
 for (const type of Object.keys(PROBES) as HealthCheckConfig['type'][]) {
   describe(`health probe contract: ${type}`, () => {
-    const probe = PROBES[type](healthConfig(type));
+    const probe = PROBES[type](healthConfig(type), DEFAULT_BACKEND_TLS);
 
     test('a server that answers passes', async (t) => {
       const backend = await startBackend(t, (_req, res) => res.end('OK'));
