@@ -285,6 +285,12 @@ const upstream = z.strictObject({
   sticky: sticky.optional(),
   /** TLS to the https:// servers: trusted CA, SNI name, client certificate (docs/tls.md); certificates are verified without it too. */
   tls: upstreamTlsSchema.optional(),
+  /**
+   * The HTTP version spoken to the servers: http1 (HTTP/1.1, over TLS for https://), h2 (HTTP/2
+   * over TLS, chosen by ALPN: https:// servers only) or h2c (HTTP/2 without TLS, prior knowledge:
+   * http:// servers only). gRPC needs h2 or h2c.
+   */
+  protocol: z.enum(['http1', 'h2', 'h2c']).default('http1'),
   timeouts: z
     .strictObject({
       /** Time to open a TCP connection. */
@@ -317,6 +323,15 @@ const upstream = z.strictObject({
   });
   if (value.tls !== undefined && !value.servers.some((s) => s.url.startsWith('https:'))) {
     ctx.addIssue({ code: 'custom', path: ['tls'], message: 'only applies to https:// servers, and this upstream has none' });
+  }
+  if (value.protocol !== 'http1') {
+    const wanted = value.protocol === 'h2' ? 'https:' : 'http:';
+    value.servers.forEach((s, i) => {
+      if (URL.canParse(s.url) && new URL(s.url).protocol !== wanted) {
+        const message = value.protocol === 'h2' ? 'protocol: h2 needs https:// servers (HTTP/2 without TLS is h2c)' : 'protocol: h2c needs http:// servers (HTTP/2 over TLS is h2)';
+        ctx.addIssue({ code: 'custom', path: ['servers', i, 'url'], message });
+      }
+    });
   }
   if (value.hash !== undefined && value.balance !== 'hash') {
     ctx.addIssue({ code: 'custom', path: ['hash'], message: 'only applies to balance: hash' });

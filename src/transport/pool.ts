@@ -12,6 +12,8 @@ export interface PoolOptions {
   readonly keepAliveTimeout: number;
   /** TLS settings for https:// servers; null for http:// ones. */
   readonly tls: BackendTls | null;
+  /** HTTP/1.1, HTTP/2 over TLS (ALPN) or HTTP/2 with prior knowledge. */
+  readonly protocol: UpstreamConfig['protocol'];
 }
 
 /** The pool options of an upstream's servers; `tls` applies to its https:// ones only (see optionsForOrigin). */
@@ -21,6 +23,7 @@ export function poolOptionsOf(upstream: UpstreamConfig, tls: BackendTls | null):
     connections: upstream.keepalive.connections,
     keepAliveTimeout: upstream.keepalive.idle_timeout,
     tls,
+    protocol: upstream.protocol,
   };
 }
 
@@ -31,13 +34,17 @@ export function optionsForOrigin(url: URL, options: PoolOptions): PoolOptions {
 
 /** The registry key: pools are kept across reloads while origin and options (TLS files' contents included) stay the same. */
 export function poolKey(origin: string, options: PoolOptions): string {
-  return `${origin}|${options.connectTimeout}|${options.connections}|${options.keepAliveTimeout}|${options.tls?.id ?? ''}`;
+  return `${origin}|${options.connectTimeout}|${options.connections}|${options.keepAliveTimeout}|${options.tls?.id ?? ''}|${options.protocol}`;
 }
 
-/** A keep-alive HTTP/1.1 connection pool to one server. */
+/**
+ * A keep-alive connection pool to one server: HTTP/1.1 connections (one request at a time each),
+ * or HTTP/2 ones (many streams each, up to the server's SETTINGS_MAX_CONCURRENT_STREAMS).
+ */
 export function createPool(origin: string, options: PoolOptions): Pool {
   const tls = options.tls;
-  return new Pool(origin, {
+  const protocol = options.protocol;
+  const settings: Pool.Options & { useH2c?: boolean } = {
     connections: options.connections,
     pipelining: 1,
     connectTimeout: options.connectTimeout,
@@ -48,8 +55,13 @@ export function createPool(origin: string, options: PoolOptions): Pool {
     bodyTimeout: 0,
     // Backends may send large cookies; the client limit is enforced at the listener.
     maxHeaderSize: 64 * 1024,
-    ...(tls === null ? {} : { connect: tlsConnector(tls, new URL(origin).hostname, options.connectTimeout) }),
-  });
+    // undici 8 would offer h2 by ALPN on every TLS connection: only when asked for here.
+    allowH2: protocol !== 'http1',
+  };
+  // Pool reads a top-level `useH2c` (its types only declare h2Options.useH2c, which Pool ignores).
+  if (protocol === 'h2c') settings.useH2c = true;
+  if (tls !== null) settings.connect = tlsConnector(tls, new URL(origin).hostname, options.connectTimeout, protocol === 'h2');
+  return new Pool(origin, settings);
 }
 
 /**
@@ -60,10 +72,10 @@ export function createPool(origin: string, options: PoolOptions): Pool {
  * address; forward.ts passes each server's constant `servername` on its dispatches so that undici
  * sees one name per pool and keeps its connections.
  */
-function tlsConnector(tls: BackendTls, hostname: string, timeout: number): buildConnector.connector {
+function tlsConnector(tls: BackendTls, hostname: string, timeout: number, h2: boolean): buildConnector.connector {
   const sni = sniFor(tls, hostname);
-  const options: buildConnector.BuildOptions = { rejectUnauthorized: tls.verify, timeout, allowH2: false };
-  // (allowH2: HTTP/1.1 only; undici 8 offers h2 by ALPN unless told not to.)
+  // ALPN: "h2" first for protocol h2 (a server without HTTP/2 may still choose http/1.1), else "http/1.1" only.
+  const options: buildConnector.BuildOptions = { rejectUnauthorized: tls.verify, timeout, allowH2: h2, preferH2: h2 };
   if (tls.ca !== undefined) options.ca = tls.ca;
   if (tls.cert !== undefined) options.cert = tls.cert;
   if (tls.key !== undefined) options.key = tls.key;

@@ -133,7 +133,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const req = ex.req;
     const url = req.url as string;
     const edits = ex.upstreamEdits;
-    const headers = buildRequestHeaders(ex, action.requestHeaders);
+    const headers = buildRequestHeaders(ex, action.requestHeaders, upstream.http2);
     const now = performance.now();
     this.#sentAt = now;
     let headersTimeout = upstream.headersTimeout;
@@ -274,7 +274,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
         if (chain.answered) return;
       }
     }
-    ex.res.writeHead(statusCode, out);
+    const res = ex.res;
+    if (ex.h2 && out['grpc-status'] !== undefined) {
+      // A gRPC "Trailers-Only" answer (its status in the one HEADERS frame that ends the
+      // stream): the head is kept until end() so that it goes out with END_STREAM too; sent
+      // now, the client would wait for trailers that never come.
+      res.statusCode = statusCode;
+      for (const name in out) res.setHeader(name, out[name] as string | string[]);
+      return;
+    }
+    res.writeHead(statusCode, out);
   }
 
   /**

@@ -33,6 +33,10 @@ export class Upstream implements ServerGroup {
   readonly servers: readonly Server[];
   readonly balance: string;
   readonly balancer: Balancer;
+  /** The HTTP version spoken to the servers. */
+  readonly protocol: UpstreamConfig['protocol'];
+  /** The servers speak HTTP/2: a client's `TE: trailers` is passed on. */
+  readonly http2: boolean;
   /** Time to wait for response headers, per try, ms. */
   readonly headersTimeout: number;
   /** Longest silence while the body streams, ms. */
@@ -58,6 +62,8 @@ export class Upstream implements ServerGroup {
   constructor(name: string, config: UpstreamConfig, registry: Registry) {
     this.name = name;
     this.balance = config.balance;
+    this.protocol = config.protocol;
+    this.http2 = config.protocol !== 'http1';
     const tls = backendTls(name, config, registry);
     this.policy = {
       health: compileHealth(config.health_check, tls ?? DEFAULT_BACKEND_TLS),
