@@ -66,7 +66,7 @@ export class Upstream implements ServerGroup {
     this.http2 = config.protocol !== 'http1';
     const tls = backendTls(name, config, registry);
     this.policy = {
-      health: compileHealth(config.health_check, tls ?? DEFAULT_BACKEND_TLS),
+      health: compileHealth(config.health_check, { tls: tls ?? DEFAULT_BACKEND_TLS, http2: config.protocol !== 'http1' }),
       outlier: compileOutlier(config.outlier_detection),
       // Hashing keeps full weights: a changing weight would move keys.
       slowStartMs: config.balance === 'hash' ? 0 : config.slow_start,

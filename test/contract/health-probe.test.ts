@@ -11,6 +11,19 @@ import { PROBES } from '../../src/upstream/health/index.ts';
 import type { ProbeTarget } from '../../src/upstream/health/probe.ts';
 import { closedPort, startBackend, startRawBackend } from '../helpers/backend.ts';
 import { waitFor } from '../helpers/http.ts';
+import { once } from 'node:events';
+import { createServer as createH2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import type { TestContext } from 'node:test';
+
+/** An HTTP/2-only (h2c) server answering OK; its port. */
+async function startH2cBackend(t: TestContext): Promise<number> {
+  const server = createH2Server((_req, res) => res.end('OK'));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as AddressInfo).port;
+}
 
 function healthConfig(type: string): HealthCheckConfig {
   const config = configFromObject({
@@ -24,13 +37,18 @@ function target(port: number): ProbeTarget {
   return { hostname: '127.0.0.1', port, authority: `127.0.0.1:${port}`, secure: false };
 }
 
-for (const type of Object.keys(PROBES) as HealthCheckConfig['type'][]) {
-  describe(`health probe contract: ${type}`, () => {
-    const probe = PROBES[type](healthConfig(type), DEFAULT_BACKEND_TLS);
+/** Each probe type, and type http over HTTP/2 (for upstreams with protocol h2c). */
+const variants = (Object.keys(PROBES) as HealthCheckConfig['type'][]).flatMap((type): { type: HealthCheckConfig['type']; http2: boolean }[] =>
+  type === 'http' ? [{ type, http2: false }, { type, http2: true }] : [{ type, http2: false }],
+);
+
+for (const { type, http2 } of variants) {
+  describe(`health probe contract: ${type}${http2 ? ' over HTTP/2 (h2c)' : ''}`, () => {
+    const probe = PROBES[type](healthConfig(type), { tls: DEFAULT_BACKEND_TLS, http2 });
 
     test('a server that answers passes', async (t) => {
-      const backend = await startBackend(t, (_req, res) => res.end('OK'));
-      const outcome = await probe.check(target(backend.port), new AbortController().signal);
+      const port = http2 ? await startH2cBackend(t) : (await startBackend(t, (_req, res) => res.end('OK'))).port;
+      const outcome = await probe.check(target(port), new AbortController().signal);
       assert.equal(outcome.ok, true, outcome.detail);
     });
 

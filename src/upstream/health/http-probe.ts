@@ -84,7 +84,7 @@ function send(server: ProbeTarget, tls: BackendTls, options: RequestOptions): Cl
   return server.secure ? httpsRequest({ ...options, ...connectOptionsFor(tls, server.hostname) }) : request(options);
 }
 
-function statusExpected(status: number, ranges: HttpProbeOptions['expectStatus']): boolean {
+export function statusExpected(status: number, ranges: HttpProbeOptions['expectStatus']): boolean {
   for (const [low, high] of ranges) if (status >= low && status <= high) return true;
   return false;
 }
