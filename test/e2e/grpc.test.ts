@@ -99,7 +99,7 @@ test('gRPC over h2c: a deadline is honoured; the server sees the call cancelled'
   await waitFor(() => backend.log.cancelled === 1, 3000, 'the server to see the call cancelled');
 });
 
-test('gRPC over TLS: h2 by ALPN from the client, h2 over TLS to a server with a private CA', async (t) => {
+test('gRPC over TLS: h2 by ALPN from the client, h2 over TLS to a server with a private CA, health checks over h2 too', async (t) => {
   const ca = await createCa('gRPC CA');
   const dir = await tempDir(t);
   const front = await writePair(dir, 'front', await ca.issue({ names: ['grpc.test'] }));
@@ -109,9 +109,21 @@ test('gRPC over TLS: h2 by ALPN from the client, h2 over TLS to a server with a 
   const backend = await startEchoServer(t, grpc.ServerCredentials.createSsl(null, [{ cert_chain: Buffer.from(back.cert), private_key: Buffer.from(back.key) }]));
   const proxy = await startProxy(t, {
     listen: [{ address: '127.0.0.1:0', tls: { certificates: [front] } }],
-    upstreams: { grpc: { servers: [{ url: `https://127.0.0.1:${backend.port}` }], protocol: 'h2', tls: { ca: caFile } } },
+    upstreams: {
+      grpc: {
+        servers: [{ url: `https://127.0.0.1:${backend.port}` }],
+        protocol: 'h2',
+        tls: { ca: caFile },
+        // A gRPC server answers a plain HTTP/2 request with 415: up, and speaking HTTP/2 over TLS.
+        health_check: { method: 'POST', path: '/', expect_status: [415], interval: '50ms', rise: 1, fall: 1 },
+      },
+    },
     routes: [{ match: {}, upstream: 'grpc' }],
   });
+  type Status = { upstreams: Record<string, { servers: { state: string; last_check: { ok: boolean; detail: string } | null }[] }> };
+  const checked = () => (proxy.gatehouse.status() as Status).upstreams['grpc']?.servers[0]?.last_check;
+  await waitFor(() => checked() !== null && checked() !== undefined, 5000, 'a health check');
+  assert.deepEqual({ ok: checked()?.ok, detail: checked()?.detail }, { ok: true, detail: '415' });
   const client: Client = echoClient(t, `127.0.0.1:${proxy.port}`, grpc.credentials.createSsl(Buffer.from(ca.cert)), {
     'grpc.ssl_target_name_override': 'grpc.test',
     'grpc.default_authority': 'grpc.test',
