@@ -135,8 +135,13 @@ const statusRange = z.union([z.number().int(), z.string()]).transform((value, ct
 /** Active health checks: a request (or a TCP connection) to each server on an interval. */
 const healthCheck = z
   .strictObject({
-    /** http: a request whose answer is checked; tcp: only that a connection opens. */
-    type: z.enum(['http', 'tcp']).default('http'),
+    /**
+     * http: a request whose answer is checked; tcp: only that a connection opens; grpc: the
+     * standard gRPC health check (grpc.health.v1.Health/Check), for upstreams with protocol h2 or h2c.
+     */
+    type: z.enum(['http', 'tcp', 'grpc']).default('http'),
+    /** For type grpc: the service asked about; the server as a whole when absent. */
+    service: z.string().optional(),
     /** Method of the check request. */
     method: z.string().regex(/^[A-Z]+$/, 'must be an upper-case method name').default('GET'),
     /** Path (and query) of the check request. */
@@ -167,8 +172,11 @@ const healthCheck = z
     }
   })
   .superRefine((value, ctx) => {
-    if (value.type === 'tcp' && value.expect_body !== undefined) {
+    if (value.type !== 'http' && value.expect_body !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['expect_body'], message: 'only applies to type: http' });
+    }
+    if (value.type !== 'grpc' && value.service !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['service'], message: 'only applies to type: grpc' });
     }
   })
   .transform((value) => ({ ...value, timeout: value.timeout ?? Math.min(2_000, value.interval) }));
@@ -323,6 +331,9 @@ const upstream = z.strictObject({
   });
   if (value.tls !== undefined && !value.servers.some((s) => s.url.startsWith('https:'))) {
     ctx.addIssue({ code: 'custom', path: ['tls'], message: 'only applies to https:// servers, and this upstream has none' });
+  }
+  if (value.health_check?.type === 'grpc' && value.protocol === 'http1') {
+    ctx.addIssue({ code: 'custom', path: ['health_check', 'type'], message: 'grpc checks need protocol: h2 or h2c (gRPC is HTTP/2)' });
   }
   if (value.protocol !== 'http1') {
     const wanted = value.protocol === 'h2' ? 'https:' : 'http:';

@@ -10,6 +10,7 @@ import { DEFAULT_BACKEND_TLS } from '../../src/transport/backend-tls.ts';
 import { PROBES } from '../../src/upstream/health/index.ts';
 import type { ProbeTarget } from '../../src/upstream/health/probe.ts';
 import { closedPort, startBackend, startRawBackend } from '../helpers/backend.ts';
+import { startEchoServer } from '../helpers/grpc.ts';
 import { waitFor } from '../helpers/http.ts';
 import { once } from 'node:events';
 import { createServer as createH2Server } from 'node:http2';
@@ -28,7 +29,7 @@ async function startH2cBackend(t: TestContext): Promise<number> {
 function healthConfig(type: string): HealthCheckConfig {
   const config = configFromObject({
     listen: [{ address: '127.0.0.1:0' }],
-    upstreams: { app: { servers: [{ url: 'http://127.0.0.1:1' }], health_check: { type: type as 'http' } } },
+    upstreams: { app: { servers: [{ url: 'http://127.0.0.1:1' }], protocol: type === 'grpc' ? 'h2c' : 'http1', health_check: { type: type as 'http' } } },
   });
   return config.upstreams['app']?.health_check as HealthCheckConfig;
 }
@@ -47,7 +48,8 @@ for (const { type, http2 } of variants) {
     const probe = PROBES[type](healthConfig(type), { tls: DEFAULT_BACKEND_TLS, http2 });
 
     test('a server that answers passes', async (t) => {
-      const port = http2 ? await startH2cBackend(t) : (await startBackend(t, (_req, res) => res.end('OK'))).port;
+      const port =
+        type === 'grpc' ? (await startEchoServer(t)).port : http2 ? await startH2cBackend(t) : (await startBackend(t, (_req, res) => res.end('OK'))).port;
       const outcome = await probe.check(target(port), new AbortController().signal);
       assert.equal(outcome.ok, true, outcome.detail);
     });
@@ -67,7 +69,7 @@ for (const { type, http2 } of variants) {
       assert.deepEqual(outcome, { ok: false, detail: 'timeout' });
       const later = new AbortController();
       const pending = probe.check(target(silent.port), later.signal);
-      if (type === 'http') {
+      if (type !== 'tcp') {
         // Aborted once the request is at the server, waiting for an answer that never comes.
         await waitFor(() => silent.sockets.length >= 1, 2000, 'the check to connect');
         later.abort();

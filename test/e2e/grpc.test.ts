@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { request } from '../helpers/http.ts';
-import { echoClient, startEchoServer, unary, type Message } from '../helpers/grpc.ts';
+import { echoClient, NOT_SERVING, SERVING, startEchoServer, unary, type Message } from '../helpers/grpc.ts';
 import { waitFor } from '../helpers/http.ts';
 import { startProxy } from '../helpers/proxy.ts';
 
@@ -175,4 +175,55 @@ test('protocol: h2 needs https:// servers and h2c http:// ones, said at the serv
   assert.equal(errorOf(text('h2', 'http://127.0.0.1:1')), 'g.yaml:6:14 upstreams.app.servers[0].url: protocol: h2 needs https:// servers (HTTP/2 without TLS is h2c)');
   assert.equal(errorOf(text('h2c', 'https://127.0.0.1:1')), 'g.yaml:6:14 upstreams.app.servers[0].url: protocol: h2c needs http:// servers (HTTP/2 over TLS is h2)');
   assert.equal(errorOf(text('http3', 'http://127.0.0.1:1')), 'g.yaml:4:15 upstreams.app.protocol: must be one of http1, h2, h2c (did you mean "http1"?)');
+});
+
+test('health_check type grpc: the standard gRPC health check takes a NOT_SERVING server out and brings it back', async (t) => {
+  const backend = await startEchoServer(t);
+  backend.log.health.set('gatehouse.test.Echo', SERVING);
+  const health_check = { type: 'grpc' as const, interval: '50ms', rise: 1, fall: 1 };
+  const url = `http://127.0.0.1:${backend.port}`;
+  const proxy = await startProxy(t, {
+    listen: [{ address: '127.0.0.1:0', h2c: true }],
+    upstreams: {
+      grpc: { servers: [{ url }], protocol: 'h2c', health_check, retries: { attempts: 1 } },
+      named: { servers: [{ url }], protocol: 'h2c', health_check: { ...health_check, service: 'gatehouse.test.Echo' } },
+      unknown: { servers: [{ url }], protocol: 'h2c', health_check: { ...health_check, service: 'no.such.Service' } },
+    },
+    routes: [{ match: {}, upstream: 'grpc' }],
+  });
+  type Status = { upstreams: Record<string, { servers: { state: string; last_check: { ok: boolean; detail: string } | null }[] }> };
+  const server = (name: string) => (proxy.gatehouse.status() as Status).upstreams[name]?.servers[0];
+  await waitFor(() => server('grpc')?.last_check?.detail === 'SERVING' && server('named')?.last_check?.detail === 'SERVING', 5000, 'SERVING');
+  await waitFor(() => server('unknown')?.state === 'down', 5000, 'the unknown service to be down');
+  assert.equal(server('unknown')?.last_check?.detail, 'grpc-status 5 (unknown service no.such.Service)');
+  const client = echoClient(t, `127.0.0.1:${proxy.port}`);
+  assert.deepEqual((await unary(client, 'unary', { text: 'up' })).response, { echo: 'up', from: 'server' });
+
+  backend.log.health.set('', NOT_SERVING);
+  await waitFor(() => server('grpc')?.state === 'down', 5000, 'the server to go down');
+  assert.equal(server('grpc')?.last_check?.detail, 'NOT_SERVING');
+  assert.equal(server('named')?.state, 'up', 'a service check asks about its service only');
+  // No server: Gatehouse answers 503, which gRPC clients see as UNAVAILABLE.
+  await assert.rejects(unary(client, 'unary', { text: 'down' }), (error: grpc.ServiceError) => error.code === grpc.status.UNAVAILABLE);
+
+  backend.log.health.set('', SERVING);
+  await waitFor(() => server('grpc')?.state === 'up', 5000, 'the server to come back');
+  assert.deepEqual((await unary(client, 'unary', { text: 'back' })).response, { echo: 'back', from: 'server' });
+});
+
+test('health_check type grpc needs protocol h2 or h2c, and service only goes with it', () => {
+  const text = (lines: string[]): string =>
+    ['listen: [{ address: "127.0.0.1:0" }]', 'upstreams:', '  app:', '    servers: [{ url: "http://127.0.0.1:1" }]', ...lines].join('\n');
+  const errorOf = (yaml: string): string => {
+    try {
+      parseConfigText(yaml, 'g.yaml');
+    } catch (error: unknown) {
+      return (error as Error).message;
+    }
+    return 'no error';
+  };
+  assert.equal(errorOf(text(['    health_check: { type: grpc }'])), 'g.yaml:5:27 upstreams.app.health_check.type: grpc checks need protocol: h2 or h2c (gRPC is HTTP/2)');
+  assert.equal(errorOf(text(['    protocol: h2c', '    health_check: { type: grpc, service: x.Y }'])), 'no error');
+  assert.equal(errorOf(text(['    health_check: { service: x.Y }'])), 'g.yaml:5:30 upstreams.app.health_check.service: only applies to type: grpc');
+  assert.equal(errorOf(text(['    protocol: h2c', '    health_check: { type: grpc, expect_body: ok }'])), 'g.yaml:6:46 upstreams.app.health_check.expect_body: only applies to type: http');
 });

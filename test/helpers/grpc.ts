@@ -33,12 +33,36 @@ export const ECHO_SERVICE = {
   slow: method('Slow', false, false),
 } satisfies grpc.ServiceDefinition;
 
+/**
+ * grpc.health.v1.Health, with the messages as raw bytes: the request's service name is read by
+ * hand, the answer is HealthCheckResponse { status = 1 } written by hand.
+ */
+const HEALTH_SERVICE = {
+  check: {
+    path: '/grpc.health.v1.Health/Check',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: Buffer): Buffer => value,
+    requestDeserialize: (bytes: Buffer): Buffer => bytes,
+    responseSerialize: (status: number): Buffer => (status === 0 ? Buffer.alloc(0) : Buffer.from([0x08, status])),
+    responseDeserialize: (bytes: Buffer): number => bytes[1] ?? 0,
+  },
+} satisfies grpc.ServiceDefinition;
+
+/** ServingStatus values of grpc.health.v1. */
+export const SERVING = 1;
+export const NOT_SERVING = 2;
+
 /** What the test server saw. */
 export interface EchoServerLog {
   /** Metadata keys of each call, by method. */
   readonly metadata: Record<string, string>[];
   /** Slow calls that were cancelled (their deadline passed, or the client went away). */
   cancelled: number;
+  /** Health by service name ("" for the server); an unknown service answers NOT_FOUND. Change it to change the answers. */
+  readonly health: Map<string, number>;
+  /** Health checks received. */
+  healthChecks: number;
 }
 
 /**
@@ -48,7 +72,18 @@ export interface EchoServerLog {
  */
 export async function startEchoServer(t: TestContext, credentials = grpc.ServerCredentials.createInsecure()): Promise<{ port: number; log: EchoServerLog }> {
   const server = new grpc.Server();
-  const log: EchoServerLog = { metadata: [], cancelled: 0 };
+  const log: EchoServerLog = { metadata: [], cancelled: 0, health: new Map([['', SERVING]]), healthChecks: 0 };
+  server.addService(HEALTH_SERVICE, {
+    check(call: grpc.ServerUnaryCall<Buffer, number>, callback: grpc.sendUnaryData<number>) {
+      log.healthChecks++;
+      // HealthCheckRequest { string service = 1 }: tag 0x0a, a one-byte length (short names).
+      const request = call.request;
+      const service = request.length > 2 && request[0] === 0x0a ? request.subarray(2, 2 + (request[1] ?? 0)).toString() : '';
+      const status = log.health.get(service);
+      if (status === undefined) callback({ code: grpc.status.NOT_FOUND, details: `unknown service ${service}` });
+      else callback(null, status);
+    },
+  });
   const remember = (metadata: grpc.Metadata): void => {
     log.metadata.push(Object.fromEntries(Object.entries(metadata.getMap()).map(([k, v]) => [k, String(v)])));
   };

@@ -59,6 +59,7 @@ describe('a valid configuration', () => {
         budget: { percent: 20, min_per_second: 10 },
       },
       circuit_breaker: { max_in_flight: 0, max_queued: 0, queue_timeout: 10_000 },
+      protocol: 'http1',
       timeouts: { connect: 5_000, header: 60_000, idle: 60_000 },
       keepalive: { connections: 128, idle_timeout: 30_000 },
     });

@@ -4,7 +4,7 @@
  * upstream's TLS settings), since such servers (gRPC ones) may not answer HTTP/1.1 at all.
  */
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
-import { connectOptionsFor } from '../../transport/backend-tls.ts';
+import { connectOptionsFor, type BackendTls } from '../../transport/backend-tls.ts';
 import { describe, statusExpected, type HttpProbeOptions } from './http-probe.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
 
@@ -36,10 +36,7 @@ export class Http2Probe implements HealthProbe {
         return;
       }
       signal.addEventListener('abort', onAbort);
-      const host = server.hostname.includes(':') ? `[${server.hostname}]` : server.hostname;
-      const origin = `${server.secure ? 'https' : 'http'}://${host}:${server.port}`;
-      // A new connection each time, as HttpProbe: never one of the request pool's.
-      session = connect(origin, server.secure ? { ...connectOptionsFor(options.tls, server.hostname), ALPNProtocols: ['h2'] } : {});
+      session = openSession(server, options.tls);
       session.on('error', (error: Error) => settle({ ok: false, detail: describe(error) }));
       const stream = session.request({
         [constants.HTTP2_HEADER_METHOD]: options.method,
@@ -47,8 +44,7 @@ export class Http2Probe implements HealthProbe {
         [constants.HTTP2_HEADER_AUTHORITY]: options.host ?? server.authority,
         'user-agent': 'gatehouse-health-check',
       });
-      // A stream cut by its session's failure (ERR_HTTP2_STREAM_CANCEL) carries that failure (ECONNREFUSED) as its cause.
-      stream.on('error', (error: Error) => settle({ ok: false, detail: describe(error.cause instanceof Error ? error.cause : error) }));
+      stream.on('error', (error: Error) => settle({ ok: false, detail: streamFailure(error) }));
       stream.on('response', (headers) => {
         const status = Number(headers[constants.HTTP2_HEADER_STATUS] ?? 0);
         if (!statusExpected(status, options.expectStatus)) {
@@ -72,4 +68,19 @@ export class Http2Probe implements HealthProbe {
       stream.end();
     });
   }
+}
+
+/**
+ * A new HTTP/2 connection to the server for one check (never one of the request pool's): h2c with
+ * prior knowledge, or TLS with ALPN h2 and the upstream's TLS settings.
+ */
+export function openSession(server: ProbeTarget, tls: BackendTls): ClientHttp2Session {
+  const host = server.hostname.includes(':') ? `[${server.hostname}]` : server.hostname;
+  const origin = `${server.secure ? 'https' : 'http'}://${host}:${server.port}`;
+  return connect(origin, server.secure ? { ...connectOptionsFor(tls, server.hostname), ALPNProtocols: ['h2'] } : {});
+}
+
+/** A stream cut by its session's failure (ERR_HTTP2_STREAM_CANCEL) carries that failure (ECONNREFUSED) as its cause. */
+export function streamFailure(error: Error): string {
+  return describe(error.cause instanceof Error ? error.cause : error);
 }

@@ -1,6 +1,7 @@
 /** Compiles an upstream's `health_check` into a HealthPolicy; probes are registered by type here. */
 import type { HealthCheckConfig } from '../../config/schema.ts';
 import type { BackendTls } from '../../transport/backend-tls.ts';
+import { GrpcProbe } from './grpc-probe.ts';
 import { Http2Probe } from './http2-probe.ts';
 import { HttpProbe, type HttpProbeOptions } from './http-probe.ts';
 import type { HealthPolicy, HealthProbe } from './probe.ts';
@@ -28,6 +29,7 @@ export const PROBES: Readonly<Record<HealthCheckConfig['type'], (config: HealthC
     return transport.http2 ? new Http2Probe(options) : new HttpProbe(options);
   },
   tcp: () => new TcpProbe(),
+  grpc: (config, transport) => new GrpcProbe({ service: config.service ?? '', host: config.host ?? null, tls: transport.tls }),
 };
 
 /** Null when the upstream has no active checks. */
