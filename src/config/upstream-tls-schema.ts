@@ -2,10 +2,10 @@
  * An upstream's `tls` block: how Gatehouse connects to its https:// servers (whom it trusts, the
  * name it asks for, the certificate it presents). Imported by schema.ts. The files are read and
  * checked when the configuration is loaded (backendTlsProblems, so that `gatehouse validate`
- * finds a missing file) and again when a snapshot is compiled (src/transport/backend-tls.ts).
+ * finds a missing file) and again when a snapshot is compiled (backend-tls-files.ts).
  */
 import { z } from 'zod';
-import { BackendTlsFileError, readBackendTls } from '../transport/backend-tls.ts';
+import { BackendTlsFileError, readBackendTls } from './backend-tls-files.ts';
 import type { Problem } from './problem.ts';
 
 /** A DNS name (letters, digits, hyphens, dots), as SNI carries it. */

@@ -1,6 +1,7 @@
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
-import { sniFor, type BackendTls } from './backend-tls.ts';
+import type { BackendTls } from '../config/backend-tls-files.ts';
+import { sniFor } from './backend-tls.ts';
 
 /** Dispatch options with `servername`, which undici reads (lib/core/request.js) but does not declare. */
 export type NamedDispatchOptions = Dispatcher.DispatchOptions & { readonly servername: string };

@@ -1,7 +1,7 @@
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { Registry } from '../core/registry.ts';
-import { BackendTlsFileError, DEFAULT_BACKEND_TLS, readBackendTls, type BackendTls } from '../transport/backend-tls.ts';
+import { BackendTlsFileError, DEFAULT_BACKEND_TLS, readBackendTls, type BackendTls } from '../config/backend-tls-files.ts';
 import { optionsForOrigin, poolOptionsOf } from '../transport/pool.ts';
 import type { Balancer } from './balancers/balancer.ts';
 import { compileHashKey } from './balancers/hash-key.ts';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { configFromObject } from '../../src/config/load.ts';
 import type { HealthCheckConfig } from '../../src/config/schema.ts';
-import { DEFAULT_BACKEND_TLS } from '../../src/transport/backend-tls.ts';
+import { DEFAULT_BACKEND_TLS } from '../../src/config/backend-tls-files.ts';
 import { PROBES } from '../../src/upstream/health/index.ts';
 import type { ProbeTarget } from '../../src/upstream/health/probe.ts';
 import { closedPort, startBackend, startRawBackend } from '../helpers/backend.ts';

@@ -8,7 +8,7 @@
  *   HealthCheckResponse { ServingStatus status = 1; }  UNKNOWN 0, SERVING 1, NOT_SERVING 2, SERVICE_UNKNOWN 3
  */
 import { constants, type IncomingHttpHeaders } from 'node:http2';
-import type { BackendTls } from '../../transport/backend-tls.ts';
+import type { BackendTls } from '../../config/backend-tls-files.ts';
 import { describe } from './http-probe.ts';
 import { openSession, streamFailure } from './http2-probe.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';

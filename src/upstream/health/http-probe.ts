@@ -5,7 +5,8 @@
  */
 import { request, type ClientRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { connectOptionsFor, type BackendTls } from '../../transport/backend-tls.ts';
+import type { BackendTls } from '../../config/backend-tls-files.ts';
+import { connectOptionsFor } from '../../transport/backend-tls.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
 
 /** The most body read when looking for `expect_body`. */

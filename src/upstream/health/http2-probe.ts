@@ -4,7 +4,8 @@
  * upstream's TLS settings), since such servers (gRPC ones) may not answer HTTP/1.1 at all.
  */
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
-import { connectOptionsFor, type BackendTls } from '../../transport/backend-tls.ts';
+import type { BackendTls } from '../../config/backend-tls-files.ts';
+import { connectOptionsFor } from '../../transport/backend-tls.ts';
 import { describe, statusExpected, type HttpProbeOptions } from './http-probe.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
 

@@ -1,6 +1,6 @@
 /** Compiles an upstream's `health_check` into a HealthPolicy; probes are registered by type here. */
 import type { HealthCheckConfig } from '../../config/schema.ts';
-import type { BackendTls } from '../../transport/backend-tls.ts';
+import type { BackendTls } from '../../config/backend-tls-files.ts';
 import { GrpcProbe } from './grpc-probe.ts';
 import { Http2Probe } from './http2-probe.ts';
 import { HttpProbe, type HttpProbeOptions } from './http-probe.ts';
