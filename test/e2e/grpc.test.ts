@@ -135,13 +135,17 @@ test('gRPC over TLS: h2 by ALPN from the client, h2 over TLS to a server with a 
   assert.equal((await collect(call)).messages.length, 5);
 });
 
-test('protocol h2c to any HTTP/2 server: the client\'s TE: trailers is passed on (and only that TE), trailers come back to an HTTP/1.1 client', async (t) => {
+test('protocol h2c to any HTTP/2 server: the client\'s TE: trailers is passed on (and only that TE), trailers come back to an HTTP/1.1 client, bodies go over', async (t) => {
   const seen: IncomingHttpHeaders[] = [];
   const server = createH2Server((req, res) => {
     seen.push(req.headers);
-    res.setHeader('content-type', 'text/plain');
-    res.addTrailers({ 'x-checksum': 'abc123' });
-    res.end('streamed body');
+    let received = 0;
+    req.on('data', (chunk: Buffer) => (received += chunk.length));
+    req.on('end', () => {
+      res.setHeader('content-type', 'text/plain');
+      res.addTrailers({ 'x-checksum': 'abc123' });
+      res.end(req.method === 'POST' ? `received ${received}` : 'streamed body');
+    });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -159,6 +163,8 @@ test('protocol h2c to any HTTP/2 server: the client\'s TE: trailers is passed on
   assert.equal(seen[0]?.[':authority'], 'public.example');
   await request(`${proxy.url}/y`, { headers: { te: 'gzip' } });
   assert.equal(seen[1]?.['te'], undefined, 'another TE is not passed on');
+  const posted = await request(`${proxy.url}/upload`, { method: 'POST', body: Buffer.alloc(300_000, 'x') });
+  assert.equal(posted.body, 'received 300000', 'an HTTP/1.1 request body streams to an HTTP/2 server');
 });
 
 test('protocol: h2 needs https:// servers and h2c http:// ones, said at the server URL', () => {
