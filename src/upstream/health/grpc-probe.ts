@@ -88,12 +88,21 @@ function outcomeOf(fields: IncomingHttpHeaders, body: Buffer): ProbeOutcome {
   if (status === undefined) return { ok: false, detail: 'no grpc-status' };
   if (status !== '0') {
     const message = fields['grpc-message'];
-    return { ok: false, detail: `grpc-status ${String(status)}${typeof message === 'string' && message !== '' ? ` (${decodeURIComponent(message)})` : ''}` };
+    return { ok: false, detail: `grpc-status ${String(status)}${typeof message === 'string' && message !== '' ? ` (${percentDecoded(message)})` : ''}` };
   }
   const serving = decodeResponse(body);
   if (serving === undefined) return { ok: false, detail: 'not a health check answer' };
   const name = SERVING_STATUS[serving] ?? `status ${serving}`;
   return { ok: serving === 1, detail: name };
+}
+
+/** grpc-message is percent-encoded; a malformed one is shown as it came (a throw here would escape the check). */
+function percentDecoded(message: string): string {
+  try {
+    return decodeURIComponent(message);
+  } catch {
+    return message;
+  }
 }
 
 /** HealthCheckRequest: field 1 (service), length-delimited, left out when empty. */
