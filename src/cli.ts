@@ -64,10 +64,17 @@ Options:
 
 Forwards every request received on ADDR to the servers, round robin.
 Example: gatehouse proxy --from 127.0.0.1:8080 --to http://127.0.0.1:3000 --to http://127.0.0.1:3001
+         gatehouse proxy --from https://127.0.0.1:8443 --cert site.pem --key site.key --to http://127.0.0.1:3000
+         gatehouse proxy --from 127.0.0.1:8080 --to https://10.0.0.5:8443 --backend-ca internal-ca.pem
 
 Options:
-  --from ADDR          address to listen on, host:port (required)
-  --to URL             a server, http://host:port (required, repeatable)
+  --from ADDR          address to listen on: host:port (or http://host:port), or https://host:port
+                       for TLS with --cert and --key (required)
+  --cert FILE          PEM certificate (chain) served on an https:// --from
+  --key FILE           its PEM private key
+  --to URL             a server, http://host:port or https://host:port (required, repeatable);
+                       https servers' certificates are verified against the system's CAs
+  --backend-ca FILE    PEM CA certificates that sign the https servers' certificates (instead of the system's)
   --access-log FORMAT  json (default), combined, extended or off
   --health-check PATH  check each server with GET PATH (2xx/3xx passes); a failing server is taken out
   --health-interval D  how often to check, e.g. 2s (default 5s; needs --health-check)
@@ -163,7 +170,10 @@ async function proxy(args: string[]): Promise<number> {
     args,
     {
       from: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
       to: { type: 'string', multiple: true },
+      'backend-ca': { type: 'string' },
       'access-log': { type: 'string' },
       'health-check': { type: 'string' },
       'health-interval': { type: 'string' },
@@ -176,6 +186,12 @@ async function proxy(args: string[]): Promise<number> {
   const to = values.to;
   if (typeof from !== 'string' || !Array.isArray(to) || to.length === 0) {
     return usageError('proxy', '--from ADDR and at least one --to URL are required');
+  }
+  const listen = listenerOf(from, stringFlag(values.cert), stringFlag(values.key));
+  if (typeof listen === 'string') return usageError('proxy', listen);
+  const backendCa = stringFlag(values['backend-ca']);
+  if (backendCa !== undefined && !to.some((url) => String(url).startsWith('https://'))) {
+    return usageError('proxy', '--backend-ca applies to https:// servers; give at least one --to https://...');
   }
   const format = values['access-log'] ?? 'json';
   if (format !== 'json' && format !== 'combined' && format !== 'extended' && format !== 'off') {
@@ -191,9 +207,11 @@ async function proxy(args: string[]): Promise<number> {
   const config = configFromObject(
     {
       ...(workers === undefined ? {} : { workers }),
-      listen: [{ address: from }],
+      listen: [listen],
       access_log: format === 'off' ? { enabled: false } : { format },
-      upstreams: { default: { servers: to.map((url) => ({ url: String(url) })), ...healthCheck } },
+      upstreams: {
+        default: { servers: to.map((url) => ({ url: String(url) })), ...healthCheck, ...(backendCa === undefined ? {} : { tls: { ca: backendCa } }) },
+      },
       routes: [{ match: {}, upstream: 'default' }],
     },
     'command line',
@@ -207,6 +225,33 @@ function workersFlag(value: string | boolean | (string | boolean)[] | undefined)
   if (value === 'auto') return 'auto';
   const count = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
   return count >= 1 && count <= 256 ? count : null;
+}
+
+type ListenInput = NonNullable<Parameters<typeof configFromObject>[0]['listen']>[number];
+
+/**
+ * The listener of `proxy --from`: "host:port" or "http://host:port" plain, "https://host:port"
+ * with the --cert and --key pair; a string says what is wrong with the flags.
+ */
+function listenerOf(from: string, cert: string | undefined, key: string | undefined): ListenInput | string {
+  const scheme = /^([a-z]+):\/\//i.exec(from)?.[1]?.toLowerCase();
+  if (scheme === undefined) {
+    if (cert !== undefined || key !== undefined) return '--cert and --key need an https:// --from, such as https://127.0.0.1:8443';
+    return { address: from };
+  }
+  if (scheme !== 'http' && scheme !== 'https') return `--from takes host:port, http://host:port or https://host:port, not ${scheme}://`;
+  if (!URL.canParse(from)) return `--from ${from} is not a valid address`;
+  const url = new URL(from);
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    return `--from takes an address only (${url.protocol}//host:port), without a path`;
+  }
+  const address = `${url.hostname}:${url.port === '' ? (scheme === 'https' ? 443 : 80) : url.port}`;
+  if (scheme === 'http') {
+    if (cert !== undefined || key !== undefined) return '--cert and --key need an https:// --from, such as https://127.0.0.1:8443';
+    return { address };
+  }
+  if (cert === undefined || key === undefined) return 'an https:// --from needs --cert FILE and --key FILE';
+  return { address, tls: { certificates: [{ cert, key }] } };
 }
 
 /** Runs until a signal stops the process; resolves with the exit code. */

@@ -15,6 +15,7 @@ import { formatPath, type PathKey, type Problem } from './problem.ts';
 import { configSchema, routeSchema, type Config, type ConfigInput } from './schema.ts';
 import { closest, didYouMean, unknownName } from './suggest.ts';
 import { acmeProblems } from './tls-schema.ts';
+import { backendTlsProblems } from './upstream-tls-schema.ts';
 
 /** Where each loaded configuration's parts are in its file, for errors found after loading (a bind). */
 const sources = new WeakMap<Config, (path: readonly PathKey[]) => string>();
@@ -136,6 +137,7 @@ function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
   if (isRecord(root.admin) && typeof root.admin.address === 'string') addresses.push({ path: ['admin'], address: root.admin.address });
   problems.push(...addressClashes(addresses));
   if (config !== undefined) problems.push(...acmeProblems(config.listen));
+  problems.push(...backendTlsProblems(root.upstreams));
   if (config !== undefined) problems.push(...accelerationProblems(config.cache, config.routes));
   else {
     // The parts that are valid on their own; the rest has its problems reported already.

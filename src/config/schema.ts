@@ -8,6 +8,7 @@ import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from '
 import { listenerSchema } from './listener-schema.ts';
 import { stateDirSchema } from './tls-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
+import { upstreamTlsSchema } from './upstream-tls-schema.ts';
 
 /** A regular expression, compiled here as the matchers will compile it; a bad one says why. */
 const regex = z.string().superRefine((value, ctx) => {
@@ -107,8 +108,8 @@ export const routeSchema = z
   });
 
 const server = z.strictObject({
-  /** The backend's base URL, http://host:port. */
-  url: z.url({ protocol: /^http$/, error: 'must be an http:// URL such as http://127.0.0.1:3000' }),
+  /** The backend's base URL, http://host:port, or https://host:port for TLS (see the upstream's `tls`). */
+  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL such as http://127.0.0.1:3000' }),
   /** Relative share of traffic. */
   weight: z.number().int().min(1).max(1000).default(1),
   /** Used only while every primary (non-backup) server is unavailable. */
@@ -135,8 +136,13 @@ const statusRange = z.union([z.number().int(), z.string()]).transform((value, ct
 /** Active health checks: a request (or a TCP connection) to each server on an interval. */
 const healthCheck = z
   .strictObject({
-    /** http: a request whose answer is checked; tcp: only that a connection opens. */
-    type: z.enum(['http', 'tcp']).default('http'),
+    /**
+     * http: a request whose answer is checked; tcp: only that a connection opens; grpc: the
+     * standard gRPC health check (grpc.health.v1.Health/Check), for upstreams with protocol h2 or h2c.
+     */
+    type: z.enum(['http', 'tcp', 'grpc']).default('http'),
+    /** For type grpc: the service asked about; the server as a whole when absent. */
+    service: z.string().optional(),
     /** Method of the check request. */
     method: z.string().regex(/^[A-Z]+$/, 'must be an upper-case method name').default('GET'),
     /** Path (and query) of the check request. */
@@ -167,8 +173,11 @@ const healthCheck = z
     }
   })
   .superRefine((value, ctx) => {
-    if (value.type === 'tcp' && value.expect_body !== undefined) {
+    if (value.type !== 'http' && value.expect_body !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['expect_body'], message: 'only applies to type: http' });
+    }
+    if (value.type !== 'grpc' && value.service !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['service'], message: 'only applies to type: grpc' });
     }
   })
   .transform((value) => ({ ...value, timeout: value.timeout ?? Math.min(2_000, value.interval) }));
@@ -283,6 +292,14 @@ const upstream = z.strictObject({
   circuit_breaker: circuitBreaker.prefault({}),
   /** Sticky sessions; none when absent. */
   sticky: sticky.optional(),
+  /** TLS to the https:// servers: trusted CA, SNI name, client certificate (docs/tls.md); certificates are verified without it too. */
+  tls: upstreamTlsSchema.optional(),
+  /**
+   * The HTTP version spoken to the servers: http1 (HTTP/1.1, over TLS for https://), h2 (HTTP/2
+   * over TLS, chosen by ALPN: https:// servers only) or h2c (HTTP/2 without TLS, prior knowledge:
+   * http:// servers only). gRPC needs h2 or h2c.
+   */
+  protocol: z.enum(['http1', 'h2', 'h2c']).default('http1'),
   timeouts: z
     .strictObject({
       /** Time to open a TCP connection. */
@@ -313,6 +330,21 @@ const upstream = z.strictObject({
     }
     seen.set(origin, i);
   });
+  if (value.tls !== undefined && !value.servers.some((s) => s.url.startsWith('https:'))) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'only applies to https:// servers, and this upstream has none' });
+  }
+  if (value.health_check?.type === 'grpc' && value.protocol === 'http1') {
+    ctx.addIssue({ code: 'custom', path: ['health_check', 'type'], message: 'grpc checks need protocol: h2 or h2c (gRPC is HTTP/2)' });
+  }
+  if (value.protocol !== 'http1') {
+    const wanted = value.protocol === 'h2' ? 'https:' : 'http:';
+    value.servers.forEach((s, i) => {
+      if (URL.canParse(s.url) && new URL(s.url).protocol !== wanted) {
+        const message = value.protocol === 'h2' ? 'protocol: h2 needs https:// servers (HTTP/2 without TLS is h2c)' : 'protocol: h2c needs http:// servers (HTTP/2 over TLS is h2)';
+        ctx.addIssue({ code: 'custom', path: ['servers', i, 'url'], message });
+      }
+    });
+  }
   if (value.hash !== undefined && value.balance !== 'hash') {
     ctx.addIssue({ code: 'custom', path: ['hash'], message: 'only applies to balance: hash' });
   }

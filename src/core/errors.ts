@@ -37,6 +37,13 @@ export const ERRORS = {
   QUEUE_TIMEOUT: { status: 503, source: 'upstream', retryOn: null, serverFault: false, message: 'Service Unavailable' },
   CONNECT_REFUSED: { status: 502, source: 'upstream', retryOn: 'connect_failure', serverFault: true, message: 'Bad Gateway' },
   CONNECT_TIMEOUT: { status: 504, source: 'upstream', retryOn: 'connect_failure', serverFault: true, message: 'Gateway Timeout' },
+  /**
+   * The server's certificate failed verification (unknown CA, wrong name, expired). As nginx and
+   * Envoy count it, a connect failure: nothing was sent, so another server may be tried.
+   */
+  TLS_CERT_INVALID: { status: 502, source: 'upstream', retryOn: 'connect_failure', serverFault: true, message: 'Bad Gateway' },
+  /** The TLS handshake with the server failed: no common version, our client certificate refused or missing, not TLS at all. */
+  TLS_HANDSHAKE_FAILED: { status: 502, source: 'upstream', retryOn: 'connect_failure', serverFault: true, message: 'Bad Gateway' },
   UPSTREAM_RESET: { status: 502, source: 'upstream', retryOn: 'reset', serverFault: true, message: 'Bad Gateway' },
   HEADERS_TIMEOUT: { status: 504, source: 'upstream', retryOn: 'timeout', serverFault: true, message: 'Gateway Timeout' },
   /** Always after the response head was sent, so never retried in practice. */
@@ -96,13 +103,29 @@ const SYSTEM_CODES: Record<string, ErrorCode> = {
   HPE_UNEXPECTED_CONTENT_LENGTH: 'BAD_RESPONSE',
   UND_ERR_INFO: 'BAD_RESPONSE',
   UND_ERR_REQ_CONTENT_LENGTH_MISMATCH: 'BAD_REQUEST',
+  // OpenSSL's verification results, as node:tls reports them, and Node's own name check.
+  UNABLE_TO_GET_ISSUER_CERT: 'TLS_CERT_INVALID',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'TLS_CERT_INVALID',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'TLS_CERT_INVALID',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'TLS_CERT_INVALID',
+  SELF_SIGNED_CERT_IN_CHAIN: 'TLS_CERT_INVALID',
+  CERT_SIGNATURE_FAILURE: 'TLS_CERT_INVALID',
+  CERT_NOT_YET_VALID: 'TLS_CERT_INVALID',
+  CERT_HAS_EXPIRED: 'TLS_CERT_INVALID',
+  CERT_REVOKED: 'TLS_CERT_INVALID',
+  CERT_UNTRUSTED: 'TLS_CERT_INVALID',
+  CERT_REJECTED: 'TLS_CERT_INVALID',
+  INVALID_CA: 'TLS_CERT_INVALID',
+  INVALID_PURPOSE: 'TLS_CERT_INVALID',
+  HOSTNAME_MISMATCH: 'TLS_CERT_INVALID',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'TLS_CERT_INVALID',
 };
 
 /** Maps anything thrown by the transport to a catalog error; unknown failures become 502. */
 export function toGatehouseError(error: unknown): GatehouseError {
   if (error instanceof GatehouseError) return error;
   const code = errorCodeOf(error);
-  const mapped = code === undefined ? undefined : SYSTEM_CODES[code];
+  const mapped = code === undefined ? undefined : (SYSTEM_CODES[code] ?? (code.startsWith('ERR_SSL_') ? 'TLS_HANDSHAKE_FAILED' : undefined));
   return new GatehouseError(mapped ?? 'BAD_RESPONSE', error instanceof Error ? error.message : String(error), {
     cause: error,
   });

@@ -70,6 +70,13 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
         finish(status);
         return;
       }
+      if (action.upstream.http2) {
+        // Tunnels are HTTP/1.1 Upgrades; WebSocket over HTTP/2 to servers (RFC 8441) is not
+        // done: say so rather than send an h2 stream where the client expects a 101.
+        socket.end('HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+        finish(501);
+        return;
+      }
       // Placed like any request (health, drain, backups, sticky and hash keys), without retries.
       const server = action.upstream.choose(ex, null);
       if (server === undefined) {
@@ -84,6 +91,7 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       const url = req.url as string;
       openTunnel({
         pool: server.pool,
+        servername: server.servername,
         path: action.rewritePath === null ? url : action.rewritePath(url, info.path),
         method: req.method as string,
         protocol: req.headers.upgrade ?? 'websocket',

@@ -4,11 +4,14 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
+import type { NamedDispatchOptions } from './pool.ts';
 
 type DispatchController = Parameters<Dispatcher.DispatchHandler['onRequestStart'] & {}>[0];
 
 export interface TunnelRequest {
   readonly pool: Pool;
+  /** The server's constant undici `servername` (see Server.servername). */
+  readonly servername: string;
   readonly path: string;
   readonly method: string;
   /** The Upgrade header's value, e.g. "websocket". */
@@ -26,16 +29,15 @@ export interface TunnelRequest {
 }
 
 export function openTunnel(request: TunnelRequest): void {
-  request.pool.dispatch(
-    {
-      path: request.path,
-      method: request.method,
-      headers: request.headers,
-      upgrade: request.protocol,
-      headersTimeout: request.headersTimeout,
-    },
-    new TunnelHandler(request),
-  );
+  const options: NamedDispatchOptions = {
+    path: request.path,
+    method: request.method,
+    headers: request.headers,
+    upgrade: request.protocol,
+    headersTimeout: request.headersTimeout,
+    servername: request.servername,
+  };
+  request.pool.dispatch(options, new TunnelHandler(request));
 }
 
 class TunnelHandler implements Dispatcher.DispatchHandler {

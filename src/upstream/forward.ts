@@ -12,6 +12,7 @@ import type { Dispatcher } from 'undici';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError, toGatehouseError, type ErrorCode } from '../core/errors.ts';
 import { sendError } from '../listeners/respond.ts';
+import type { NamedDispatchOptions } from '../transport/pool.ts';
 import { applyToFlat, applyToRecord } from '../middleware/headers.ts';
 import { applyResponseFilters, rescueByFilter } from '../middleware/pipeline.ts';
 import type { ForwardAction } from '../routing/actions.ts';
@@ -132,7 +133,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const req = ex.req;
     const url = req.url as string;
     const edits = ex.upstreamEdits;
-    const headers = buildRequestHeaders(ex, action.requestHeaders);
+    const headers = buildRequestHeaders(ex, action.requestHeaders, upstream.http2);
     const now = performance.now();
     this.#sentAt = now;
     let headersTimeout = upstream.headersTimeout;
@@ -142,17 +143,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       const left = Math.max(1, deadline - (now - ex.startedAt));
       headersTimeout = headersTimeout === 0 ? left : Math.min(headersTimeout, left);
     }
-    server.pool.dispatch(
-      {
-        path: action.rewritePath === null ? url : action.rewritePath(url, ex.info.path),
-        method: edits?.method ?? (req.method as string),
-        headers: edits === null || edits.headers === null ? headers : applyToFlat(edits.headers, headers),
-        body: this.#body,
-        headersTimeout,
-        bodyTimeout: upstream.bodyTimeout,
-      },
-      this,
-    );
+    const options: NamedDispatchOptions = {
+      path: action.rewritePath === null ? url : action.rewritePath(url, ex.info.path),
+      method: edits?.method ?? (req.method as string),
+      headers: edits === null || edits.headers === null ? headers : applyToFlat(edits.headers, headers),
+      body: this.#body,
+      headersTimeout,
+      bodyTimeout: upstream.bodyTimeout,
+      servername: server.servername,
+    };
+    server.pool.dispatch(options, this);
   }
 
   /** True for a server an earlier try of this request went to. */
@@ -274,7 +274,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
         if (chain.answered) return;
       }
     }
-    ex.res.writeHead(statusCode, out);
+    const res = ex.res;
+    if (ex.h2 && out['grpc-status'] !== undefined) {
+      // A gRPC "Trailers-Only" answer (its status in the one HEADERS frame that ends the
+      // stream): the head is kept until end() so that it goes out with END_STREAM too; sent
+      // now, the client would wait for trailers that never come.
+      res.statusCode = statusCode;
+      for (const name in out) res.setHeader(name, out[name] as string | string[]);
+      return;
+    }
+    res.writeHead(statusCode, out);
   }
 
   /**

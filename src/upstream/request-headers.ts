@@ -7,9 +7,11 @@ import { decrementMaxForwards } from './max-forwards.ts';
 
 /**
  * Builds a flat [name, value, ...] list from the raw headers (order and duplicates kept).
- * `keepUpgrade` is for WebSocket tunnels, where the transport writes Connection/Upgrade itself.
+ * `teTrailers`: the server speaks HTTP/2, where `TE: trailers` is the one TE allowed (RFC 9113
+ * §8.2.2) and gRPC servers look for it; it is passed on when the client sent it. (HTTP/1.1 would
+ * need `Connection: TE` with it, which undici does not send.)
  */
-export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null): string[] {
+export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null, teTrailers = false): string[] {
   const raw = ex.h2 ? http1Fields(ex.req.rawHeaders, ex.req.headers.host) : ex.req.rawHeaders;
   const policy = ex.snapshot.forwarding;
   const trusted = isTrusted(policy, ex.peer);
@@ -20,7 +22,10 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null): string
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
-    if (isHopByHop(name) || name === 'expect' || listed?.has(name)) continue;
+    if (isHopByHop(name) || name === 'expect' || listed?.has(name)) {
+      if (teTrailers && name === 'te' && asksForTrailers(value)) out.push('te', 'trailers');
+      continue;
+    }
     if (addsForwarding && isForwardingHeader(name)) {
       // Values from an untrusted peer are dropped: a client could claim any address.
       if (trusted) incoming = collectForwarded(incoming, name, value);
@@ -52,6 +57,12 @@ function http1Fields(raw: readonly string[], host: string | undefined): string[]
   }
   if (cookie !== undefined) out.push('cookie', cookie);
   return out;
+}
+
+/** A TE value that lists "trailers" (RFC 9110 §10.1.4), case-insensitively. */
+function asksForTrailers(value: string): boolean {
+  for (const part of value.split(',')) if (part.trim().toLowerCase().startsWith('trailers')) return true;
+  return false;
 }
 
 function isForwardingHeader(name: string): boolean {

@@ -48,6 +48,8 @@ export class ServerState implements SharedState, ProbeTarget {
   readonly hostname: string;
   readonly port: number;
   readonly authority: string;
+  /** An https:// server. */
+  readonly secure: boolean;
   /** Requests being forwarded to the server now (all snapshots). */
   inFlight = 0;
   requests = 0;
@@ -96,7 +98,8 @@ export class ServerState implements SharedState, ProbeTarget {
     this.origin = url.origin;
     this.authority = url.host;
     this.hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    this.port = url.port === '' ? 80 : Number(url.port);
+    this.secure = url.protocol === 'https:';
+    this.port = url.port === '' ? (this.secure ? 443 : 80) : Number(url.port);
     this.#logger = logger;
   }
 

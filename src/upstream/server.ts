@@ -39,6 +39,12 @@ export class Server implements StateOwner {
   readonly authority: string;
   /** The host name alone, as a backend would put it in a cookie Domain. */
   readonly hostname: string;
+  /**
+   * Passed on every dispatch as undici's `servername`: one constant name per pool, or undici would
+   * take one from each client's Host header and close TLS connections when it changes. The name
+   * actually sent in SNI is decided by the pool's connector (src/transport/pool.ts).
+   */
+  readonly servername: string;
   readonly weight: number;
   readonly backup: boolean;
   readonly drain: boolean;
@@ -55,6 +61,7 @@ export class Server implements StateOwner {
     this.origin = this.state.origin;
     this.authority = this.state.authority;
     this.hostname = this.state.hostname;
+    this.servername = this.state.hostname;
     this.weight = weight;
     this.backup = options.backup;
     this.drain = options.drain;

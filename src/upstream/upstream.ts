@@ -1,7 +1,8 @@
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { Registry } from '../core/registry.ts';
-import { poolOptionsOf } from '../transport/pool.ts';
+import { BackendTlsFileError, DEFAULT_BACKEND_TLS, readBackendTls, type BackendTls } from '../config/backend-tls-files.ts';
+import { optionsForOrigin, poolOptionsOf } from '../transport/pool.ts';
 import type { Balancer } from './balancers/balancer.ts';
 import { compileHashKey } from './balancers/hash-key.ts';
 import { BALANCERS } from './balancers/index.ts';
@@ -32,6 +33,10 @@ export class Upstream implements ServerGroup {
   readonly servers: readonly Server[];
   readonly balance: string;
   readonly balancer: Balancer;
+  /** The HTTP version spoken to the servers. */
+  readonly protocol: UpstreamConfig['protocol'];
+  /** The servers speak HTTP/2: a client's `TE: trailers` is passed on. */
+  readonly http2: boolean;
   /** Time to wait for response headers, per try, ms. */
   readonly headersTimeout: number;
   /** Longest silence while the body streams, ms. */
@@ -57,8 +62,11 @@ export class Upstream implements ServerGroup {
   constructor(name: string, config: UpstreamConfig, registry: Registry) {
     this.name = name;
     this.balance = config.balance;
+    this.protocol = config.protocol;
+    this.http2 = config.protocol !== 'http1';
+    const tls = backendTls(name, config, registry);
     this.policy = {
-      health: compileHealth(config.health_check),
+      health: compileHealth(config.health_check, { tls: tls ?? DEFAULT_BACKEND_TLS, http2: config.protocol !== 'http1' }),
       outlier: compileOutlier(config.outlier_detection),
       // Hashing keeps full weights: a changing weight would move keys.
       slowStartMs: config.balance === 'hash' ? 0 : config.slow_start,
@@ -69,11 +77,11 @@ export class Upstream implements ServerGroup {
       maxQueued: config.circuit_breaker.max_queued,
       queueTimeoutMs: config.circuit_breaker.queue_timeout,
     };
-    const options = poolOptionsOf(config);
+    const options = poolOptionsOf(config, tls);
     const logger = registry.logger;
     this.servers = config.servers.map((s) => {
       const url = new URL(s.url);
-      const { key, pool } = registry.acquirePool(url.origin, options);
+      const { key, pool } = registry.acquirePool(url.origin, optionsForOrigin(url, options));
       const state = registry.acquireShared(serverStateKey(name, url.origin), () => new ServerState(name, url, logger));
       return new Server(url, s.weight, pool, key, state, { backup: s.backup, drain: s.drain, maxInFlight: s.max_in_flight });
     });
@@ -185,6 +193,28 @@ export class Upstream implements ServerGroup {
     this.state.detach(this.breaker);
     registry.releaseShared(this.#stateKey);
   }
+}
+
+/**
+ * The TLS settings of an upstream with https:// servers (null without any): its `tls` block's files
+ * read again (the loader checked them; one may have gone since), and a warning when verification is off.
+ */
+function backendTls(name: string, config: UpstreamConfig, registry: Registry): BackendTls | null {
+  if (!config.servers.some((s) => s.url.startsWith('https:'))) return null;
+  let tls: BackendTls;
+  try {
+    tls = readBackendTls(config.tls);
+  } catch (error: unknown) {
+    if (!(error instanceof BackendTlsFileError)) throw error;
+    throw new Error(`upstreams.${name}.tls.${error.field}: ${error.message}`, { cause: error });
+  }
+  if (!tls.verify) {
+    registry.logger?.warn(
+      { upstream: name },
+      `upstreams.${name}.tls.verify is false: the servers' certificates are not checked, so anyone on the path can read and change this traffic`,
+    );
+  }
+  return tls;
 }
 
 function serverStateKey(upstream: string, origin: string): string {

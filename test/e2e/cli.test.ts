@@ -38,7 +38,7 @@ test('validate rejects a bad file with file:line:col and exits 1', async (t) => 
   const file = await tempFile('bad.yaml', 'listen:\n  - address: 127.0.0.1:8080\nupstreams:\n  app:\n    servers:\n      - url: nope\n');
   const proc = spawnCli(t, ['validate', file]);
   assert.equal(await proc.exited, 1);
-  assert.match(proc.stderr, new RegExp(`${escape(file)}:6:\\d+ upstreams\\.app\\.servers\\[0\\]\\.url: must be an http:// URL`));
+  assert.match(proc.stderr, new RegExp(`${escape(file)}:6:\\d+ upstreams\\.app\\.servers\\[0\\]\\.url: must be an http:// or https:// URL`));
 });
 
 test('validate rejects two listeners on the same address with file:line:col and exits 1', async (t) => {

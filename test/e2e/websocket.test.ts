@@ -82,3 +82,14 @@ test('an upgrade to a dead backend gets 502', async (t) => {
   assert.match(raw, /^HTTP\/1\.1 502 /);
   assert.doesNotMatch(raw, new RegExp(String(port)));
 });
+
+test('a WebSocket upgrade to an upstream that speaks HTTP/2 (protocol h2c) is refused with 501', async (t) => {
+  const backend = await startWebSocketBackend(t);
+  const proxy = await startProxy(t, simpleProxyConfig([backend.url], { protocol: 'h2c' }));
+  const answer = await rawRequest(
+    proxy.port,
+    'GET /chat HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  );
+  assert.match(answer, /^HTTP\/1\.1 501 /);
+  assert.equal(backend.accepted.length, 0);
+});

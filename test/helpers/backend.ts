@@ -1,6 +1,7 @@
 /** Real, scriptable backends on ephemeral loopback ports. */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 
@@ -33,6 +34,30 @@ export async function startBackend(t: TestContext, handler: Handler): Promise<Ba
   };
   t.after(close);
   return { server, port, url: `http://127.0.0.1:${port}`, requests, close };
+}
+
+/**
+ * An HTTPS backend (node:https) running `handler`, with `tls` (cert, key, and for mTLS ca and
+ * requestCert); its url is https://127.0.0.1:PORT. Closed when the test ends.
+ */
+export async function startHttpsBackend(t: TestContext, tls: HttpsOptions, handler: Handler): Promise<Backend> {
+  const requests: IncomingMessage[] = [];
+  const server = createHttpsServer(tls, (req, res) => {
+    requests.push(req);
+    handler(req, res);
+  });
+  // Handshakes Gatehouse refuses (a wrong CA) end in errors here; the tests look at the proxy's side.
+  server.on('tlsClientError', () => {});
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  const close = async (): Promise<void> => {
+    if (!server.listening) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  t.after(close);
+  return { server, port, url: `https://127.0.0.1:${port}`, requests, close };
 }
 
 /** A backend that answers with its name, the path and the headers it received, as JSON. */

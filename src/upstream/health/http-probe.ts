@@ -1,5 +1,12 @@
-/** health_check type http: one request on a new connection; the status and optionally the body decide. */
-import { request } from 'node:http';
+/**
+ * health_check type http: one request on a new connection; the status and optionally the body
+ * decide. An https:// server is checked over TLS with the upstream's settings (trust, SNI, client
+ * certificate), so that a check passes only where a request could pass.
+ */
+import { request, type ClientRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { BackendTls } from '../../config/backend-tls-files.ts';
+import { connectOptionsFor } from '../../transport/backend-tls.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
 
 /** The most body read when looking for `expect_body`. */
@@ -14,6 +21,8 @@ export interface HttpProbeOptions {
   readonly expectStatus: readonly (readonly [number, number])[];
   /** Text the body must contain; null when only the status counts. */
   readonly expectBody: string | null;
+  /** TLS settings for https:// servers. */
+  readonly tls: BackendTls;
 }
 
 export class HttpProbe implements HealthProbe {
@@ -35,7 +44,7 @@ export class HttpProbe implements HealthProbe {
       };
       // A new connection each time (as HAProxy and nginx do): a check must not ride on a
       // connection the server would not accept any more, nor take one from the request pool.
-      const req = request({
+      const req = send(server, options.tls, {
         host: server.hostname,
         port: server.port,
         method: options.method,
@@ -71,7 +80,12 @@ export class HttpProbe implements HealthProbe {
   }
 }
 
-function statusExpected(status: number, ranges: HttpProbeOptions['expectStatus']): boolean {
+function send(server: ProbeTarget, tls: BackendTls, options: RequestOptions): ClientRequest {
+  // The SNI name is set (empty for none): node:https would otherwise take the Host header's.
+  return server.secure ? httpsRequest({ ...options, ...connectOptionsFor(tls, server.hostname) }) : request(options);
+}
+
+export function statusExpected(status: number, ranges: HttpProbeOptions['expectStatus']): boolean {
   for (const [low, high] of ranges) if (status >= low && status <= high) return true;
   return false;
 }

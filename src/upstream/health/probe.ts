@@ -7,6 +7,8 @@ export interface ProbeTarget {
   readonly port: number;
   /** host:port, the default Host header of an HTTP check. */
   readonly authority: string;
+  /** An https:// server: HTTP checks go over TLS, with the upstream's TLS settings. */
+  readonly secure: boolean;
 }
 
 /** What one check found. */
