@@ -112,6 +112,7 @@ export class Primary implements AdminTarget {
 
   /** Binds the listeners, starts the workers and the admin listener; throws (having undone it all) when any fails. */
   static async start(config: Config, options: PrimaryOptions): Promise<Primary> {
+    refuseAcme(config);
     const primary = new Primary(config, options);
     const { resolved, probes } = await primary.#claimAddresses(config);
     try {
@@ -163,6 +164,7 @@ export class Primary implements AdminTarget {
     if (loaded.workers !== this.#config.workers) {
       this.#logger.warn({ running: this.#count, configured: loaded.workers }, 'workers takes effect at the next start, not on reload');
     }
+    refuseAcme(loaded);
     // The running count stays (it may come from --workers): the workers compare like with like.
     const config = { ...loaded, workers: this.#config.workers };
     const { resolved, probes } = await this.#claimAddresses(config);
@@ -389,6 +391,17 @@ export class Primary implements AdminTarget {
 /** How many workers `config.workers` asks for: `auto` is the CPUs this process may use. */
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? usableCpus() : config.workers;
+}
+
+/**
+ * Each worker would order its own ACME certificates for the same names (and spend the CA's rate
+ * limits): until the primary orders for all of them, ACME needs one worker.
+ */
+function refuseAcme(config: Config): void {
+  const index = config.listen.findIndex((listen) => listen.tls?.acme !== undefined);
+  if (index !== -1) {
+    throw new Error(`listen[${index}].tls.acme: ACME certificates need workers: 1 for now (each worker would order its own); use certificates from files or tls: internal with several workers`);
+  }
 }
 
 /** Requests forwarded and in flight, summed over a worker's upstreams. */
