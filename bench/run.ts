@@ -96,10 +96,10 @@ function progressLine(proxy: ProxyName, scenario: Scenario, outcome: Outcome): s
     return `${head} ${perConnectionKiB.toFixed(1)} KiB per idle connection (${connections} connections, RSS ${rssBeforeKiB} -> ${rssAfterKiB} KiB)`;
   }
   const { requestsPerSec, p50Ms, p99Ms } = outcome.load;
-  const { proxyCore, loadCore } = outcome.cpu;
+  const { proxyCore, loadCore, proxyCpuUsPerRequest } = outcome.cpu;
   return (
     `${head} ${requestsPerSec.toFixed(0)} req/s, p50 ${p50Ms.toFixed(2)} ms, p99 ${p99Ms.toFixed(2)} ms` +
-    ` (cpu: proxy core ${proxyCore ?? '?'}%, load core ${loadCore ?? '?'}%)`
+    ` (cpu: proxy core ${proxyCore ?? '?'}%, load core ${loadCore ?? '?'}%; proxy ${proxyCpuUsPerRequest?.toFixed(1) ?? '?'} µs/req)`
   );
 }
 

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { busyPercent, readCoreTimes } from './cpu.ts';
+import { busyPercent, groupCpuSeconds, readCoreTimes } from './cpu.ts';
 import { runH2load } from './h2load.ts';
 import { measureIdleMemory } from './idle-memory.ts';
 import type { LoadResult } from './load-result.ts';
@@ -29,14 +29,30 @@ export interface MeasureContext {
 const H2_WARMUP_REQUESTS = 10_000;
 const H2_MIN_REQUESTS = 10_000;
 
-async function withCpu(run: () => Promise<LoadResult>): Promise<{ load: LoadResult; cpu: CoreUsage }> {
+/** The measured run, with how busy both cores were and the proxy's own CPU time per request. */
+async function withCpu(proxyGroup: number, run: () => Promise<LoadResult>): Promise<{ load: LoadResult; cpu: CoreUsage }> {
   const before = readCoreTimes();
+  const cpuBefore = groupCpuSeconds(proxyGroup);
   const load = await run();
+  const cpuAfter = groupCpuSeconds(proxyGroup);
   const after = readCoreTimes();
-  return { load, cpu: { proxyCore: busyPercent(before, after, PROXY_CORE), loadCore: busyPercent(before, after, LOAD_CORE) } };
+  return {
+    load,
+    cpu: {
+      proxyCore: busyPercent(before, after, PROXY_CORE),
+      loadCore: busyPercent(before, after, LOAD_CORE),
+      proxyCpuUsPerRequest: load.requests > 0 ? ((cpuAfter - cpuBefore) * 1e6) / load.requests : null,
+    },
+  };
 }
 
-async function measureWrk(ctx: MeasureContext, url: string, scenario: Scenario): Promise<Outcome> {
+function groupOf(proxy: Service): number {
+  const group = proxy.child.process.pid;
+  if (group === undefined) throw new Error('the proxy has no pid');
+  return group;
+}
+
+async function measureWrk(ctx: MeasureContext, proxy: Service, url: string, scenario: Scenario): Promise<Outcome> {
   if (ctx.tools.wrk === undefined) throw new Error('wrk not found');
   const base = {
     wrk: ctx.tools.wrk,
@@ -48,11 +64,11 @@ async function measureWrk(ctx: MeasureContext, url: string, scenario: Scenario):
     headers: scenario.headers,
   };
   await runWrk({ ...base, duration: `${WARMUP_SECONDS}s`, durationSeconds: WARMUP_SECONDS });
-  const measured = await withCpu(() => runWrk({ ...base, duration: ctx.duration, durationSeconds: ctx.durationSeconds }));
+  const measured = await withCpu(groupOf(proxy), () => runWrk({ ...base, duration: ctx.duration, durationSeconds: ctx.durationSeconds }));
   return { ok: true, tool: 'wrk', ...measured };
 }
 
-async function measureH2(ctx: MeasureContext, url: string, scenario: Scenario): Promise<Outcome> {
+async function measureH2(ctx: MeasureContext, proxy: Service, url: string, scenario: Scenario): Promise<Outcome> {
   if (ctx.tools.h2load === undefined) throw new Error('h2load not found');
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-h2load-'));
   try {
@@ -70,7 +86,7 @@ async function measureH2(ctx: MeasureContext, url: string, scenario: Scenario): 
     const wanted = Math.max(H2_MIN_REQUESTS, warmup.requestsPerSec * ctx.durationSeconds);
     const requests = Math.ceil(wanted / scenario.connections) * scenario.connections;
     const timeoutSeconds = Math.max(60, 5 * ctx.durationSeconds);
-    const measured = await withCpu(() => runH2load({ ...base, requests, timeoutSeconds }));
+    const measured = await withCpu(groupOf(proxy), () => runH2load({ ...base, requests, timeoutSeconds }));
     return { ok: true, tool: 'h2load', ...measured };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -78,8 +94,6 @@ async function measureH2(ctx: MeasureContext, url: string, scenario: Scenario): 
 }
 
 async function measureIdle(ctx: MeasureContext, proxy: Service, scenario: Scenario): Promise<Outcome> {
-  const group = proxy.child.process.pid;
-  if (group === undefined) throw new Error('the proxy has no pid');
   const memory = await measureIdleMemory({
     node: ctx.node,
     root: ctx.root,
@@ -87,7 +101,7 @@ async function measureIdle(ctx: MeasureContext, proxy: Service, scenario: Scenar
     core: LOAD_CORE,
     url: proxy.url(scenario.path),
     connections: scenario.connections,
-    proxyGroup: group,
+    proxyGroup: groupOf(proxy),
   });
   return { ok: true, tool: 'idle-client', memory };
 }
@@ -99,9 +113,9 @@ export async function measure(ctx: MeasureContext, proxy: Service, scenario: Sce
     if (scenario.scheme === 'https') await checkTlsHandshakes(url, scenario.fullHandshakes);
     switch (scenario.kind) {
       case 'wrk':
-        return await measureWrk(ctx, url, scenario);
+        return await measureWrk(ctx, proxy, url, scenario);
       case 'h2load':
-        return await measureH2(ctx, url, scenario);
+        return await measureH2(ctx, proxy, url, scenario);
       case 'idle-memory':
         return await measureIdle(ctx, proxy, scenario);
     }

@@ -10,6 +10,8 @@ import type { Scenario } from './scenarios.ts';
 export interface CoreUsage {
   proxyCore: number | null;
   loadCore: number | null;
+  /** CPU time (user + system) the proxy's processes used per completed request, in µs. */
+  proxyCpuUsPerRequest: number | null;
 }
 
 export type Outcome =
@@ -25,10 +27,16 @@ export interface ScenarioReport {
   results: Map<ProxyName, Outcome>;
 }
 
-/** The figure a scenario compares: req/s, or KiB per idle connection. */
-export function figureOf(outcome: Outcome | undefined): number | undefined {
+/**
+ * The figure a scenario compares: req/s, or KiB per idle connection. `perCpu`: requests per
+ * second of the proxy's own CPU time instead (what one core would do if the proxy had it all).
+ */
+export function figureOf(outcome: Outcome | undefined, perCpu = false): number | undefined {
   if (outcome === undefined || !outcome.ok) return undefined;
-  return 'load' in outcome ? outcome.load.requestsPerSec : outcome.memory.perConnectionKiB;
+  if (!('load' in outcome)) return perCpu ? undefined : outcome.memory.perConnectionKiB;
+  if (!perCpu) return outcome.load.requestsPerSec;
+  const us = outcome.cpu.proxyCpuUsPerRequest;
+  return us === null || us <= 0 ? undefined : 1e6 / us;
 }
 
 /** The outcome of `proxy` in scenario `name`, if it ran in this run. */
@@ -79,7 +87,7 @@ function formatLoad(report: ScenarioReport, proxies: readonly ProxyName[], all: 
     const outcome = results.get(proxy);
     if (outcome === undefined) continue;
     if (!outcome.ok || !('load' in outcome)) {
-      rows.push([proxy, 'failed', '-', '-', '-', '-', ...(baselineName === null ? [] : ['-']), '-']);
+      rows.push([proxy, 'failed', '-', '-', '-', '-', ...(baselineName === null ? [] : ['-']), '-', '-']);
       notes.push(`${proxy}: ${outcome.ok ? 'no load result' : outcome.error}`);
       continue;
     }
@@ -93,6 +101,7 @@ function formatLoad(report: ScenarioReport, proxies: readonly ProxyName[], all: 
       ratioText(requestsPerSec, gatehouse),
       ...(baselineName === null ? [] : [ratioText(requestsPerSec, baseline)]),
       `${pct(outcome.cpu.proxyCore)} / ${pct(outcome.cpu.loadCore)}`,
+      outcome.cpu.proxyCpuUsPerRequest === null ? '?' : outcome.cpu.proxyCpuUsPerRequest.toFixed(1),
     ]);
     const { proxyCore, loadCore } = outcome.cpu;
     if (loadCore !== null && loadCore >= LOAD_CORE_SATURATED && (proxyCore === null || proxyCore < LOAD_CORE_SATURATED)) {
@@ -114,6 +123,7 @@ function formatLoad(report: ScenarioReport, proxies: readonly ProxyName[], all: 
     `vs ${scenario.references.gatehouse}`,
     ...(baselineName === null ? [] : [`vs gatehouse ${baselineName}`]),
     'cpu proxy/load',
+    'proxy cpu µs/req',
   ];
   return [title(scenario), renderTable(header, rows), ...notes.map((n) => `  ! ${n}`)].join('\n');
 }
