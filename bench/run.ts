@@ -1,25 +1,28 @@
-// Gatehouse benchmark harness: `npm run bench -- [--duration 10s] [--only a,b] [--scenario small,large,cache-hit,gzip]`.
-// One backend (core 1), one proxy at a time (core 0), wrk on core 1. See docs/benchmarks.md.
+// Gatehouse benchmark harness: `npm run bench -- [--duration 10s] [--only a,b] [--scenario small,https-small,h2,...]`.
+// One backend (core 1), one proxy at a time (core 0), the load tool on core 1. See docs/benchmarks.md.
 import { join, resolve } from 'node:path';
 import { killAllChildrenSync, stopAllChildren } from './lib/children.ts';
-import { busyPercent, readCoreTimes } from './lib/cpu.ts';
 import { describeEnvironment, nodeBinary } from './lib/environment.ts';
+import { measure } from './lib/measure.ts';
+import type { MeasureContext } from './lib/measure.ts';
 import { parseOptions } from './lib/options.ts';
 import type { BenchOptions, ProxyName } from './lib/options.ts';
 import { LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './lib/payloads.ts';
 import { freePort } from './lib/ports.ts';
-import { expectAnswer, expectBody } from './lib/probe.ts';
+import { expectBody } from './lib/probe.ts';
 import { PROXIES } from './lib/proxies.ts';
 import type { LaunchContext } from './lib/proxies.ts';
 import { formatScenario, toJson, writeJson } from './lib/report.ts';
 import type { Outcome, ScenarioReport } from './lib/report.ts';
 import { SCENARIOS, WARMUP_SECONDS } from './lib/scenarios.ts';
-import type { Scenario } from './lib/scenarios.ts';
+import type { Scenario, ScenarioKind } from './lib/scenarios.ts';
 import { startService, StartError } from './lib/service.ts';
 import type { Service } from './lib/service.ts';
+import { evaluateTargets, formatTargets } from './lib/targets.ts';
+import { makeTlsFiles } from './lib/tls-files.ts';
+import type { TlsFiles } from './lib/tls-files.ts';
 import { LOAD_CORE, locateTools, PROXY_CORE } from './lib/tools.ts';
 import type { Tools } from './lib/tools.ts';
-import { runWrk } from './lib/wrk.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RESULTS_DIR = join(ROOT, 'bench', 'results');
@@ -31,12 +34,24 @@ let interrupted = false;
 
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
+/** The (proxy, scenario) pairs this run measures. */
+function plannedRuns(options: BenchOptions): Array<{ proxy: ProxyName; scenario: Scenario }> {
+  return options.proxies.flatMap((proxy) =>
+    options.scenarios.filter((s) => PROXIES[proxy].scenarios.includes(s)).map((s) => ({ proxy, scenario: SCENARIOS[s] })),
+  );
+}
+
 /** Exit early with a clear message when a required tool is missing. */
 function checkTools(tools: Tools, options: BenchOptions): boolean {
+  const runs = plannedRuns(options);
+  const kinds = new Set<ScenarioKind>(runs.map((r) => r.scenario.kind));
+  const proxies = new Set(runs.map((r) => r.proxy));
   const missing: string[] = [];
-  if (tools.wrk === undefined) missing.push('wrk');
-  if (tools.nginx === undefined && options.proxies.includes('nginx')) missing.push('nginx');
-  if (tools.varnishd === undefined && options.proxies.includes('varnish')) missing.push('varnishd');
+  if (tools.wrk === undefined && kinds.has('wrk')) missing.push('wrk');
+  if (tools.h2load === undefined && kinds.has('h2load')) missing.push('h2load');
+  if (tools.openssl === undefined && runs.some((r) => r.scenario.scheme === 'https')) missing.push('openssl');
+  if (tools.nginx === undefined && (proxies.has('nginx') || proxies.has('nginx-tls'))) missing.push('nginx');
+  if (tools.varnishd === undefined && proxies.has('varnish')) missing.push('varnishd');
   if (missing.length > 0) {
     console.error(`error: ${missing.join(', ')} not found. Install with:\n\n    bash bench/setup.sh\n`);
     return false;
@@ -54,6 +69,7 @@ async function startBackend(tools: Tools, node: string): Promise<Service> {
     name: 'backend',
     launch: { command: node, args: [script, '--port', String(port)], logFiles: [], cleanup: () => {} },
     port,
+    scheme: 'http',
     core: LOAD_CORE,
     taskset: tools.taskset,
     cwd: ROOT,
@@ -68,48 +84,31 @@ async function startBackend(tools: Tools, node: string): Promise<Service> {
 interface BenchContext {
   options: BenchOptions;
   tools: Tools;
-  wrk: string;
   launch: LaunchContext;
-}
-
-async function measure(ctx: BenchContext, proxy: Service, scenario: Scenario): Promise<Outcome> {
-  const base = {
-    wrk: ctx.wrk,
-    taskset: ctx.tools.taskset,
-    core: LOAD_CORE,
-    url: proxy.url(scenario.path),
-    threads: scenario.threads,
-    connections: scenario.connections,
-    headers: scenario.headers,
-  };
-  try {
-    await expectAnswer(base.url, scenario.bodyBytes, scenario.headers, scenario.encoding);
-    await runWrk({ ...base, duration: `${WARMUP_SECONDS}s`, durationSeconds: WARMUP_SECONDS });
-    const before = readCoreTimes();
-    const wrk = await runWrk({ ...base, duration: ctx.options.duration, durationSeconds: ctx.options.durationSeconds });
-    const after = readCoreTimes();
-    const cpu = { proxyCore: busyPercent(before, after, PROXY_CORE), loadCore: busyPercent(before, after, LOAD_CORE) };
-    return { ok: true, wrk, cpu };
-  } catch (error) {
-    return { ok: false, error: message(error) };
-  }
+  measure: MeasureContext;
 }
 
 function progressLine(proxy: ProxyName, scenario: Scenario, outcome: Outcome): string {
   const head = `  ${proxy} ${scenario.name}:`;
   if (!outcome.ok) return `${head} error: ${outcome.error}`;
-  const { requestsPerSec, p50Ms, p99Ms } = outcome.wrk;
-  const { proxyCore, loadCore } = outcome.cpu;
+  if (!('load' in outcome)) {
+    const { connections, rssBeforeKiB, rssAfterKiB, perConnectionKiB } = outcome.memory;
+    return `${head} ${perConnectionKiB.toFixed(1)} KiB per idle connection (${connections} connections, RSS ${rssBeforeKiB} -> ${rssAfterKiB} KiB)`;
+  }
+  const { requestsPerSec, p50Ms, p99Ms } = outcome.load;
+  const { proxyCore, loadCore, proxyCpuUsPerRequest } = outcome.cpu;
   return (
     `${head} ${requestsPerSec.toFixed(0)} req/s, p50 ${p50Ms.toFixed(2)} ms, p99 ${p99Ms.toFixed(2)} ms` +
-    ` (cpu: proxy core ${proxyCore ?? '?'}%, load core ${loadCore ?? '?'}%)`
+    ` (cpu: proxy core ${proxyCore ?? '?'}%, load core ${loadCore ?? '?'}%; proxy ${proxyCpuUsPerRequest?.toFixed(1) ?? '?'} µs/req)`
   );
 }
 
 async function benchProxy(ctx: BenchContext, name: ProxyName, allReports: ScenarioReport[]): Promise<void> {
   const spec = PROXIES[name];
-  // A proxy without a cache or compression runs the plain forwarding scenarios only.
-  const reports = allReports.filter((r) => spec.scenarios.includes(r.scenario.name));
+  // A proxy without a cache or compression runs the plain forwarding scenarios only. Memory is
+  // measured first, on the freshly started process, before any load has grown its heap.
+  const memoryFirst = (r: ScenarioReport): number => (r.scenario.kind === 'idle-memory' ? 0 : 1);
+  const reports = allReports.filter((r) => spec.scenarios.includes(r.scenario.name)).sort((a, b) => memoryFirst(a) - memoryFirst(b));
   if (reports.length === 0) return;
   console.log(`\n> ${name}: ${spec.describe}`);
   let service: Service;
@@ -119,6 +118,7 @@ async function benchProxy(ctx: BenchContext, name: ProxyName, allReports: Scenar
       name,
       launch: spec.launch(ctx.launch, port),
       port,
+      scheme: spec.scheme,
       core: PROXY_CORE,
       taskset: ctx.tools.taskset,
       cwd: ROOT,
@@ -136,7 +136,7 @@ async function benchProxy(ctx: BenchContext, name: ProxyName, allReports: Scenar
   try {
     for (const report of reports) {
       if (interrupted) return;
-      const outcome = await measure(ctx, service, report.scenario);
+      const outcome = await measure(ctx.measure, service, report.scenario);
       if (interrupted) return;
       report.results.set(name, outcome);
       console.log(progressLine(name, report.scenario, outcome));
@@ -155,26 +155,33 @@ async function main(): Promise<number> {
     return 2;
   }
   const tools = locateTools();
-  if (!checkTools(tools, options) || tools.wrk === undefined) return 1;
+  if (!checkTools(tools, options)) return 1;
   const node = nodeBinary(ROOT);
 
-  const runs = options.proxies.reduce((n, p) => n + options.scenarios.filter((s) => PROXIES[p].scenarios.includes(s)).length, 0);
-  const estimate = runs * (options.durationSeconds + WARMUP_SECONDS);
+  const runs = plannedRuns(options);
+  // An idle-memory run takes about 15 s whatever the duration.
+  const estimate = runs.reduce((sum, r) => sum + (r.scenario.kind === 'idle-memory' ? 15 : options.durationSeconds + WARMUP_SECONDS), 0);
   console.log(
     `Gatehouse bench: ${options.proxies.join(', ')} x ${options.scenarios.join(', ')}; ` +
       `${options.duration} per run + ${WARMUP_SECONDS}s warm-up (~${Math.ceil(estimate / 10) * 10}s of load)`,
   );
   console.log(`proxy on core ${PROXY_CORE}; backend and wrk on core ${LOAD_CORE}${tools.taskset ? '' : ' (UNPINNED)'}`);
 
-  const backend = await startBackend(tools, node);
+  // One certificate for the run, served by every TLS peer.
+  let tls: TlsFiles | undefined;
+  if (runs.some((r) => r.scenario.scheme === 'https') && tools.openssl !== undefined) tls = makeTlsFiles(tools.openssl);
+  const backend = await startBackend(tools, node).catch((error: unknown) => {
+    tls?.cleanup();
+    throw error;
+  });
   try {
     await expectBody(backend.url(SMALL_PATH), SMALL_BYTES);
     await expectBody(backend.url(LARGE_PATH), LARGE_BYTES);
     const ctx: BenchContext = {
       options,
       tools,
-      wrk: tools.wrk,
-      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, backendPort: backend.port },
+      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, backendPort: backend.port, tls },
+      measure: { tools, node, root: ROOT, duration: options.duration, durationSeconds: options.durationSeconds },
     };
     const reports: ScenarioReport[] = options.scenarios.map((name) => ({ scenario: SCENARIOS[name], results: new Map() }));
     for (const name of options.proxies) {
@@ -184,7 +191,9 @@ async function main(): Promise<number> {
     if (interrupted) return 130;
 
     console.log('');
-    for (const report of reports) console.log(`${formatScenario(report, options.proxies)}\n`);
+    for (const report of reports) console.log(`${formatScenario(report, options.proxies, reports)}\n`);
+    const targets = evaluateTargets(reports);
+    if (targets.length > 0) console.log(`${formatTargets(targets)}\n`);
     const jsonPath = join(RESULTS_DIR, 'latest.json');
     writeJson(
       jsonPath,
@@ -192,6 +201,15 @@ async function main(): Promise<number> {
         environment: describeEnvironment(tools, node),
         durationPerRun: options.duration,
         warmupSeconds: WARMUP_SECONDS,
+        targets: targets.map(({ target, measured, reference, ratio, met }) => ({
+          measured: target.measured,
+          reference: target.reference,
+          atLeast: target.atLeast,
+          measuredValue: measured ?? null,
+          referenceValue: reference ?? null,
+          ratio: ratio ?? null,
+          met: met ?? null,
+        })),
       }),
     );
     console.log(`results written to ${jsonPath}`);
@@ -199,6 +217,7 @@ async function main(): Promise<number> {
     return anyOk ? 0 : 1;
   } finally {
     await backend.stop();
+    tls?.cleanup();
   }
 }
 

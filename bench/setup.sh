@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the benchmark's system tools (nginx, varnish, wrk) on Debian/Ubuntu,
+# Installs the benchmark's system tools (nginx, varnish, wrk, h2load, openssl) on Debian/Ubuntu,
 # only if they are missing. Usage: bash bench/setup.sh
 set -euo pipefail
 
@@ -9,10 +9,12 @@ missing=()
 have nginx || missing+=(nginx-light)
 have varnishd || missing+=(varnish)
 have wrk || missing+=(wrk)
+have h2load || missing+=(nghttp2-client)
+have openssl || missing+=(openssl)
 have taskset || missing+=(util-linux)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bench/setup.sh: nginx, varnish, wrk and taskset are already installed"
+  echo "bench/setup.sh: nginx, varnish, wrk, h2load, openssl and taskset are already installed"
   exit 0
 fi
 

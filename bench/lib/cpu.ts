@@ -1,6 +1,11 @@
 // Per-core CPU utilisation from /proc/stat (Linux), to tell whether the proxy
-// core or the load core (backend + wrk) was the bottleneck of a run.
+// core or the load core (backend + load tool) was the bottleneck of a run; and the CPU time
+// the proxy's own processes used, which other processes on its core do not inflate.
 import { readFileSync } from 'node:fs';
+import { groupMembers, statFields } from './process-group.ts';
+
+/** USER_HZ: /proc reports CPU times in ticks of 10 ms on Linux. */
+const TICKS_PER_SECOND = 100;
 
 interface CoreTime {
   busy: number;
@@ -36,4 +41,15 @@ export function busyPercent(before: CoreTimes | undefined, after: CoreTimes | un
   const b = after?.get(core);
   if (a === undefined || b === undefined || b.total <= a.total) return null;
   return Math.round((100 * (b.busy - a.busy)) / (b.total - a.total));
+}
+
+/** CPU seconds (user + system, all threads) used so far by the processes of group `pgid`. */
+export function groupCpuSeconds(pgid: number): number {
+  let ticks = 0;
+  for (const pid of groupMembers(pgid)) {
+    const fields = statFields(pid);
+    // utime and stime are fields 14 and 15 of /proc/PID/stat: [11] and [12] after "(comm)".
+    if (fields !== undefined) ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / TICKS_PER_SECOND;
 }

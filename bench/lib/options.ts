@@ -1,10 +1,22 @@
 // Command-line / environment options for `npm run bench`.
 import { parseArgs } from 'node:util';
 
-export const PROXY_NAMES = ['gatehouse', 'gatehouse-nolog', 'thin-undici', 'thin-agent', 'node-http-proxy', 'fastify-http-proxy', 'nginx', 'varnish', 'node-static'] as const;
+export const PROXY_NAMES = [
+  'gatehouse',
+  'gatehouse-nolog',
+  'thin-undici',
+  'thin-agent',
+  'node-http-proxy',
+  'fastify-http-proxy',
+  'nginx',
+  'varnish',
+  'node-static',
+  'gatehouse-tls',
+  'nginx-tls',
+] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
-export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip'] as const;
+export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip', 'https-small', 'h2', 'handshake', 'tls-idle-memory'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchOptions {
@@ -15,7 +27,7 @@ export interface BenchOptions {
   scenarios: ScenarioName[];
 }
 
-const USAGE = `usage: npm run bench -- [--duration 10s] [--only gatehouse,nginx] [--scenario small,large,cache-hit,gzip]
+const USAGE = `usage: npm run bench -- [--duration 10s] [--only gatehouse,nginx] [--scenario small,https-small,h2]
   env: BENCH_DURATION, BENCH_ONLY, BENCH_SCENARIO
   proxies:   ${PROXY_NAMES.join(', ')}
   scenarios: ${SCENARIO_NAMES.join(', ')}`;

@@ -1,5 +1,6 @@
-// Readiness polling and response checks over plain HTTP.
-import { request, type OutgoingHttpHeaders } from 'node:http';
+// Readiness polling and response checks over HTTP/1.1, plain or TLS.
+import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { gunzipSync } from 'node:zlib';
 import type { Child } from './children.ts';
 
@@ -12,10 +13,14 @@ export interface ProbeResult {
   body: Buffer | null;
 }
 
-/** One GET on a fresh connection; rejects on connection errors and timeouts. */
+/**
+ * One GET on a fresh connection; rejects on connection errors and timeouts. Over https the
+ * certificate (the run's self-signed one) is not verified: the probe checks answers, not trust.
+ */
 export function probe(url: string, timeoutMs = 2000, headers: OutgoingHttpHeaders = {}, keepBody = false): Promise<ProbeResult> {
+  const request = url.startsWith('https:') ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs, headers }, (res) => {
+    const req = request(url, { method: 'GET', agent: false, timeout: timeoutMs, headers, rejectUnauthorized: false }, (res) => {
       let bodyBytes = 0;
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => {

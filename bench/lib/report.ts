@@ -1,17 +1,23 @@
 // Result tables for the terminal and the JSON file.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { ProxyName } from './options.ts';
+import type { IdleMemoryResult } from './idle-memory.ts';
+import type { LoadResult } from './load-result.ts';
+import type { ProxyName, ScenarioName } from './options.ts';
 import type { Scenario } from './scenarios.ts';
-import type { WrkResult } from './wrk.ts';
 
-/** Busy % of the proxy's core and of the load core (backend + wrk) during the measured run. */
+/** Busy % of the proxy's core and of the load core (backend + load tool) during the measured run. */
 export interface CoreUsage {
   proxyCore: number | null;
   loadCore: number | null;
+  /** CPU time (user + system) the proxy's processes used per completed request, in µs. */
+  proxyCpuUsPerRequest: number | null;
 }
 
-export type Outcome = { ok: true; wrk: WrkResult; cpu: CoreUsage } | { ok: false; error: string };
+export type Outcome =
+  | { ok: true; tool: 'wrk' | 'h2load'; load: LoadResult; cpu: CoreUsage }
+  | { ok: true; tool: 'idle-client'; memory: IdleMemoryResult }
+  | { ok: false; error: string };
 
 /** Above this the load core, not the proxy, is likely the bottleneck. */
 const LOAD_CORE_SATURATED = 95;
@@ -21,13 +27,31 @@ export interface ScenarioReport {
   results: Map<ProxyName, Outcome>;
 }
 
-function ratio(value: number, reference: Outcome | undefined): string {
-  if (reference === undefined || !reference.ok || reference.wrk.requestsPerSec === 0) return 'n/a';
-  return `${(value / reference.wrk.requestsPerSec).toFixed(2)}x`;
+/**
+ * The figure a scenario compares: req/s, or KiB per idle connection. `perCpu`: requests per
+ * second of the proxy's own CPU time instead (what one core would do if the proxy had it all).
+ */
+export function figureOf(outcome: Outcome | undefined, perCpu = false): number | undefined {
+  if (outcome === undefined || !outcome.ok) return undefined;
+  if (!('load' in outcome)) return perCpu ? undefined : outcome.memory.perConnectionKiB;
+  if (!perCpu) return outcome.load.requestsPerSec;
+  const us = outcome.cpu.proxyCpuUsPerRequest;
+  return us === null || us <= 0 ? undefined : 1e6 / us;
+}
+
+/** The outcome of `proxy` in scenario `name`, if it ran in this run. */
+export function outcomeIn(reports: readonly ScenarioReport[], name: ScenarioName, proxy: ProxyName): Outcome | undefined {
+  return reports.find((r) => r.scenario.name === name)?.results.get(proxy);
+}
+
+export function ratioText(value: number, reference: number | undefined): string {
+  if (reference === undefined || reference === 0) return 'n/a';
+  return `${(value / reference).toFixed(2)}x`;
 }
 
 const ms = (value: number): string => `${value.toFixed(2)} ms`;
 const pct = (value: number | null): string => (value === null ? '?' : `${value}%`);
+const mib = (kib: number): string => `${(kib / 1024).toFixed(1)} MiB`;
 
 function renderTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
@@ -36,29 +60,48 @@ function renderTable(header: string[], rows: string[][]): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-export function formatScenario(report: ScenarioReport, proxies: readonly ProxyName[]): string {
+function title(scenario: Scenario): string {
+  const target = `GET ${scenario.scheme === 'https' ? 'https://…' : ''}${scenario.path}`;
+  switch (scenario.kind) {
+    case 'wrk': {
+      const headers = scenario.headers.map((h) => ` -H '${h}'`).join('');
+      const note = scenario.fullHandshakes ? ' (one request per connection: req/s = full handshakes/s)' : '';
+      return `${scenario.label}: ${target}, wrk -t${scenario.threads} -c${scenario.connections}${headers}${note}`;
+    }
+    case 'h2load':
+      return `${scenario.label}: ${target}, h2load -c${scenario.connections} -m${scenario.streams}`;
+    case 'idle-memory':
+      return `${scenario.label}: VmRSS of the proxy's processes before and after`;
+  }
+}
+
+function formatLoad(report: ScenarioReport, proxies: readonly ProxyName[], all: readonly ScenarioReport[]): string {
   const { scenario, results } = report;
-  const nginx = results.get('nginx');
-  const gatehouse = results.get('gatehouse');
+  const nginx = figureOf(results.get(scenario.references.nginx));
+  const gatehouse = figureOf(results.get(scenario.references.gatehouse));
+  const baselineName = scenario.httpBaseline;
+  const baseline = baselineName === null ? undefined : figureOf(outcomeIn(all, baselineName, 'gatehouse'));
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const proxy of proxies) {
     const outcome = results.get(proxy);
     if (outcome === undefined) continue;
-    if (!outcome.ok) {
-      rows.push([proxy, 'failed', '-', '-', '-', '-', '-']);
-      notes.push(`${proxy}: ${outcome.error}`);
+    if (!outcome.ok || !('load' in outcome)) {
+      rows.push([proxy, 'failed', '-', '-', '-', '-', ...(baselineName === null ? [] : ['-']), '-', '-']);
+      notes.push(`${proxy}: ${outcome.ok ? 'no load result' : outcome.error}`);
       continue;
     }
-    const { requestsPerSec, p50Ms, p99Ms, socketErrors, non2xx3xx } = outcome.wrk;
+    const { requestsPerSec, p50Ms, p99Ms, socketErrors, non2xx3xx } = outcome.load;
     rows.push([
       proxy,
       requestsPerSec.toFixed(0),
       ms(p50Ms),
       ms(p99Ms),
-      ratio(requestsPerSec, nginx),
-      ratio(requestsPerSec, gatehouse),
+      ratioText(requestsPerSec, nginx),
+      ratioText(requestsPerSec, gatehouse),
+      ...(baselineName === null ? [] : [ratioText(requestsPerSec, baseline)]),
       `${pct(outcome.cpu.proxyCore)} / ${pct(outcome.cpu.loadCore)}`,
+      outcome.cpu.proxyCpuUsPerRequest === null ? '?' : outcome.cpu.proxyCpuUsPerRequest.toFixed(1),
     ]);
     const { proxyCore, loadCore } = outcome.cpu;
     if (loadCore !== null && loadCore >= LOAD_CORE_SATURATED && (proxyCore === null || proxyCore < LOAD_CORE_SATURATED)) {
@@ -68,10 +111,54 @@ export function formatScenario(report: ScenarioReport, proxies: readonly ProxyNa
       notes.push(`${proxy}: ${non2xx3xx} non-2xx/3xx responses, ${socketErrors} socket errors (req/s not comparable)`);
     }
   }
-  const title = `${scenario.label}: GET ${scenario.path}, wrk -t${scenario.threads} -c${scenario.connections}`;
-  const header = ['proxy', 'req/s', 'p50', 'p99', 'vs nginx', 'vs gatehouse', 'cpu proxy/load'];
-  const table = renderTable(header, rows);
-  return [title, table, ...notes.map((n) => `  ! ${n}`)].join('\n');
+  if (baselineName !== null && baseline === undefined) {
+    notes.push(`vs gatehouse ${baselineName}: n/a, Gatehouse's plain-HTTP ${baselineName} did not run (add --scenario ${baselineName} and proxy gatehouse)`);
+  }
+  const header = [
+    'proxy',
+    'req/s',
+    'p50',
+    'p99',
+    `vs ${scenario.references.nginx}`,
+    `vs ${scenario.references.gatehouse}`,
+    ...(baselineName === null ? [] : [`vs gatehouse ${baselineName}`]),
+    'cpu proxy/load',
+    'proxy cpu µs/req',
+  ];
+  return [title(scenario), renderTable(header, rows), ...notes.map((n) => `  ! ${n}`)].join('\n');
+}
+
+function formatMemory(report: ScenarioReport, proxies: readonly ProxyName[]): string {
+  const { scenario, results } = report;
+  const nginx = figureOf(results.get(scenario.references.nginx));
+  const gatehouse = figureOf(results.get(scenario.references.gatehouse));
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  for (const proxy of proxies) {
+    const outcome = results.get(proxy);
+    if (outcome === undefined) continue;
+    if (!outcome.ok || !('memory' in outcome)) {
+      rows.push([proxy, 'failed', '-', '-', '-', '-', '-']);
+      notes.push(`${proxy}: ${outcome.ok ? 'no memory result' : outcome.error}`);
+      continue;
+    }
+    const { connections, rssBeforeKiB, rssAfterKiB, perConnectionKiB } = outcome.memory;
+    rows.push([
+      proxy,
+      String(connections),
+      mib(rssBeforeKiB),
+      mib(rssAfterKiB),
+      perConnectionKiB.toFixed(1),
+      ratioText(perConnectionKiB, nginx),
+      ratioText(perConnectionKiB, gatehouse),
+    ]);
+  }
+  const header = ['proxy', 'idle conns', 'rss before', 'rss after', 'KiB/conn', `vs ${scenario.references.nginx}`, `vs ${scenario.references.gatehouse}`];
+  return [title(scenario), renderTable(header, rows), ...notes.map((n) => `  ! ${n}`)].join('\n');
+}
+
+export function formatScenario(report: ScenarioReport, proxies: readonly ProxyName[], all: readonly ScenarioReport[]): string {
+  return report.scenario.kind === 'idle-memory' ? formatMemory(report, proxies) : formatLoad(report, proxies, all);
 }
 
 export interface JsonReport {
@@ -81,12 +168,18 @@ export interface JsonReport {
   warmupSeconds: number;
   scenarios: Array<{
     name: string;
+    kind: string;
+    scheme: string;
     path: string;
     bodyBytes: number;
     threads: number;
     connections: number;
+    streams: number;
+    headers: readonly string[];
     results: Array<{ proxy: ProxyName } & Outcome>;
   }>;
+  /** The issue's targets (see targets.ts). */
+  targets: ReadonlyArray<Record<string, unknown>>;
 }
 
 export function toJson(
@@ -98,10 +191,14 @@ export function toJson(
     ...meta,
     scenarios: reports.map(({ scenario, results }) => ({
       name: scenario.name,
+      kind: scenario.kind,
+      scheme: scenario.scheme,
       path: scenario.path,
       bodyBytes: scenario.bodyBytes,
       threads: scenario.threads,
       connections: scenario.connections,
+      streams: scenario.streams,
+      headers: scenario.headers,
       results: [...results].map(([proxy, outcome]) => ({ proxy, ...outcome })),
     })),
   };

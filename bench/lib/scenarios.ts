@@ -1,53 +1,125 @@
-// Load scenarios: which path, how many wrk connections, which request headers.
-import type { ScenarioName } from './options.ts';
+// Load scenarios: which tool, path, how many connections, which request headers, compared with whom.
+import type { ProxyName, ScenarioName } from './options.ts';
 import { CACHE_BYTES, CACHE_PATH, GZIP_BYTES, GZIP_PATH, LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './payloads.ts';
+
+/**
+ * How a scenario is measured: wrk (HTTP/1.1, plain or TLS), h2load (HTTP/2 over TLS), or idle TLS
+ * connections held open while the proxy's memory is read.
+ */
+export type ScenarioKind = 'wrk' | 'h2load' | 'idle-memory';
 
 export interface Scenario {
   name: ScenarioName;
   label: string;
+  kind: ScenarioKind;
+  /** The proxies it runs on listen with this scheme. */
+  scheme: 'http' | 'https';
   path: string;
   /** Body bytes once decoded. */
   bodyBytes: number;
   threads: number;
+  /** Load connections; for idle-memory, the idle connections held open. */
   connections: number;
-  /** Request headers wrk sends ("Name: value"). */
+  /** h2load: concurrent streams per connection (-m); 1 otherwise. */
+  streams: number;
+  /** Request headers the load tool sends ("Name: value"). */
   headers: readonly string[];
   /** The Content-Encoding every answer must have (checked before the run), or null for none. */
   encoding: 'gzip' | null;
+  /** Every request on a new connection, and every handshake a full one (checked before the run). */
+  fullHandshakes: boolean;
+  /** The proxies the "vs nginx" and "vs gatehouse" columns divide by. */
+  references: { nginx: ProxyName; gatehouse: ProxyName };
+  /** Also divide by Gatehouse's figure in this plain-HTTP scenario of the same run (a column and a summary line). */
+  httpBaseline: ScenarioName | null;
 }
 
+const PLAIN = {
+  kind: 'wrk',
+  scheme: 'http',
+  threads: 1,
+  streams: 1,
+  headers: [],
+  encoding: null,
+  fullHandshakes: false,
+  references: { nginx: 'nginx', gatehouse: 'gatehouse' },
+  httpBaseline: null,
+} as const;
+
+const TLS = { ...PLAIN, scheme: 'https', references: { nginx: 'nginx-tls', gatehouse: 'gatehouse-tls' } } as const;
+
+/** Idle TLS connections opened for the tls-idle-memory scenario. */
+export const IDLE_CONNECTIONS = 2000;
+
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
-  small: { name: 'small', label: 'small (100 B)', path: SMALL_PATH, bodyBytes: SMALL_BYTES, threads: 1, connections: 50, headers: [], encoding: null },
-  large: { name: 'large', label: 'large (1 MiB)', path: LARGE_PATH, bodyBytes: LARGE_BYTES, threads: 1, connections: 10, headers: [], encoding: null },
+  small: { ...PLAIN, name: 'small', label: 'small (100 B)', path: SMALL_PATH, bodyBytes: SMALL_BYTES, connections: 50 },
+  large: { ...PLAIN, name: 'large', label: 'large (1 MiB)', path: LARGE_PATH, bodyBytes: LARGE_BYTES, connections: 10 },
   // Every request after the first is a cache hit: what a cache costs per answer, the backend idle.
-  'cache-hit': {
-    name: 'cache-hit',
-    label: 'cache hit (100 B, max-age=3600)',
-    path: CACHE_PATH,
-    bodyBytes: CACHE_BYTES,
-    threads: 1,
-    connections: 50,
-    headers: [],
-    encoding: null,
-  },
+  'cache-hit': { ...PLAIN, name: 'cache-hit', label: 'cache hit (100 B, max-age=3600)', path: CACHE_PATH, bodyBytes: CACHE_BYTES, connections: 50 },
   // Uncacheable (no-store) 16 KiB page, compressed on every request at gzip level 5.
   gzip: {
+    ...PLAIN,
     name: 'gzip',
     label: 'gzip (16 KiB text/html, no-store)',
     path: GZIP_PATH,
     bodyBytes: GZIP_BYTES,
-    threads: 1,
     connections: 50,
     headers: ['Accept-Encoding: gzip'],
     encoding: 'gzip',
   },
+  // The small scenario over HTTPS keep-alive: what TLS costs per request once connected.
+  'https-small': {
+    ...TLS,
+    name: 'https-small',
+    label: 'https-small (100 B over HTTPS keep-alive)',
+    path: SMALL_PATH,
+    bodyBytes: SMALL_BYTES,
+    connections: 50,
+    httpBaseline: 'small',
+  },
+  // HTTP/2 by ALPN, 50 connections with 10 streams each.
+  h2: {
+    ...TLS,
+    name: 'h2',
+    kind: 'h2load',
+    label: 'h2 (100 B over HTTP/2, TLS)',
+    path: SMALL_PATH,
+    bodyBytes: SMALL_BYTES,
+    connections: 50,
+    streams: 10,
+    httpBaseline: 'small',
+  },
+  // One request per connection: every request pays a full TLS 1.3 handshake (ECDSA P-256).
+  handshake: {
+    ...TLS,
+    name: 'handshake',
+    label: 'handshake (new TLS 1.3 connection per request, ECDSA P-256)',
+    path: SMALL_PATH,
+    bodyBytes: SMALL_BYTES,
+    connections: 50,
+    headers: ['Connection: close'],
+    fullHandshakes: true,
+  },
+  // Idle TLS connections, each after a handshake and one request: the proxy's memory per connection.
+  'tls-idle-memory': {
+    ...TLS,
+    name: 'tls-idle-memory',
+    kind: 'idle-memory',
+    label: `tls-idle-memory (${IDLE_CONNECTIONS} idle TLS connections, HTTP/1.1, one request each)`,
+    path: SMALL_PATH,
+    bodyBytes: SMALL_BYTES,
+    connections: IDLE_CONNECTIONS,
+  },
 };
 
-/** Every scenario. */
-export const SCENARIO_NAMES_ALL: readonly ScenarioName[] = ['small', 'large', 'cache-hit', 'gzip'];
+/** The plain-HTTP scenarios: the caching, compressing peers run them all. */
+export const HTTP_SCENARIOS: readonly ScenarioName[] = ['small', 'large', 'cache-hit', 'gzip'];
 
-/** The plain forwarding scenarios, which every proxy runs; the others need a cache or compression. */
+/** The plain forwarding scenarios, which every plain-HTTP proxy runs; the others need a cache or compression. */
 export const PLAIN_SCENARIOS: readonly ScenarioName[] = ['small', 'large'];
+
+/** The TLS scenarios, run by the TLS peers (gatehouse-tls, nginx-tls) only. */
+export const TLS_SCENARIOS: readonly ScenarioName[] = ['https-small', 'h2', 'handshake', 'tls-idle-memory'];
 
 /** gzip level every proxy is configured with in the gzip scenario. */
 export const GZIP_LEVEL = 5;

@@ -11,6 +11,8 @@ export interface ServiceOptions {
   name: string;
   launch: Launch;
   port: number;
+  /** The scheme of its listener: readiness is polled with it. */
+  scheme: 'http' | 'https';
   core: number;
   taskset: string | undefined;
   cwd: string;
@@ -42,13 +44,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const stderr = openLog(options.logDir, `${name}.stderr.log`);
   const { command, args } = pinned(options.taskset, options.core, launch.command, launch.args);
   // stdout (e.g. an access log) goes to /dev/null: reading it here would cost CPU.
-  const child = spawnChild(name, command, args, { cwd: options.cwd, stdio: ['ignore', 'ignore', stderr.fd] });
+  const env = launch.env === undefined ? process.env : { ...process.env, ...launch.env };
+  const child = spawnChild(name, command, args, { cwd: options.cwd, env, stdio: ['ignore', 'ignore', stderr.fd] });
   closeLog(stderr.fd); // the child holds its own copy
   const stop = async (): Promise<void> => {
     await stopChild(child);
     launch.cleanup();
   };
-  const url = (path: string): string => `http://${HOST}:${port}${path}`;
+  const url = (path: string): string => `${options.scheme}://${HOST}:${port}${path}`;
   try {
     await waitUntilReady(url(options.readyPath), child, options.readyTimeoutMs);
   } catch (error) {

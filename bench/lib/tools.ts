@@ -1,4 +1,4 @@
-// Locating external tools (wrk, nginx, varnishd, taskset) and CPU pinning.
+// Locating external tools (wrk, h2load, openssl, nginx, varnishd, taskset) and CPU pinning.
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
@@ -21,6 +21,10 @@ const SBIN_DIRS = ['/usr/sbin', '/usr/local/sbin', '/sbin'];
 
 export interface Tools {
   wrk: string | undefined;
+  /** HTTP/2 load generator (nghttp2-client): the h2 scenario. */
+  h2load: string | undefined;
+  /** Makes the run's certificate: the TLS scenarios. */
+  openssl: string | undefined;
   nginx: string | undefined;
   varnishd: string | undefined;
   taskset: string | undefined;
@@ -29,6 +33,8 @@ export interface Tools {
 export function locateTools(): Tools {
   return {
     wrk: findExecutable('wrk'),
+    h2load: findExecutable('h2load'),
+    openssl: findExecutable('openssl'),
     nginx: findExecutable('nginx', SBIN_DIRS),
     varnishd: findExecutable('varnishd', SBIN_DIRS),
     taskset: findExecutable('taskset'),

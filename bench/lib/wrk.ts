@@ -1,16 +1,9 @@
 // Running wrk and parsing its text output (`--latency` for percentiles).
 import { collectStdout, spawnChild, stopChild } from './children.ts';
+import type { LoadResult } from './load-result.ts';
 import { pinned } from './tools.ts';
 
-export interface WrkResult {
-  requestsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  requests: number;
-  /** connect + read + write + timeout socket errors. */
-  socketErrors: number;
-  non2xx3xx: number;
-}
+export type WrkResult = LoadResult;
 
 const TIME_UNITS_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
