@@ -14,9 +14,25 @@
  *   `send_timeout` is reset; a connection's buffers are bounded by `max_session_memory`;
  * - an idle connection (no stream open) is closed after `limits.keepalive_timeout`.
  */
-import { constants, createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import { constants, createServer, Http2ServerResponse, type Http2Server, type Http2ServerRequest, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Config } from '../config/schema.ts';
 import type { Http2Config } from '../config/listener-schema.ts';
+
+/**
+ * node:http2's compatibility response is no Writable and has no `destroyed`, which the request
+ * path reads (as on node:http's response) to tell that the client went away: without it, an answer
+ * to a stream the client had reset was written into the void and waited for a 'drain' that never
+ * came, holding its backend connection for good (a burst of cancelled streams froze the proxy).
+ */
+if (!('destroyed' in Http2ServerResponse.prototype)) {
+  Object.defineProperty(Http2ServerResponse.prototype, 'destroyed', {
+    configurable: true,
+    get(this: Http2ServerResponse): boolean {
+      const stream = this.stream as ServerHttp2Stream | undefined;
+      return stream === undefined || stream.destroyed;
+    },
+  });
+}
 
 export type Http2RequestHandler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 

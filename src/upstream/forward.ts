@@ -317,6 +317,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     // With filters, bytes are counted where the chain reaches the client.
     if (this.#sink === this.#ex.res) this.#ex.bytes += chunk.length;
     if (!this.#sink.write(chunk)) {
+      // A client that is gone will never drain: let go of the backend connection instead.
+      if (this.#ex.res.destroyed) {
+        controller.abort(new GatehouseError('CLIENT_CLOSED'));
+        return;
+      }
       controller.pause();
       this.#sink.once('drain', () => controller.resume());
     }

@@ -141,3 +141,23 @@ function framesOf(data: Buffer): [number, number, number][] {
   for (let at = 0; at + 9 <= data.length; at += 9 + data.readUIntBE(at, 3)) list.push([data[at + 3] as number, data[at + 4] as number, data.readUInt32BE(at + 5)]);
   return list;
 }
+
+test('HTTP/2: hundreds of streams cut off by their clients mid-answer free their backend connections; the proxy keeps serving', async (t) => {
+  const body = Buffer.alloc(100, 'x');
+  const backend = await startBackend(t, (_req, res) => setTimeout(() => res.end(body), 5));
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), listen: [{ address: '127.0.0.1:0', h2c: true }] });
+  for (let round = 0; round < 3; round++) {
+    const sessions = Array.from({ length: 50 }, () => h2Connect(proxy.url));
+    for (const session of sessions) {
+      session.on('error', () => {});
+      for (let i = 0; i < 10; i++) session.request({ ':path': '/small' }).on('error', () => {}).resume();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    for (const session of sessions) session.destroy();
+  }
+  // Before the fix the answers to reset streams waited for a 'drain' that never came, holding
+  // every backend connection: this request then hung.
+  const inFlight = (): number => (proxy.gatehouse.status() as { upstreams: { app: { in_flight: number } } }).upstreams.app.in_flight;
+  assert.ok((await timedRequest(t, proxy)) < 3000);
+  await waitFor(() => inFlight() === 0, 5000, 'every cut-off request to let go of its backend connection');
+});
