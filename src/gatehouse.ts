@@ -13,6 +13,7 @@ import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
 import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
 import type { SharedProtection } from './core/protection-state.ts';
+import type { HealthSharing } from './upstream/health/sharing.ts';
 import { ListenError, listenError } from './listeners/bind-error.ts';
 import type { ListenerContext } from './listeners/dispatch.ts';
 import { NO_HTTPS_POLICY } from './listeners/https-policy.ts';
@@ -34,6 +35,7 @@ export interface GatehouseOptions {
 /** What a worker thread's Gatehouse shares with the others (workers/shared.ts). */
 export interface WorkerSharing {
   readonly protection: SharedProtection;
+  readonly health: HealthSharing;
 }
 
 /** A reload made ready beside the running configuration: nothing of it is visible until commit. */
@@ -68,6 +70,7 @@ export class Gatehouse {
     this.#configFile = options.configFile;
     this.#reusePort = options.worker !== undefined;
     this.#registry.sharedProtection = options.worker?.protection ?? null;
+    this.#registry.healthSharing = options.worker?.health ?? null;
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;

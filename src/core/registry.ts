@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Pool } from 'undici';
 import { createPool, poolKey, type PoolOptions } from '../transport/pool.ts';
+import type { HealthSharing } from '../upstream/health/sharing.ts';
 import type { SharedProtection } from './protection-state.ts';
 
 interface Entry {
@@ -34,6 +35,8 @@ export class Registry {
   logger: Logger | null = null;
   /** Set in a worker thread: the protection state shared with the other workers; null alone. */
   sharedProtection: SharedProtection | null = null;
+  /** Set in a worker thread: server health told to and by the other workers; null alone. */
+  healthSharing: HealthSharing | null = null;
   /** Signs sticky-session cookies when the configuration gives no secret; lives as long as the process. */
   readonly secret: Buffer = randomBytes(32);
 

@@ -9,6 +9,7 @@ import type { SharedState } from '../core/registry.ts';
 import { ActiveChecker } from './health/active.ts';
 import { decayedEjections, ejectionTime, recoveryProbeDelay, type OutlierPolicy } from './health/outlier.ts';
 import type { CheckResult, HealthPolicy, HealthProbe, ProbeTarget } from './health/probe.ts';
+import type { HealthSharing, ServerEvent, SharedServer } from './health/sharing.ts';
 import { TcpProbe } from './health/tcp-probe.ts';
 
 /** What the admin API shows: draining wins over down, down over ejected. */
@@ -42,7 +43,7 @@ const NO_POLICY: ServerPolicy = { health: null, outlier: null, slowStartMs: 0 };
 const TCP_PROBE = new TcpProbe();
 const RECOVERY_PROBE_TIMEOUT_MS = 2_000;
 
-export class ServerState implements SharedState, ProbeTarget {
+export class ServerState implements SharedState, ProbeTarget, SharedServer {
   readonly upstream: string;
   readonly origin: string;
   readonly hostname: string;
@@ -90,10 +91,13 @@ export class ServerState implements SharedState, ProbeTarget {
   #ejectTimer: NodeJS.Timeout | undefined;
   #rampTimer: NodeJS.Timeout | undefined;
   readonly #logger: Logger | null;
+  /** Other worker threads' copies of this server (null in a proxy of one thread). */
+  readonly #sharing: HealthSharing | null;
+  readonly #key: string;
   #closed = false;
   readonly #onCheck = (result: CheckResult): void => this.#checked(result);
 
-  constructor(upstream: string, url: URL, logger: Logger | null = null) {
+  constructor(upstream: string, url: URL, logger: Logger | null = null, sharing: HealthSharing | null = null) {
     this.upstream = upstream;
     this.origin = url.origin;
     this.authority = url.host;
@@ -101,6 +105,43 @@ export class ServerState implements SharedState, ProbeTarget {
     this.secure = url.protocol === 'https:';
     this.port = url.port === '' ? (this.secure ? 443 : 80) : Number(url.port);
     this.#logger = logger;
+    this.#sharing = sharing;
+    this.#key = `${upstream}|${url.origin}`;
+    sharing?.subscribe(this.#key, this);
+  }
+
+  /**
+   * What another worker found: a check's result (only one worker runs them), an ejection or its
+   * end. Applied here without being told again.
+   */
+  applyRemote(event: ServerEvent): void {
+    if (this.#closed) return;
+    switch (event.kind) {
+      case 'check': {
+        this.lastCheck = event.result;
+        if (event.healthy === this.healthy) return;
+        this.healthy = event.healthy;
+        if (event.healthy && this.ejectedUntil !== 0) this.#clearEjection();
+        this.#refresh(`health check ${event.healthy ? 'passed' : 'failed'} (checked by another worker)`);
+        return;
+      }
+      case 'eject': {
+        if (this.ejectedUntil !== 0) return;
+        this.ejections = event.ejections;
+        this.#setEjection(event.remainingMs, false);
+        this.#refresh(`ejected for ${Math.round(event.remainingMs)} ms by another worker after ${event.reason}`);
+        return;
+      }
+      case 'uneject': {
+        if (this.ejectedUntil === 0) return;
+        this.#clearEjection();
+        this.onTrial = event.onTrial;
+        this.#refresh(`${event.reason} (another worker)`);
+        return;
+      }
+      default:
+        event satisfies never;
+    }
   }
 
   get status(): ServerStatus {
@@ -198,6 +239,7 @@ export class ServerState implements SharedState, ProbeTarget {
   /** Stops the checks and timers; the state is not used any more. */
   close(): void {
     this.#closed = true;
+    this.#sharing?.unsubscribe(this.#key, this);
     this.#checker?.stop();
     this.#checker = null;
     clearTimeout(this.#ejectTimer);
@@ -229,7 +271,7 @@ export class ServerState implements SharedState, ProbeTarget {
         // Without checks there is nothing to keep a server down.
         this.healthy = true;
         this.lastCheck = null;
-      } else {
+      } else if (this.#sharing === null || this.#sharing.runsChecks) {
         this.#checker = new ActiveChecker(this, health, this.#onCheck);
         this.#checker.start();
       }
@@ -245,6 +287,12 @@ export class ServerState implements SharedState, ProbeTarget {
     this.lastCheck = result;
     const policy = this.#policy.health;
     if (policy === null) return;
+    this.#judge(result, policy);
+    this.#sharing?.publish({ key: this.#key, kind: 'check', result, healthy: this.healthy });
+  }
+
+  /** rise and fall: a run of passes brings the server up, a run of failures takes it down. */
+  #judge(result: CheckResult, policy: HealthPolicy): void {
     if (result.ok) {
       this.#checkFailures = 0;
       this.#checkPasses++;
@@ -272,20 +320,29 @@ export class ServerState implements SharedState, ProbeTarget {
     const now = performance.now();
     this.ejections = decayedEjections(this.ejections, now - this.#lastEjectionEnd, outlier) + 1;
     const duration = ejectionTime(outlier, this.ejections);
-    this.ejectedUntil = now + duration;
-    this.onTrial = false;
     this.#consecutiveFailures = 0;
     this.#consecutive5xx = 0;
-    this.#ejectTimer = setTimeout(() => this.#uneject('ejection time over; back on trial', true), duration);
-    this.#ejectTimer.unref();
-    if (outlier.recoveryProbeMs > 0) this.#scheduleRecoveryProbe(recoveryProbeDelay(outlier, this.ejections, duration));
+    this.#setEjection(duration, outlier.recoveryProbeMs > 0);
     this.#refresh(`ejected for ${duration} ms after ${reason}`);
+    this.#sharing?.publish({ key: this.#key, kind: 'eject', remainingMs: duration, ejections: this.ejections, reason });
   }
 
-  #uneject(reason: string, onTrial = false): void {
+  /** Out for `duration` ms, then back on trial; `probe`: this worker probes for an early return. */
+  #setEjection(duration: number, probe: boolean): void {
+    const outlier = this.#policy.outlier;
+    this.ejectedUntil = performance.now() + duration;
+    this.onTrial = false;
+    this.#ejectTimer = setTimeout(() => this.#uneject('ejection time over; back on trial', true, false), duration);
+    this.#ejectTimer.unref();
+    if (probe && outlier !== null) this.#scheduleRecoveryProbe(recoveryProbeDelay(outlier, this.ejections, duration));
+  }
+
+  /** `tell`: the other workers do the same (not when each one's own timer ends the ejection). */
+  #uneject(reason: string, onTrial = false, tell = true): void {
     this.#clearEjection();
     this.onTrial = onTrial;
     this.#refresh(reason);
+    if (tell) this.#sharing?.publish({ key: this.#key, kind: 'uneject', onTrial, reason });
   }
 
   #clearEjection(): void {

@@ -82,7 +82,7 @@ export class Upstream implements ServerGroup {
     this.servers = config.servers.map((s) => {
       const url = new URL(s.url);
       const { key, pool } = registry.acquirePool(url.origin, optionsForOrigin(url, options));
-      const state = registry.acquireShared(serverStateKey(name, url.origin), () => new ServerState(name, url, logger));
+      const state = registry.acquireShared(serverStateKey(name, url.origin), () => new ServerState(name, url, logger, registry.healthSharing));
       return new Server(url, s.weight, pool, key, state, { backup: s.backup, drain: s.drain, maxInFlight: s.max_in_flight });
     });
     this.#primaries = this.servers.filter((s) => !s.backup);

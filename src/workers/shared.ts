@@ -9,6 +9,7 @@ import { allocateSharedTable, type SharedTableMemory } from '../core/shared-tabl
 import type { SharedProtection } from '../core/protection-state.ts';
 import type { BanChange, BanList } from '../middleware/rate-limit/bans.ts';
 import { SharedConnectionCounts, SharedRateLimitStore } from '../middleware/rate-limit/shared-store.ts';
+import type { HealthSharing, ServerEvent, SharedServer } from '../upstream/health/sharing.ts';
 
 /** The shared memory, made once when the workers start (its size is fixed until a restart). */
 export interface SharedMemory {
@@ -45,5 +46,26 @@ export function sharedProtection(memory: SharedMemory): SharedProtection & { clo
     close(): void {
       channel.close();
     },
+  };
+}
+
+/** A worker's side of the health channel; `runsChecks` for the one worker that checks servers. */
+export function sharedHealth(memory: SharedMemory, runsChecks: boolean): HealthSharing & { close(): void } {
+  const channel = new BroadcastChannel(`${memory.channel}:health`);
+  (channel as unknown as { unref(): void }).unref();
+  // One state per key and thread; a reload's new state for the same server takes the old one's place.
+  const servers = new Map<string, SharedServer>();
+  channel.onmessage = (event: unknown) => {
+    const change = (event as { data: ServerEvent }).data;
+    servers.get(change.key)?.applyRemote(change);
+  };
+  return {
+    runsChecks,
+    publish: (change) => channel.postMessage(change),
+    subscribe: (key, server) => void servers.set(key, server),
+    unsubscribe: (key, server) => {
+      if (servers.get(key) === server) servers.delete(key);
+    },
+    close: () => channel.close(),
   };
 }

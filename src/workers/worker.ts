@@ -9,22 +9,25 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../core/logger.ts';
 import { Gatehouse, type PreparedReload } from '../gatehouse.ts';
 import type { Request, WorkerData, WorkerMessage } from './messages.ts';
-import { sharedProtection } from './shared.ts';
+import { sharedHealth, sharedProtection } from './shared.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('workers/worker.ts runs as a worker thread');
 const data = workerData as WorkerData;
 const logger = createLogger(data.logLevel).child({ worker: data.index });
 const shared = sharedProtection(data.memory);
+// The first worker checks the servers for all (a replacement of it takes the checks over).
+const health = sharedHealth(data.memory, data.index === 0);
 const send = (message: WorkerMessage): void => port.postMessage(message);
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 let gatehouse: Gatehouse;
 try {
-  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared } });
+  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared, health } });
 } catch (error: unknown) {
   send({ type: 'start_failed', error: message(error) });
   shared.close();
+  health.close();
   process.exit(1);
 }
 
@@ -56,6 +59,7 @@ async function answer(request: Request): Promise<unknown> {
     case 'stop':
       await gatehouse.stop(request.graceMs);
       shared.close();
+      health.close();
       return null;
     default:
       return request satisfies never;

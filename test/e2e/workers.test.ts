@@ -4,6 +4,7 @@
  * worker that dies is replaced while the other keeps serving.
  */
 import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
@@ -14,6 +15,7 @@ import { echo, startBackend } from '../helpers/backend.ts';
 import { admin } from '../helpers/clients.ts';
 import { request, waitFor } from '../helpers/http.ts';
 import { simpleProxyConfig } from '../helpers/proxy.ts';
+import { isHealthCheck, startNamedBackends } from '../helpers/upstreams.ts';
 
 interface Running {
   readonly primary: Primary;
@@ -167,4 +169,31 @@ test('workers: a worker that dies is replaced, and requests on the other worker 
   assert.equal(status.workers.restarts, 1);
   const after = await Promise.all(Array.from({ length: 40 }, () => fresh(url)));
   assert.ok(after.every((s) => s === 200));
+});
+
+test('workers: each server is checked once, not once per worker; a server found down is skipped by both workers', async (t) => {
+  let failing = false;
+  const checks: number[] = [];
+  const handler = (name: string) => (req: IncomingMessage, res: ServerResponse) => {
+    if (isHealthCheck(req)) {
+      if (name === 'b0') checks.push(Date.now());
+      res.writeHead(failing && name === 'b0' ? 503 : 200).end();
+      return;
+    }
+    res.end(name);
+  };
+  const [b0, b1] = await startNamedBackends(t, 2, handler);
+  const { url } = await startWorkers(t, {
+    upstreams: { app: { servers: [{ url: b0!.url }, { url: b1!.url }], health_check: { path: '/health', interval: '100ms', timeout: '50ms', rise: 1, fall: 1 } } },
+    routes: [{ match: {}, upstream: 'app' }],
+  } as Omit<ConfigInput, 'listen'>);
+  const from = checks.length;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const perSecond = checks.length - from;
+  assert.ok(perSecond >= 7 && perSecond <= 13, `${perSecond} checks of b0 in a second at a 100 ms interval (two workers checking would make ~20)`);
+  failing = true;
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  // Only the first worker checks: the second skips b0 because it was told.
+  const bodies = await Promise.all(Array.from({ length: 40 }, () => request(url, { headers: { connection: 'close' } }).then((r) => r.body)));
+  assert.deepEqual(new Set(bodies), new Set(['b1']));
 });

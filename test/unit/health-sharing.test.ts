@@ -1,0 +1,45 @@
+/** Server health told between worker threads (workers/shared.ts): ejections and their end reach every copy of a server. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ServerState, type StateOwner } from '../../src/upstream/server-state.ts';
+import { allocateSharedMemory, sharedHealth } from '../../src/workers/shared.ts';
+import { waitFor } from '../helpers/http.ts';
+
+const OWNER: StateOwner = {
+  policy: {
+    health: null,
+    outlier: { consecutiveFailures: 2, consecutive5xx: 0, baseEjectionMs: 30_000, maxEjectionMs: 300_000, maxEjectionPercent: 100, recoveryProbeMs: 0 },
+    slowStartMs: 0,
+  },
+  drain: false,
+  changed() {},
+  mayEject: () => true,
+};
+
+test('an ejection by one worker ejects the server in the others; its end lets it back everywhere', async (t) => {
+  const memory = allocateSharedMemory(100);
+  const first = sharedHealth(memory, true);
+  const second = sharedHealth(memory, false);
+  const url = new URL('http://127.0.0.1:9');
+  const here = new ServerState('app', url, null, first);
+  const there = new ServerState('app', url, null, second);
+  t.after(() => {
+    here.close();
+    there.close();
+    first.close();
+    second.close();
+  });
+  here.attach(OWNER);
+  there.attach(OWNER);
+  here.onFailure('UPSTREAM_CONNECT');
+  here.onFailure('UPSTREAM_CONNECT');
+  assert.equal(here.status, 'ejected');
+  await waitFor(() => there.status === 'ejected', 1000, 'the other worker to eject it too');
+  assert.equal(there.ejections, 1);
+  assert.ok(there.ejectedUntil > 0);
+  assert.equal(there.available, false);
+  // A copy that learnt of an ejection does not tell it back.
+  here.applyRemote({ key: 'app|http://127.0.0.1:9', kind: 'uneject', onTrial: true, reason: 'recovery probe passed' });
+  assert.equal(here.status, 'up');
+  assert.equal(there.status, 'ejected', 'applied without being told again');
+});
