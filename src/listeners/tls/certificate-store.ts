@@ -6,13 +6,15 @@
  * listener reads the ClientHello first (client-hello.ts) and the store hands over the context of
  * the key type the client can check, because Node installs only one certificate of an SNI context.
  * The files are watched: a changed pair serves new handshakes; a broken one is refused and the
- * old certificate keeps serving. Open connections are never touched.
+ * old certificate keeps serving. Open connections are never touched. Certificates that name an
+ * OCSP responder get their responses stapled (ocsp-stapler.ts).
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { createSecureContext, type SecureContext, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { ListenerTls } from '../listener.ts';
 import { loadCertificate, type CertificateFiles, type LoadedCertificate } from './certificate.ts';
 import { HELLO, type HelloFacts } from './client-hello.ts';
+import { OcspStapler } from './ocsp-stapler.ts';
 
 type HelloSocket = TLSSocket & { _parent?: { [HELLO]?: HelloFacts } };
 
@@ -49,6 +51,8 @@ export class CertificateStore implements ListenerTls {
   #files: readonly CertificateFiles[] = [];
   #server: TlsServer | null = null;
   #settle: NodeJS.Timeout | undefined;
+  /** OCSP responses for the certificates that name a responder. */
+  readonly #stapler: OcspStapler;
   readonly #onFileChange = (): void => {
     clearTimeout(this.#settle);
     this.#settle = setTimeout(() => this.#reloadFromFiles(), SETTLE_MS);
@@ -57,6 +61,7 @@ export class CertificateStore implements ListenerTls {
 
   constructor(certificates: LoadedCertificate[], log: CertificateLog) {
     this.#log = log;
+    this.#stapler = new OcspStapler(log);
     this.#use(certificates);
   }
 
@@ -79,6 +84,7 @@ export class CertificateStore implements ListenerTls {
 
   attach(server: TlsServer): void {
     this.#server = server;
+    this.#stapler.attach(server);
   }
 
   /** The context for an SNI name, ECDSA when the client takes it; undefined leaves the server's default. */
@@ -103,10 +109,12 @@ export class CertificateStore implements ListenerTls {
   close(): void {
     clearTimeout(this.#settle);
     this.#watch([]);
+    this.#stapler.close();
   }
 
   #use(certificates: LoadedCertificate[]): void {
     this.#files = certificates.map((c) => c.files);
+    this.#stapler.track(certificates);
     this.#watch([...new Set(this.#files.flatMap((f) => [f.cert, f.key]))]);
     const byName = new Map<string, LoadedCertificate[]>();
     for (const cert of certificates) {
