@@ -17,6 +17,7 @@ import type { ListenerContext } from './listeners/dispatch.ts';
 import { Listener } from './listeners/listener.ts';
 import { CertificateStore, loadCertificates, type CertificateLog } from './listeners/tls/certificate-store.ts';
 import type { LoadedCertificate } from './listeners/tls/certificate.ts';
+import { handshakeSettingsOf, type HandshakeSettings } from './listeners/tls/handshake.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -212,6 +213,7 @@ export class Gatehouse {
   async #bindListeners(config: Config): Promise<void> {
     // Certificates are read and checked first: a broken file rejects the whole change.
     const certificates = config.listen.map((listen, index) => (listen.tls === undefined ? null : certificatesOf(listen.tls.certificates, index)));
+    const handshakes = config.listen.map((listen, index) => (listen.tls === undefined ? undefined : handshakeOf(listen.tls, index)));
     const added: [string, Listener][] = [];
     try {
       for (const [index, listen] of config.listen.entries()) {
@@ -219,14 +221,14 @@ export class Gatehouse {
         const existing = this.#listeners.get(key);
         const loaded = certificates[index] ?? null;
         if (existing !== undefined && existing.tls === (loaded !== null)) {
-          if (loaded !== null) this.#certificates.get(existing)?.replace(loaded);
+          if (loaded !== null) this.#certificates.get(existing)?.replace(loaded, handshakes[index]);
           continue;
         }
         if (existing !== undefined) {
           this.#listeners.delete(key);
           await this.#retire(existing);
         }
-        const tls = loaded === null ? null : new CertificateStore(loaded, this.#certificateLog);
+        const tls = loaded === null ? null : new CertificateStore(loaded, this.#certificateLog, handshakes[index]);
         const context: ListenerContext = { holder: this.#holder, accessLog: this.#accessLog, proto: tls === null ? 'http' : 'https', draining: false };
         const listener = new Listener(listen.address, config.limits, context, listen, tls);
         if (tls !== null) this.#certificates.set(listener, tls);
@@ -284,6 +286,15 @@ function listenerKey(address: string, index: number): string {
 
 function formatAddress(address: AddressInfo): string {
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}
+
+/** A TLS listener's handshake settings (the client CA read and checked); the error names the listener and the file. */
+function handshakeOf(tls: Parameters<typeof handshakeSettingsOf>[0], index: number): HandshakeSettings {
+  try {
+    return handshakeSettingsOf(tls);
+  } catch (error: unknown) {
+    throw new Error(`listen[${index}].tls.client_auth: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
 }
 
 /** A TLS listener's certificates, loaded and checked; the error names the listener and the file. */

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { listenerProtection } from './protection-schema.ts';
+import { tlsHandshakeFields } from './tls-handshake-schema.ts';
 import { address, duration, size } from './units.ts';
 
 /** HTTP/2 to clients: what is offered, and the defences that bound what one connection may cost. */
@@ -47,6 +48,7 @@ export const hstsSchema = z
 export const listenerTlsSchema = z.strictObject({
   /** Certificate files; the names they are served for come from each certificate. */
   certificates: z.array(z.strictObject({ cert: z.string().min(1), key: z.string().min(1) })).min(1),
+  ...tlsHandshakeFields,
 });
 
 export const listenerSchema = z
