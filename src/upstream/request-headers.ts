@@ -1,4 +1,5 @@
 /** The headers sent to a server: the client's, minus hop-by-hop ones, plus forwarding headers and route edits. */
+import { CLIENT_SUBJECT_HEADER, verifiedClientSubject } from '../core/client-certificate.ts';
 import type { Exchange } from '../core/exchange.ts';
 import { appendForwarded, isTrusted, type IncomingForwarded } from '../middleware/forwarded.ts';
 import { applyToFlat, type HeaderOps } from '../middleware/headers.ts';
@@ -20,7 +21,8 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null): string
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
-    if (isHopByHop(name) || name === 'expect' || listed?.has(name)) continue;
+    // Only Gatehouse says which client certificate was verified.
+    if (isHopByHop(name) || name === 'expect' || name === CLIENT_SUBJECT_HEADER || listed?.has(name)) continue;
     if (addsForwarding && isForwardingHeader(name)) {
       // Values from an untrusted peer are dropped: a client could claim any address.
       if (trusted) incoming = collectForwarded(incoming, name, value);
@@ -29,6 +31,10 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null): string
     out.push(name, value);
   }
   if (addsForwarding) appendForwarded(out, policy, ex.peer, ex.proto, ex.req.headers.host, incoming);
+  if (ex.proto === 'https') {
+    const subject = verifiedClientSubject(ex.req.socket);
+    if (subject !== null) out.push(CLIENT_SUBJECT_HEADER, subject);
+  }
   const via = ex.h2 ? policy.viaH2 : policy.viaH1;
   if (via !== null) out.push('via', via);
   const method = ex.req.method;
