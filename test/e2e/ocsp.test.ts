@@ -7,7 +7,7 @@ import { get as httpsGet } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { test, type TestContext } from 'node:test';
-import { connect, createServer, type TLSSocket } from 'node:tls';
+import { connect, createServer, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { BasicOCSPResponse, OCSPResponse, OCSPResponseStatus } from '@peculiar/asn1-ocsp';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -20,8 +20,8 @@ import { ocspResponder } from '../helpers/ocsp-responder.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 /** Handshakes asking for a staple; returns the staple (null without one) and the served certificate. */
-async function handshake(port: number, ca: string): Promise<{ staple: Buffer | null; cert: X509Certificate }> {
-  const socket: TLSSocket = connect({ host: '127.0.0.1', port, ca, servername: 'site.test', requestOCSP: true });
+async function handshake(port: number, ca: string, options: ConnectionOptions = {}): Promise<{ staple: Buffer | null; cert: X509Certificate }> {
+  const socket: TLSSocket = connect({ host: '127.0.0.1', port, ca, servername: 'site.test', requestOCSP: true, ...options });
   let staple: Buffer | null = null;
   socket.on('OCSPResponse', (response: Buffer | null) => (staple = response));
   await once(socket, 'secureConnect');
@@ -41,16 +41,16 @@ function statusIn(staple: Buffer, cert: X509Certificate): string {
 }
 
 /** A leaf for site.test naming `ocspUrl`, written with its issuer as the chain (as certificate files usually are). */
-async function chainPair(dir: string, ca: TestCa, ocspUrl: string): Promise<{ pem: CertPem; files: { cert: string; key: string } }> {
-  const pem = await ca.issue({ names: ['site.test'], ocspUrl });
-  const files = await writePair(dir, 'site', pem);
+async function chainPair(dir: string, ca: TestCa, ocspUrl: string, keyType: 'ec' | 'rsa' = 'ec'): Promise<{ pem: CertPem; files: { cert: string; key: string } }> {
+  const pem = await ca.issue({ names: ['site.test'], ocspUrl, keyType });
+  const files = await writePair(dir, `site-${keyType}`, pem);
   await writeFile(files.cert, pem.cert + ca.cert);
   return { pem, files };
 }
 
-async function proxyWith(t: TestContext, files: { cert: string; key: string }) {
+async function proxyWith(t: TestContext, ...files: { cert: string; key: string }[]) {
   const backend = await startBackend(t, echo());
-  return startProxy(t, { ...simpleProxyConfig([backend.url]), listen: [{ address: '127.0.0.1:0', tls: { certificates: [files] } }] } as ConfigInput);
+  return startProxy(t, { ...simpleProxyConfig([backend.url]), listen: [{ address: '127.0.0.1:0', tls: { certificates: files } }] } as ConfigInput);
 }
 
 test('OCSP: the responder named by the certificate is asked, and its good response is stapled', async (t) => {
@@ -69,6 +69,29 @@ test('OCSP: the responder named by the certificate is asked, and its good respon
   const again = await handshake(proxy.port, ca.cert);
   assert.ok(again.staple);
   assert.equal(statusIn(again.staple, again.cert), 'good');
+});
+
+test('OCSP: with ECDSA and RSA certificates for one name, a staple is always about the certificate served', async (t) => {
+  const ca = await createCa();
+  const dir = await tempDir(t);
+  const responder = await ocspResponder(t, ca);
+  const ec = await chainPair(dir, ca, responder.url, 'ec');
+  const rsa = await chainPair(dir, ca, responder.url, 'rsa');
+  await responder.start([ec.pem.cert, rsa.pem.cert]);
+  const proxy = await proxyWith(t, ec.files, rsa.files);
+  const rsaOnly = { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256', maxVersion: 'TLSv1.2' } as const;
+  // By SNI, each key type has a context of its own: both are stapled.
+  await waitFor(async () => (await handshake(proxy.port, ca.cert)).staple !== null && (await handshake(proxy.port, ca.cert, rsaOnly)).staple !== null, 10_000, 'both staples');
+  for (const options of [{}, rsaOnly]) {
+    const { staple, cert } = await handshake(proxy.port, ca.cert, options);
+    assert.ok(staple);
+    assert.equal(statusIn(staple, cert), 'good');
+  }
+  // Without SNI the default context holds both, and node:tls cannot say which one it will serve: no staple rather than a wrong one.
+  for (const options of [{}, rsaOnly]) {
+    const { staple } = await handshake(proxy.port, ca.cert, { ...options, servername: '', checkServerIdentity: () => undefined });
+    assert.equal(staple, null);
+  }
 });
 
 test('OCSP: a responder that is down never fails a handshake; it goes without a staple', async (t) => {

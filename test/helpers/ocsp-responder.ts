@@ -54,6 +54,8 @@ export async function ocspResponder(t: TestContext, ca: TestCa, options: { nextU
       });
       const index = join(dir, 'index.txt');
       await writeFile(index, lines.map((l) => `${l}\n`).join(''));
+      // Certificates of two key types for one name share a subject.
+      await writeFile(`${index}.attr`, 'unique_subject = no\n');
       const args = ['ocsp', '-index', index, '-port', String(port), '-rsigner', signer.cert, '-rkey', signer.key, '-CA', caFile, '-ndays', String(options.nextUpdateDays ?? 1)];
       const proc = spawn('openssl', args, { stdio: ['ignore', 'pipe', 'pipe'] });
       child = proc;

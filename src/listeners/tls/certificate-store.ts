@@ -84,7 +84,14 @@ export class CertificateStore implements ListenerTls {
       rejectUnauthorized: clientAuth?.required === true,
       // node:tls calls it with the TLS socket as `this`; the listener put the ClientHello facts on its TCP socket.
       SNICallback(this: HelloSocket, servername, callback) {
-        callback(null, store.contextFor(servername, this._parent?.[HELLO]?.ecdsa ?? true));
+        const context = store.contextFor(servername, this._parent?.[HELLO]?.ecdsa ?? true);
+        // node:tls asks for the OCSP staple within this callback, for the context given here.
+        store.#stapler.singleCertificate = context !== undefined;
+        try {
+          callback(null, context);
+        } finally {
+          store.#stapler.singleCertificate = false;
+        }
       },
     };
   }
@@ -142,7 +149,6 @@ export class CertificateStore implements ListenerTls {
 
   #use(certificates: LoadedCertificate[]): void {
     this.#files = certificates.map((c) => c.files);
-    this.#stapler.track(certificates);
     this.#watch([...new Set(this.#files.flatMap((f) => [f.cert, f.key]))]);
     const byName = new Map<string, LoadedCertificate[]>();
     for (const cert of certificates) {
@@ -181,6 +187,7 @@ export class CertificateStore implements ListenerTls {
     this.#wildcard = wildcard;
     const first = certificates[0] as LoadedCertificate;
     this.#default = byName.get(first.names[0] as string) ?? [first];
+    this.#stapler.track(certificates, this.#default.length > 1 ? this.#default : []);
   }
 
   /** The listening server's own context: the default certificate, handshake settings, the current ticket key (a context swap would otherwise drop it). */

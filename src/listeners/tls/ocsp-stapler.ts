@@ -29,6 +29,8 @@ export const DEFAULT_OCSP_TIMING: OcspTiming = { retryMin: 60_000, retryMax: 3_6
 
 interface Entry {
   readonly subject: OcspSubject;
+  /** The certificate shares the server's default context with one of another key type. */
+  ambiguous: boolean;
   readonly name: string;
   response: OcspResponse | null;
   failures: number;
@@ -61,6 +63,14 @@ export class OcspStapler {
   readonly #log: OcspLog;
   readonly #timing: OcspTiming;
   #entries: Entry[] = [];
+  /**
+   * True while the SNI callback hands node:tls a context of one certificate. A context holding an
+   * ECDSA and an RSA certificate (the server's default one) reports one of them to 'OCSPRequest'
+   * while OpenSSL may serve the other, chosen later in the handshake: a staple for the wrong
+   * certificate is worse than none, so certificates of such a context are stapled only when SNI
+   * chose their own context.
+   */
+  singleCertificate = false;
 
   constructor(log: OcspLog, timing: OcspTiming = DEFAULT_OCSP_TIMING) {
     this.#log = log;
@@ -75,6 +85,7 @@ export class OcspStapler {
     // A handful of certificates at most: comparing DER bytes is cheaper than hashing them for a map key.
     for (const entry of this.#entries) {
       if (!entry.subject.der.equals(certificate)) continue;
+      if (entry.ambiguous && !this.singleCertificate) break;
       const response = entry.response;
       if (response !== null && response.nextUpdate.getTime() > Date.now()) return callback(null, response.der);
       break;
@@ -87,8 +98,11 @@ export class OcspStapler {
     server.on('OCSPRequest', this.onOcspRequest);
   }
 
-  /** The certificates now served: new ones are fetched, unchanged ones keep their response, removed ones are forgotten. */
-  track(certificates: readonly LoadedCertificate[]): void {
+  /**
+   * The certificates now served: new ones are fetched, unchanged ones keep their response, removed
+   * ones are forgotten. `sharingDefault`: the certificates of a default context that holds several.
+   */
+  track(certificates: readonly LoadedCertificate[], sharingDefault: readonly LoadedCertificate[] = []): void {
     const previous = this.#entries;
     const next: Entry[] = [];
     for (const cert of certificates) {
@@ -100,12 +114,14 @@ export class OcspStapler {
         continue;
       }
       if (subject === null || next.some((e) => e.subject.der.equals(subject.der))) continue;
+      const ambiguous = sharingDefault.some((c) => c.certPem === cert.certPem);
       const kept = previous.find((e) => e.subject.der.equals(subject.der) && !e.closed);
       if (kept !== undefined) {
+        kept.ambiguous = ambiguous;
         next.push(kept);
         continue;
       }
-      const entry: Entry = { subject, name: cert.names[0] ?? cert.files.cert, response: null, failures: 0, timer: undefined, closed: false };
+      const entry: Entry = { subject, ambiguous, name: cert.names[0] ?? cert.files.cert, response: null, failures: 0, timer: undefined, closed: false };
       next.push(entry);
       void this.#refresh(entry);
     }
