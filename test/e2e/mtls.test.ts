@@ -104,6 +104,30 @@ test('mTLS: a resumed session keeps its verified subject', async (t) => {
   assert.equal(second.subject, 'CN=alice.clients.test');
 });
 
+test('mTLS: a reload turns client certificates on and off for new connections', async (t) => {
+  const serverCa = await createCa('Server CA');
+  const clientCa = await createCa('Client CA');
+  const dir = await tempDir(t);
+  const pair = await writePair(dir, 'site', await serverCa.issue({ names: ['site.test'] }));
+  const caFile = join(dir, 'clients.pem');
+  await writeFile(caFile, clientCa.cert);
+  const backend = await startBackend(t, echo());
+  const base = { ...simpleProxyConfig([backend.url]), access_log: { enabled: false } };
+  const plain = { ...base, listen: [{ address: '127.0.0.1:0', tls: { certificates: [pair] } }] } as ConfigInput;
+  const proxy = await startProxy(t, plain);
+  assert.ok(!((await get(proxy.port, serverCa.cert, null)) instanceof Error));
+  const listen = [{ address: '127.0.0.1:0', tls: { certificates: [pair], client_auth: { ca: caFile } } }];
+  await proxy.gatehouse.reload(configFromObject({ ...base, listen } as ConfigInput));
+  assert.ok((await get(proxy.port, serverCa.cert, null)) instanceof Error, 'now required');
+  const alice = await clientCa.issue({ names: ['alice.clients.test'], client: true });
+  const ok = await get(proxy.port, serverCa.cert, alice);
+  assert.ok(!(ok instanceof Error), String(ok));
+  assert.equal(ok.headers['x-client-cert-subject'], 'CN=alice.clients.test');
+  await proxy.gatehouse.reload(configFromObject({ ...base, listen: [{ address: '127.0.0.1:0', tls: { certificates: [pair] } }] } as ConfigInput));
+  const after = await get(proxy.port, serverCa.cert, null);
+  assert.ok(!(after instanceof Error), String(after));
+});
+
 test('mTLS over HTTP/2: the verified subject reaches the backend, a spoofed one is dropped', async (t) => {
   const { serverCa, proxy, alice } = await setUp(t, { required: true });
   const session = await h2Session(t, `https://127.0.0.1:${proxy.port}`, { ca: serverCa.cert, servername: 'site.test', cert: alice.cert, key: alice.key });
