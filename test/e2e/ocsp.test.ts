@@ -13,7 +13,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { OcspStapler } from '../../src/listeners/tls/ocsp-stapler.ts';
 import { loadCertificate } from '../../src/listeners/tls/certificate.ts';
-import { closedPort, echo, startBackend } from '../helpers/backend.ts';
+import { closedPort, echo, startBackend, startRawBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair, type CertPem, type TestCa } from '../helpers/certs.ts';
 import { waitFor } from '../helpers/http.ts';
 import { ocspResponder } from '../helpers/ocsp-responder.ts';
@@ -107,6 +107,15 @@ test('OCSP: a responder that is down never fails a handshake; it goes without a 
   const [res] = (await once(req, 'response')) as [IncomingMessage];
   res.resume();
   assert.equal(res.statusCode, 200, 'requests are served');
+
+  // A responder that accepts and never answers holds up no handshake either.
+  const hanging = await startRawBackend(t, () => {});
+  const slow = await chainPair(await tempDir(t), ca, hanging.url);
+  const slowProxy = await proxyWith(t, slow.files);
+  await waitFor(() => hanging.sockets.length > 0, 5000, 'the fetch to start');
+  const started = Date.now();
+  assert.equal((await handshake(slowProxy.port, ca.cert)).staple, null);
+  assert.ok(Date.now() - started < 1000, 'the handshake did not wait for the responder');
 });
 
 test('OCSP stapler: a failed refresh keeps the last good response; a responder back up is asked again; revocation is fetched but reported', async (t) => {

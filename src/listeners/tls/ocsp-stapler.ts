@@ -62,6 +62,8 @@ export function retryDelay(failures: number, response: OcspResponse | null, now:
 export class OcspStapler {
   readonly #log: OcspLog;
   readonly #timing: OcspTiming;
+  /** Aborts fetches in flight when the stapler closes. */
+  readonly #stop = new AbortController();
   #entries: Entry[] = [];
   /**
    * True while the SNI callback hands node:tls a context of one certificate. A context holding an
@@ -138,13 +140,14 @@ export class OcspStapler {
   close(): void {
     for (const entry of this.#entries) this.#forget(entry);
     this.#entries = [];
+    this.#stop.abort();
   }
 
   async #refresh(entry: Entry): Promise<void> {
     entry.timer = undefined;
     let delay: number;
     try {
-      const response = await fetchOcspResponse(entry.subject);
+      const response = await fetchOcspResponse(entry.subject, this.#stop.signal);
       if (entry.closed) return;
       entry.response = response;
       entry.failures = 0;

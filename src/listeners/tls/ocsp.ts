@@ -84,13 +84,14 @@ export function ocspRequestOf(subject: OcspSubject): Buffer {
   return Buffer.from(AsnConvert.serialize(request));
 }
 
-/** POSTs the request (RFC 6960 Appendix A.1) and checks the answer; throws an Error saying what is wrong. */
-export async function fetchOcspResponse(subject: OcspSubject, now = new Date()): Promise<OcspResponse> {
+/** POSTs the request (RFC 6960 Appendix A.1) and checks the answer; throws an Error saying what is wrong. `stop` aborts it. */
+export async function fetchOcspResponse(subject: OcspSubject, stop?: AbortSignal): Promise<OcspResponse> {
+  const timeout = AbortSignal.timeout(FETCH_TIMEOUT_MS);
   const answer = await fetch(subject.url, {
     method: 'POST',
     headers: { 'content-type': 'application/ocsp-request', accept: 'application/ocsp-response' },
     body: new Uint8Array(ocspRequestOf(subject)),
-    signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+    signal: stop === undefined ? timeout : AbortSignal.any([timeout, stop]),
     redirect: 'follow',
   });
   if (answer.status !== 200) {
@@ -104,7 +105,7 @@ export async function fetchOcspResponse(subject: OcspSubject, now = new Date()):
   }
   const der = Buffer.from(await answer.arrayBuffer());
   if (der.length > MAX_RESPONSE_BYTES) throw new Error(`OCSP responder ${subject.url} sent ${der.length} bytes`);
-  return checkOcspResponse(der, subject, now);
+  return checkOcspResponse(der, subject);
 }
 
 /** Parses and checks a DER OCSPResponse for `subject`; throws an Error saying what is wrong. */
