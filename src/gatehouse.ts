@@ -22,6 +22,7 @@ import { Listener } from './listeners/listener.ts';
 import { CertificateSources } from './listeners/tls/certificate-sources.ts';
 import { CertificateStore, type CertificateLog } from './listeners/tls/certificate-store.ts';
 import type { ListenerCertificates } from './listeners/tls/listener-certificates.ts';
+import { handshakeSettingsOf, type HandshakeSettings } from './listeners/tls/handshake.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -278,8 +279,9 @@ export class Gatehouse {
    */
   async #bindListeners(config: Config): Promise<BoundListeners> {
     // Certificates are read, checked and made first: a broken file rejects the whole change.
+    const handshakes = config.listen.map((listen, index) => (listen.tls === undefined ? undefined : handshakeOf(listen.tls, index)));
     const sources = await this.#sources.prepare(config);
-    const kept: [Listener, ListenerCertificates][] = [];
+    const kept: [Listener, ListenerCertificates, HandshakeSettings | undefined][] = [];
     const added: [string, Listener][] = [];
     try {
       for (const [index, listen] of config.listen.entries()) {
@@ -288,14 +290,14 @@ export class Gatehouse {
         const source = sources[index] ?? null;
         if (existing !== undefined && existing.tls === (source !== null)) {
           // Its new certificates are served from the commit on.
-          if (source !== null) kept.push([existing, source]);
+          if (source !== null) kept.push([existing, source, handshakes[index]]);
           continue;
         }
         if (existing !== undefined) {
           this.#listeners.delete(key);
           await this.#retire(existing);
         }
-        const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog);
+        const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog, handshakes[index]);
         const context: ListenerContext = {
           holder: this.#holder,
           accessLog: this.#accessLog,
@@ -335,9 +337,11 @@ export class Gatehouse {
   /** Adds the bound listeners, applies new limits to kept ones, retires those no longer configured. */
   #applyListeners(config: Config, bound: BoundListeners): void {
     for (const [key, listener] of bound.added) this.#listeners.set(key, listener);
-    for (const [listener, source] of bound.kept) {
+    for (const [listener, source, handshake] of bound.kept) {
       const store = this.#certificates.get(listener);
-      if (store !== undefined) this.#sources.use(listener, store, source);
+      if (store === undefined) continue;
+      this.#sources.use(listener, store, source);
+      store.replace(source.certificates, handshake);
     }
     const wanted = new Map(config.listen.map((l, i) => [listenerKey(l.address, i), l]));
     for (const [key, listener] of this.#listeners) {
@@ -386,7 +390,16 @@ function formatAddress(address: AddressInfo): string {
 /** Listeners a reload bound, by key, not yet in service; kept TLS listeners and their new certificates. */
 interface BoundListeners {
   readonly added: readonly (readonly [string, Listener])[];
-  readonly kept: readonly (readonly [Listener, ListenerCertificates])[];
+  readonly kept: readonly (readonly [Listener, ListenerCertificates, HandshakeSettings | undefined])[];
   /** Every listener's certificate sources, for a discard on abort. */
   readonly sources: readonly (ListenerCertificates | null)[];
+}
+
+/** A TLS listener's handshake settings (the client CA read and checked); the error names the listener and the file. */
+function handshakeOf(tls: Parameters<typeof handshakeSettingsOf>[0], index: number): HandshakeSettings {
+  try {
+    return handshakeSettingsOf(tls);
+  } catch (error: unknown) {
+    throw new Error(`listen[${index}].tls.client_auth: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
 }

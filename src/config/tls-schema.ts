@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { tlsHandshakeFields } from './tls-handshake-schema.ts';
 import { defaultStateDir } from '../core/state-dir.ts';
 import type { Problem } from './problem.ts';
 
@@ -56,6 +57,7 @@ export const listenerTlsSchema = z
     internal: internalTlsSchema.optional(),
     /** Certificates from an ACME server such as Let's Encrypt. */
     acme: acmeTlsSchema.optional(),
+    ...tlsHandshakeFields,
   })
   .superRefine((value, ctx) => {
     if (value.certificates.length === 0 && value.internal === undefined && value.acme === undefined) {

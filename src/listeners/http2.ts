@@ -62,7 +62,8 @@ export class Http2Front {
   #settings: Http2Config;
   #idleTimeout: number;
 
-  constructor(settings: Http2Config, limits: Config['limits'], onRequest: Http2RequestHandler) {
+  /** `onConnect` takes CONNECT streams (node:http2 answers them 405 without one): WebSocket over HTTP/2. */
+  constructor(settings: Http2Config, limits: Config['limits'], onRequest: Http2RequestHandler, onConnect?: Http2RequestHandler) {
     this.#settings = settings;
     this.#idleTimeout = limits.keepalive_timeout;
     this.server = createServer(
@@ -89,6 +90,7 @@ export class Http2Front {
       },
       onRequest,
     );
+    if (onConnect !== undefined) this.server.on('connect', onConnect);
     this.server.on('session', (session: ServerHttp2Session) => this.#track(session));
     this.server.on('stream', (stream: ServerHttp2Stream) => this.#watch(stream));
     this.server.on('sessionError', () => this.counters.session_errors++);

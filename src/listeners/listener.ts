@@ -21,6 +21,7 @@ import { CONNECTION, ConnectionGuard, takeConnectionListener, type GuardedSocket
 import { createHttp2Handler, createRequestHandler, type ListenerContext } from './dispatch.ts';
 import { sniffPreface } from './h2c.ts';
 import { compileHttpsPolicy } from './https-policy.ts';
+import { createH2WebSocketHandler } from './h2-websocket.ts';
 import { Http2Front } from './http2.ts';
 import { peekFirstBytes } from './peek.ts';
 import { HELLO, readClientHello, type HelloFacts } from './tls/client-hello.ts';
@@ -71,7 +72,7 @@ export class Listener {
       shouldUpgradeCallback: isWebSocketUpgrade,
     };
     // Made whatever the settings say, so that a reload can turn h2c or http2 on and off.
-    const http2 = new Http2Front(listen.http2, limits, createHttp2Handler(context, this.bodyWatch));
+    const http2 = new Http2Front(listen.http2, limits, createHttp2Handler(context, this.bodyWatch), createH2WebSocketHandler(context));
     this.http2 = http2;
     this.tls = tls !== null;
     let next: NextStep;

@@ -1,6 +1,7 @@
 /**
  * HTTP/1.1 Upgrade (WebSocket) pass-through: the handshake goes to the server through its pool,
- * and after a 101 the two sockets are joined byte for byte.
+ * and after a 101 the two sockets are joined byte for byte. The client side is an HTTP/1.1 socket,
+ * or an HTTP/2 stream (RFC 8441) that brings its own way of answering (`answer`).
  */
 import type { Duplex } from 'node:stream';
 import type { Dispatcher, Pool } from 'undici';
@@ -26,6 +27,16 @@ export interface TunnelRequest {
   readonly responseHeaders: (headers: Record<string, string | string[] | undefined>) => Record<string, string | string[]>;
   /** Called once, with the status the client saw (101, or an error status). */
   readonly done: (status: number, error?: Error) => void;
+  /** How to answer a client that is not an HTTP/1.1 socket; absent, HTTP/1.1 responses are written to `client`. */
+  readonly answer?: TunnelAnswer;
+}
+
+/** Answers to a tunnel's client in its own protocol (an HTTP/2 stream). */
+export interface TunnelAnswer {
+  /** The server switched protocols (its 101 headers); false refuses the tunnel after all (502). */
+  accepted(headers: Record<string, string | string[] | undefined>): boolean;
+  /** The tunnel is refused with this status. */
+  refused(status: number, reason: string): void;
 }
 
 export function openTunnel(request: TunnelRequest): void {
@@ -63,13 +74,14 @@ class TunnelHandler implements Dispatcher.DispatchHandler {
       upstream.destroy();
       return;
     }
-    // Connection and Upgrade are hop-by-hop, but a 101 must carry them (RFC 9110 §7.8).
-    const out = this.#request.responseHeaders(headers);
-    let response = `HTTP/1.1 ${statusCode} Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${String(headers['upgrade'] ?? this.#request.protocol)}\r\n`;
-    for (const [name, value] of Object.entries(out)) {
-      for (const v of Array.isArray(value) ? value : [value]) response += `${name}: ${v}\r\n`;
-    }
-    client.write(`${response}\r\n`);
+    const answer = this.#request.answer;
+    if (answer !== undefined) {
+      if (!answer.accepted(headers)) {
+        upstream.destroy();
+        this.#reject(502, 'Bad Gateway', new Error('the server did not accept the WebSocket handshake'));
+        return;
+      }
+    } else this.#writeSwitch(statusCode, headers);
     if (head.length > 0) upstream.write(head);
     upstream.pipe(client);
     client.pipe(upstream);
@@ -82,6 +94,16 @@ class TunnelHandler implements Dispatcher.DispatchHandler {
     upstream.once('close', close);
     client.once('close', close);
     this.#answer(101);
+  }
+
+  #writeSwitch(statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    // Connection and Upgrade are hop-by-hop, but a 101 must carry them (RFC 9110 §7.8).
+    const out = this.#request.responseHeaders(headers);
+    let response = `HTTP/1.1 ${statusCode} Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${String(headers['upgrade'] ?? this.#request.protocol)}\r\n`;
+    for (const [name, value] of Object.entries(out)) {
+      for (const v of Array.isArray(value) ? value : [value]) response += `${name}: ${v}\r\n`;
+    }
+    this.#request.client.write(`${response}\r\n`);
   }
 
   /** The server answered without upgrading: pass its status on and close. */
@@ -106,7 +128,10 @@ class TunnelHandler implements Dispatcher.DispatchHandler {
     if (this.#answered) return;
     const body = `${status} ${reason}\n`;
     const client = this.#request.client;
-    if (!client.destroyed) {
+    const answer = this.#request.answer;
+    if (answer !== undefined) {
+      if (!client.destroyed) answer.refused(status, reason);
+    } else if (!client.destroyed) {
       client.end(
         `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
       );

@@ -1,4 +1,5 @@
 /** The headers sent to a server: the client's, minus hop-by-hop ones, plus forwarding headers and route edits. */
+import { CLIENT_SUBJECT_HEADER, verifiedClientSubject } from '../core/client-certificate.ts';
 import type { Exchange } from '../core/exchange.ts';
 import { appendForwarded, isTrusted, type IncomingForwarded } from '../middleware/forwarded.ts';
 import { applyToFlat, type HeaderOps } from '../middleware/headers.ts';
@@ -22,7 +23,8 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null, teTrail
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
     const value = raw[i + 1] as string;
-    if (isHopByHop(name) || name === 'expect' || listed?.has(name)) {
+    // Only Gatehouse says which client certificate was verified.
+    if (isHopByHop(name) || name === 'expect' || name === CLIENT_SUBJECT_HEADER || listed?.has(name)) {
       if (teTrailers && name === 'te' && asksForTrailers(value)) out.push('te', 'trailers');
       continue;
     }
@@ -34,6 +36,10 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null, teTrail
     out.push(name, value);
   }
   if (addsForwarding) appendForwarded(out, policy, ex.peer, ex.proto, ex.req.headers.host, incoming);
+  if (ex.proto === 'https') {
+    const subject = verifiedClientSubject(ex.req.socket);
+    if (subject !== null) out.push(CLIENT_SUBJECT_HEADER, subject);
+  }
   const via = ex.h2 ? policy.viaH2 : policy.viaH1;
   if (via !== null) out.push('via', via);
   const method = ex.req.method;

@@ -6,13 +6,17 @@
  * listener reads the ClientHello first (client-hello.ts) and the store hands over the context of
  * the key type the client can check, because Node installs only one certificate of an SNI context.
  * The files are watched: a changed pair serves new handshakes; a broken one is refused and the
- * old certificate keeps serving. Open connections are never touched.
+ * old certificate keeps serving. Open connections are never touched. Certificates that name an
+ * OCSP responder get their responses stapled (ocsp-stapler.ts).
  */
 import { unwatchFile, watchFile } from 'node:fs';
 import { createSecureContext, type SecureContext, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { ListenerTls } from '../listener.ts';
 import { loadCertificate, type CertificateFiles, type LoadedCertificate } from './certificate.ts';
 import { HELLO, type HelloFacts } from './client-hello.ts';
+import { contextOptions, DEFAULT_HANDSHAKE, sameHandshake, type HandshakeSettings } from './handshake.ts';
+import { OcspStapler } from './ocsp-stapler.ts';
+import { DerivedTicketKeys, randomTicketSecret, SessionTickets, type TicketKeySource } from './session-tickets.ts';
 
 type HelloSocket = TLSSocket & { _parent?: { [HELLO]?: HelloFacts } };
 
@@ -49,26 +53,45 @@ export class CertificateStore implements ListenerTls {
   #files: readonly CertificateFiles[] = [];
   #server: TlsServer | null = null;
   #settle: NodeJS.Timeout | undefined;
+  /** OCSP responses for the certificates that name a responder. */
+  readonly #stapler: OcspStapler;
+  /** Session tickets and client certificates. */
+  #handshake: HandshakeSettings;
+  /** Ticket keys: this listener's own secret (workers will share one). */
+  readonly #ticketKeys: TicketKeySource = new DerivedTicketKeys(randomTicketSecret());
+  #tickets: SessionTickets;
   readonly #onFileChange = (): void => {
     clearTimeout(this.#settle);
     this.#settle = setTimeout(() => this.#reloadFromFiles(), SETTLE_MS);
     this.#settle.unref();
   };
 
-  constructor(certificates: LoadedCertificate[], log: CertificateLog) {
+  constructor(certificates: LoadedCertificate[], log: CertificateLog, handshake: HandshakeSettings = DEFAULT_HANDSHAKE) {
     this.#log = log;
+    this.#stapler = new OcspStapler(log);
+    this.#handshake = handshake;
+    this.#tickets = new SessionTickets(this.#ticketKeys, handshake.ticketRotation);
     this.#use(certificates);
   }
 
   /** The server options: the default certificate, and SNI selection of the others. */
   get options(): TlsOptions {
     const store = this;
+    const clientAuth = this.#handshake.clientAuth;
     return {
-      ...pairsOf(this.#default),
-      minVersion: MIN_VERSION,
+      ...this.#defaultContextOptions(),
+      requestCert: clientAuth !== null,
+      rejectUnauthorized: clientAuth?.required === true,
       // node:tls calls it with the TLS socket as `this`; the listener put the ClientHello facts on its TCP socket.
       SNICallback(this: HelloSocket, servername, callback) {
-        callback(null, store.contextFor(servername, this._parent?.[HELLO]?.ecdsa ?? true));
+        const context = store.contextFor(servername, this._parent?.[HELLO]?.ecdsa ?? true);
+        // node:tls asks for the OCSP staple within this callback, for the context given here.
+        store.#stapler.singleCertificate = context !== undefined;
+        try {
+          callback(null, context);
+        } finally {
+          store.#stapler.singleCertificate = false;
+        }
       },
     };
   }
@@ -79,6 +102,8 @@ export class CertificateStore implements ListenerTls {
 
   attach(server: TlsServer): void {
     this.#server = server;
+    this.#stapler.attach(server);
+    if (this.#handshake.sessionTickets) this.#tickets.attach(server);
   }
 
   /** The context for an SNI name, ECDSA when the client takes it; undefined leaves the server's default. */
@@ -93,16 +118,33 @@ export class CertificateStore implements ListenerTls {
     return (ecdsa ? contexts.ecdsa : undefined) ?? contexts.other ?? contexts.ecdsa;
   }
 
-  /** Certificates already loaded and checked (a reload): new handshakes use them. */
-  replace(certificates: LoadedCertificate[]): void {
+  /** Certificates already loaded and checked (a reload), and maybe new handshake settings: new handshakes use them. */
+  replace(certificates: LoadedCertificate[], handshake: HandshakeSettings = this.#handshake): void {
+    const changed = !sameHandshake(handshake, this.#handshake);
+    if (changed) {
+      this.#tickets.close();
+      this.#handshake = handshake;
+      this.#tickets = new SessionTickets(this.#ticketKeys, handshake.ticketRotation);
+    }
     this.#use(certificates);
-    this.#server?.setSecureContext({ ...pairsOf(this.#default), minVersion: MIN_VERSION });
+    const server = this.#server;
+    if (server === null) return;
+    server.setSecureContext(this.#defaultContextOptions());
+    if (changed) {
+      // Read by node:tls for each new connection.
+      const live = server as TlsServer & { requestCert: boolean; rejectUnauthorized: boolean };
+      live.requestCert = handshake.clientAuth !== null;
+      live.rejectUnauthorized = handshake.clientAuth?.required === true;
+      if (handshake.sessionTickets) this.#tickets.attach(server);
+    }
   }
 
   /** Stops watching the files. */
   close(): void {
     clearTimeout(this.#settle);
     this.#watch([]);
+    this.#stapler.close();
+    this.#tickets.close();
   }
 
   #use(certificates: LoadedCertificate[]): void {
@@ -118,12 +160,13 @@ export class CertificateStore implements ListenerTls {
       }
     }
     // One context per certificate, shared by all its names.
+    const shared = contextOptions(this.#handshake, this.#tickets.lifetimeSeconds);
     const contexts = new Map<LoadedCertificate, SecureContext>();
     const contextOf = (cert: LoadedCertificate | undefined): SecureContext | undefined => {
       if (cert === undefined) return undefined;
       let context = contexts.get(cert);
       if (context === undefined) {
-        context = createSecureContext({ cert: cert.certPem, key: cert.keyPem, minVersion: MIN_VERSION });
+        context = createSecureContext({ cert: cert.certPem, key: cert.keyPem, minVersion: MIN_VERSION, ...shared });
         contexts.set(cert, context);
       }
       return context;
@@ -144,6 +187,17 @@ export class CertificateStore implements ListenerTls {
     this.#wildcard = wildcard;
     const first = certificates[0] as LoadedCertificate;
     this.#default = byName.get(first.names[0] as string) ?? [first];
+    this.#stapler.track(certificates, this.#default.length > 1 ? this.#default : []);
+  }
+
+  /** The listening server's own context: the default certificate, handshake settings, the current ticket key (a context swap would otherwise drop it). */
+  #defaultContextOptions(): TlsOptions {
+    return {
+      ...pairsOf(this.#default),
+      minVersion: MIN_VERSION,
+      ...contextOptions(this.#handshake, this.#tickets.lifetimeSeconds),
+      ...(this.#handshake.sessionTickets ? { ticketKeys: this.#tickets.currentKey() } : {}),
+    };
   }
 
   #watch(files: string[]): void {
