@@ -26,6 +26,8 @@ describe('tls: internal and acme', () => {
       certificates: [],
       internal: { names: ['app.local', '*.dev.local', '127.0.0.1', '::1'] },
       acme: { names: ['www.example.com'], directory: LETS_ENCRYPT_DIRECTORY },
+      session_tickets: true,
+      session_ticket_rotation: 12 * 3_600_000,
     });
   });
 
