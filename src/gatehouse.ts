@@ -23,6 +23,7 @@ import { CertificateSources } from './listeners/tls/certificate-sources.ts';
 import { CertificateStore, type CertificateLog } from './listeners/tls/certificate-store.ts';
 import type { ListenerCertificates } from './listeners/tls/listener-certificates.ts';
 import { handshakeSettingsOf, type HandshakeSettings } from './listeners/tls/handshake.ts';
+import { DerivedTicketKeys, randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -37,6 +38,8 @@ export interface GatehouseOptions {
 export interface WorkerSharing {
   readonly protection: SharedProtection;
   readonly health: HealthSharing;
+  /** The secret session ticket keys derive from: a client resumes on any worker. */
+  readonly ticketSecret: Buffer;
 }
 
 /** A reload made ready beside the running configuration: nothing of it is visible until commit. */
@@ -66,12 +69,15 @@ export class Gatehouse {
   readonly #startedAt = Date.now();
 
   readonly #reusePort: boolean;
+  /** Session ticket keys of every TLS listener derive from it (with the listener's address). */
+  readonly #ticketSecret: Buffer;
 
   private constructor(config: Config, options: GatehouseOptions) {
     this.#configFile = options.configFile;
     this.#reusePort = options.worker !== undefined;
     this.#registry.sharedProtection = options.worker?.protection ?? null;
     this.#registry.healthSharing = options.worker?.health ?? null;
+    this.#ticketSecret = options.worker?.ticketSecret ?? randomTicketSecret();
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
@@ -297,7 +303,7 @@ export class Gatehouse {
           this.#listeners.delete(key);
           await this.#retire(existing);
         }
-        const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog, handshakes[index]);
+        const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog, handshakes[index], new DerivedTicketKeys(this.#ticketSecret, listen.address));
         const context: ListenerContext = {
           holder: this.#holder,
           accessLog: this.#accessLog,

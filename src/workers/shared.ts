@@ -10,6 +10,7 @@ import type { SharedProtection } from '../core/protection-state.ts';
 import type { BanChange, BanList } from '../middleware/rate-limit/bans.ts';
 import { SharedConnectionCounts, SharedRateLimitStore } from '../middleware/rate-limit/shared-store.ts';
 import type { HealthSharing, ServerEvent, SharedServer } from '../upstream/health/sharing.ts';
+import { randomTicketSecret } from '../listeners/tls/session-tickets.ts';
 
 /** The shared memory, made once when the workers start (its size is fixed until a restart). */
 export interface SharedMemory {
@@ -17,6 +18,8 @@ export interface SharedMemory {
   readonly connections: SharedTableMemory;
   /** Names the ban channel, so that two proxies in one process (tests) keep apart. */
   readonly channel: string;
+  /** Session ticket keys derive from it in every worker, so that a client resumes on any of them. */
+  readonly ticketSecret: Uint8Array;
 }
 
 let proxies = 0;
@@ -26,6 +29,7 @@ export function allocateSharedMemory(maxClients: number): SharedMemory {
     rateLimits: allocateSharedTable(maxClients),
     connections: allocateSharedTable(maxClients),
     channel: `gatehouse:bans:${process.pid}:${++proxies}`,
+    ticketSecret: randomTicketSecret(),
   };
 }
 

@@ -5,13 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
 import { test, type TestContext } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import pino from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
 import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Primary } from '../../src/workers/primary.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
+import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { admin } from '../helpers/clients.ts';
 import { request, waitFor } from '../helpers/http.ts';
 import { simpleProxyConfig } from '../helpers/proxy.ts';
@@ -196,4 +199,32 @@ test('workers: each server is checked once, not once per worker; a server found 
   // Only the first worker checks: the second skips b0 because it was told.
   const bodies = await Promise.all(Array.from({ length: 40 }, () => request(url, { headers: { connection: 'close' } }).then((r) => r.body)));
   assert.deepEqual(new Set(bodies), new Set(['b1']));
+});
+
+test('workers: a TLS session ticket from one worker resumes on the other', async (t) => {
+  const ca = await createCa();
+  const dir = await tempDir(t);
+  const pair = await writePair(dir, 'site', await ca.issue({ names: ['site.test'] }));
+  const backend = await startBackend(t, echo());
+  const full = configFromObject({
+    ...simpleProxyConfig([backend.url]),
+    listen: [{ address: '127.0.0.1:0', tls: { certificates: [pair] } }],
+    access_log: { enabled: false },
+  } as ConfigInput);
+  const primary = await Primary.start(full, { logger: pino({ level: 'silent' }), workers: 2 });
+  t.after(() => primary.stop(1000));
+  const port = primary.addresses[0]?.port ?? 0;
+  const handshake = async (session?: Buffer): Promise<{ reused: boolean; session: Buffer | undefined }> => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: ca.cert, servername: 'site.test', ALPNProtocols: ['http/1.1'], ...(session === undefined ? {} : { session }) });
+    let ticket: Buffer | undefined;
+    socket.on('session', (s: Buffer) => (ticket = s));
+    await once(socket, 'secureConnect');
+    const reused = socket.isSessionReused();
+    if (!reused) await waitFor(() => ticket !== undefined, 2000, 'a session ticket');
+    socket.destroy();
+    return { reused, session: ticket };
+  };
+  const first = await handshake();
+  const resumed = await Promise.all(Array.from({ length: 20 }, () => handshake(first.session)));
+  assert.equal(resumed.filter((r) => r.reused).length, 20, 'every connection resumed, whichever worker took it');
 });

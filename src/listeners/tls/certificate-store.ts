@@ -57,8 +57,8 @@ export class CertificateStore implements ListenerTls {
   readonly #stapler: OcspStapler;
   /** Session tickets and client certificates. */
   #handshake: HandshakeSettings;
-  /** Ticket keys: this listener's own secret (workers will share one). */
-  readonly #ticketKeys: TicketKeySource = new DerivedTicketKeys(randomTicketSecret());
+  /** Ticket keys: from this listener's own secret, or one every worker shares. */
+  readonly #ticketKeys: TicketKeySource;
   #tickets: SessionTickets;
   readonly #onFileChange = (): void => {
     clearTimeout(this.#settle);
@@ -66,8 +66,14 @@ export class CertificateStore implements ListenerTls {
     this.#settle.unref();
   };
 
-  constructor(certificates: LoadedCertificate[], log: CertificateLog, handshake: HandshakeSettings = DEFAULT_HANDSHAKE) {
+  constructor(
+    certificates: LoadedCertificate[],
+    log: CertificateLog,
+    handshake: HandshakeSettings = DEFAULT_HANDSHAKE,
+    ticketKeys: TicketKeySource = new DerivedTicketKeys(randomTicketSecret()),
+  ) {
     this.#log = log;
+    this.#ticketKeys = ticketKeys;
     this.#stapler = new OcspStapler(log);
     this.#handshake = handshake;
     this.#tickets = new SessionTickets(this.#ticketKeys, handshake.ticketRotation);
