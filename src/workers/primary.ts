@@ -312,8 +312,7 @@ export class Primary implements AdminTarget {
     const deaths = (this.#deaths[handle.index] as number[]).filter((at) => now - at < CRASH_WINDOW_MS);
     deaths.push(now);
     this.#deaths[handle.index] = deaths;
-    // The first death is replaced at once; then 0.5 s, 1 s, 2 s ... up to 30 s between tries.
-    const delay = deaths.length <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 500 * 2 ** (deaths.length - 2));
+    const delay = restartDelay(deaths.length);
     this.#logger.error(
       { worker: handle.index, exit_code: code, error: handle.error?.message ?? null, was_serving: wasReady, restart_in_ms: delay },
       'worker died; starting a new one',
@@ -391,6 +390,11 @@ export class Primary implements AdminTarget {
 /** How many workers `config.workers` asks for: `auto` is the CPUs this process may use. */
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? usableCpus() : config.workers;
+}
+
+/** How long to wait before replacing a worker that died `recentDeaths` times in the last minute: at once, then 0.5 s, 1 s, 2 s … up to 30 s. */
+export function restartDelay(recentDeaths: number): number {
+  return recentDeaths <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 500 * 2 ** (recentDeaths - 2));
 }
 
 /**

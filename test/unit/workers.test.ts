@@ -1,0 +1,26 @@
+/** Pure parts of the workers: the crash back-off, the CPU quota, the status merge. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseCpuMax } from '../../src/workers/cpus.ts';
+import { restartDelay } from '../../src/workers/primary.ts';
+import { mergeStatuses } from '../../src/workers/status.ts';
+
+test('a worker that keeps dying is replaced later and later, up to 30 s', () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 8, 20].map(restartDelay), [0, 500, 1000, 2000, 4000, 30_000, 30_000]);
+});
+
+test('cgroup cpu.max: "max" is no quota, "200000 100000" is 2 CPUs', () => {
+  assert.equal(parseCpuMax('max 100000\n'), null);
+  assert.equal(parseCpuMax('200000 100000\n'), 2);
+  assert.equal(parseCpuMax('150000 100000'), 1.5);
+});
+
+test('statuses merge: counts add up, settings and states once, shared figures once, servers by position', () => {
+  const a = { routes: 3, protection: { rate_limited: 2, rate_limit_keys: 10 }, upstreams: { app: { balance: 'round_robin', servers: [{ url: 'u', weight: 2, requests: 5, state: 'up' }] } } };
+  const b = { routes: 3, protection: { rate_limited: 1, rate_limit_keys: 10 }, upstreams: { app: { balance: 'round_robin', servers: [{ url: 'u', weight: 2, requests: 7, state: 'up' }] } } };
+  assert.deepEqual(mergeStatuses([a, b]), {
+    routes: 3,
+    protection: { rate_limited: 3, rate_limit_keys: 10 },
+    upstreams: { app: { balance: 'round_robin', servers: [{ url: 'u', weight: 2, requests: 12, state: 'up' }] } },
+  });
+});
