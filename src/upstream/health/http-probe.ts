@@ -5,6 +5,7 @@
  */
 import { request, type ClientRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
 import type { BackendTls } from '../../config/backend-tls-files.ts';
 import { connectOptionsFor } from '../../transport/backend-tls.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
@@ -56,23 +57,7 @@ export class HttpProbe implements HealthProbe {
       req.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
       req.on('response', (res) => {
         const status = res.statusCode ?? 0;
-        if (!statusExpected(status, options.expectStatus)) {
-          settle({ ok: false, detail: `status ${status} not expected` });
-          return;
-        }
-        const expected = options.expectBody;
-        if (expected === null) {
-          settle({ ok: true, detail: String(status) });
-          return;
-        }
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => {
-          body += chunk;
-          if (body.includes(expected)) settle({ ok: true, detail: String(status) });
-          else if (body.length >= MAX_BODY) settle({ ok: false, detail: 'expected body text not found' });
-        });
-        res.on('end', () => settle({ ok: false, detail: 'expected body text not found' }));
+        judgeAnswer(status, res, options, settle);
         res.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
       });
       req.end();
@@ -83,6 +68,31 @@ export class HttpProbe implements HealthProbe {
 function send(server: ProbeTarget, tls: BackendTls, options: RequestOptions): ClientRequest {
   // The SNI name is set (empty for none): node:https would otherwise take the Host header's.
   return server.secure ? httpsRequest({ ...options, ...connectOptionsFor(tls, server.hostname) }) : request(options);
+}
+
+/**
+ * The verdict on an answer: its status must be expected and, when the check names one, its body
+ * must hold the expected text within the first 64 KiB. `body` is the answer's body stream (an
+ * HTTP/1.1 response or an HTTP/2 stream).
+ */
+export function judgeAnswer(status: number, body: Readable, options: HttpProbeOptions, settle: (outcome: ProbeOutcome) => void): void {
+  if (!statusExpected(status, options.expectStatus)) {
+    settle({ ok: false, detail: `status ${status} not expected` });
+    return;
+  }
+  const expected = options.expectBody;
+  if (expected === null) {
+    settle({ ok: true, detail: String(status) });
+    return;
+  }
+  let text = '';
+  body.setEncoding('utf8');
+  body.on('data', (chunk: string) => {
+    text += chunk;
+    if (text.includes(expected)) settle({ ok: true, detail: String(status) });
+    else if (text.length >= MAX_BODY) settle({ ok: false, detail: 'expected body text not found' });
+  });
+  body.on('end', () => settle({ ok: false, detail: 'expected body text not found' }));
 }
 
 export function statusExpected(status: number, ranges: HttpProbeOptions['expectStatus']): boolean {

@@ -6,11 +6,10 @@
 import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { BackendTls } from '../../config/backend-tls-files.ts';
 import { connectOptionsFor } from '../../transport/backend-tls.ts';
-import { describe, statusExpected, type HttpProbeOptions } from './http-probe.ts';
+import { describe, judgeAnswer, type HttpProbeOptions } from './http-probe.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
 
 /** The most body read when looking for `expect_body`. */
-const MAX_BODY = 64 * 1024;
 
 export class Http2Probe implements HealthProbe {
   readonly #options: HttpProbeOptions;
@@ -48,23 +47,7 @@ export class Http2Probe implements HealthProbe {
       stream.on('error', (error: Error) => settle({ ok: false, detail: streamFailure(error) }));
       stream.on('response', (headers) => {
         const status = Number(headers[constants.HTTP2_HEADER_STATUS] ?? 0);
-        if (!statusExpected(status, options.expectStatus)) {
-          settle({ ok: false, detail: `status ${status} not expected` });
-          return;
-        }
-        const expected = options.expectBody;
-        if (expected === null) {
-          settle({ ok: true, detail: String(status) });
-          return;
-        }
-        let body = '';
-        stream.setEncoding('utf8');
-        stream.on('data', (chunk: string) => {
-          body += chunk;
-          if (body.includes(expected)) settle({ ok: true, detail: String(status) });
-          else if (body.length >= MAX_BODY) settle({ ok: false, detail: 'expected body text not found' });
-        });
-        stream.on('end', () => settle({ ok: false, detail: 'expected body text not found' }));
+        judgeAnswer(status, stream, options, settle);
       });
       stream.end();
     });
