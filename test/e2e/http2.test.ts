@@ -9,6 +9,7 @@ import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { h2Request, h2Session, httpsGet } from '../helpers/h2.ts';
 import { request, waitFor } from '../helpers/http.ts';
+import { readLines } from '../helpers/process.ts';
 import { startProxy, simpleProxyConfig } from '../helpers/proxy.ts';
 
 const run = promisify(execFile);
@@ -225,3 +226,42 @@ async function which(command: string): Promise<string | null> {
     return null;
   }
 }
+
+test('HTTP/2: cache, compression, rate limits, bans and the access log work as over HTTP/1.1', async (t) => {
+  let origin = 0;
+  const page = 'hello '.repeat(200);
+  const backend = await startBackend(t, (req, res) => {
+    origin++;
+    res.writeHead(200, { 'content-type': 'text/html', 'cache-control': req.url === '/cached' ? 'max-age=60' : 'no-store' });
+    res.end(page);
+  });
+  const dir = await tempDir(t);
+  const log = `${dir}/access.log`;
+  const proxy = await startProxy(t, {
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    listen: [{ address: '127.0.0.1:0', h2c: true }],
+    access_log: { path: log },
+    protection: { bans: { enabled: true, threshold: 2, window: '10s', duration: '1m' } },
+    routes: [
+      { match: { path: '/cached' }, upstream: 'app', cache: true },
+      { match: { path: '/page' }, upstream: 'app', compress: true },
+      { match: { path: '/limited' }, upstream: 'app', rate_limits: [{ name: 'ip', rate: '1/m', burst: 0 }] },
+    ],
+  });
+  const session = await h2Session(t, proxy.url);
+  const first = await h2Request(session, { ':path': '/cached' });
+  const second = await h2Request(session, { ':path': '/cached' });
+  assert.equal(second.body, page);
+  assert.match(String(second.headers['cache-status']), /hit/);
+  assert.equal(origin, 1, 'the second answer came from the cache');
+  assert.equal(first.status, 200);
+  const compressed = await h2Request(session, { ':path': '/page', 'accept-encoding': 'gzip' });
+  assert.equal(compressed.headers['content-encoding'], 'gzip');
+  assert.equal((await h2Request(session, { ':path': '/limited' })).status, 200);
+  assert.equal((await h2Request(session, { ':path': '/limited' })).status, 429);
+  assert.equal((await h2Request(session, { ':path': '/limited' })).status, 429);
+  // Two broken limits ban the client: its next request, on this same HTTP/2 connection, is refused.
+  assert.equal((await h2Request(session, { ':path': '/cached' })).status, 429);
+  const lines = (await readLines(log, 7)).map((line) => JSON.parse(line) as { path: string; status: number });
+  assert.deepEqual(lines.map((l) => l.status), [200, 200, 200, 200, 429, 429, 429]);
+});
