@@ -68,7 +68,11 @@ async function answer(request: Request): Promise<unknown> {
 
 port.on('message', (request: Request) => {
   answer(request).then(
-    (value) => send({ type: 'reply', id: request.id, ok: true, value }),
+    (value) => {
+      send({ type: 'reply', id: request.id, ok: true, value });
+      // Stopped: the listening port must not keep the thread alive (the primary would wait, then end it).
+      if (request.type === 'stop') port.unref();
+    },
     (error: unknown) => send({ type: 'reply', id: request.id, ok: false, error: message(error) }),
   );
 });
