@@ -60,6 +60,8 @@ class WorkerHandle {
   /** The configuration it runs. */
   config: Config;
   ready = false;
+  /** The thread ended: nothing sent to it is answered any more. */
+  exited = false;
   /** Why it died, when it threw. */
   error: Error | null = null;
 
@@ -114,7 +116,7 @@ export class Primary implements AdminTarget {
   static async start(config: Config, options: PrimaryOptions): Promise<Primary> {
     refuseAcme(config);
     const primary = new Primary(config, options);
-    const { resolved, probes } = await primary.#claimAddresses(config);
+    const { resolved, probes } = await primary.#claimAddresses(config, config);
     try {
       primary.#config = resolved;
       await Promise.all(primary.#workers.map((_, index) => primary.#spawn(index)));
@@ -153,7 +155,12 @@ export class Primary implements AdminTarget {
 
   /** Reads the file again (or takes `next`) and moves every worker to it, or none. Reloads run one after another. */
   reload(next?: Config): Promise<void> {
-    const run = this.#reloads.then(() => this.#reload(next));
+    return this.#serially(() => this.#reload(next));
+  }
+
+  /** Runs `task` after the reloads and catch-ups before it: a worker never prepares two configurations at once. */
+  #serially(task: () => Promise<void>): Promise<void> {
+    const run = this.#reloads.then(task);
     this.#reloads = run.catch(() => {});
     return run;
   }
@@ -167,7 +174,9 @@ export class Primary implements AdminTarget {
     refuseAcme(loaded);
     // The running count stays (it may come from --workers): the workers compare like with like.
     const config = { ...loaded, workers: this.#config.workers };
-    const { resolved, probes } = await this.#claimAddresses(config);
+    // Addresses the workers serve now need no probe (one would take a share of their connections).
+    const held = new Set(this.#config.listen.map((listen) => listen.address));
+    const { resolved, probes } = await this.#claimAddresses(config, loaded, held);
     try {
       const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
       const reload = ++this.#nextId;
@@ -178,12 +187,15 @@ export class Primary implements AdminTarget {
         await Promise.allSettled(prepared.map((w) => this.#ask(w, { type: 'abort', reload })));
         throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
       }
-      await Promise.all(live.map(async (w) => {
+      const commits = await Promise.allSettled(live.map(async (w) => {
         await this.#ask(w, { type: 'commit', reload });
         w.config = resolved;
       }));
+      // Committed, even if a worker died meanwhile: its replacement starts with this configuration.
       this.#config = resolved;
-      this.#logger.info({ workers: live.length }, 'configuration reloaded in every worker');
+      const lost = live.filter((_, i) => commits[i]?.status === 'rejected').map((w) => w.index);
+      if (lost.length > 0) this.#logger.error({ workers: lost }, 'workers lost during the commit of a reload');
+      this.#logger.info({ workers: live.length - lost.length }, 'configuration reloaded in every worker');
     } finally {
       await closeAll(probes);
     }
@@ -197,7 +209,7 @@ export class Primary implements AdminTarget {
 
   async #shutdown(graceMs: number): Promise<void> {
     this.#stopping ??= Promise.resolve();
-    const workers = this.#workers.filter((w): w is WorkerHandle => w !== null);
+    const workers = this.#workers.filter((w): w is WorkerHandle => w !== null && !w.exited);
     await Promise.all(workers.map(async (w) => {
       const exited = once(w.thread, 'exit');
       if (w.ready) await this.#ask(w, { type: 'stop', graceMs }).catch(() => {});
@@ -266,7 +278,11 @@ export class Primary implements AdminTarget {
     const handle = new WorkerHandle(index, this.#config, this.#memory, this.#logger.level);
     this.#workers[index] = handle;
     const started = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`worker ${index} did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        reject(new Error(`worker ${index} did not start within ${START_TIMEOUT_MS / 1000} s`));
+        // Ended, so that it is replaced rather than left half started.
+        void handle.thread.terminate();
+      }, START_TIMEOUT_MS);
       handle.thread.on('message', (message: WorkerMessage) => {
         if (message.type === 'ready') {
           clearTimeout(timer);
@@ -290,12 +306,20 @@ export class Primary implements AdminTarget {
     handle.thread.on('error', (error: Error) => (handle.error = error));
     handle.thread.once('exit', (code: number) => this.#exited(handle, code));
     await started;
-    // A reload committed while this one started: bring it to the running configuration.
-    if (handle.config !== this.#config) await this.#catchUp(handle);
+    // A reload committed while this one started, or commits before it is asked: bring it to the
+    // running configuration after that reload (it was not among the workers the reload moved).
+    try {
+      await this.#serially(() => this.#catchUp(handle));
+    } catch (error: unknown) {
+      // Serving another configuration than the others would break "every worker or none": it goes, and is replaced.
+      void handle.thread.terminate();
+      throw error;
+    }
   }
 
   async #catchUp(handle: WorkerHandle): Promise<void> {
     const config = this.#config;
+    if (handle.config === config || handle.exited || this.#stopping !== undefined) return;
     const reload = ++this.#nextId;
     await this.#ask(handle, { type: 'prepare', reload, config });
     await this.#ask(handle, { type: 'commit', reload });
@@ -303,6 +327,7 @@ export class Primary implements AdminTarget {
   }
 
   #exited(handle: WorkerHandle, code: number): void {
+    handle.exited = true;
     handle.failAll(`worker ${handle.index} exited`);
     const wasReady = handle.ready;
     handle.ready = false;
@@ -330,6 +355,8 @@ export class Primary implements AdminTarget {
 
   /** Sends a request to a worker and waits for its reply. */
   #ask(handle: WorkerHandle, body: RequestBody): Promise<unknown> {
+    // A message to a thread that ended is dropped without a word: it would never be answered.
+    if (handle.exited) return Promise.reject(new Error(`worker ${handle.index} exited`));
     const id = ++this.#nextId;
     const request: Request = { ...body, id };
     return new Promise((resolve, reject) => {
@@ -340,10 +367,11 @@ export class Primary implements AdminTarget {
 
   /**
    * Binds each listen address once, with SO_REUSEPORT, to find an address in use (with the
-   * configuration's file:line) and to pick the ports of `:0` addresses, before any worker binds.
+   * file:line of `source`, the configuration as read) and to pick the ports of `:0` addresses,
+   * before any worker binds; addresses in `held` (served by the workers now) are not bound again.
    * The returned configuration names the picked ports. The caller closes the probes.
    */
-  async #claimAddresses(config: Config): Promise<{ resolved: Config; probes: Server[] }> {
+  async #claimAddresses(config: Config, source: Config, held: ReadonlySet<string> = new Set()): Promise<{ resolved: Config; probes: Server[] }> {
     const probes: Server[] = [];
     try {
       const listen = [];
@@ -351,17 +379,26 @@ export class Primary implements AdminTarget {
         const hostPort = parseHostPort(entry.address);
         if (hostPort === undefined) throw new Error(`listen[${index}]: bad address ${entry.address}`);
         const port = hostPort.port === 0 ? (this.#pickedPorts.get(index) ?? 0) : hostPort.port;
-        const probe = createServer();
+        const family = hostPort.host.includes(':') ? 'IPv6' : 'IPv4';
+        const address = formatAddress({ address: hostPort.host, port, family });
+        if (port !== 0 && held.has(address)) {
+          listen.push({ ...entry, address });
+          continue;
+        }
+        // The probe is in the port's SO_REUSEPORT group, so the kernel gives it a share of new
+        // connections while it is open: it closes them at once (a client retries) rather than
+        // holding them unanswered, and its close does not wait for them.
+        const probe = createServer((socket) => socket.destroy());
         probes.push(probe);
         try {
           probe.listen({ host: hostPort.host, port, reusePort: true });
           await once(probe, 'listening');
         } catch (error: unknown) {
-          throw listenError(error, entry.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
+          throw listenError(error, entry.address, `listen[${index}]`, sourceOf(source, ['listen', index, 'address']));
         }
         const bound = (probe.address() as AddressInfo).port;
         if (hostPort.port === 0) this.#pickedPorts.set(index, bound);
-        listen.push({ ...entry, address: formatAddress({ address: hostPort.host, port: bound, family: hostPort.host.includes(':') ? 'IPv6' : 'IPv4' }) });
+        listen.push({ ...entry, address: formatAddress({ address: hostPort.host, port: bound, family }) });
       }
       return { resolved: { ...config, listen }, probes };
     } catch (error: unknown) {
