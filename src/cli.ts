@@ -140,7 +140,9 @@ async function run(args: string[]): Promise<number> {
   const workers = workersFlag(parsed.values.workers);
   if (workers === null) return usageError('run', '--workers takes a number from 1 to 256 or auto');
   const config = await loadConfigFile(file);
-  return serve(workers === undefined ? config : { ...config, workers }, file);
+  // The flag is passed beside the configuration, not merged into a copy: a copy would lose the
+  // file:line that errors found later (a port in use) point to.
+  return serve(config, file, workers ?? config.workers);
 }
 
 async function validate(args: string[]): Promise<number> {
@@ -216,7 +218,7 @@ async function proxy(args: string[]): Promise<number> {
     },
     'command line',
   );
-  return serve(config, undefined);
+  return serve(config, undefined, config.workers);
 }
 
 /** `--workers`: undefined when not given, null when not a number from 1 to 256 or auto. */
@@ -254,11 +256,11 @@ function listenerOf(from: string, cert: string | undefined, key: string | undefi
   return { address, tls: { certificates: [{ cert, key }] } };
 }
 
-/** Runs until a signal stops the process; resolves with the exit code. */
-async function serve(config: Config, file: string | undefined): Promise<number> {
+/** Runs until a signal stops the process; resolves with the exit code. `workersSetting`: --workers, else the file's. */
+async function serve(config: Config, file: string | undefined, workersSetting: Config['workers']): Promise<number> {
   const logger = createLogger(config.log.level);
   const options = file === undefined ? { logger } : { logger, configFile: file };
-  const workers = workerCount(config);
+  const workers = workerCount(workersSetting);
   // One worker is the main thread itself: no thread, no shared memory, nothing to pass around.
   const gatehouse: { reload(): Promise<void>; stop(): Promise<void> } =
     workers > 1 ? await Primary.start(config, { ...options, workers }) : await Gatehouse.start(config, options);

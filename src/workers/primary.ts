@@ -172,7 +172,7 @@ export class Primary implements AdminTarget {
       this.#logger.warn({ running: this.#count, configured: loaded.workers }, 'workers takes effect at the next start, not on reload');
     }
     refuseAcme(loaded);
-    // The running count stays (it may come from --workers): the workers compare like with like.
+    // The setting the workers started with stays (it changes at the next start): the workers compare like with like.
     const config = { ...loaded, workers: this.#config.workers };
     // Addresses the workers serve now need no probe (one would take a share of their connections).
     const held = new Set(this.#config.listen.map((listen) => listen.address));
@@ -424,9 +424,9 @@ export class Primary implements AdminTarget {
   }
 }
 
-/** How many workers `config.workers` asks for: `auto` is the CPUs this process may use. */
-export function workerCount(config: Config): number {
-  return config.workers === 'auto' ? usableCpus() : config.workers;
+/** How many workers a `workers` setting asks for: `auto` is the CPUs this process may use. */
+export function workerCount(setting: Config['workers']): number {
+  return setting === 'auto' ? usableCpus() : setting;
 }
 
 /** How long to wait before replacing a worker that died `recentDeaths` times in the last minute: at once, then 0.5 s, 1 s, 2 s … up to 30 s. */
