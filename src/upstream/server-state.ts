@@ -119,7 +119,7 @@ export class ServerState implements SharedState, ProbeTarget, SharedServer {
     switch (event.kind) {
       case 'check': {
         this.lastCheck = event.result;
-        if (event.healthy === this.healthy) return;
+        if (event.healthy === null || event.healthy === this.healthy) return;
         this.healthy = event.healthy;
         if (event.healthy && this.ejectedUntil !== 0) this.#clearEjection();
         this.#refresh(`health check ${event.healthy ? 'passed' : 'failed'} (checked by another worker)`);
@@ -288,7 +288,11 @@ export class ServerState implements SharedState, ProbeTarget, SharedServer {
     const policy = this.#policy.health;
     if (policy === null) return;
     this.#judge(result, policy);
-    this.#sharing?.publish({ key: this.#key, kind: 'check', result, healthy: this.healthy });
+    if (this.#sharing === null) return;
+    // Only a run of rise passes or fall failures is a verdict: a replacement of the checking worker
+    // starts with every server up, and must not bring back one the others know is down.
+    const settled = this.healthy ? this.#checkPasses >= policy.rise : this.#checkFailures >= policy.fall;
+    this.#sharing.publish({ key: this.#key, kind: 'check', result, healthy: settled ? this.healthy : null });
   }
 
   /** rise and fall: a run of passes brings the server up, a run of failures takes it down. */

@@ -43,3 +43,38 @@ test('an ejection by one worker ejects the server in the others; its end lets it
   assert.equal(here.status, 'up');
   assert.equal(there.status, 'ejected', 'applied without being told again');
 });
+
+test('a checker that starts afresh (a replaced first worker) does not bring back a server the others know is down', async (t) => {
+  const memory = allocateSharedMemory(100);
+  const first = sharedHealth(memory, true);
+  const second = sharedHealth(memory, false);
+  const url = new URL('http://127.0.0.1:9');
+  let checks = 0;
+  const health = {
+    probe: { check: async () => (checks++, { ok: false, detail: 'refused' }) },
+    intervalMs: 20,
+    jitter: 0,
+    timeoutMs: 100,
+    rise: 2,
+    fall: 3,
+    key: 'h',
+  };
+  const owner: StateOwner = { ...OWNER, policy: { ...OWNER.policy, health } };
+  const there = new ServerState('app', url, null, second);
+  there.attach(owner);
+  there.applyRemote({ key: 'app|http://127.0.0.1:9', kind: 'check', result: { ok: false, detail: 'refused', ms: 1, at: Date.now() }, healthy: false });
+  assert.equal(there.status, 'down');
+  const here = new ServerState('app', url, null, first);
+  t.after(() => {
+    here.close();
+    there.close();
+    first.close();
+    second.close();
+  });
+  here.attach(owner);
+  await waitFor(() => checks >= 1, 2000, 'a first check');
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(there.status, 'down', 'one failure is no verdict: the other worker keeps what it knew');
+  await waitFor(() => here.status === 'down', 2000, 'the new checker to find it down');
+  assert.equal(there.status, 'down');
+});

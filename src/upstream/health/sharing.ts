@@ -9,7 +9,8 @@ import type { CheckResult } from './probe.ts';
 
 /** What one worker tells the others about a server ("upstream|origin"). Times are relative: each thread has its own clock. */
 export type ServerEvent =
-  | { readonly key: string; readonly kind: 'check'; readonly result: CheckResult; readonly healthy: boolean }
+  /** `healthy`: null while the checker's run of results is shorter than rise or fall (no verdict yet: a checker that just started knows nothing). */
+  | { readonly key: string; readonly kind: 'check'; readonly result: CheckResult; readonly healthy: boolean | null }
   | { readonly key: string; readonly kind: 'eject'; readonly remainingMs: number; readonly ejections: number; readonly reason: string }
   | { readonly key: string; readonly kind: 'uneject'; readonly onTrial: boolean; readonly reason: string };
 
