@@ -79,7 +79,6 @@ function buildPolicy(config: Config, registry: Registry, state: ProtectionState,
         forgetAfter: p.bans.forget_after,
       }
     : null;
-  state.bans.policy = bans;
   const screen = bans !== null || access !== null;
   return Object.freeze({
     state,

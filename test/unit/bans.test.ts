@@ -74,3 +74,26 @@ test('memory is bounded: a flood of addresses keeps at most maxEntries records',
   assert.ok(bans.list().length <= 1_000);
   assert.ok(bans.remaining('10.0.78.31') > 0, 'the most recent are kept');
 });
+
+test('threads: violations seen on two threads count towards one threshold; the ban, and its escalation, reach both; nothing is echoed', () => {
+  const c = clock();
+  const a = new BanList(100, c.now);
+  const b = new BanList(100, c.now);
+  const sent: string[] = [];
+  a.publish = (change) => (sent.push(`a:${change.op}`), b.apply(change));
+  b.publish = (change) => (sent.push(`b:${change.op}`), a.apply(change));
+  assert.equal(a.violation('x', policy, 'rate_limit'), 0);
+  assert.equal(b.violation('x', policy, 'rate_limit'), 0);
+  assert.equal(a.violation('x', policy, 'rate_limit'), 1_000, 'the third violation in total bans, though a saw two');
+  assert.equal(b.remaining('x'), 1_000, 'the ban reached the other thread');
+  assert.deepEqual(sent, ['a:violation', 'b:violation', 'a:violation', 'a:ban'], 'applied changes are not published again');
+  assert.equal(a.issued + b.issued, 1, 'one ban, counted once');
+  c.advance(1_001);
+  // The next ban, made by the other thread, is the second level's.
+  let length = 0;
+  for (let i = 0; i < 3 && length === 0; i++) length = b.violation('x', policy, 'rate_limit');
+  assert.equal(length, 2_000);
+  assert.equal(a.remaining('x'), 2_000);
+  b.lift('x');
+  assert.equal(a.remaining('x'), 0, 'a lift reaches the other thread');
+});

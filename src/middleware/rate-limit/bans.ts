@@ -50,7 +50,7 @@ export type BanChange =
   | { readonly op: 'ban'; readonly key: string; readonly until: number; readonly since: number; readonly reason: string; readonly level: number }
   | { readonly op: 'lift'; readonly key: string }
   | { readonly op: 'lift_all' }
-  | { readonly op: 'violation'; readonly key: string; readonly at: number };
+  | { readonly op: 'violation'; readonly key: string; readonly at: number; readonly policy: BanPolicy };
 
 export class BanList {
   readonly #records = new Map<string, ClientRecord>();
@@ -61,8 +61,6 @@ export class BanList {
   issued = 0;
   /** Told of every change made here (not of those applied from elsewhere); null with one thread. */
   publish: ((change: BanChange) => void) | null = null;
-  /** The running snapshot's ban settings, for broken limits counted on other threads. */
-  policy: BanPolicy | null = null;
 
   constructor(maxEntries: number, now: () => number = Date.now) {
     this.maxEntries = maxEntries;
@@ -90,7 +88,8 @@ export class BanList {
    */
   violation(key: string, policy: BanPolicy, reason: string): number {
     const now = this.#now();
-    this.publish?.({ op: 'violation', key, at: now });
+    // With the settings it was counted under: a snapshot only prepared (perhaps aborted) has none here.
+    this.publish?.({ op: 'violation', key, at: now, policy });
     const length = this.#count(key, now, policy);
     if (length === 0) return 0;
     const ban: Ban = { until: now + length, since: now, reason, level: this.#records.get(key)?.level ?? 1 };
@@ -161,7 +160,6 @@ export class BanList {
    * broken bans, and says so.
    */
   apply(change: BanChange): void {
-    const policy = this.policy;
     switch (change.op) {
       case 'ban': {
         const record = this.#records.get(change.key);
@@ -180,7 +178,7 @@ export class BanList {
         this.#liftAll();
         return;
       case 'violation':
-        if (policy !== null && this.remaining(change.key) === 0) this.#countOnly(change.key, change.at, policy);
+        if (this.remaining(change.key) === 0) this.#countOnly(change.key, change.at, change.policy);
         return;
       default:
         change satisfies never;
