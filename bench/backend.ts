@@ -7,12 +7,11 @@
 import { createServer } from 'node:http';
 import { HOST } from './lib/ports.ts';
 import { parseListenArgs } from './lib/listen-args.ts';
-import { CACHE_BYTES, CACHE_PATH, GZIP_BYTES, GZIP_PATH, LARGE_BYTES, LARGE_PATH, pageText, SMALL_BYTES, SMALL_PATH } from './lib/payloads.ts';
+import { CACHE_BYTES, CACHE_PATH, GZIP_BYTES, GZIP_PATH, LARGE_BYTES, LARGE_PATH, pageText, SMALL_PATH, smallBody } from './lib/payloads.ts';
 
 const { port } = parseListenArgs(process.argv.slice(2));
 
-const small = Buffer.alloc(SMALL_BYTES, 'x');
-small.write('gatehouse bench small response\n');
+const small = smallBody();
 const large = Buffer.alloc(LARGE_BYTES, 'y');
 
 const cacheable = Buffer.alloc(CACHE_BYTES, 'c');

@@ -1,5 +1,6 @@
 // Gatehouse benchmark harness: `npm run bench -- [--duration 10s] [--only a,b] [--scenario small,https-small,h2,...]`.
-// One backend (core 1), one proxy at a time (core 0), the load tool on core 1. See docs/benchmarks.md.
+// One backend (core 1), one proxy at a time (core 0), the load tool on core 1; then the multicore
+// group: nginx as the backend, the proxy and wrk, nothing pinned. See docs/benchmarks.md.
 import { join, resolve } from 'node:path';
 import { killAllChildrenSync, stopAllChildren } from './lib/children.ts';
 import { describeEnvironment, nodeBinary } from './lib/environment.ts';
@@ -10,7 +11,7 @@ import type { BenchOptions, ProxyName } from './lib/options.ts';
 import { LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './lib/payloads.ts';
 import { freePort } from './lib/ports.ts';
 import { expectBody } from './lib/probe.ts';
-import { PROXIES } from './lib/proxies.ts';
+import { PROXIES, staticBackendLaunch } from './lib/proxies.ts';
 import type { LaunchContext } from './lib/proxies.ts';
 import { formatScenario, toJson, writeJson } from './lib/report.ts';
 import type { Outcome, ScenarioReport } from './lib/report.ts';
@@ -50,7 +51,9 @@ function checkTools(tools: Tools, options: BenchOptions): boolean {
   if (tools.wrk === undefined && kinds.has('wrk')) missing.push('wrk');
   if (tools.h2load === undefined && kinds.has('h2load')) missing.push('h2load');
   if (tools.openssl === undefined && runs.some((r) => r.scenario.scheme === 'https')) missing.push('openssl');
-  if (tools.nginx === undefined && (proxies.has('nginx') || proxies.has('nginx-tls'))) missing.push('nginx');
+  // The multicore group's backend is nginx.
+  const needsNginx = [...proxies].some((p) => p.startsWith('nginx') || !PROXIES[p].pinned);
+  if (tools.nginx === undefined && needsNginx) missing.push('nginx');
   if (tools.varnishd === undefined && proxies.has('varnish')) missing.push('varnishd');
   if (missing.length > 0) {
     console.error(`error: ${missing.join(', ')} not found. Install with:\n\n    bash bench/setup.sh\n`);
@@ -60,6 +63,33 @@ function checkTools(tools: Tools, options: BenchOptions): boolean {
     console.warn('warning: taskset not found, running UNPINNED (results will be noisier)');
   }
   return true;
+}
+
+/** The multicore group's backend: nginx answering /small from memory, one worker, not pinned. */
+async function startStaticBackend(tools: Tools): Promise<Service> {
+  if (tools.nginx === undefined) throw new Error('nginx not found');
+  const port = await freePort();
+  const service = await startService({
+    name: 'backend-nginx',
+    launch: staticBackendLaunch(tools.nginx, port),
+    port,
+    scheme: 'http',
+    core: null,
+    taskset: tools.taskset,
+    cwd: ROOT,
+    logDir: LOG_DIR,
+    readyPath: SMALL_PATH,
+    readyTimeoutMs: READY_TIMEOUT_MS,
+  }).catch((error: unknown) => {
+    throw error instanceof StartError ? new Error(`nginx backend failed to start: ${error.message}\n${error.details}`) : error;
+  });
+  try {
+    await expectBody(service.url(SMALL_PATH), SMALL_BYTES);
+  } catch (error) {
+    await service.stop();
+    throw error;
+  }
+  return service;
 }
 
 async function startBackend(tools: Tools, node: string): Promise<Service> {
@@ -97,13 +127,15 @@ function progressLine(proxy: ProxyName, scenario: Scenario, outcome: Outcome): s
   }
   const { requestsPerSec, p50Ms, p99Ms } = outcome.load;
   const { proxyCore, loadCore, proxyCpuUsPerRequest } = outcome.cpu;
+  const cores = scenario.pinned ? `proxy core ${proxyCore ?? '?'}%, load core ${loadCore ?? '?'}%` : `cores 0/1 ${proxyCore ?? '?'}% / ${loadCore ?? '?'}%`;
   return (
     `${head} ${requestsPerSec.toFixed(0)} req/s, p50 ${p50Ms.toFixed(2)} ms, p99 ${p99Ms.toFixed(2)} ms` +
-    ` (cpu: proxy core ${proxyCore ?? '?'}%, load core ${loadCore ?? '?'}%; proxy ${proxyCpuUsPerRequest?.toFixed(1) ?? '?'} µs/req)`
+    ` (cpu: ${cores}; proxy ${proxyCpuUsPerRequest?.toFixed(1) ?? '?'} µs/req)`
   );
 }
 
-async function benchProxy(ctx: BenchContext, name: ProxyName, allReports: ScenarioReport[]): Promise<void> {
+/** `backendPort`: the backend this proxy forwards to (the node one, or nginx for the unpinned peers). */
+async function benchProxy(ctx: BenchContext, name: ProxyName, allReports: ScenarioReport[], backendPort: number): Promise<void> {
   const spec = PROXIES[name];
   // A proxy without a cache or compression runs the plain forwarding scenarios only. Memory is
   // measured first, on the freshly started process, before any load has grown its heap.
@@ -116,10 +148,10 @@ async function benchProxy(ctx: BenchContext, name: ProxyName, allReports: Scenar
     const port = await freePort();
     service = await startService({
       name,
-      launch: spec.launch(ctx.launch, port),
+      launch: spec.launch({ ...ctx.launch, backendPort }, port),
       port,
       scheme: spec.scheme,
-      core: PROXY_CORE,
+      core: spec.pinned ? PROXY_CORE : null,
       taskset: ctx.tools.taskset,
       cwd: ROOT,
       logDir: LOG_DIR,
@@ -165,28 +197,46 @@ async function main(): Promise<number> {
     `Gatehouse bench: ${options.proxies.join(', ')} x ${options.scenarios.join(', ')}; ` +
       `${options.duration} per run + ${WARMUP_SECONDS}s warm-up (~${Math.ceil(estimate / 10) * 10}s of load)`,
   );
-  console.log(`proxy on core ${PROXY_CORE}; backend and wrk on core ${LOAD_CORE}${tools.taskset ? '' : ' (UNPINNED)'}`);
+  // The pinned peers run first, with the node backend; then the multicore group, with the nginx one.
+  const pinnedProxies = options.proxies.filter((p) => PROXIES[p].pinned && runs.some((r) => r.proxy === p));
+  const unpinnedProxies = options.proxies.filter((p) => !PROXIES[p].pinned && runs.some((r) => r.proxy === p));
+  if (pinnedProxies.length > 0) {
+    console.log(`proxy on core ${PROXY_CORE}; backend and wrk on core ${LOAD_CORE}${tools.taskset ? '' : ' (UNPINNED)'}`);
+  }
+  if (unpinnedProxies.length > 0) console.log('multicore: proxy, nginx backend and wrk not pinned (both cores shared)');
 
   // One certificate for the run, served by every TLS peer.
   let tls: TlsFiles | undefined;
   if (runs.some((r) => r.scenario.scheme === 'https') && tools.openssl !== undefined) tls = makeTlsFiles(tools.openssl);
-  const backend = await startBackend(tools, node).catch((error: unknown) => {
-    tls?.cleanup();
-    throw error;
-  });
+  let backend: Service | undefined;
   try {
-    await expectBody(backend.url(SMALL_PATH), SMALL_BYTES);
-    await expectBody(backend.url(LARGE_PATH), LARGE_BYTES);
     const ctx: BenchContext = {
       options,
       tools,
-      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, backendPort: backend.port, tls },
+      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, backendPort: 0, tls },
       measure: { tools, node, root: ROOT, duration: options.duration, durationSeconds: options.durationSeconds },
     };
     const reports: ScenarioReport[] = options.scenarios.map((name) => ({ scenario: SCENARIOS[name], results: new Map() }));
-    for (const name of options.proxies) {
-      if (interrupted) return 130;
-      await benchProxy(ctx, name, reports);
+    if (pinnedProxies.length > 0) {
+      backend = await startBackend(tools, node);
+      await expectBody(backend.url(SMALL_PATH), SMALL_BYTES);
+      await expectBody(backend.url(LARGE_PATH), LARGE_BYTES);
+      for (const name of pinnedProxies) {
+        if (interrupted) return 130;
+        await benchProxy(ctx, name, reports, backend.port);
+      }
+      await backend.stop();
+      backend = undefined;
+    }
+    if (unpinnedProxies.length > 0 && !interrupted) {
+      console.log('\n> multicore group: starting the nginx backend (1 worker, /small from memory, not pinned)');
+      backend = await startStaticBackend(tools);
+      for (const name of unpinnedProxies) {
+        if (interrupted) return 130;
+        await benchProxy(ctx, name, reports, backend.port);
+      }
+      await backend.stop();
+      backend = undefined;
     }
     if (interrupted) return 130;
 
@@ -216,7 +266,7 @@ async function main(): Promise<number> {
     const anyOk = reports.some((r) => [...r.results.values()].some((o) => o.ok));
     return anyOk ? 0 : 1;
   } finally {
-    await backend.stop();
+    await backend?.stop();
     tls?.cleanup();
   }
 }

@@ -29,7 +29,10 @@ export interface MeasureContext {
 const H2_WARMUP_REQUESTS = 10_000;
 const H2_MIN_REQUESTS = 10_000;
 
-/** The measured run, with how busy both cores were and the proxy's own CPU time per request. */
+/**
+ * The measured run, with how busy both cores were (the proxy's and the load's; in an unpinned
+ * scenario simply cores 0 and 1) and the proxy's own CPU time per request.
+ */
 async function withCpu(proxyGroup: number, run: () => Promise<LoadResult>): Promise<{ load: LoadResult; cpu: CoreUsage }> {
   const before = readCoreTimes();
   const cpuBefore = groupCpuSeconds(proxyGroup);
@@ -56,7 +59,8 @@ async function measureWrk(ctx: MeasureContext, proxy: Service, url: string, scen
   if (ctx.tools.wrk === undefined) throw new Error('wrk not found');
   const base = {
     wrk: ctx.tools.wrk,
-    taskset: ctx.tools.taskset,
+    // Unpinned scenarios (multicore): wrk runs wherever the kernel puts its threads.
+    taskset: scenario.pinned ? ctx.tools.taskset : undefined,
     core: LOAD_CORE,
     url,
     threads: scenario.threads,

@@ -13,10 +13,15 @@ export const PROXY_NAMES = [
   'node-static',
   'gatehouse-tls',
   'nginx-tls',
+  'gatehouse-1w',
+  'gatehouse-2w',
+  'gatehouse-2w-limited',
+  'fastify-cluster-2',
+  'nginx-2w',
 ] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
-export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip', 'https-small', 'h2', 'handshake', 'tls-idle-memory'] as const;
+export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip', 'https-small', 'h2', 'handshake', 'tls-idle-memory', 'multicore'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchOptions {
@@ -27,7 +32,7 @@ export interface BenchOptions {
   scenarios: ScenarioName[];
 }
 
-const USAGE = `usage: npm run bench -- [--duration 10s] [--only gatehouse,nginx] [--scenario small,https-small,h2]
+const USAGE = `usage: npm run bench -- [--duration 10s] [--only gatehouse,nginx] [--scenario small,https-small,h2,multicore]
   env: BENCH_DURATION, BENCH_ONLY, BENCH_SCENARIO
   proxies:   ${PROXY_NAMES.join(', ')}
   scenarios: ${SCENARIO_NAMES.join(', ')}`;

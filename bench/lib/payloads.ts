@@ -10,6 +10,13 @@ export const CACHE_BYTES = 100;
 export const GZIP_PATH = '/gzip/page';
 export const GZIP_BYTES = 16 * 1024;
 
+/** The body of GET /small (text/plain): served by the node backend, and by the nginx backend of the multicore scenario. */
+export function smallBody(): Buffer {
+  const body = Buffer.alloc(SMALL_BYTES, 'x');
+  body.write('gatehouse bench small response\n');
+  return body;
+}
+
 /** Deterministic, compressible HTML-like text of `bytes` bytes (compresses about 5:1 at gzip level 5, like real pages). */
 export function pageText(bytes: number): Buffer {
   const words = ['gateway', 'proxy', 'cache', 'stream', 'header', 'request', 'response', 'server', 'client', 'route', 'upstream', 'balance'];

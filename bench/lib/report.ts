@@ -66,7 +66,8 @@ function title(scenario: Scenario): string {
     case 'wrk': {
       const headers = scenario.headers.map((h) => ` -H '${h}'`).join('');
       const note = scenario.fullHandshakes ? ' (one request per connection: req/s = full handshakes/s)' : '';
-      return `${scenario.label}: ${target}, wrk -t${scenario.threads} -c${scenario.connections}${headers}${note}`;
+      const unpinned = scenario.pinned ? '' : ', proxy, backend and wrk unpinned';
+      return `${scenario.label}: ${target}, wrk -t${scenario.threads} -c${scenario.connections}${headers}${note}${unpinned}`;
     }
     case 'h2load':
       return `${scenario.label}: ${target}, h2load -c${scenario.connections} -m${scenario.streams}`;
@@ -104,7 +105,7 @@ function formatLoad(report: ScenarioReport, proxies: readonly ProxyName[], all: 
       outcome.cpu.proxyCpuUsPerRequest === null ? '?' : outcome.cpu.proxyCpuUsPerRequest.toFixed(1),
     ]);
     const { proxyCore, loadCore } = outcome.cpu;
-    if (loadCore !== null && loadCore >= LOAD_CORE_SATURATED && (proxyCore === null || proxyCore < LOAD_CORE_SATURATED)) {
+    if (scenario.pinned && loadCore !== null && loadCore >= LOAD_CORE_SATURATED && (proxyCore === null || proxyCore < LOAD_CORE_SATURATED)) {
       notes.push(`${proxy}: load core saturated (${loadCore}%) while the proxy core was at ${pct(proxyCore)}: req/s is a lower bound`);
     }
     if (socketErrors > 0 || non2xx3xx > 0) {
@@ -122,7 +123,8 @@ function formatLoad(report: ScenarioReport, proxies: readonly ProxyName[], all: 
     `vs ${scenario.references.nginx}`,
     `vs ${scenario.references.gatehouse}`,
     ...(baselineName === null ? [] : [`vs gatehouse ${baselineName}`]),
-    'cpu proxy/load',
+    // Unpinned, the two figures are cores 0 and 1, which everything shares.
+    scenario.pinned ? 'cpu proxy/load' : 'cpu core 0/1',
     'proxy cpu µs/req',
   ];
   return [title(scenario), renderTable(header, rows), ...notes.map((n) => `  ! ${n}`)].join('\n');
@@ -170,6 +172,7 @@ export interface JsonReport {
     name: string;
     kind: string;
     scheme: string;
+    pinned: boolean;
     path: string;
     bodyBytes: number;
     threads: number;
@@ -193,6 +196,7 @@ export function toJson(
       name: scenario.name,
       kind: scenario.kind,
       scheme: scenario.scheme,
+      pinned: scenario.pinned,
       path: scenario.path,
       bodyBytes: scenario.bodyBytes,
       threads: scenario.threads,

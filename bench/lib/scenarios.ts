@@ -14,6 +14,11 @@ export interface Scenario {
   kind: ScenarioKind;
   /** The proxies it runs on listen with this scheme. */
   scheme: 'http' | 'https';
+  /**
+   * true: the load tool runs on the load core (the proxy on the proxy core). false (multicore):
+   * nothing is pinned, and the CPU columns are the two cores' busy %, not proxy and load.
+   */
+  pinned: boolean;
   path: string;
   /** Body bytes once decoded. */
   bodyBytes: number;
@@ -37,6 +42,7 @@ export interface Scenario {
 const PLAIN = {
   kind: 'wrk',
   scheme: 'http',
+  pinned: true,
   threads: 1,
   streams: 1,
   headers: [],
@@ -100,6 +106,20 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     headers: ['Connection: close'],
     fullHandshakes: true,
   },
+  // The whole 2-core machine, nothing pinned: proxy (1 or 2 workers), nginx backend and wrk share
+  // both cores as a user would run them. Two wrk threads (one per core) and 100 connections, so that
+  // each proxy worker has about 50 as in small.
+  multicore: {
+    ...PLAIN,
+    name: 'multicore',
+    label: 'multicore (100 B, 2 cores, nothing pinned, nginx backend)',
+    pinned: false,
+    path: SMALL_PATH,
+    bodyBytes: SMALL_BYTES,
+    threads: 2,
+    connections: 100,
+    references: { nginx: 'nginx-2w', gatehouse: 'gatehouse-1w' },
+  },
   // Idle TLS connections, each after a handshake and one request: the proxy's memory per connection.
   'tls-idle-memory': {
     ...TLS,
@@ -120,6 +140,9 @@ export const PLAIN_SCENARIOS: readonly ScenarioName[] = ['small', 'large'];
 
 /** The TLS scenarios, run by the TLS peers (gatehouse-tls, nginx-tls) only. */
 export const TLS_SCENARIOS: readonly ScenarioName[] = ['https-small', 'h2', 'handshake', 'tls-idle-memory'];
+
+/** The multicore peers (gatehouse-1w, gatehouse-2w, …) run this scenario only, and no other peer runs it. */
+export const MULTICORE_SCENARIOS: readonly ScenarioName[] = ['multicore'];
 
 /** gzip level every proxy is configured with in the gzip scenario. */
 export const GZIP_LEVEL = 5;

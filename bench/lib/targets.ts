@@ -1,5 +1,5 @@
-// Issue 16's targets for TLS and HTTP/2, as summary lines under the tables: each one a ratio of
-// two figures from the same run, met or not.
+// The issues' targets as summary lines under the tables: each one a ratio of two figures from the
+// same run, met or not. Issue 16: TLS and HTTP/2; issue 17: multi-core (the multicore scenario).
 import type { ProxyName, ScenarioName } from './options.ts';
 import { figureOf, outcomeIn, type ScenarioReport } from './report.ts';
 
@@ -9,6 +9,8 @@ interface Figure {
 }
 
 export interface Target {
+  /** The issue that set it (the lines are grouped by issue). */
+  issue: number;
   /** The scenario whose selection shows this line. */
   scenario: ScenarioName;
   measured: Figure;
@@ -23,13 +25,26 @@ export interface Target {
   perCpu: boolean;
 }
 
-type RateTarget = Omit<Target, 'perCpu' | 'unit'>;
+type RateTarget = Omit<Target, 'perCpu' | 'unit' | 'issue'>;
 
 /** A req/s target, then the same per second of proxy CPU time. */
 function rate(target: RateTarget, what = 'requests'): Target[] {
   return [
-    { ...target, unit: what === 'requests' ? 'req/s' : `${what}/s`, perCpu: false },
-    { ...target, unit: `${what} per CPU second`, perCpu: true },
+    { ...target, issue: 16, unit: what === 'requests' ? 'req/s' : `${what}/s`, perCpu: false },
+    { ...target, issue: 16, unit: `${what} per CPU second`, perCpu: true },
+  ];
+}
+
+/**
+ * Issue 17's targets are on throughput (req/s) on the whole machine; the same ratio per second of
+ * proxy CPU time follows for information (no target): how much CPU each request cost, which tells
+ * a proxy that scaled poorly from one that had no idle core to scale onto.
+ */
+function multicore(measured: ProxyName, reference: ProxyName, atLeast: number): Target[] {
+  const base = { issue: 17, scenario: 'multicore', measured: { proxy: measured, scenario: 'multicore' }, reference: { proxy: reference, scenario: 'multicore' } } as const;
+  return [
+    { ...base, atLeast, unit: 'req/s', perCpu: false },
+    { ...base, atLeast: null, unit: 'requests per CPU second', perCpu: true },
   ];
 }
 
@@ -69,6 +84,7 @@ export const TARGETS: readonly Target[] = [
     'handshakes',
   ),
   {
+    issue: 16,
     scenario: 'tls-idle-memory',
     measured: { proxy: 'gatehouse-tls', scenario: 'tls-idle-memory' },
     reference: { proxy: 'nginx-tls', scenario: 'tls-idle-memory' },
@@ -76,6 +92,12 @@ export const TARGETS: readonly Target[] = [
     unit: 'KiB per idle connection',
     perCpu: false,
   },
+  // Two workers on two cores: at least 1.4x one worker.
+  ...multicore('gatehouse-2w', 'gatehouse-1w', 1.4),
+  // Against what a fastify user would do: two processes under node:cluster.
+  ...multicore('gatehouse-2w', 'fastify-cluster-2', 1.5),
+  // The shared rate-limit store costs less than 5 %.
+  ...multicore('gatehouse-2w-limited', 'gatehouse-2w', 0.95),
 ];
 
 export interface TargetResult {
@@ -100,16 +122,24 @@ export function evaluateTargets(reports: readonly ScenarioReport[]): TargetResul
   });
 }
 
+/** 0.9 -> "0.9", 1 -> "1.0", 0.95 -> "0.95". */
+const goal = (value: number): string => (Number.isInteger(value * 10) ? value.toFixed(1) : String(value));
+
 export function formatTargets(results: readonly TargetResult[]): string {
   if (results.length === 0) return '';
+  const issues = [...new Set(results.map((r) => r.target.issue))];
+  return issues.map((issue) => formatIssue(issue, results.filter((r) => r.target.issue === issue))).join('\n\n');
+}
+
+function formatIssue(issue: number, results: readonly TargetResult[]): string {
   const lines = results.flatMap(({ target, measured, reference, ratio, met }) => {
     const what = `${name(target.measured)} / ${name(target.reference)}${target.perCpu ? ', per proxy CPU second' : ''}`;
     if (ratio === undefined || measured === undefined || reference === undefined) {
       if (target.perCpu) return []; // the req/s line above already says what is missing
       return `  ${what}: n/a (both must run in the same run: --only ${target.measured.proxy},${target.reference.proxy} --scenario ${target.measured.scenario === target.reference.scenario ? target.measured.scenario : `${target.reference.scenario},${target.measured.scenario}`})`;
     }
-    const goal = target.atLeast === null ? '' : `, target >= ${target.atLeast.toFixed(1)}x: ${met === true ? 'met' : 'NOT met'}`;
-    return `  ${what} = ${ratio.toFixed(2)}x (${number(measured)} / ${number(reference)} ${target.unit}${goal})`;
+    const verdict = target.atLeast === null ? '' : `, target >= ${goal(target.atLeast)}x: ${met === true ? 'met' : 'NOT met'}`;
+    return `  ${what} = ${ratio.toFixed(2)}x (${number(measured)} / ${number(reference)} ${target.unit}${verdict})`;
   });
-  return ['Targets (issue 16), ratios from this run:', ...lines].join('\n');
+  return [`Targets (issue ${issue}), ratios from this run:`, ...lines].join('\n');
 }
