@@ -280,8 +280,10 @@ export class Gatehouse {
 
   /**
    * Binds the listeners `config.listen` adds and gives kept TLS listeners their new certificates;
-   * #applyListeners then makes the set match. A listener that gains or loses TLS is closed and
-   * bound again here (the address is free in between), so that change is not undone by an abort.
+   * #applyListeners then makes the set match. A listener that gains or loses TLS is bound anew:
+   * a worker thread binds it beside the old one (SO_REUSEPORT) and the old one goes at commit, so
+   * an abort keeps the old; one process alone must close the old one here to free the address,
+   * so that change is not undone by an abort.
    */
   async #bindListeners(config: Config): Promise<BoundListeners> {
     // Certificates are read, checked and made first: a broken file rejects the whole change.
@@ -299,7 +301,7 @@ export class Gatehouse {
           if (source !== null) kept.push([existing, source, handshakes[index]]);
           continue;
         }
-        if (existing !== undefined) {
+        if (existing !== undefined && !this.#reusePort) {
           this.#listeners.delete(key);
           await this.#retire(existing);
         }
@@ -342,7 +344,12 @@ export class Gatehouse {
 
   /** Adds the bound listeners, applies new limits to kept ones, retires those no longer configured. */
   #applyListeners(config: Config, bound: BoundListeners): void {
-    for (const [key, listener] of bound.added) this.#listeners.set(key, listener);
+    for (const [key, listener] of bound.added) {
+      // A worker's listener that gained or lost TLS replaces the old one only now.
+      const replaced = this.#listeners.get(key);
+      if (replaced !== undefined && replaced !== listener) void this.#retire(replaced);
+      this.#listeners.set(key, listener);
+    }
     for (const [listener, source, handshake] of bound.kept) {
       const store = this.#certificates.get(listener);
       if (store === undefined) continue;

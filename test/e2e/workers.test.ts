@@ -12,7 +12,9 @@ import pino from 'pino';
 import { Agent, request as undiciRequest } from 'undici';
 import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import { Gatehouse } from '../../src/gatehouse.ts';
 import { Primary } from '../../src/workers/primary.ts';
+import { allocateSharedMemory, sharedHealth, sharedProtection } from '../../src/workers/shared.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { admin } from '../helpers/clients.ts';
@@ -227,4 +229,36 @@ test('workers: a TLS session ticket from one worker resumes on the other', async
   const first = await handshake();
   const resumed = await Promise.all(Array.from({ length: 20 }, () => handshake(first.session)));
   assert.equal(resumed.filter((r) => r.reused).length, 20, 'every connection resumed, whichever worker took it');
+});
+
+test('workers: a worker that aborts a reload turning TLS on for an address keeps serving it as before', async (t) => {
+  const ca = await createCa();
+  const dir = await tempDir(t);
+  const pair = await writePair(dir, 'site', await ca.issue({ names: ['site.test'] }));
+  const backend = await startBackend(t, echo());
+  const memory = allocateSharedMemory(1000);
+  const protection = sharedProtection(memory);
+  const health = sharedHealth(memory, true);
+  const base = { ...simpleProxyConfig([backend.url]), access_log: { enabled: false } } as ConfigInput;
+  const gatehouse = await Gatehouse.start(configFromObject({ ...base, listen: [{ address: '127.0.0.1:0' }] } as ConfigInput), {
+    logger: pino({ level: 'silent' }),
+    worker: { protection, health, ticketSecret: Buffer.from(memory.ticketSecret) },
+  });
+  t.after(async () => {
+    await gatehouse.stop(500);
+    protection.close();
+    health.close();
+  });
+  // As the primary hands it over: the address with its port.
+  const address = `127.0.0.1:${gatehouse.addresses[0]?.port}`;
+  gatehouse.commitReload(await gatehouse.prepareReload(configFromObject({ ...base, listen: [{ address }] } as ConfigInput)));
+  const prepared = await gatehouse.prepareReload(configFromObject({ ...base, listen: [{ address, tls: { certificates: [pair] } }] } as ConfigInput));
+  // Another worker could not prepare: this one drops what it prepared.
+  await gatehouse.abortReload(prepared);
+  const after = await Promise.all(Array.from({ length: 10 }, () => fresh(`http://${address}`)));
+  assert.deepEqual(new Set(after), new Set([200]), 'the address still serves plain HTTP');
+  // Committed, the TLS listener takes the old one's place.
+  gatehouse.commitReload(await gatehouse.prepareReload(configFromObject({ ...base, listen: [{ address, tls: { certificates: [pair] } }] } as ConfigInput)));
+  const plain = await Promise.all(Array.from({ length: 10 }, () => fresh(`http://${address}`)));
+  assert.ok(plain.every((s) => s !== 200), `plain HTTP is no longer served: ${plain.join(',')}`);
 });
