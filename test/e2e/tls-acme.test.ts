@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
@@ -166,4 +166,19 @@ test('acme: an unreadable ca_file stops the start with the listener and the file
     assert.match(error.message, /^listen\[1\]\.tls: acme\.ca_file: cannot read .*missing\.pem \(ENOENT/);
     return true;
   });
+});
+
+test('acme: a reload refused for an unreadable ca_file works once the file is there (the failed start is not kept)', async (t) => {
+  const pebble = await startPebble(t);
+  if (pebble === undefined) return;
+  const dir = await tempDir(t);
+  const caFile = join(dir, 'pebble-ca.pem');
+  const withAcme = await acmeConfig(t, pebble, join(dir, 'state'), ['app.test']);
+  const [plain, acmeListener] = withAcme.listen as [object, { tls: { acme: object } }];
+  const acme = { ...withAcme, listen: [plain, { ...acmeListener, tls: { acme: { ...acmeListener.tls.acme, ca_file: caFile } } }] } as ConfigInput;
+  const { gatehouse, tlsPort } = await startGatehouse(t, { ...withAcme, listen: [plain, { address: '127.0.0.1:0', tls: { internal: { names: ['app.test'] } } }] } as ConfigInput);
+  await assert.rejects(gatehouse.reload(configFromObject(acme)), /acme\.ca_file: cannot read .*pebble-ca\.pem \(ENOENT/);
+  await writeFile(caFile, await readFile(pebble.caFile));
+  await gatehouse.reload(configFromObject(acme));
+  await waitForIssuer(tlsPort, 'app.test', /Pebble/, pebble);
 });

@@ -19,6 +19,10 @@ export class CertificateSources {
   readonly #inUse = new Map<object, ListenerCertificates>();
   readonly #acmeManagers = new Map<string, Promise<AcmeManager>>();
   readonly #localCas = new Map<string, Promise<LocalCa>>();
+  /** Sources prepared for a change not yet committed or discarded: their ACME managers are kept. */
+  readonly #prepared = new Set<ListenerCertificates>();
+  /** Changes being prepared: a sweep meanwhile could stop a manager one of them just took. */
+  #preparing = 0;
 
   constructor(log: CertificateLog) {
     this.#log = log;
@@ -29,6 +33,22 @@ export class CertificateSources {
    * one fails, those already made are stopped and the error names the listener.
    */
   async prepare(config: Config): Promise<(ListenerCertificates | null)[]> {
+    this.#preparing++;
+    let sources: (ListenerCertificates | null)[];
+    try {
+      sources = await this.#prepare(config);
+    } catch (error: unknown) {
+      this.#preparing--;
+      // ACME managers started for the refused change stop (they would order at once).
+      await this.sweep();
+      throw error;
+    }
+    this.#preparing--;
+    for (const source of sources) if (source !== null) this.#prepared.add(source);
+    return sources;
+  }
+
+  async #prepare(config: Config): Promise<(ListenerCertificates | null)[]> {
     const services: CertificateServices = {
       stateDir: config.state_dir,
       challenges: this.challenges,
@@ -38,7 +58,12 @@ export class CertificateSources {
         const key = JSON.stringify([config.state_dir, acme]);
         let manager = this.#acmeManagers.get(key);
         if (manager === undefined) {
-          manager = AcmeManager.start(acme, services);
+          const started = AcmeManager.start(acme, services);
+          // A failed start is not kept: a later reload tries again (the ca_file may be there by then).
+          started.catch(() => {
+            if (this.#acmeManagers.get(key) === started) this.#acmeManagers.delete(key);
+          });
+          manager = started;
           this.#acmeManagers.set(key, manager);
         }
         return manager;
@@ -65,6 +90,7 @@ export class CertificateSources {
     }
     source.onChange = (certificates) => store.replace(certificates);
     this.#inUse.set(listener, source);
+    this.#prepared.delete(source);
   }
 
   /** The listener is gone: its source stops. */
@@ -76,24 +102,36 @@ export class CertificateSources {
   /** Stops prepared sources that no listener took (a rejected change). */
   discard(sources: readonly (ListenerCertificates | null)[]): void {
     const used = new Set(this.#inUse.values());
-    for (const source of sources) if (source !== null && !used.has(source)) source.close();
+    for (const source of sources) {
+      if (source === null) continue;
+      this.#prepared.delete(source);
+      if (!used.has(source)) source.close();
+    }
   }
 
   /** Stops the ACME managers no listener takes certificates from any more (after a change, at stop). */
   async sweep(): Promise<void> {
-    const used = new Set([...this.#inUse.values()].map((source) => source.acme));
-    for (const [key, pending] of this.#acmeManagers) {
+    for (const [key, pending] of [...this.#acmeManagers]) {
       const manager = await pending.catch(() => undefined);
-      if (manager !== undefined && used.has(manager)) continue;
+      // A change is being prepared (a commit's sweep is not awaited): the sweep after it decides.
+      if (this.#preparing > 0) return;
+      if (this.#acmeManagers.get(key) !== pending) continue;
+      if (manager !== undefined && this.#usedManagers().has(manager)) continue;
       manager?.close();
       this.#acmeManagers.delete(key);
     }
   }
 
+  /** The ACME managers of the sources in use and of those prepared for a pending change. */
+  #usedManagers(): Set<AcmeManager | undefined> {
+    return new Set([...this.#inUse.values(), ...this.#prepared].map((source) => source.acme));
+  }
+
   /** Stops everything (the process stops). */
   async close(): Promise<void> {
-    for (const source of this.#inUse.values()) source.close();
+    for (const source of [...this.#inUse.values(), ...this.#prepared]) source.close();
     this.#inUse.clear();
+    this.#prepared.clear();
     await this.sweep();
   }
 

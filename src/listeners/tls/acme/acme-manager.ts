@@ -59,14 +59,20 @@ export class AcmeManager {
   /** Loads what is stored, makes fallbacks for the rest, and starts ordering in the background. */
   static async start(config: AcmeTlsConfig, services: AcmeServices): Promise<AcmeManager> {
     const manager = new AcmeManager(config, services);
-    for (const name of config.names) {
-      // A stored certificate serves while valid, even when due for renewal (renewed at once then).
-      const stored = loadValid(pairIn(manager.#certDir, stemFor([name])), (cert) => cert.names.includes(name));
-      const cert = stored ?? (await manager.#fallback(name));
-      const state: NameState = { name, cert, issued: stored !== undefined, failures: 0, alarm: new Alarm() };
-      manager.#names.push(state);
-      if (stored !== undefined) services.log('info', { name, not_after: stored.notAfter.toISOString() }, 'ACME certificate loaded from the state directory');
-      manager.#schedule(state, stored === undefined ? Date.now() : renewalTimeOf(stored));
+    try {
+      for (const name of config.names) {
+        // A stored certificate serves while valid, even when due for renewal (renewed at once then).
+        const stored = loadValid(pairIn(manager.#certDir, stemFor([name])), (cert) => cert.names.includes(name));
+        const cert = stored ?? (await manager.#fallback(name));
+        const state: NameState = { name, cert, issued: stored !== undefined, failures: 0, alarm: new Alarm() };
+        manager.#names.push(state);
+        if (stored !== undefined) services.log('info', { name, not_after: stored.notAfter.toISOString() }, 'ACME certificate loaded from the state directory');
+        manager.#schedule(state, stored === undefined ? Date.now() : renewalTimeOf(stored));
+      }
+    } catch (error: unknown) {
+      // Nobody will hold this manager: the orders already scheduled for earlier names must not run.
+      manager.close();
+      throw error;
     }
     return manager;
   }
