@@ -346,7 +346,12 @@ export class Primary implements AdminTarget {
       if (this.#stopping !== undefined) return;
       this.#restarts++;
       this.#spawn(handle.index).then(
-        () => this.#logger.info({ worker: handle.index }, 'worker replaced'),
+        () => {
+          // The bans made before it started live in each thread's memory: the primary, which
+          // heard of them all, tells them again (the other workers already have them).
+          this.#protection.bans.republish();
+          this.#logger.info({ worker: handle.index }, 'worker replaced');
+        },
         (error: unknown) => this.#logger.error({ worker: handle.index, error: error instanceof Error ? error.message : String(error) }, 'replacement worker failed to start'),
       );
     }, delay);

@@ -262,3 +262,12 @@ test('workers: a worker that aborts a reload turning TLS on for an address keeps
   const plain = await Promise.all(Array.from({ length: 10 }, () => fresh(`http://${address}`)));
   assert.ok(plain.every((s) => s !== 200), `plain HTTP is no longer served: ${plain.join(',')}`);
 });
+
+test('workers: a worker that replaces a dead one enforces the bans made before it started', async (t) => {
+  const backend = await startBackend(t, echo());
+  const { primary, url, adminPort } = await startWorkers(t, simpleProxyConfig([backend.url]));
+  assert.equal((await admin(adminPort, 'POST', '/bans/127.0.0.1?duration=1m')).status, 200);
+  await primary.terminateWorker(0);
+  await waitFor(() => primary.liveWorkers === 2, 5000, 'the replacement worker');
+  await waitFor(async () => (await Promise.all(Array.from({ length: 20 }, () => fresh(url)))).every((s) => s === 0), 2000, 'the ban on the new worker');
+});

@@ -204,6 +204,14 @@ export class BanList {
     return this.#bans.size;
   }
 
+  /** Tells the active bans again, to a thread that started after they were made (a replaced worker). */
+  republish(): void {
+    const publish = this.publish;
+    if (publish === null) return;
+    const now = this.#now();
+    for (const [key, ban] of this.#bans) if (ban.until > now) publish({ op: 'ban', key, ...ban });
+  }
+
   /** Lifts every ban; returns how many there were. */
   liftAll(): number {
     this.publish?.({ op: 'lift_all' });
