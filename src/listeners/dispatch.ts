@@ -11,7 +11,7 @@ import type { Action, RedirectAction } from '../routing/actions.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { forward } from '../upstream/forward.ts';
 import { failInternally, hasBody, sendError, sendSimple } from './respond.ts';
-import { httpsRedirectTarget, NO_HTTPS_POLICY, type HttpsPolicy } from './https-policy.ts';
+import { httpsRedirectTarget, type HttpsPolicy } from './https-policy.ts';
 import { resolveClient, screenRequest } from './admission.ts';
 import type { BodyRateWatch } from './body-rate.ts';
 import { connectionOf } from './connection-guard.ts';
@@ -81,6 +81,9 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
       res.shouldKeepAlive = false;
     }
     try {
+      // RFC 6797 §7.1: on every answer over TLS, refusals included (null on plain listeners).
+      const https = ctx.https;
+      if (https.hsts !== null) res.setHeader('strict-transport-security', https.hsts);
       if (rejected !== null) {
         rejectRequest(ex, rejected);
         finish(ex);
@@ -95,8 +98,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
         finish(ex);
         return;
       }
-      const https = ctx.https;
-      if (https !== NO_HTTPS_POLICY && applyHttpsPolicy(ex, https)) {
+      if (https.redirectPort !== null && redirectToHttps(ex, https)) {
         finish(ex);
         return;
       }
@@ -119,12 +121,11 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
 }
 
 /**
- * A plain request redirected to https (true: answered), or an HSTS field set for whatever answers
- * next. A Strict-Transport-Security field from the backend takes its place (it may mean to reset
- * it with max-age=0).
+ * A plain request redirected to https (true: answered). (The HSTS field is set before anything
+ * answers; a Strict-Transport-Security field from the backend takes its place: it may mean to
+ * reset it with max-age=0.)
  */
-function applyHttpsPolicy(ex: Exchange, policy: HttpsPolicy): boolean {
-  if (policy.hsts !== null) ex.res.setHeader('strict-transport-security', policy.hsts);
+function redirectToHttps(ex: Exchange, policy: HttpsPolicy): boolean {
   const target = httpsRedirectTarget(policy, ex.info, ex.req.url as string);
   if (target === null) return false;
   sendSimple(ex, 308, '', { location: target });

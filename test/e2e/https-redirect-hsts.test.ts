@@ -54,6 +54,9 @@ test('hsts: Strict-Transport-Security on every answer of a TLS listener, over HT
   const redirected = await httpsGet(`${origin}/moved`, ca.cert, { servername: 'site.test' });
   assert.equal(redirected.status, 302);
   assert.equal(redirected.headers['strict-transport-security'], expected, 'answers of the proxy itself carry it too');
+  const refused = await httpsGet(`${origin}/`, ca.cert, { servername: 'site.test', headers: { host: 'a b' } });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.headers['strict-transport-security'], expected, 'refused requests too');
   const own = await httpsGet(`${origin}/own`, ca.cert, { servername: 'site.test' });
   assert.deepEqual(own.headers['strict-transport-security'], 'max-age=0', "the backend's own field takes the place of the listener's");
   const session = await h2Session(t, origin, { ca: ca.cert, servername: 'site.test' });
