@@ -13,6 +13,13 @@
 export const WAYS = 8;
 /** Spins before a waiting thread sleeps on the lock. */
 const SPINS = 64;
+/**
+ * Sleeps (of a millisecond) after which a held lock is taken over. A holder keeps it for a few
+ * instructions and never yields, so a lock held that long belongs to a thread that ended inside
+ * them (a worker terminated by hand, or out of memory): waiting on would hang every thread that
+ * needs the bucket. Two holders at once, should one merely have stalled, only miscount a limit.
+ */
+const STALE_WAITS = 200;
 
 /** The memory of a table, made once by the primary and handed to each worker. */
 export interface SharedTableMemory {
@@ -76,10 +83,11 @@ export class SharedTable {
     ref.bucket = ((a ^ (b >>> 7)) >>> 0) & this.#mask;
   }
 
-  /** Takes the bucket's lock (spinning, then sleeping a millisecond at a time). */
+  /** Takes the bucket's lock (spinning, then sleeping a millisecond at a time; a stale one is taken over). */
   lock(bucket: number): void {
     const locks = this.#locks;
     for (let spins = 0; Atomics.compareExchange(locks, bucket, 0, 1) !== 0; spins++) {
+      if (spins >= SPINS + STALE_WAITS) return;
       if (spins >= SPINS) Atomics.wait(locks, bucket, 1, 1);
     }
   }

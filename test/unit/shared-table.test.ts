@@ -63,3 +63,13 @@ test('connection counts: open to the limit, close frees, the slot is let go at z
   counts.close('c');
   assert.equal(counts.size, 0);
 });
+
+test('a lock whose holder died holding it (a terminated worker) is taken over, not waited on forever', () => {
+  const memory = allocateSharedTable(1);
+  new SharedTable(memory).lock(0);
+  const store = new SharedRateLimitStore(memory);
+  const started = performance.now();
+  assert.equal(store.take('a', { interval: 60_000, burst: 0 }, 1).allowed, true);
+  assert.ok(performance.now() - started < 5000);
+  assert.equal(store.take('a', { interval: 60_000, burst: 0 }, 1).allowed, false, 'and released after use');
+});
