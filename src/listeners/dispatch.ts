@@ -125,7 +125,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
  * answers; a Strict-Transport-Security field from the backend takes its place: it may mean to
  * reset it with max-age=0.)
  */
-function redirectToHttps(ex: Exchange, policy: HttpsPolicy): boolean {
+export function redirectToHttps(ex: Exchange, policy: HttpsPolicy): boolean {
   const target = httpsRedirectTarget(policy, ex.info, ex.req.url as string);
   if (target === null) return false;
   sendSimple(ex, 308, '', { location: target });

@@ -21,7 +21,7 @@ import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
 import { resolveClient, screenRequest } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
-import type { ListenerContext } from './dispatch.ts';
+import { redirectToHttps, type ListenerContext } from './dispatch.ts';
 import { checkHttp2Request } from './request-checks.ts';
 import { sendError } from './respond.ts';
 
@@ -62,6 +62,12 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
       return;
     }
     if ((protection.screen || protection.state.bans.any) && !screenRequest(ex, conn, protection)) {
+      finish(0);
+      return;
+    }
+    // An h2c listener that sends everything to https (redirect_https) sends WebSocket streams there too.
+    const https = ctx.https;
+    if (https.redirectPort !== null && redirectToHttps(ex, https)) {
       finish(0);
       return;
     }

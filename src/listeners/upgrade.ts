@@ -14,7 +14,7 @@ import { RequestInfo } from '../routing/request-info.ts';
 import { openTunnel } from '../transport/tunnel.ts';
 import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
-import type { ListenerContext } from './dispatch.ts';
+import { redirectToHttps, type ListenerContext } from './dispatch.ts';
 
 export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
@@ -48,6 +48,12 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       return;
     }
     if ((protection.screen || protection.state.bans.any) && !screenRequest(ex, conn, protection)) {
+      finish(ex.status);
+      return;
+    }
+    // A plain listener that sends everything to https sends WebSocket handshakes there too (wss://).
+    const https = ctx.https;
+    if (https.redirectPort !== null && redirectToHttps(ex, https)) {
       finish(ex.status);
       return;
     }

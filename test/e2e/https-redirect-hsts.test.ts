@@ -6,7 +6,7 @@ import { configFromObject } from '../../src/config/load.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { h2Request, h2Session, httpsGet } from '../helpers/h2.ts';
-import { request } from '../helpers/http.ts';
+import { rawRequest, request } from '../helpers/http.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 test('redirect_https: every plain request gets 308 to the same URL over https; ACME challenges are served', async (t) => {
@@ -17,6 +17,11 @@ test('redirect_https: every plain request gets 308 to the same URL over https; A
   assert.equal(answer.headers.location, 'https://example.test/shop/cart?item=7&x=%20y');
   const post = await request(`${proxy.url}/form`, { method: 'POST', headers: { host: 'example.test' }, body: 'a=1' });
   assert.equal(post.status, 308);
+  const upgrade = await rawRequest(
+    proxy.port,
+    'GET /chat HTTP/1.1\r\nhost: example.test\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  );
+  assert.match(upgrade, /^HTTP\/1\.1 308 .*\r\nlocation: https:\/\/example\.test\/chat\r\n/is, 'a WebSocket handshake is sent to wss:// too, not tunnelled in the clear');
   const challenge = await request(`${proxy.url}/.well-known/acme-challenge/token123`, { headers: { host: 'example.test' } });
   assert.equal(challenge.status, 200, 'HTTP-01 challenges are answered over plain HTTP (RFC 8555 §8.3)');
   assert.equal((JSON.parse(challenge.body) as { url: string }).url, '/.well-known/acme-challenge/token123');
