@@ -89,6 +89,8 @@ export class Primary implements AdminTarget {
   readonly #workers: (WorkerHandle | null)[];
   /** Deaths per worker slot (epoch ms), for the back-off. */
   readonly #deaths: number[][];
+  /** Servers drained through the admin API (by upstream and URL): each worker keeps its own flag, and a replacement starts without it. */
+  readonly #drains = new Map<string, { readonly upstream: string; readonly server: string }>();
   /** The port picked for each `:0` listener, by position, so that a reload keeps it. */
   readonly #pickedPorts = new Map<number, number>();
   readonly #startedAt = Date.now();
@@ -252,6 +254,11 @@ export class Primary implements AdminTarget {
   async drain(upstream: string, server: string, on: boolean): Promise<unknown> {
     const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
     const [first] = await Promise.all(live.map((w) => this.#ask(w, { type: 'drain', upstream, server, on })));
+    const url = (first as { url?: unknown } | undefined)?.url;
+    if (typeof url === 'string') {
+      if (on) this.#drains.set(`${upstream} ${url}`, { upstream, server: url });
+      else this.#drains.delete(`${upstream} ${url}`);
+    }
     return first;
   }
 
@@ -314,6 +321,13 @@ export class Primary implements AdminTarget {
       // Serving another configuration than the others would break "every worker or none": it goes, and is replaced.
       void handle.thread.terminate();
       throw error;
+    }
+    // The drains made through the admin API before it started.
+    for (const [key, { upstream, server }] of this.#drains) {
+      await this.#ask(handle, { type: 'drain', upstream, server, on: true }).catch(() => {
+        // The server is configured no more (a reload removed it): its drain goes with it.
+        if (!handle.exited) this.#drains.delete(key);
+      });
     }
   }
 

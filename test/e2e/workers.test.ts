@@ -271,3 +271,15 @@ test('workers: a worker that replaces a dead one enforces the bans made before i
   await waitFor(() => primary.liveWorkers === 2, 5000, 'the replacement worker');
   await waitFor(async () => (await Promise.all(Array.from({ length: 20 }, () => fresh(url)))).every((s) => s === 0), 2000, 'the ban on the new worker');
 });
+
+test('workers: a worker that replaces a dead one keeps the servers drained through the admin API out', async (t) => {
+  const [b0, b1] = await startNamedBackends(t, 2, (name) => (_req: IncomingMessage, res: ServerResponse) => void res.end(name));
+  const { primary, url, adminPort } = await startWorkers(t, { upstreams: { app: { servers: [{ url: b0!.url }, { url: b1!.url }] } }, routes: [{ match: {}, upstream: 'app' }] } as Omit<ConfigInput, 'listen'>);
+  assert.equal((await admin(adminPort, 'POST', '/upstreams/app/servers/0/drain')).status, 200);
+  await primary.terminateWorker(0);
+  await waitFor(() => primary.liveWorkers === 2, 5000, 'the replacement worker');
+  // Told once it serves: wait for that message, not for a fixed time.
+  const spread = async (): Promise<Set<string>> => new Set(await Promise.all(Array.from({ length: 30 }, () => request(url, { headers: { connection: 'close' } }).then((r) => r.body))));
+  await waitFor(async () => (await spread()).size === 1, 2000, 'the drain on the new worker');
+  assert.deepEqual(await spread(), new Set(['b1']));
+});
