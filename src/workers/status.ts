@@ -6,11 +6,14 @@
 
 /** Numbers that are not counts: the same in every worker, or not meaningful as a sum. */
 const NOT_SUMMED = new Set(['weight', 'routes', 'uptime_s', 'ewma_ms', 'slow_start_share', 'ms', 'max_size', 'ejected_for_ms']);
-/** Read from shared memory by every worker: counted once. */
-const SHARED = new Set(['bans_active', 'rate_limit_keys', 'clients_counted']);
+/** Read from shared memory by every worker, or told to every worker (a server's ejections): counted once. */
+const SHARED = new Set(['bans_active', 'rate_limit_keys', 'clients_counted', 'ejections']);
+/** Whole values every worker reads alike (the same IP list files): taken once, nothing in them summed. */
+const SAME_EVERYWHERE = new Set(['list_files']);
 
 export function mergeStatuses(statuses: readonly unknown[], key = ''): unknown {
   const [first] = statuses;
+  if (SAME_EVERYWHERE.has(key)) return first;
   if (typeof first === 'number') {
     const numbers = statuses.filter((s): s is number => typeof s === 'number');
     if (SHARED.has(key) || NOT_SUMMED.has(key)) return Math.max(...numbers);

@@ -24,3 +24,11 @@ test('statuses merge: counts add up, settings and states once, shared figures on
     upstreams: { app: { balance: 'round_robin', servers: [{ url: 'u', weight: 2, requests: 12, state: 'up' }] } },
   });
 });
+
+test('statuses merge: an ejection told to every worker, and the IP list files every worker reads, are counted once', () => {
+  const worker = { protection: { list_files: [{ path: '/etc/deny', entries: 40, reloads: 2, errors: 0 }] }, upstreams: { app: { servers: [{ requests: 3, ejections: 1 }] } } };
+  assert.deepEqual(mergeStatuses([worker, worker]), {
+    protection: { list_files: [{ path: '/etc/deny', entries: 40, reloads: 2, errors: 0 }] },
+    upstreams: { app: { servers: [{ requests: 6, ejections: 1 }] } },
+  });
+});
