@@ -233,8 +233,11 @@ export class Primary implements AdminTarget {
   // The admin API, for the whole proxy.
 
   async status(): Promise<unknown> {
-    const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
-    const statuses = await Promise.all(live.map((w) => this.#ask(w, { type: 'status' })));
+    const asked = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+    // A worker that dies meanwhile is left out (its replacement shows next time), not a failed status.
+    const outcomes = await Promise.allSettled(asked.map((w) => this.#ask(w, { type: 'status' })));
+    const live = asked.filter((_, i) => outcomes[i]?.status === 'fulfilled');
+    const statuses = outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
     const merged = mergeStatuses(statuses) as Record<string, unknown>;
     return {
       ...merged,
