@@ -303,7 +303,9 @@ export class Gatehouse {
         }
         if (existing !== undefined && !this.#reusePort) {
           this.#listeners.delete(key);
-          await this.#retire(existing);
+          // Not awaited: closing the listening socket frees the address at once, and its open
+          // connections (a long request, a WebSocket) must not hold up the reload while they finish.
+          void this.#retire(existing);
         }
         const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog, handshakes[index], new DerivedTicketKeys(this.#ticketSecret, listen.address));
         const context: ListenerContext = {
@@ -323,6 +325,8 @@ export class Gatehouse {
         try {
           await listener.listen(this.#reusePort);
         } catch (error: unknown) {
+          // Its certificate store and source were taken above: they stop with it.
+          await this.#retire(listener);
           throw listenError(error, listen.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
         }
         added.push([key, listener]);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { configFromObject } from '../../src/config/load.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
-import { request } from '../helpers/http.ts';
+import { createCa, tempDir, writePair } from '../helpers/certs.ts';
+import { request, waitFor } from '../helpers/http.ts';
 import { freePort } from '../helpers/process.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
@@ -47,4 +48,21 @@ test('a reload whose listener cannot bind is rejected and the old configuration 
   });
   await assert.rejects(proxy.gatehouse.reload(next), /cannot listen/);
   assert.equal((await request(`${proxy.url}/`)).status, 200);
+});
+
+test('a reload that turns TLS on for a listener does not wait for the requests in flight on it', { timeout: 15_000 }, async (t) => {
+  let release = (): void => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const backend = await startBackend(t, (_req, res) => void held.then(() => res.end('late')));
+  const proxy = await startProxy(t, simpleProxyConfig([backend.url]));
+  const inFlight = request(`${proxy.url}/hold`);
+  await waitFor(() => backend.requests.length === 1);
+  const ca = await createCa();
+  const pair = await writePair(await tempDir(t), 'site', await ca.issue({ names: ['localhost'] }));
+  await proxy.gatehouse.reload(
+    configFromObject({ access_log: { enabled: false }, ...simpleProxyConfig([backend.url]), listen: [{ address: '127.0.0.1:0', tls: { certificates: [pair] } }] }),
+  );
+  assert.ok(proxy.gatehouse.config.listen[0]?.tls !== undefined, 'reloaded while the request is still held');
+  release();
+  assert.equal((await inFlight).body, 'late', 'the old listener finishes its request');
 });
