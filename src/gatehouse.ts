@@ -357,8 +357,8 @@ export class Gatehouse {
     for (const [listener, source, handshake] of bound.kept) {
       const store = this.#certificates.get(listener);
       if (store === undefined) continue;
-      this.#sources.use(listener, store, source);
       store.replace(source.certificates, handshake);
+      this.#sources.use(listener, store, source);
     }
     const wanted = new Map(config.listen.map((l, i) => [listenerKey(l.address, i), l]));
     for (const [key, listener] of this.#listeners) {

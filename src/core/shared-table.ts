@@ -9,6 +9,8 @@
  * Keys are kept as 64-bit hashes: two keys that share one are one key (odds ~n²/2⁶⁵).
  */
 
+import { randomBytes } from 'node:crypto';
+
 /** Slots per bucket. */
 export const WAYS = 8;
 /** Spins before a waiting thread sleeps on the lock. */
@@ -24,6 +26,8 @@ const STALE_WAITS = 200;
 /** The memory of a table, made once by the primary and handed to each worker. */
 export interface SharedTableMemory {
   readonly buckets: number;
+  /** Random, per table: a client cannot pick keys that all land in one bucket and push others out. */
+  readonly seed: number;
   /** buckets × Int32: 0 free, 1 held. */
   readonly locks: SharedArrayBuffer;
   /** buckets × WAYS × 2 × Uint32: the key's hash; 0,0 is an empty slot. */
@@ -38,6 +42,7 @@ export function allocateSharedTable(entries: number): SharedTableMemory {
   while (buckets * WAYS < entries * 1.25) buckets *= 2;
   return {
     buckets,
+    seed: randomBytes(4).readUInt32LE(0),
     locks: new SharedArrayBuffer(buckets * 4),
     hashes: new SharedArrayBuffer(buckets * WAYS * 8),
     values: new SharedArrayBuffer(buckets * WAYS * 8),
@@ -54,6 +59,7 @@ export interface SlotRef {
 export class SharedTable {
   readonly capacity: number;
   readonly #mask: number;
+  readonly #seed: number;
   readonly #locks: Int32Array;
   readonly #hashes: Uint32Array;
   /** Each slot's value; callers read and write it between lock() and unlock(). */
@@ -62,6 +68,7 @@ export class SharedTable {
   constructor(memory: SharedTableMemory) {
     this.capacity = memory.buckets * WAYS;
     this.#mask = memory.buckets - 1;
+    this.#seed = memory.seed;
     this.#locks = new Int32Array(memory.locks);
     this.#hashes = new Uint32Array(memory.hashes);
     this.values = new Float64Array(memory.values);
@@ -70,8 +77,8 @@ export class SharedTable {
   /** Fills `ref` with `key`'s bucket and hash (no allocation per call). */
   locate(key: string, ref: SlotRef): void {
     // Two FNV-1a hashes with different offsets: 64 bits from the UTF-16 code units.
-    let a = 0x811c9dc5;
-    let b = 0x01000193 ^ key.length;
+    let a = 0x811c9dc5 ^ this.#seed;
+    let b = 0x01000193 ^ key.length ^ Math.imul(this.#seed, 0x9e3779b1);
     for (let i = 0; i < key.length; i++) {
       const c = key.charCodeAt(i);
       a = Math.imul(a ^ c, 0x01000193);
@@ -137,6 +144,15 @@ export class SharedTable {
     this.#hashes[slot * 2] = 0;
     this.#hashes[slot * 2 + 1] = 0;
     this.values[slot] = 0;
+  }
+
+  /** Empties every slot, one bucket at a time under its lock (what a dead worker counted is forgotten). */
+  clear(): void {
+    for (let bucket = 0; bucket <= this.#mask; bucket++) {
+      this.lock(bucket);
+      for (let slot = bucket * WAYS; slot < (bucket + 1) * WAYS; slot++) this.free(slot);
+      this.unlock(bucket);
+    }
   }
 
   /** Slots in use whose value is at least `staleBelow` (a racy count, for the status page). */

@@ -26,6 +26,7 @@ import { loadConfigFile, sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
 import { ProtectionState } from '../core/protection-state.ts';
+import { SharedConnectionCounts } from '../middleware/rate-limit/shared-store.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import type { Request, RequestBody, WorkerData, WorkerMessage } from './messages.ts';
 import { usableCpus } from './cpus.ts';
@@ -41,6 +42,8 @@ export interface PrimaryOptions {
 
 /** The worker module beside this one: .ts from the sources, .js once built. */
 const WORKER_SCRIPT = new URL(`./worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+/** A worker that has not answered a request by then is taken for stuck. */
+const ASK_TIMEOUT_MS = 30_000;
 /** A worker that has not said it started by then is taken for dead. */
 const START_TIMEOUT_MS = 30_000;
 /** Deaths counted for the back-off: those in the last minute. */
@@ -255,8 +258,7 @@ export class Primary implements AdminTarget {
   }
 
   async drain(upstream: string, server: string, on: boolean): Promise<unknown> {
-    const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
-    const [first] = await Promise.all(live.map((w) => this.#ask(w, { type: 'drain', upstream, server, on })));
+    const first = await this.#askAll({ type: 'drain', upstream, server, on }).then(([answer]) => answer);
     const url = (first as { url?: unknown } | undefined)?.url;
     if (typeof url === 'string') {
       if (on) this.#drains.set(`${upstream} ${url}`, { upstream, server: url });
@@ -270,15 +272,27 @@ export class Primary implements AdminTarget {
   }
 
   caches(): CacheAdmin {
-    const live = (): WorkerHandle[] => this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
     return {
-      stats: async () => mergeStatuses(await Promise.all(live().map((w) => this.#ask(w, { type: 'cache_stats' })))),
+      stats: async () => mergeStatuses(await this.#askAll({ type: 'cache_stats' })),
       // Each worker keeps its own cache: a purge goes to all of them, and counts what all of them dropped.
       purge: async (selector: PurgeSelector) => {
-        const counts = await Promise.all(live().map((w) => this.#ask(w, { type: 'purge', selector })));
+        const counts = await this.#askAll({ type: 'purge', selector });
         return counts.reduce((sum: number, n) => sum + (n as number), 0);
       },
     };
+  }
+
+  /**
+   * Asks every serving worker; the answers of those that answered (a worker that dies meanwhile is
+   * left out). Rejects with the first error when none answered: "no such server" is every worker's.
+   */
+  async #askAll(body: RequestBody): Promise<unknown[]> {
+    const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+    const outcomes = await Promise.allSettled(live.map((w) => this.#ask(w, body)));
+    const answers = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.value);
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (answers.length === 0 && failed !== undefined) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    return answers;
   }
 
   // Workers' lives.
@@ -350,6 +364,8 @@ export class Primary implements AdminTarget {
     handle.ready = false;
     if (this.#stopping !== undefined || this.#workers[handle.index] !== handle) return;
     this.#workers[handle.index] = null;
+    // Its connections went with it, uncounted: the clients it held may connect again.
+    if (wasReady) new SharedConnectionCounts(this.#memory.connections).clear();
     const now = Date.now();
     const deaths = (this.#deaths[handle.index] as number[]).filter((at) => now - at < CRASH_WINDOW_MS);
     deaths.push(now);
@@ -375,14 +391,32 @@ export class Primary implements AdminTarget {
     timer.unref();
   }
 
-  /** Sends a request to a worker and waits for its reply. */
+  /**
+   * Sends a request to a worker and waits for its reply, at most `ASK_TIMEOUT_MS` (a stop, its
+   * drain time more): a worker stuck in a loop fails the request rather than hang every reload.
+   */
   #ask(handle: WorkerHandle, body: RequestBody): Promise<unknown> {
     // A message to a thread that ended is dropped without a word: it would never be answered.
     if (handle.exited) return Promise.reject(new Error(`worker ${handle.index} exited`));
     const id = ++this.#nextId;
     const request: Request = { ...body, id };
+    const limit = ASK_TIMEOUT_MS + (body.type === 'stop' ? body.graceMs : 0);
     return new Promise((resolve, reject) => {
-      handle.pending.set(id, { resolve, reject });
+      const timer = setTimeout(() => {
+        handle.pending.delete(id);
+        reject(new Error(`worker ${handle.index} did not answer "${body.type}" within ${limit / 1000} s`));
+      }, limit);
+      timer.unref();
+      handle.pending.set(id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
       handle.thread.postMessage(request);
     });
   }

@@ -17,7 +17,7 @@ import { Primary } from '../../src/workers/primary.ts';
 import { allocateSharedMemory, sharedHealth, sharedProtection } from '../../src/workers/shared.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
-import { admin } from '../helpers/clients.ts';
+import { admin, Connection, rawFrom } from '../helpers/clients.ts';
 import { request, waitFor } from '../helpers/http.ts';
 import { simpleProxyConfig } from '../helpers/proxy.ts';
 import { isHealthCheck, startNamedBackends } from '../helpers/upstreams.ts';
@@ -282,4 +282,22 @@ test('workers: a worker that replaces a dead one keeps the servers drained throu
   const spread = async (): Promise<Set<string>> => new Set(await Promise.all(Array.from({ length: 30 }, () => request(url, { headers: { connection: 'close' } }).then((r) => r.body))));
   await waitFor(async () => (await spread()).size === 1, 2000, 'the drain on the new worker');
   assert.deepEqual(await spread(), new Set(['b1']));
+});
+
+test('workers: a per-client connection limit holds across workers; a worker that dies gives its clients their slots back', async (t) => {
+  const backend = await startBackend(t, echo());
+  const { primary, url } = await startWorkers(t, { ...simpleProxyConfig([backend.url]), protection: { max_connections_per_client: 4 } });
+  const port = primary.addresses[0]?.port ?? 0;
+  const held = [];
+  for (let i = 0; i < 4; i++) {
+    const connection = await Connection.open(t, port, '127.0.0.2');
+    assert.equal((await connection.get('/')).status, 200);
+    held.push(connection);
+  }
+  const spread = (await perWorker(primary)).map((w) => w.requests);
+  for (let i = 0; i < 6; i++) assert.equal(await rawFrom('127.0.0.2', port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), '', `a fifth connection is refused, on either worker (${spread.join('/')})`);
+  assert.equal((await request(url, { headers: { connection: 'close' } })).status, 200, 'another client is not affected');
+  await primary.terminateWorker(0);
+  await waitFor(() => primary.liveWorkers === 2, 5000, 'the replacement worker');
+  await waitFor(async () => /^HTTP\/1\.1 200 /.test(await rawFrom('127.0.0.2', port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')), 3000, 'a slot for the client');
 });

@@ -81,13 +81,14 @@ export class CertificateSources {
     return sources;
   }
 
-  /** Serves `source`'s certificates through `store` (the listener's) from now on, stopping the source it had. */
+  /**
+   * `source` feeds `store` (the listener's) from now on, and the source it had stops. The caller
+   * has given the store `source.certificates` (with the listener's handshake settings, which a
+   * replace here would not know).
+   */
   use(listener: object, store: CertificateStore, source: ListenerCertificates): void {
     const previous = this.#inUse.get(listener);
-    if (previous !== undefined && previous !== source) {
-      previous.close();
-      store.replace(source.certificates);
-    }
+    if (previous !== undefined && previous !== source) previous.close();
     source.onChange = (certificates) => store.replace(certificates);
     this.#inUse.set(listener, source);
     this.#prepared.delete(source);

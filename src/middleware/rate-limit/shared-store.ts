@@ -98,6 +98,15 @@ export class SharedConnectionCounts {
     }
   }
 
+  /**
+   * Forgets every count. A worker that dies takes its connections with it but cannot subtract
+   * them: clearing lets the clients it held connect again (the live workers' connections are
+   * then undercounted until they close, which errs towards letting a connection through).
+   */
+  clear(): void {
+    this.#table.clear();
+  }
+
   close(key: string): void {
     const table = this.#table;
     const ref = this.#ref;
