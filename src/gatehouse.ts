@@ -400,9 +400,6 @@ function listenerKey(address: string, index: number): string {
   return address.endsWith(':0') ? `${address}#${index}` : address;
 }
 
-function formatAddress(address: AddressInfo): string {
-  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
-}
 
 /** Listeners a reload bound, by key, not yet in service; kept TLS listeners and their new certificates. */
 interface BoundListeners {
