@@ -1,12 +1,13 @@
 /** The composition root: start(), reload() and stop() of one Gatehouse process. */
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { AdminListener } from './admin/admin.ts';
+import { startAdminListener, type AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { diffConfigs } from './config/diff.ts';
 import { loadConfigFile, sourceOf } from './config/load.ts';
+import { formatAddress } from './config/units.ts';
 import type { Config } from './config/schema.ts';
 import { createAccessLog, SwitchableAccessLog, type AccessLog } from './core/access-log.ts';
 import { createLogger } from './core/logger.ts';
@@ -106,7 +107,7 @@ export class Gatehouse {
     const gatehouse = new Gatehouse(config, options);
     try {
       gatehouse.#applyListeners(config, await gatehouse.#bindListeners(config));
-      if (config.admin !== undefined) await gatehouse.#startAdmin(config);
+      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
       gatehouse.#stopping ??= gatehouse.#stop(0, false);
@@ -380,16 +381,6 @@ export class Gatehouse {
     return listener.stopAccepting();
   }
 
-  async #startAdmin(config: Config): Promise<void> {
-    const address = config.admin?.address ?? '';
-    this.#admin = new AdminListener(address, this);
-    try {
-      this.#adminAddress = await this.#admin.listen();
-    } catch (error: unknown) {
-      this.#admin = undefined;
-      throw listenError(error, address, 'admin', sourceOf(config, ['admin', 'address']));
-    }
-  }
 }
 
 /**

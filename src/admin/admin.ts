@@ -2,7 +2,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { sourceOf } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
+import { listenError } from '../listeners/bind-error.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
 import { CACHE_ENDPOINTS, handleCache, type CacheAdmin } from './cache.ts';
 
@@ -25,6 +28,17 @@ export interface AdminTarget {
   protection(): ProtectionAdmin;
   /** The running caches: statistics and purges (see admin/cache.ts). */
   caches(): CacheAdmin;
+}
+
+/** Binds the admin listener `config` names, for `target`; a failure says where the file sets the address. */
+export async function startAdminListener(config: Config, target: AdminTarget): Promise<{ admin: AdminListener; address: AddressInfo }> {
+  const address = config.admin?.address ?? '';
+  const admin = new AdminListener(address, target);
+  try {
+    return { admin, address: await admin.listen() };
+  } catch (error: unknown) {
+    throw listenError(error, address, 'admin', sourceOf(config, ['admin', 'address']));
+  }
 }
 
 export class AdminListener {

@@ -55,3 +55,8 @@ export function parseHostPort(value: string): HostPort | undefined {
 export const address = z.string().refine((value) => parseHostPort(value) !== undefined, {
   message: 'must be "host:port", "[ipv6]:port" or ":port"',
 });
+
+/** "127.0.0.1:8080" or "[::1]:8080": a bound address as configuration writes it. */
+export function formatAddress(address: { readonly address: string; readonly port: number; readonly family: string }): string {
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}

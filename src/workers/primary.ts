@@ -18,13 +18,13 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { AdminListener, type AdminTarget } from '../admin/admin.ts';
+import { startAdminListener, type AdminListener, type AdminTarget } from '../admin/admin.ts';
 import type { CacheAdmin } from '../admin/cache.ts';
 import type { ProtectionAdmin } from '../admin/protection.ts';
 import type { PurgeSelector } from '../cache/compile.ts';
 import { loadConfigFile, sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { parseHostPort } from '../config/units.ts';
+import { formatAddress, parseHostPort } from '../config/units.ts';
 import { ProtectionState } from '../core/protection-state.ts';
 import { SharedConnectionCounts } from '../middleware/rate-limit/shared-store.ts';
 import { listenError } from '../listeners/bind-error.ts';
@@ -125,7 +125,7 @@ export class Primary implements AdminTarget {
     try {
       primary.#config = resolved;
       await Promise.all(primary.#workers.map((_, index) => primary.#spawn(index)));
-      if (config.admin !== undefined) await primary.#startAdmin(config);
+      if (config.admin !== undefined) ({ admin: primary.#admin, address: primary.#adminAddress } = await startAdminListener(config, primary));
     } catch (error: unknown) {
       await primary.#shutdown(0);
       throw error;
@@ -463,16 +463,6 @@ export class Primary implements AdminTarget {
     }
   }
 
-  async #startAdmin(config: Config): Promise<void> {
-    const address = config.admin?.address ?? '';
-    this.#admin = new AdminListener(address, this);
-    try {
-      this.#adminAddress = await this.#admin.listen();
-    } catch (error: unknown) {
-      this.#admin = undefined;
-      throw listenError(error, address, 'admin', sourceOf(config, ['admin', 'address']));
-    }
-  }
 
   async #readConfigFile(): Promise<Config> {
     if (this.#configFile === undefined) throw new Error('no configuration file to reload from');
@@ -517,6 +507,3 @@ async function closeAll(servers: readonly Server[]): Promise<void> {
   await Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve()))));
 }
 
-function formatAddress(address: AddressInfo): string {
-  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
-}

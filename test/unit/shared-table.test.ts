@@ -46,8 +46,8 @@ test('a key is found again in its bucket; a full bucket gives up its stale or lo
   assert.equal(store.take('a', rule, 1).allowed, true);
   assert.equal(store.take('a', rule, 1).allowed, false, 'the same key is found');
   for (let i = 0; i < WAYS * 3; i++) store.take(`other-${i}`, rule, 1);
-  // Every slot holds the same TAT: one of them went, perhaps "a", which then starts afresh.
-  assert.ok(store.size <= WAYS);
+  // One bucket of WAYS slots, all taken: every new key pushed the lowest TAT out; the bucket stays full.
+  assert.equal(store.size, WAYS);
   store.reset('a');
   assert.equal(store.take('a', rule, 1).allowed, true, 'reset forgets the key');
 });
