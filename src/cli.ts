@@ -7,7 +7,6 @@ import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
 import { defaultStateDir } from './core/state-dir.ts';
 import { Gatehouse } from './gatehouse.ts';
-import { LocalCa } from './listeners/tls/local-ca.ts';
 import { Primary, workerCount } from './workers/primary.ts';
 
 const HELP: Record<string, string> = {
@@ -162,6 +161,7 @@ async function caPath(args: string[]): Promise<number> {
   const file = parsed.positionals.length === 0 && parsed.values.config === undefined ? undefined : configFileOf(parsed);
   if (typeof file === 'object') return usageError('ca-path', file.error);
   const stateDir = file === undefined ? defaultStateDir() : (await loadConfigFile(file)).state_dir;
+  const { LocalCa } = await import('./listeners/tls/local-ca.ts');
   const ca = await LocalCa.open(stateDir);
   process.stdout.write(`${ca.rootFile}\n`);
   return 0;

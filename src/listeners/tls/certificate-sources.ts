@@ -5,11 +5,11 @@
  * every plain listener answers.
  */
 import type { Config } from '../../config/schema.ts';
-import { AcmeManager } from './acme/acme-manager.ts';
+import type { AcmeManager } from './acme/acme-manager.ts';
 import { Http01Challenges } from './acme/http-01.ts';
 import type { CertificateLog, CertificateStore } from './certificate-store.ts';
 import { ListenerCertificates, type CertificateServices } from './listener-certificates.ts';
-import { LocalCa } from './local-ca.ts';
+import type { LocalCa } from './local-ca.ts';
 
 export class CertificateSources {
   /** ACME HTTP-01 challenges, answered on every plain listener. */
@@ -58,7 +58,8 @@ export class CertificateSources {
         const key = JSON.stringify([config.state_dir, acme]);
         let manager = this.#acmeManagers.get(key);
         if (manager === undefined) {
-          const started = AcmeManager.start(acme, services);
+          // acme-client (and its HTTP client) is loaded only by a configuration that uses ACME.
+          const started = import('./acme/acme-manager.ts').then(({ AcmeManager }) => AcmeManager.start(acme, services));
           // A failed start is not kept: a later reload tries again (the ca_file may be there by then).
           started.catch(() => {
             if (this.#acmeManagers.get(key) === started) this.#acmeManagers.delete(key);
@@ -140,7 +141,8 @@ export class CertificateSources {
   #localCa(stateDir: string): Promise<LocalCa> {
     let ca = this.#localCas.get(stateDir);
     if (ca === undefined) {
-      ca = LocalCa.open(stateDir);
+      // The X.509 library is loaded only by a configuration that uses the local CA (or ACME's fallback).
+      ca = import('./local-ca.ts').then(({ LocalCa }) => LocalCa.open(stateDir));
       ca.catch(() => this.#localCas.delete(stateDir));
       this.#localCas.set(stateDir, ca);
     }

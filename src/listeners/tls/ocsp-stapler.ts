@@ -7,7 +7,12 @@
  */
 import type { Server as TlsServer } from 'node:tls';
 import type { LoadedCertificate } from './certificate.ts';
-import { fetchOcspResponse, ocspSubjectOf, type OcspResponse, type OcspSubject } from './ocsp.ts';
+import type { OcspResponse, OcspSubject } from './ocsp.ts';
+import { ocspTargetOf, type OcspTarget } from './ocsp-target.ts';
+
+/** The OCSP protocol module, loaded the first time a certificate names a responder (see ocsp-target.ts). */
+let protocol: Promise<typeof import('./ocsp.ts')> | undefined;
+const loadProtocol = (): Promise<typeof import('./ocsp.ts')> => (protocol ??= import('./ocsp.ts'));
 
 /** Reports fetched responses and failures. */
 export type OcspLog = (level: 'info' | 'error', fields: Record<string, unknown>, message: string) => void;
@@ -28,7 +33,9 @@ export interface OcspTiming {
 export const DEFAULT_OCSP_TIMING: OcspTiming = { retryMin: 60_000, retryMax: 3_600_000, refreshMin: 60_000, refreshMax: 86_400_000 };
 
 interface Entry {
-  readonly subject: OcspSubject;
+  readonly target: OcspTarget;
+  /** Made at the first fetch (it needs the OCSP module). */
+  subject: OcspSubject | null;
   /** The certificate shares the server's default context with one of another key type. */
   ambiguous: boolean;
   readonly name: string;
@@ -86,7 +93,7 @@ export class OcspStapler {
   readonly onOcspRequest = (certificate: Buffer, _issuer: Buffer | null, callback: (error: Error | null, response?: Buffer) => void): void => {
     // A handful of certificates at most: comparing DER bytes is cheaper than hashing them for a map key.
     for (const entry of this.#entries) {
-      if (!entry.subject.der.equals(certificate)) continue;
+      if (!entry.target.der.equals(certificate)) continue;
       if (entry.ambiguous && !this.singleCertificate) break;
       const response = entry.response;
       if (response !== null && response.nextUpdate.getTime() > Date.now()) return callback(null, response.der);
@@ -108,22 +115,22 @@ export class OcspStapler {
     const previous = this.#entries;
     const next: Entry[] = [];
     for (const cert of certificates) {
-      let subject: OcspSubject | null;
+      let target: OcspTarget | null;
       try {
-        subject = ocspSubjectOf(cert.certPem);
+        target = ocspTargetOf(cert.certPem);
       } catch (error: unknown) {
         this.#log('error', { cert: cert.files.cert, error: messageOf(error) }, 'OCSP stapling off for this certificate');
         continue;
       }
-      if (subject === null || next.some((e) => e.subject.der.equals(subject.der))) continue;
+      if (target === null || next.some((e) => e.target.der.equals(target.der))) continue;
       const ambiguous = sharingDefault.some((c) => c.certPem === cert.certPem);
-      const kept = previous.find((e) => e.subject.der.equals(subject.der) && !e.closed);
+      const kept = previous.find((e) => e.target.der.equals(target.der) && !e.closed);
       if (kept !== undefined) {
         kept.ambiguous = ambiguous;
         next.push(kept);
         continue;
       }
-      const entry: Entry = { subject, ambiguous, name: cert.names[0] ?? cert.files.cert, response: null, failures: 0, timer: undefined, closed: false };
+      const entry: Entry = { target, subject: null, ambiguous, name: cert.names[0] ?? cert.files.cert, response: null, failures: 0, timer: undefined, closed: false };
       next.push(entry);
       void this.#refresh(entry);
     }
@@ -133,7 +140,7 @@ export class OcspStapler {
 
   /** The cached response of a certificate (DER), if any; for status pages and tests. */
   responseFor(certificateDer: Buffer): OcspResponse | null {
-    return this.#entries.find((e) => e.subject.der.equals(certificateDer))?.response ?? null;
+    return this.#entries.find((e) => e.target.der.equals(certificateDer))?.response ?? null;
   }
 
   /** Stops every refresh. */
@@ -147,7 +154,9 @@ export class OcspStapler {
     entry.timer = undefined;
     let delay: number;
     try {
-      const response = await fetchOcspResponse(entry.subject, this.#stop.signal);
+      const ocsp = await loadProtocol();
+      entry.subject ??= ocsp.ocspSubjectFor(entry.target);
+      const response = await ocsp.fetchOcspResponse(entry.subject, this.#stop.signal);
       if (entry.closed) return;
       entry.response = response;
       entry.failures = 0;
@@ -162,7 +171,7 @@ export class OcspStapler {
       const keeps = entry.response !== null && entry.response.nextUpdate.getTime() > Date.now();
       this.#log(
         'error',
-        { name: entry.name, url: entry.subject.url, error: messageOf(error), retry_in_ms: delay },
+        { name: entry.name, url: entry.target.url, error: messageOf(error), retry_in_ms: delay },
         keeps ? 'OCSP fetch failed; the previous response keeps being stapled' : 'OCSP fetch failed; handshakes go without a staple',
       );
     }

@@ -8,15 +8,10 @@ import { createHash, verify as verifySignature, X509Certificate } from 'node:cry
 import { BasicOCSPResponse, CertID, id_kp_OCSPSigning, id_pkix_ocsp_basic, OCSPRequest, OCSPResponse, OCSPResponseStatus, Request, TBSRequest } from '@peculiar/asn1-ocsp';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
+import { ocspTargetOf, type OcspTarget } from './ocsp-target.ts';
 
 /** What stapling needs to know about one certificate: where to ask and what to ask. */
-export interface OcspSubject {
-  /** The leaf certificate, DER (as node:tls hands it to the 'OCSPRequest' event). */
-  readonly der: Buffer;
-  /** The responder URL from the Authority Information Access extension. */
-  readonly url: string;
-  /** The certificate that signed the leaf (from the chain in the certificate file). */
-  readonly issuer: X509Certificate;
+export interface OcspSubject extends OcspTarget {
   /** The CertID that names the leaf in requests and responses. */
   readonly certId: CertID;
 }
@@ -49,20 +44,15 @@ const SIGNATURE_HASHES: ReadonlyMap<string, string | undefined> = new Map([
   ['1.3.101.112', undefined],
 ]);
 
-/**
- * The OCSP facts of a certificate chain (PEM, leaf first), or null when the leaf names no
- * responder or its issuer is not in the chain (nothing to staple then).
- */
+/** The OCSP facts of a certificate chain (PEM, leaf first), or null when there is nothing to staple. */
 export function ocspSubjectOf(chainPem: string): OcspSubject | null {
-  const blocks = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  const [leafPem, ...rest] = blocks;
-  if (leafPem === undefined) return null;
-  const leaf = new X509Certificate(leafPem);
-  const url = /OCSP - URI:(\S+)/.exec(leaf.infoAccess ?? '')?.[1];
-  if (url === undefined || !/^https?:\/\//i.test(url)) return null;
-  const issuer = rest.map((pem) => new X509Certificate(pem)).find((candidate) => leaf.checkIssued(candidate) && leaf.verify(candidate.publicKey));
-  if (issuer === undefined) return null;
-  return { der: leaf.raw, url, issuer, certId: certIdOf(leaf, issuer) };
+  const target = ocspTargetOf(chainPem);
+  return target === null ? null : ocspSubjectFor(target);
+}
+
+/** The subject of a target: its CertID added. */
+export function ocspSubjectFor(target: OcspTarget): OcspSubject {
+  return { ...target, certId: certIdOf(target.leaf, target.issuer) };
 }
 
 /** RFC 6960 §4.1.1: SHA-1 of the issuer's name and of its public key (the BIT STRING's value), and the serial. */
