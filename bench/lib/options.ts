@@ -12,6 +12,7 @@ export const PROXY_NAMES = [
   'varnish',
   'node-static',
   'gatehouse-tls',
+  'thin-undici-tls',
   'nginx-tls',
   'gatehouse-1w',
   'gatehouse-2w',

@@ -241,6 +241,18 @@ export const PROXIES: Record<ProxyName, ProxySpec> = {
     pinned: true,
     launch: (ctx, port) => gatehouseLaunch(ctx, port, true, requireTls(ctx)),
   },
+  'thin-undici-tls': {
+    name: 'thin-undici-tls',
+    describe: 'thin-undici over TLS (node:https, HTTP/1.1 only; same certificate, no session tickets): the TLS ceiling of a Node proxy',
+    scenarios: ['https-small'],
+    scheme: 'https',
+    pinned: true,
+    launch: (ctx, port) => {
+      const tls = requireTls(ctx);
+      const launch = nodeScript(ctx, 'bench/peers/thin-undici.ts', ['--port', String(port), '--target', `http://${HOST}:${ctx.backendPort}`, '--cert', tls.cert, '--key', tls.key]);
+      return { ...launch, env: { OPENSSL_CONF: tls.opensslConf } };
+    },
+  },
   'nginx-tls': {
     name: 'nginx-tls',
     describe: 'nginx, 1 worker, ssl + http2 on one port (ECDSA P-256; keep-alive 300s; no session tickets)',

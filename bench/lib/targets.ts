@@ -61,6 +61,19 @@ export const TARGETS: readonly Target[] = [
     reference: { proxy: 'nginx-tls', scenario: 'https-small' },
     atLeast: null,
   }),
+  // The thinnest Node proxy over TLS, and its own plain figure: what TLS costs any Node proxy.
+  ...rate({
+    scenario: 'https-small',
+    measured: { proxy: 'gatehouse-tls', scenario: 'https-small' },
+    reference: { proxy: 'thin-undici-tls', scenario: 'https-small' },
+    atLeast: null,
+  }),
+  ...rate({
+    scenario: 'https-small',
+    measured: { proxy: 'thin-undici-tls', scenario: 'https-small' },
+    reference: { proxy: 'thin-undici', scenario: 'small' },
+    atLeast: null,
+  }),
   ...rate({
     scenario: 'h2',
     measured: { proxy: 'gatehouse-tls', scenario: 'h2' },
