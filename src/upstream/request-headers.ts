@@ -25,7 +25,11 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null, teTrail
     const value = raw[i + 1] as string;
     // Only Gatehouse says which client certificate was verified.
     if (isHopByHop(name) || name === 'expect' || name === CLIENT_SUBJECT_HEADER || listed?.has(name)) {
-      if (teTrailers && name === 'te' && asksForTrailers(value)) out.push('te', 'trailers');
+      if (teTrailers && name === 'te' && asksForTrailers(value)) {
+        out.push('te', 'trailers');
+        // Once, however many TE lines the client sent.
+        teTrailers = false;
+      }
       continue;
     }
     if (addsForwarding && isForwardingHeader(name)) {
