@@ -110,6 +110,20 @@ export class ServerState implements SharedState, ProbeTarget, SharedServer {
     sharing?.subscribe(this.#key, this);
   }
 
+  /** This worker starts running the checks (the one that ran them died), or stops. */
+  checksMoved(): void {
+    if (this.#closed) return;
+    const health = this.#policy.health;
+    const runs = this.#sharing === null || this.#sharing.runsChecks;
+    if (runs && health !== null && this.#checker === null) {
+      this.#checker = new ActiveChecker(this, health, this.#onCheck);
+      this.#checker.start();
+    } else if (!runs && this.#checker !== null) {
+      this.#checker.stop();
+      this.#checker = null;
+    }
+  }
+
   /**
    * What another worker found: a check's result (only one worker runs them), an ejection or its
    * end. Applied here without being told again.

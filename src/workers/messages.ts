@@ -8,6 +8,8 @@ export interface WorkerData {
   readonly index: number;
   /** The primary's log level (the configuration's, or a caller's such as a test's `silent`). */
   readonly logLevel: string;
+  /** This worker runs the active health checks for all (one does; the primary moves them on a death). */
+  readonly runsChecks: boolean;
   readonly config: Config;
   readonly memory: SharedMemory;
 }
@@ -21,7 +23,8 @@ export type RequestBody =
   | { readonly type: 'drain'; readonly upstream: string; readonly server: string; readonly on: boolean }
   | { readonly type: 'cache_stats' }
   | { readonly type: 'purge'; readonly selector: PurgeSelector }
-  | { readonly type: 'stop'; readonly graceMs: number };
+  | { readonly type: 'stop'; readonly graceMs: number }
+  | { readonly type: 'run_checks' };
 
 /** A request as sent: each gets one reply with its `id`. */
 export type Request = RequestBody & { readonly id: number };

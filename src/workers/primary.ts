@@ -68,10 +68,10 @@ class WorkerHandle {
   /** Why it died, when it threw. */
   error: Error | null = null;
 
-  constructor(index: number, config: Config, memory: SharedMemory, logLevel: string) {
+  constructor(index: number, config: Config, memory: SharedMemory, logLevel: string, runsChecks: boolean) {
     this.index = index;
     this.config = config;
-    const data: WorkerData = { index, config, memory, logLevel };
+    const data: WorkerData = { index, config, memory, logLevel, runsChecks };
     this.thread = new Worker(WORKER_SCRIPT, { workerData: data });
   }
 
@@ -98,6 +98,8 @@ export class Primary implements AdminTarget {
   readonly #pickedPorts = new Map<number, number>();
   readonly #startedAt = Date.now();
   #config: Config;
+  /** The worker that runs the active health checks for all; null while none does. */
+  #checker: WorkerHandle | null = null;
   #nextId = 0;
   #restarts = 0;
   #stopping: Promise<void> | undefined;
@@ -299,7 +301,10 @@ export class Primary implements AdminTarget {
 
   /** Starts the worker for slot `index` and waits until it serves; rejects when it cannot start. */
   async #spawn(index: number): Promise<void> {
-    const handle = new WorkerHandle(index, this.#config, this.#memory, this.#logger.level);
+    // The active health checks run in one worker: this one, when no other runs them now.
+    const runsChecks = this.#checker === null;
+    const handle = new WorkerHandle(index, this.#config, this.#memory, this.#logger.level, runsChecks);
+    if (runsChecks) this.#checker = handle;
     this.#workers[index] = handle;
     const started = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -364,6 +369,7 @@ export class Primary implements AdminTarget {
     handle.ready = false;
     if (this.#stopping !== undefined || this.#workers[handle.index] !== handle) return;
     this.#workers[handle.index] = null;
+    if (this.#checker === handle) this.#moveChecks();
     // Its connections went with it, uncounted: the clients it held may connect again.
     if (wasReady) new SharedConnectionCounts(this.#memory.connections).clear();
     const now = Date.now();
@@ -389,6 +395,22 @@ export class Primary implements AdminTarget {
       );
     }, delay);
     timer.unref();
+  }
+
+  /**
+   * The worker that ran the health checks died: a serving worker takes them over at once (else the
+   * next worker to start does), so that no server goes unchecked while it is replaced.
+   */
+  #moveChecks(): void {
+    const next = this.#workers.find((w): w is WorkerHandle => w?.ready === true) ?? null;
+    this.#checker = next;
+    if (next === null) return;
+    this.#ask(next, { type: 'run_checks' }).then(
+      () => this.#logger.info({ worker: next.index }, 'health checks moved to another worker'),
+      () => {
+        // It died too: its own exit moves them on.
+      },
+    );
   }
 
   /**

@@ -54,7 +54,7 @@ export function sharedProtection(memory: SharedMemory): SharedProtection & { clo
 }
 
 /** A worker's side of the health channel; `runsChecks` for the one worker that checks servers. */
-export function sharedHealth(memory: SharedMemory, runsChecks: boolean): HealthSharing & { close(): void } {
+export function sharedHealth(memory: SharedMemory, runsChecks: boolean): HealthSharing & { setRunsChecks(on: boolean): void; close(): void } {
   const channel = new BroadcastChannel(`${memory.channel}:health`);
   (channel as unknown as { unref(): void }).unref();
   // One state per key and thread; a reload's new state for the same server takes the old one's place.
@@ -63,8 +63,16 @@ export function sharedHealth(memory: SharedMemory, runsChecks: boolean): HealthS
     const change = (event as { data: ServerEvent }).data;
     servers.get(change.key)?.applyRemote(change);
   };
+  let checks = runsChecks;
   return {
-    runsChecks,
+    get runsChecks(): boolean {
+      return checks;
+    },
+    setRunsChecks(on: boolean): void {
+      if (on === checks) return;
+      checks = on;
+      for (const server of servers.values()) server.checksMoved();
+    },
     publish: (change) => channel.postMessage(change),
     subscribe: (key, server) => void servers.set(key, server),
     unsubscribe: (key, server) => {

@@ -16,8 +16,8 @@ if (port === null) throw new Error('workers/worker.ts runs as a worker thread');
 const data = workerData as WorkerData;
 const logger = createLogger(data.logLevel).child({ worker: data.index });
 const shared = sharedProtection(data.memory);
-// The first worker checks the servers for all (a replacement of it takes the checks over).
-const health = sharedHealth(data.memory, data.index === 0);
+// One worker checks the servers for all: the primary says which, and moves the checks when it dies.
+const health = sharedHealth(data.memory, data.runsChecks);
 const send = (message: WorkerMessage): void => port.postMessage(message);
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
@@ -56,6 +56,9 @@ async function answer(request: Request): Promise<unknown> {
       return gatehouse.caches().stats();
     case 'purge':
       return gatehouse.caches().purge(request.selector);
+    case 'run_checks':
+      health.setRunsChecks(true);
+      return null;
     case 'stop':
       await gatehouse.stop(request.graceMs);
       shared.close();

@@ -301,3 +301,28 @@ test('workers: a per-client connection limit holds across workers; a worker that
   await waitFor(() => primary.liveWorkers === 2, 5000, 'the replacement worker');
   await waitFor(async () => /^HTTP\/1\.1 200 /.test(await rawFrom('127.0.0.2', port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')), 3000, 'a slot for the client');
 });
+
+test('workers: when the worker that runs the health checks dies, another takes them over at once, and its replacement does not check too', async (t) => {
+  const checks: number[] = [];
+  const [b0] = await startNamedBackends(t, 1, (name) => (req: IncomingMessage, res: ServerResponse) => {
+    if (isHealthCheck(req)) checks.push(Date.now());
+    res.end(name);
+  });
+  const { primary } = await startWorkers(t, {
+    upstreams: { app: { servers: [{ url: b0!.url }], health_check: { path: '/health', interval: '100ms', timeout: '50ms' } } },
+    routes: [{ match: {}, upstream: 'app' }],
+  } as Omit<ConfigInput, 'listen'>);
+  await waitFor(() => checks.length >= 3, 3000, 'the first checks');
+  await primary.terminateWorker(0);
+  const killedAt = Date.now();
+  await waitFor(() => primary.liveWorkers === 2, 5000, 'the replacement worker');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  // The replacement takes a while to start; the other worker checked meanwhile, every 100 ms.
+  const around = [...checks.filter((at) => at >= killedAt - 150), Date.now()];
+  const gap = Math.max(...around.slice(1).map((at, i) => at - (around[i] as number)));
+  assert.ok(gap < 300, `the longest gap between checks while the worker was replaced: ${gap} ms`);
+  const from = checks.length;
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const perSecond = checks.length - from;
+  assert.ok(perSecond >= 7 && perSecond <= 13, `${perSecond} checks in a second after the replacement (two checking workers would make ~20)`);
+});

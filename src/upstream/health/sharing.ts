@@ -17,10 +17,12 @@ export type ServerEvent =
 /** A server's state as the sharing sees it. */
 export interface SharedServer {
   applyRemote(event: ServerEvent): void;
+  /** This thread started or stopped running the active checks. */
+  checksMoved(): void;
 }
 
 export interface HealthSharing {
-  /** Whether this thread runs the active checks (one worker does, for all). */
+  /** Whether this thread runs the active checks (one worker does, for all; the primary moves them when it dies). */
   readonly runsChecks: boolean;
   publish(event: ServerEvent): void;
   subscribe(key: string, server: SharedServer): void;
