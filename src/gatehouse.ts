@@ -188,7 +188,9 @@ export class Gatehouse {
   async abortReload(prepared: PreparedReload): Promise<void> {
     prepared.accessLog?.close();
     retireSnapshot(prepared.snapshot, this.#registry);
-    await Promise.all(prepared.listeners.added.map(([, listener]) => this.#retire(listener)));
+    // Their addresses are let go at once; requests they took meanwhile finish without holding
+    // the abort (and every reload queued behind it) up.
+    for (const [, listener] of prepared.listeners.added) void this.#retire(listener);
     await this.#discardSources(prepared.listeners.sources);
   }
 
