@@ -1,16 +1,45 @@
 /**
- * The per-request part of protection, run by dispatch (and for Upgrade requests) before routing,
- * and only when something is configured (`protection.screen`) or someone is banned: the client's address behind a
- * trusted proxy, the global access rules where the connection guard could not decide at accept,
- * and bans.
+ * What every request meets before routing, the same for plain requests and both kinds of
+ * WebSocket handshake (HTTP/1.1 Upgrade, HTTP/2 extended CONNECT): HSTS, Gatehouse's own
+ * refusals, ACME challenges, the per-request part of protection and the redirect to https.
+ *
+ * The protection part runs only when something is configured (`protection.screen`) or someone is
+ * banned: the client's address behind a trusted proxy, the global access rules where the
+ * connection guard could not decide at accept, and bans.
  */
 import type { Exchange } from '../core/exchange.ts';
-import { GatehouseError } from '../core/errors.ts';
+import { GatehouseError, type ErrorCode } from '../core/errors.ts';
 import { clientFromForwardedFor } from '../middleware/client-address.ts';
 import { clientKey } from '../middleware/ip-filter/ip-address.ts';
 import type { ProtectionPolicy } from '../middleware/protection.ts';
 import type { ConnectionState } from './connection-guard.ts';
-import { sendError } from './respond.ts';
+import type { ListenerContext } from './dispatch.ts';
+import { httpsRedirectTarget, type HttpsPolicy } from './https-policy.ts';
+import { sendError, sendSimple } from './respond.ts';
+import type { Http01Challenges } from './tls/acme/http-01.ts';
+
+/**
+ * The steps before routing, in order (the client behind a trusted proxy first, for the access log
+ * of a refusal); `rejected` is what the request checks said. True when the
+ * request may be routed; otherwise it has been answered (the caller finishes it). One function
+ * for the three entries, so that a step added here holds for tunnels too.
+ */
+export function admit(ctx: ListenerContext, ex: Exchange, conn: ConnectionState | undefined, rejected: ErrorCode | null): boolean {
+  const protection = ex.snapshot.protection;
+  if (protection.resolveClient) resolveClient(ex, conn, protection);
+  const https = ctx.https;
+  // RFC 6797 §7.1: on every answer over TLS, refusals included (null on plain listeners).
+  if (https.hsts !== null) ex.res.setHeader('strict-transport-security', https.hsts);
+  if (rejected !== null) {
+    rejectRequest(ex, rejected);
+    return false;
+  }
+  // ACME validation (RFC 8555 §8.3) comes before bans and routes: the CA's requests must get through.
+  const challenges = ctx.challenges;
+  if (challenges !== null && challenges.pending > 0 && answerChallenge(ex, challenges)) return false;
+  if ((protection.screen || protection.state.bans.any) && !screenRequest(ex, conn, protection)) return false;
+  return https.redirectPort === null || !redirectToHttps(ex, https);
+}
 
 /** Sets `ex.client` from X-Forwarded-For when the peer is a trusted proxy and a rule needs the client. */
 export function resolveClient(ex: Exchange, conn: ConnectionState | undefined, policy: ProtectionPolicy): void {
@@ -50,4 +79,31 @@ function forbid(ex: Exchange, policy: ProtectionPolicy, close: boolean): boolean
   if (close) ex.res.shouldKeepAlive = false;
   sendError(ex, new GatehouseError('FORBIDDEN'));
   return false;
+}
+
+/** A request refused by the request checks: answered, and the connection closed (its framing cannot be trusted). */
+function rejectRequest(ex: Exchange, code: ErrorCode): void {
+  ex.snapshot.protection.state.counters.rejected_requests++;
+  ex.res.shouldKeepAlive = false;
+  sendError(ex, new GatehouseError(code));
+}
+
+/** Answers an HTTP-01 challenge request with its key authorization; false when it is not one. */
+function answerChallenge(ex: Exchange, challenges: Http01Challenges): boolean {
+  const keyAuthorization = challenges.answer(ex.info.method, ex.info.path);
+  if (keyAuthorization === undefined) return false;
+  sendSimple(ex, 200, keyAuthorization, { 'content-type': 'application/octet-stream' });
+  return true;
+}
+
+/**
+ * A plain request redirected to https (true: answered). (The HSTS field is set before anything
+ * answers; a Strict-Transport-Security field from the backend takes its place: it may mean to
+ * reset it with max-age=0.)
+ */
+function redirectToHttps(ex: Exchange, policy: HttpsPolicy): boolean {
+  const target = httpsRedirectTarget(policy, ex.info, ex.req.url as string);
+  if (target === null) return false;
+  sendSimple(ex, 308, '', { location: target });
+  return true;
 }

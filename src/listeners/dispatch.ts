@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { AccessLog } from '../core/access-log.ts';
 import { Exchange } from '../core/exchange.ts';
-import { GatehouseError, type ErrorCode } from '../core/errors.ts';
+import { GatehouseError } from '../core/errors.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { RequestInfo } from '../routing/request-info.ts';
@@ -11,8 +11,8 @@ import type { Action, RedirectAction } from '../routing/actions.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { forward } from '../upstream/forward.ts';
 import { failInternally, hasBody, sendError, sendSimple } from './respond.ts';
-import { httpsRedirectTarget, type HttpsPolicy } from './https-policy.ts';
-import { resolveClient, screenRequest } from './admission.ts';
+import type { HttpsPolicy } from './https-policy.ts';
+import { admit } from './admission.ts';
 import type { BodyRateWatch } from './body-rate.ts';
 import { connectionOf } from './connection-guard.ts';
 import { checkHttp2Request, checkRequest } from './request-checks.ts';
@@ -64,7 +64,6 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     ex.finished = true;
     ctx.accessLog.write(ex);
   };
-  const challenges = ctx.challenges;
   return (req, res) => {
     const snapshot = ctx.holder.current;
     const protection = snapshot.protection;
@@ -74,31 +73,13 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     const conn = connectionOf(req.socket);
     const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto, h2);
-    if (protection.resolveClient) resolveClient(ex, conn, protection);
     // On the last request a connection may carry, node:http writes Connection: close but keeps the
     // socket open until the keep-alive timeout; not keeping it alive makes it close after this answer.
     if (ctx.draining || (res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true) {
       res.shouldKeepAlive = false;
     }
     try {
-      // RFC 6797 §7.1: on every answer over TLS, refusals included (null on plain listeners).
-      const https = ctx.https;
-      if (https.hsts !== null) res.setHeader('strict-transport-security', https.hsts);
-      if (rejected !== null) {
-        rejectRequest(ex, rejected);
-        finish(ex);
-        return;
-      }
-      // ACME validation (RFC 8555 §8.3) comes before bans and routes: the CA's requests must get through.
-      if (challenges !== null && challenges.pending > 0 && answerChallenge(ex, challenges)) {
-        finish(ex);
-        return;
-      }
-      if ((protection.screen || protection.state.bans.any) && !screenRequest(ex, conn, protection)) {
-        finish(ex);
-        return;
-      }
-      if (https.redirectPort !== null && redirectToHttps(ex, https)) {
+      if (!admit(ctx, ex, conn, rejected)) {
         finish(ex);
         return;
       }
@@ -118,33 +99,6 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
       failInternally(ex, error, finish);
     }
   };
-}
-
-/**
- * A plain request redirected to https (true: answered). (The HSTS field is set before anything
- * answers; a Strict-Transport-Security field from the backend takes its place: it may mean to
- * reset it with max-age=0.)
- */
-export function redirectToHttps(ex: Exchange, policy: HttpsPolicy): boolean {
-  const target = httpsRedirectTarget(policy, ex.info, ex.req.url as string);
-  if (target === null) return false;
-  sendSimple(ex, 308, '', { location: target });
-  return true;
-}
-
-/** Answers an HTTP-01 challenge request with its key authorization; false when it is not one. */
-function answerChallenge(ex: Exchange, challenges: Http01Challenges): boolean {
-  const keyAuthorization = challenges.answer(ex.info.method, ex.info.path);
-  if (keyAuthorization === undefined) return false;
-  sendSimple(ex, 200, keyAuthorization, { 'content-type': 'application/octet-stream' });
-  return true;
-}
-
-/** A request refused by checkRequest: answered, and the connection closed (its framing cannot be trusted). */
-function rejectRequest(ex: Exchange, code: ErrorCode): void {
-  ex.snapshot.protection.state.counters.rejected_requests++;
-  ex.res.shouldKeepAlive = false;
-  sendError(ex, new GatehouseError(code));
 }
 
 /** The route's terminal step. */

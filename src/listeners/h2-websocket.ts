@@ -19,9 +19,9 @@ import { RequestInfo } from '../routing/request-info.ts';
 import { openTunnel } from '../transport/tunnel.ts';
 import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
-import { resolveClient, screenRequest } from './admission.ts';
+import { admit } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
-import { redirectToHttps, type ListenerContext } from './dispatch.ts';
+import type { ListenerContext } from './dispatch.ts';
 import { checkHttp2Request } from './request-checks.ts';
 import { sendError } from './respond.ts';
 
@@ -48,26 +48,13 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
     const conn = connectionOf(req.socket);
     const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto, true);
-    if (protection.resolveClient) resolveClient(ex, conn, protection);
     const finish = (status: number): void => {
       if (ex.finished) return;
       if (status !== 0) ex.status = status;
       ex.finished = true;
       ctx.accessLog.write(ex);
     };
-    if (rejected !== null) {
-      protection.state.counters.rejected_requests++;
-      sendError(ex, new GatehouseError(rejected));
-      finish(0);
-      return;
-    }
-    if ((protection.screen || protection.state.bans.any) && !screenRequest(ex, conn, protection)) {
-      finish(0);
-      return;
-    }
-    // An h2c listener that sends everything to https (redirect_https) sends WebSocket streams there too.
-    const https = ctx.https;
-    if (https.redirectPort !== null && redirectToHttps(ex, https)) {
+    if (!admit(ctx, ex, conn, rejected)) {
       finish(0);
       return;
     }

@@ -25,7 +25,7 @@ import { createH2WebSocketHandler } from './h2-websocket.ts';
 import { Http2Front } from './http2.ts';
 import { peekFirstBytes } from './peek.ts';
 import { HELLO, readClientHello, type HelloFacts } from './tls/client-hello.ts';
-import { createUpgradeHandler } from './upgrade.ts';
+import { createUpgradeHandler, isWebSocketUpgrade } from './upgrade.ts';
 
 /** What a TLS listener is given by the certificate side (listeners/tls/). */
 export interface ListenerTls {
@@ -181,11 +181,6 @@ export class Listener {
 /** The `listen` entry for `address` in `config`. */
 export function listenConfigOf(config: Config, address: string): ListenConfig | undefined {
   return config.listen.find((l) => l.address === address);
-}
-
-function isWebSocketUpgrade(req: { headers: { upgrade?: string | undefined } }): boolean {
-  const upgrade = req.headers.upgrade;
-  return upgrade !== undefined && upgrade.length === 9 && upgrade.toLowerCase() === 'websocket';
 }
 
 function listenerSettings(limits: Config['limits'], listen: ListenConfig): ListenerSettings {

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
-import { resolveClient, screenRequest } from './admission.ts';
+import { admit } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
 import { checkRequest } from './request-checks.ts';
 import { sendError } from './respond.ts';
@@ -14,14 +14,16 @@ import { RequestInfo } from '../routing/request-info.ts';
 import { openTunnel } from '../transport/tunnel.ts';
 import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
-import { redirectToHttps, type ListenerContext } from './dispatch.ts';
+import type { ListenerContext } from './dispatch.ts';
 
 export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
     socket.on('error', () => socket.destroy());
     const snapshot = ctx.holder.current;
     const protection = snapshot.protection;
-    const rejected = checkRequest(req, protection.request);
+    // Only WebSocket is tunnelled (as listener.ts asks node:http): an h2c (or other) upgrade a
+    // backend accepted would open a channel that bypasses the routes and checks here ("h2c smuggling").
+    const rejected = checkRequest(req, protection.request) ?? (isWebSocketUpgrade(req) ? null : 'BAD_REQUEST');
     const info = new RequestInfo(req.method as string, req.url as string, req.headers);
     const conn = connectionOf(req.socket);
     const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
@@ -32,28 +34,13 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
     res.assignSocket(socket as Socket);
     res.once('finish', () => socket.end());
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto);
-    if (protection.resolveClient) resolveClient(ex, conn, protection);
     const finish = (status: number): void => {
       if (ex.finished) return;
       ex.status = status;
       ex.finished = true;
       ctx.accessLog.write(ex);
     };
-    // Only WebSocket is tunnelled: an h2c (or other) upgrade a backend accepted would open a channel
-    // that bypasses the routes and checks here ("h2c smuggling").
-    if (rejected !== null || !isWebSocket(req.headers.upgrade)) {
-      if (rejected !== null) protection.state.counters.rejected_requests++;
-      sendError(ex, new GatehouseError(rejected ?? 'BAD_REQUEST'));
-      finish(ex.status);
-      return;
-    }
-    if ((protection.screen || protection.state.bans.any) && !screenRequest(ex, conn, protection)) {
-      finish(ex.status);
-      return;
-    }
-    // A plain listener that sends everything to https sends WebSocket handshakes there too (wss://).
-    const https = ctx.https;
-    if (https.redirectPort !== null && redirectToHttps(ex, https)) {
+    if (!admit(ctx, ex, conn, rejected)) {
       finish(ex.status);
       return;
     }
@@ -118,6 +105,8 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
   };
 }
 
-function isWebSocket(upgrade: string | undefined): boolean {
+/** node:http's `shouldUpgradeCallback`: only WebSocket handshakes come to the upgrade handler. */
+export function isWebSocketUpgrade(req: { headers: { upgrade?: string | undefined } }): boolean {
+  const upgrade = req.headers.upgrade;
   return upgrade !== undefined && upgrade.length === 9 && upgrade.toLowerCase() === 'websocket';
 }

@@ -62,6 +62,10 @@ test('hsts: Strict-Transport-Security on every answer of a TLS listener, over HT
   const refused = await httpsGet(`${origin}/`, ca.cert, { servername: 'site.test', headers: { host: 'a b' } });
   assert.equal(refused.status, 400);
   assert.equal(refused.headers['strict-transport-security'], expected, 'refused requests too');
+  const websocket = { connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' };
+  const refusedHandshake = await httpsGet(`${origin}/`, ca.cert, { servername: 'site.test', headers: { ...websocket, host: 'a b' } });
+  assert.equal(refusedHandshake.status, 400);
+  assert.equal(refusedHandshake.headers['strict-transport-security'], expected, 'refused WebSocket handshakes too (the same admission step)');
   const own = await httpsGet(`${origin}/own`, ca.cert, { servername: 'site.test' });
   assert.deepEqual(own.headers['strict-transport-security'], 'max-age=0', "the backend's own field takes the place of the listener's");
   const session = await h2Session(t, origin, { ca: ca.cert, servername: 'site.test' });
