@@ -22,6 +22,7 @@ import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
 import { admit } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
 import type { ListenerContext } from './dispatch.ts';
+import { placeTunnel, settleTunnel } from './upgrade.ts';
 import { checkHttp2Request } from './request-checks.ts';
 import { sendError } from './respond.ts';
 
@@ -73,22 +74,12 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
         finish(0);
         return;
       }
-      if (action.upstream.http2) {
-        // The tunnel to the server is an HTTP/1.1 Upgrade (as in upgrade.ts).
-        stream.respond({ ':status': 501 }, { endStream: true });
-        finish(501);
+      const server = placeTunnel(ex, action);
+      if (typeof server === 'number') {
+        stream.respond({ ':status': server }, { endStream: true });
+        finish(server);
         return;
       }
-      const server = action.upstream.choose(ex, null);
-      if (server === undefined) {
-        stream.respond({ ':status': 503 }, { endStream: true });
-        finish(503);
-        return;
-      }
-      ex.server = server;
-      const state = server.state;
-      state.inFlight++;
-      state.requests++;
       const key = randomBytes(16).toString('base64');
       const expected = createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
       const built = buildRequestHeaders(ex, action.requestHeaders);
@@ -110,10 +101,9 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
         head: Buffer.alloc(0),
         responseHeaders: (upstreamHeaders) => rewriteResponseHeaders(upstreamHeaders, snapshot.hiding, action.upstream, ex.proto, headers.host),
         answer: {
-          accepted(upstreamHeaders) {
+          accepted(upstreamHeaders, rewritten) {
             if (upstreamHeaders['sec-websocket-accept'] !== expected || stream.destroyed) return false;
             const out: Record<string, string | string[]> = { ':status': '200' };
-            const rewritten = rewriteResponseHeaders(upstreamHeaders, snapshot.hiding, action.upstream, ex.proto, headers.host);
             for (const name in rewritten) if (!NOT_FORWARDED.has(name)) out[name] = rewritten[name] as string | string[];
             stream.respond(out);
             return true;
@@ -125,9 +115,7 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
           },
         },
         done: (status, error) => {
-          if (error !== undefined && status !== 101) state.failures++;
-          if (status === 101) stream.once('close', () => state.inFlight--);
-          else state.inFlight--;
+          settleTunnel(server.state, stream, status, error);
           // The access log says 200: what the HTTP/2 client saw for an open tunnel.
           finish(status === 101 ? 200 : status);
         },

@@ -14,6 +14,9 @@ import { RequestInfo } from '../routing/request-info.ts';
 import { openTunnel } from '../transport/tunnel.ts';
 import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
+import type { Server } from '../upstream/server.ts';
+import type { ServerState } from '../upstream/server-state.ts';
+import type { ForwardAction } from '../routing/actions.ts';
 import type { ListenerContext } from './dispatch.ts';
 
 export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
@@ -63,24 +66,12 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
         finish(status);
         return;
       }
-      if (action.upstream.http2) {
-        // Tunnels are HTTP/1.1 Upgrades; WebSocket over HTTP/2 to servers (RFC 8441) is not
-        // done: say so rather than send an h2 stream where the client expects a 101.
-        socket.end('HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-        finish(501);
+      const server = placeTunnel(ex, action);
+      if (typeof server === 'number') {
+        socket.end(`HTTP/1.1 ${server} ${server === 501 ? 'Not Implemented' : 'Service Unavailable'}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+        finish(server);
         return;
       }
-      // Placed like any request (health, drain, backups, sticky and hash keys), without retries.
-      const server = action.upstream.choose(ex, null);
-      if (server === undefined) {
-        socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
-        finish(503);
-        return;
-      }
-      ex.server = server;
-      const state = server.state;
-      state.inFlight++;
-      state.requests++;
       const url = req.url as string;
       openTunnel({
         pool: server.pool,
@@ -95,14 +86,35 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
         responseHeaders: (headers) =>
           rewriteResponseHeaders(headers, snapshot.hiding, action.upstream, ex.proto, req.headers.host),
         done: (status, error) => {
-          if (error !== undefined && status !== 101) state.failures++;
-          if (status === 101) socket.once('close', () => state.inFlight--);
-          else state.inFlight--;
+          settleTunnel(server.state, socket, status, error);
           finish(status);
         },
       });
     }
   };
+}
+
+/**
+ * The server a tunnel goes to, placed like any request (health, drain, backups, sticky and hash
+ * keys) without retries and counted in flight; or the status to refuse it with: 501 when the
+ * upstream speaks HTTP/2 (tunnels are HTTP/1.1 Upgrades; WebSocket over HTTP/2 to servers, RFC
+ * 8441, is not done), 503 when no server can take it.
+ */
+export function placeTunnel(ex: Exchange, action: ForwardAction): Server | 501 | 503 {
+  if (action.upstream.http2) return 501;
+  const server = action.upstream.choose(ex, null);
+  if (server === undefined) return 503;
+  ex.server = server;
+  server.state.inFlight++;
+  server.state.requests++;
+  return server;
+}
+
+/** A tunnel's end on its server's counts: a failure unless it switched; an open one stays in flight until `client` closes. */
+export function settleTunnel(state: ServerState, client: Duplex, status: number, error: Error | undefined): void {
+  if (error !== undefined && status !== 101) state.failures++;
+  if (status === 101) client.once('close', () => state.inFlight--);
+  else state.inFlight--;
 }
 
 /** node:http's `shouldUpgradeCallback`: only WebSocket handshakes come to the upgrade handler. */

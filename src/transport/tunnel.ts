@@ -33,8 +33,8 @@ export interface TunnelRequest {
 
 /** Answers to a tunnel's client in its own protocol (an HTTP/2 stream). */
 export interface TunnelAnswer {
-  /** The server switched protocols (its 101 headers); false refuses the tunnel after all (502). */
-  accepted(headers: Record<string, string | string[] | undefined>): boolean;
+  /** The server switched protocols (its 101 headers, and `responseHeaders` of them); false refuses the tunnel after all (502). */
+  accepted(headers: Record<string, string | string[] | undefined>, rewritten: Record<string, string | string[]>): boolean;
   /** The tunnel is refused with this status. */
   refused(status: number, reason: string): void;
 }
@@ -76,7 +76,7 @@ class TunnelHandler implements Dispatcher.DispatchHandler {
     }
     const answer = this.#request.answer;
     if (answer !== undefined) {
-      if (!answer.accepted(headers)) {
+      if (!answer.accepted(headers, this.#request.responseHeaders(headers))) {
         upstream.destroy();
         this.#reject(502, 'Bad Gateway', new Error('the server did not accept the WebSocket handshake'));
         return;
