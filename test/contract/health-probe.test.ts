@@ -6,15 +6,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { configFromObject } from '../../src/config/load.ts';
 import type { HealthCheckConfig } from '../../src/config/schema.ts';
-import { DEFAULT_BACKEND_TLS } from '../../src/config/backend-tls-files.ts';
+import { DEFAULT_BACKEND_TLS, readBackendTls } from '../../src/config/backend-tls-files.ts';
 import { PROBES } from '../../src/upstream/health/index.ts';
-import type { ProbeTarget } from '../../src/upstream/health/probe.ts';
-import { closedPort, startBackend, startRawBackend } from '../helpers/backend.ts';
+import type { HealthProbe, ProbeTarget } from '../../src/upstream/health/probe.ts';
+import { closedPort, startBackend, startHttpsBackend, startRawBackend } from '../helpers/backend.ts';
+import { createCa, tempDir, type CertPem } from '../helpers/certs.ts';
 import { startEchoServer } from '../helpers/grpc.ts';
 import { waitFor } from '../helpers/http.ts';
 import { once } from 'node:events';
-import { createServer as createH2Server } from 'node:http2';
+import { writeFile } from 'node:fs/promises';
+import { createServer as createH2Server, createSecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 
 /** An HTTP/2-only (h2c) server answering OK; its port. */
@@ -80,3 +83,49 @@ for (const { type, http2 } of variants) {
     });
   });
 }
+
+describe('health probe: type http on an h2 upstream (TLS, ALPN)', () => {
+  // The request pool offers h2 then http/1.1 (docs/proxying.md): the check goes the same way, so
+  // a server without HTTP/2 is not taken down by checks that its requests would pass.
+  async function probeFor(t: TestContext): Promise<{ probe: HealthProbe; leaf: CertPem }> {
+    const ca = await createCa();
+    const leaf = await ca.issue({ names: ['127.0.0.1'] });
+    const dir = await tempDir(t);
+    const caFile = join(dir, 'ca.pem');
+    await writeFile(caFile, ca.cert);
+    const tls = readBackendTls({ ca: caFile, verify: true });
+    return { probe: PROBES.http(healthConfig('http'), { tls, http2: true }), leaf };
+  }
+  const secure = (port: number): ProbeTarget => ({ ...target(port), secure: true });
+
+  test('a server that chooses HTTP/2 is checked over HTTP/2', async (t) => {
+    const { probe, leaf } = await probeFor(t);
+    const versions: string[] = [];
+    const server = createSecureServer({ ...leaf, allowHTTP1: true }, (req, res) => {
+      versions.push(req.httpVersion);
+      res.end('OK');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const outcome = await probe.check(secure((server.address() as AddressInfo).port), new AbortController().signal);
+    assert.deepEqual(outcome, { ok: true, detail: '200' });
+    assert.deepEqual(versions, ['2.0']);
+  });
+
+  test('a server that chooses HTTP/1.1 by ALPN is checked over HTTP/1.1, and a failing one fails', async (t) => {
+    const { probe, leaf } = await probeFor(t);
+    let status = 200;
+    const backend = await startHttpsBackend(t, { ...leaf, ALPNProtocols: ['http/1.1'] }, (_req, res) => {
+      res.statusCode = status;
+      res.end('OK');
+    });
+    assert.deepEqual(await probe.check(secure(backend.port), new AbortController().signal), { ok: true, detail: '200' });
+    status = 500;
+    assert.deepEqual(await probe.check(secure(backend.port), new AbortController().signal), { ok: false, detail: 'status 500 not expected' });
+    assert.deepEqual(
+      backend.requests.map((r) => r.httpVersion),
+      ['1.1', '1.1'],
+    );
+  });
+});

@@ -9,8 +9,7 @@
  */
 import { constants, type IncomingHttpHeaders } from 'node:http2';
 import type { BackendTls } from '../../config/backend-tls-files.ts';
-import { describe } from './http-probe.ts';
-import { openSession, streamFailure } from './http2-probe.ts';
+import { checkOverHttp2, streamFailure } from './http2-probe.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
 
 const PATH = '/grpc.health.v1.Health/Check';
@@ -38,23 +37,8 @@ export class GrpcProbe implements HealthProbe {
 
   check(server: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
     const options = this.#options;
-    return new Promise((resolve) => {
-      let settled = false;
-      const settle = (outcome: ProbeOutcome): void => {
-        if (settled) return;
-        settled = true;
-        signal.removeEventListener('abort', onAbort);
-        session.destroy();
-        resolve(outcome);
-      };
-      const onAbort = (): void => settle({ ok: false, detail: 'timeout' });
-      const session = openSession(server, options.tls);
-      if (signal.aborted) {
-        onAbort();
-        return;
-      }
-      signal.addEventListener('abort', onAbort);
-      session.on('error', (error: Error) => settle({ ok: false, detail: describe(error) }));
+    const request = this.#request;
+    return checkOverHttp2(server, options.tls, signal, (session, settle) => {
       const stream = session.request({
         [constants.HTTP2_HEADER_METHOD]: 'POST',
         [constants.HTTP2_HEADER_PATH]: PATH,
@@ -78,7 +62,7 @@ export class GrpcProbe implements HealthProbe {
       // Trailers, or a Trailers-Only answer (the status in the response head).
       stream.on('trailers', (trailers) => settle(outcomeOf(trailers, body)));
       stream.on('end', () => settle(outcomeOf(head, body)));
-      stream.end(this.#request);
+      stream.end(request);
     });
   }
 }

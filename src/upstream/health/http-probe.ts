@@ -5,6 +5,7 @@
  */
 import { request, type ClientRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { BackendTls } from '../../config/backend-tls-files.ts';
 import { connectOptionsFor } from '../../transport/backend-tls.ts';
@@ -34,38 +35,50 @@ export class HttpProbe implements HealthProbe {
   }
 
   check(server: ProbeTarget, signal: AbortSignal): Promise<ProbeOutcome> {
-    const options = this.#options;
-    return new Promise((resolve) => {
-      let settled = false;
-      const settle = (outcome: ProbeOutcome): void => {
-        if (settled) return;
-        settled = true;
-        req.destroy();
-        resolve(outcome);
-      };
-      // A new connection each time (as HAProxy and nginx do): a check must not ride on a
-      // connection the server would not accept any more, nor take one from the request pool.
-      const req = send(server, options.tls, {
-        host: server.hostname,
-        port: server.port,
-        method: options.method,
-        path: options.path,
-        headers: { host: options.host ?? server.authority, 'user-agent': 'gatehouse-health-check', connection: 'close' },
-        agent: false,
-        signal,
-      });
-      req.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
-      req.on('response', (res) => {
-        const status = res.statusCode ?? 0;
-        judgeAnswer(status, res, options, settle);
-        res.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
-      });
-      req.end();
-    });
+    return checkHttp1(server, this.#options, signal, null);
   }
 }
 
-function send(server: ProbeTarget, tls: BackendTls, options: RequestOptions): ClientRequest {
+/**
+ * One HTTP/1.1 check of the server, on a new connection, or on `socket` (a TLS connection on which
+ * the server chose HTTP/1.1 by ALPN, see Http2Probe), which the check then closes.
+ */
+export function checkHttp1(server: ProbeTarget, options: HttpProbeOptions, signal: AbortSignal, socket: Socket | null): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (outcome: ProbeOutcome): void => {
+      if (settled) return;
+      settled = true;
+      req.destroy();
+      resolve(outcome);
+    };
+    // A new connection each time (as HAProxy and nginx do): a check must not ride on a
+    // connection the server would not accept any more, nor take one from the request pool.
+    const req = send(server, options.tls, socket, {
+      host: server.hostname,
+      port: server.port,
+      method: options.method,
+      path: options.path,
+      headers: { host: options.host ?? server.authority, 'user-agent': 'gatehouse-health-check', connection: 'close' },
+      agent: false,
+      signal,
+    });
+    req.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 0;
+      judgeAnswer(status, res, options, settle);
+      res.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
+    });
+    req.end();
+  });
+}
+
+function send(server: ProbeTarget, tls: BackendTls, socket: Socket | null, options: RequestOptions): ClientRequest {
+  if (socket !== null) {
+    // Without an agent, node:http writes on createConnection's socket (an agent would open its own).
+    const { agent: _none, ...rest } = options;
+    return request({ ...rest, createConnection: () => socket });
+  }
   // The SNI name is set (empty for none): node:https would otherwise take the Host header's.
   return server.secure ? httpsRequest({ ...options, ...connectOptionsFor(tls, server.hostname) }) : request(options);
 }
