@@ -1,5 +1,5 @@
 /** One entry per request: read the snapshot once, route, run the action, log when done. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { AccessLog } from '../core/access-log.ts';
 import { Exchange } from '../core/exchange.ts';
@@ -47,15 +47,19 @@ export function createRequestHandler(ctx: ListenerContext, bodyWatch: BodyRateWa
 export function createHttp2Handler(ctx: ListenerContext, bodyWatch: BodyRateWatch | null = null): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   const handle = handlerFor(ctx, bodyWatch, true);
   return (req, res) => {
-    const headers = req.headers;
-    if (headers.host === undefined) {
-      const authority = headers[':authority'];
-      if (authority !== undefined) headers.host = authority;
-    }
+    hostFromAuthority(req.headers);
     // The compatibility objects have every member of IncomingMessage and ServerResponse that the
     // request path uses; the few that are node:http's own are only touched when `ex.h2` is false.
     handle(req as unknown as IncomingMessage, res as unknown as ServerResponse);
   };
+}
+
+/** RFC 9113 §8.3.1: an HTTP/2 request's :authority stands in for a missing Host. */
+export function hostFromAuthority(headers: IncomingHttpHeaders): void {
+  if (headers.host === undefined) {
+    const authority = headers[':authority'];
+    if (authority !== undefined) headers.host = authority as string;
+  }
 }
 
 function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: boolean): RequestHandler {

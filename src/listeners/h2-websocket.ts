@@ -21,7 +21,7 @@ import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
 import { admit } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
-import type { ListenerContext } from './dispatch.ts';
+import { hostFromAuthority, type ListenerContext } from './dispatch.ts';
 import { placeTunnel, settleTunnel } from './upgrade.ts';
 import { checkHttp2Request } from './request-checks.ts';
 import { sendError } from './respond.ts';
@@ -38,7 +38,7 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
     const res = h2res as unknown as ServerResponse;
     const stream = h2req.stream;
     const headers = req.headers;
-    if (headers.host === undefined && headers[':authority'] !== undefined) headers.host = headers[':authority'] as string;
+    hostFromAuthority(headers);
     const snapshot = ctx.holder.current;
     const protection = snapshot.protection;
     const protocol = headers[':protocol'];

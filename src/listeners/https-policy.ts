@@ -6,9 +6,7 @@
 import type { ListenConfig } from '../config/schema.ts';
 import type { HstsConfig } from '../config/listener-schema.ts';
 import type { RequestInfo } from '../routing/request-info.ts';
-
-/** HTTP-01 challenges must be answered over plain HTTP (RFC 8555 §8.3), whatever the redirect says. */
-const ACME_CHALLENGE = '/.well-known/acme-challenge/';
+import { CHALLENGE_PREFIX } from './tls/acme/http-01.ts';
 
 export interface HttpsPolicy {
   /** ":8443" for a port other than 443, '' for 443; null when plain requests are served as they are. */
@@ -36,6 +34,7 @@ export function hstsValue(config: HstsConfig): string {
 
 /** The https URL for a plain request, or null when it is served here (no redirect, an ACME challenge, no Host). */
 export function httpsRedirectTarget(policy: HttpsPolicy, info: RequestInfo, url: string): string | null {
-  if (policy.redirectPort === null || info.host === '' || info.path.startsWith(ACME_CHALLENGE)) return null;
+  // HTTP-01 challenges must be answered over plain HTTP (RFC 8555 §8.3), whatever the redirect says.
+  if (policy.redirectPort === null || info.host === '' || info.path.startsWith(CHALLENGE_PREFIX)) return null;
   return `https://${info.host}${policy.redirectPort}${url}`;
 }
