@@ -15,9 +15,12 @@ export function sniFor(tls: BackendTls, hostname: string): string | undefined {
   return tls.servername ?? (isIP(hostname) === 0 ? hostname : undefined);
 }
 
-/** The `tls.connect` options for one server (host and port aside). */
-export function connectOptionsFor(tls: BackendTls, hostname: string): ConnectionOptions {
-  const options: ConnectionOptions = { rejectUnauthorized: tls.verify };
+/** The TLS part of the `tls.connect` options of a connection to a server. */
+export type BackendConnectOptions = Pick<ConnectionOptions, 'rejectUnauthorized' | 'servername' | 'ca' | 'cert' | 'key'>;
+
+/** The `tls.connect` options for one server (host and port aside), for the request pools and the health checks. */
+export function connectOptionsFor(tls: BackendTls, hostname: string): BackendConnectOptions {
+  const options: BackendConnectOptions = { rejectUnauthorized: tls.verify };
   const sni = sniFor(tls, hostname);
   // An empty name tells node:https to send none rather than take one from the Host header.
   options.servername = sni ?? '';

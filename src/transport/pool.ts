@@ -1,7 +1,7 @@
 import { buildConnector, Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/schema.ts';
 import type { BackendTls } from '../config/backend-tls-files.ts';
-import { sniFor } from './backend-tls.ts';
+import { connectOptionsFor, sniFor } from './backend-tls.ts';
 
 /** Dispatch options with `servername`, which undici reads (lib/core/request.js) but does not declare. */
 export type NamedDispatchOptions = Dispatcher.DispatchOptions & { readonly servername: string };
@@ -76,12 +76,7 @@ export function createPool(origin: string, options: PoolOptions): Pool {
 function tlsConnector(tls: BackendTls, hostname: string, timeout: number, h2: boolean): buildConnector.connector {
   const sni = sniFor(tls, hostname);
   // ALPN: "h2" first for protocol h2 (a server without HTTP/2 may still choose http/1.1), else "http/1.1" only.
-  const options: buildConnector.BuildOptions = { rejectUnauthorized: tls.verify, timeout, allowH2: h2, preferH2: h2 };
-  if (tls.ca !== undefined) options.ca = tls.ca;
-  if (tls.cert !== undefined) options.cert = tls.cert;
-  if (tls.key !== undefined) options.key = tls.key;
-  if (sni !== undefined) options.servername = sni;
-  const base = buildConnector(options);
+  const base = buildConnector({ ...connectOptionsFor(tls, hostname), timeout, allowH2: h2, preferH2: h2 });
   if (sni === undefined) {
     return (options, callback) => {
       const { servername: _fromHost, ...rest } = options;
