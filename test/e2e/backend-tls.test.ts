@@ -10,12 +10,13 @@ import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import type { TLSSocket } from 'node:tls';
 import pino from 'pino';
-import { configFromObject, parseConfigText } from '../../src/config/load.ts';
+import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import type { Handler } from '../helpers/backend.ts';
 import { startHttpsBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair, type TestCa } from '../helpers/certs.ts';
+import { errorOf } from '../helpers/config.ts';
 import { request, waitFor } from '../helpers/http.ts';
 import { readLines } from '../helpers/process.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
@@ -234,24 +235,16 @@ test('tls files that cannot be used are reported at load with file:line:col, the
   const missing = join(dir, 'missing.pem');
   const text = (tls: string, url = 'https://127.0.0.1:8443'): string =>
     ['listen: [{ address: "127.0.0.1:0" }]', 'upstreams:', '  app:', `    servers: [{ url: "${url}" }]`, '    tls:', tls].join('\n');
-  const errorOf = (yaml: string): string => {
-    try {
-      parseConfigText(yaml, 'g.yaml');
-    } catch (error: unknown) {
-      return (error as Error).message;
-    }
-    return 'no error';
-  };
-  assert.equal(errorOf(text(`      ca: ${missing}`)), `g.yaml:6:11 upstreams.app.tls.ca: ${missing}: cannot read the CA certificate file (ENOENT)`);
-  assert.equal(errorOf(text(`      ca: ${a.key}`)), `g.yaml:6:11 upstreams.app.tls.ca: ${a.key}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+  assert.equal(errorOf(text(`      ca: ${missing}`)), `gatehouse.yaml:6:11 upstreams.app.tls.ca: ${missing}: cannot read the CA certificate file (ENOENT)`);
+  assert.equal(errorOf(text(`      ca: ${a.key}`)), `gatehouse.yaml:6:11 upstreams.app.tls.ca: ${a.key}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   assert.equal(
     errorOf(text(`      ca: ${caFile}\n      cert: ${a.cert}\n      key: ${b.key}`)),
-    `g.yaml:8:12 upstreams.app.tls.key: ${b.key}: this key does not belong to the certificate in ${a.cert}`,
+    `gatehouse.yaml:8:12 upstreams.app.tls.key: ${b.key}: this key does not belong to the certificate in ${a.cert}`,
   );
-  assert.equal(errorOf(text(`      cert: ${a.cert}`)), 'g.yaml:6:7 upstreams.app.tls.key: is required with cert');
-  assert.equal(errorOf(text(`      ca: ${caFile}`, 'http://127.0.0.1:3000')), 'g.yaml:6:7 upstreams.app.tls: only applies to https:// servers, and this upstream has none');
-  assert.equal(errorOf(text('      servername: "not a name"')), 'g.yaml:6:19 upstreams.app.tls.servername: must be a DNS name such as api.internal');
-  assert.equal(errorOf(text(`      ca: ${caFile}\n      verify: false`)), 'g.yaml:6:11 upstreams.app.tls.ca: is never used with verify: false (remove one of them)');
+  assert.equal(errorOf(text(`      cert: ${a.cert}`)), 'gatehouse.yaml:6:7 upstreams.app.tls.key: is required with cert');
+  assert.equal(errorOf(text(`      ca: ${caFile}`, 'http://127.0.0.1:3000')), 'gatehouse.yaml:6:7 upstreams.app.tls: only applies to https:// servers, and this upstream has none');
+  assert.equal(errorOf(text('      servername: "not a name"')), 'gatehouse.yaml:6:19 upstreams.app.tls.servername: must be a DNS name such as api.internal');
+  assert.equal(errorOf(text(`      ca: ${caFile}\n      verify: false`)), 'gatehouse.yaml:6:11 upstreams.app.tls.ca: is never used with verify: false (remove one of them)');
 });
 
 test('a reload with a new CA file makes new connections that trust it; unchanged settings keep the pool', async (t) => {

@@ -13,6 +13,7 @@ import { createServer as createH2Server, type IncomingHttpHeaders } from 'node:h
 import type { AddressInfo } from 'node:net';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
+import { errorOf } from '../helpers/config.ts';
 import { request } from '../helpers/http.ts';
 import { echoClient, NOT_SERVING, SERVING, startEchoServer, unary, type Message } from '../helpers/grpc.ts';
 import { waitFor } from '../helpers/http.ts';
@@ -170,17 +171,9 @@ test('protocol h2c to any HTTP/2 server: the client\'s TE: trailers is passed on
 test('protocol: h2 needs https:// servers and h2c http:// ones, said at the server URL', () => {
   const text = (protocol: string, url: string): string =>
     ['listen: [{ address: "127.0.0.1:0" }]', 'upstreams:', '  app:', `    protocol: ${protocol}`, '    servers:', `      - url: ${url}`].join('\n');
-  const errorOf = (yaml: string): string => {
-    try {
-      parseConfigText(yaml, 'g.yaml');
-    } catch (error: unknown) {
-      return (error as Error).message;
-    }
-    return 'no error';
-  };
-  assert.equal(errorOf(text('h2', 'http://127.0.0.1:1')), 'g.yaml:6:14 upstreams.app.servers[0].url: protocol: h2 needs https:// servers (HTTP/2 without TLS is h2c)');
-  assert.equal(errorOf(text('h2c', 'https://127.0.0.1:1')), 'g.yaml:6:14 upstreams.app.servers[0].url: protocol: h2c needs http:// servers (HTTP/2 over TLS is h2)');
-  assert.equal(errorOf(text('http3', 'http://127.0.0.1:1')), 'g.yaml:4:15 upstreams.app.protocol: must be one of http1, h2, h2c (did you mean "http1"?)');
+  assert.equal(errorOf(text('h2', 'http://127.0.0.1:1')), 'gatehouse.yaml:6:14 upstreams.app.servers[0].url: protocol: h2 needs https:// servers (HTTP/2 without TLS is h2c)');
+  assert.equal(errorOf(text('h2c', 'https://127.0.0.1:1')), 'gatehouse.yaml:6:14 upstreams.app.servers[0].url: protocol: h2c needs http:// servers (HTTP/2 over TLS is h2)');
+  assert.equal(errorOf(text('http3', 'http://127.0.0.1:1')), 'gatehouse.yaml:4:15 upstreams.app.protocol: must be one of http1, h2, h2c (did you mean "http1"?)');
 });
 
 test('health_check type grpc: the standard gRPC health check takes a NOT_SERVING server out and brings it back', async (t) => {
@@ -220,16 +213,8 @@ test('health_check type grpc: the standard gRPC health check takes a NOT_SERVING
 test('health_check type grpc needs protocol h2 or h2c, and service only goes with it', () => {
   const text = (lines: string[]): string =>
     ['listen: [{ address: "127.0.0.1:0" }]', 'upstreams:', '  app:', '    servers: [{ url: "http://127.0.0.1:1" }]', ...lines].join('\n');
-  const errorOf = (yaml: string): string => {
-    try {
-      parseConfigText(yaml, 'g.yaml');
-    } catch (error: unknown) {
-      return (error as Error).message;
-    }
-    return 'no error';
-  };
-  assert.equal(errorOf(text(['    health_check: { type: grpc }'])), 'g.yaml:5:27 upstreams.app.health_check.type: grpc checks need protocol: h2 or h2c (gRPC is HTTP/2)');
-  assert.equal(errorOf(text(['    protocol: h2c', '    health_check: { type: grpc, service: x.Y }'])), 'no error');
-  assert.equal(errorOf(text(['    health_check: { service: x.Y }'])), 'g.yaml:5:30 upstreams.app.health_check.service: only applies to type: grpc');
-  assert.equal(errorOf(text(['    protocol: h2c', '    health_check: { type: grpc, expect_body: ok }'])), 'g.yaml:6:46 upstreams.app.health_check.expect_body: only applies to type: http');
+  assert.equal(errorOf(text(['    health_check: { type: grpc }'])), 'gatehouse.yaml:5:27 upstreams.app.health_check.type: grpc checks need protocol: h2 or h2c (gRPC is HTTP/2)');
+  assert.equal(parseConfigText(text(['    protocol: h2c', '    health_check: { type: grpc, service: x.Y }']), 'gatehouse.yaml').upstreams['app']?.health_check?.service, 'x.Y');
+  assert.equal(errorOf(text(['    health_check: { service: x.Y }'])), 'gatehouse.yaml:5:30 upstreams.app.health_check.service: only applies to type: grpc');
+  assert.equal(errorOf(text(['    protocol: h2c', '    health_check: { type: grpc, expect_body: ok }'])), 'gatehouse.yaml:6:46 upstreams.app.health_check.expect_body: only applies to type: http');
 });
