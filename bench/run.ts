@@ -12,7 +12,7 @@ import { LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './lib/payloads
 import { freePort } from './lib/ports.ts';
 import { expectBody } from './lib/probe.ts';
 import { PROXIES, staticBackendLaunch } from './lib/proxies.ts';
-import type { LaunchContext } from './lib/proxies.ts';
+import type { Launch, LaunchContext } from './lib/proxies.ts';
 import { formatScenario, toJson, writeJson } from './lib/report.ts';
 import type { Outcome, ScenarioReport } from './lib/report.ts';
 import { SCENARIOS, WARMUP_SECONDS } from './lib/scenarios.ts';
@@ -69,20 +69,7 @@ function checkTools(tools: Tools, options: BenchOptions): boolean {
 async function startStaticBackend(tools: Tools): Promise<Service> {
   if (tools.nginx === undefined) throw new Error('nginx not found');
   const port = await freePort();
-  const service = await startService({
-    name: 'backend-nginx',
-    launch: staticBackendLaunch(tools.nginx, port),
-    port,
-    scheme: 'http',
-    core: null,
-    taskset: tools.taskset,
-    cwd: ROOT,
-    logDir: LOG_DIR,
-    readyPath: SMALL_PATH,
-    readyTimeoutMs: READY_TIMEOUT_MS,
-  }).catch((error: unknown) => {
-    throw error instanceof StartError ? new Error(`nginx backend failed to start: ${error.message}\n${error.details}`) : error;
-  });
+  const service = await startBackendService(tools, 'backend-nginx', 'nginx backend', staticBackendLaunch(tools.nginx, port), port, null);
   try {
     await expectBody(service.url(SMALL_PATH), SMALL_BYTES);
   } catch (error) {
@@ -95,19 +82,25 @@ async function startStaticBackend(tools: Tools): Promise<Service> {
 async function startBackend(tools: Tools, node: string): Promise<Service> {
   const port = await freePort();
   const script = join(ROOT, 'bench', 'backend.ts');
+  const launch = { command: node, args: [script, '--port', String(port)], logFiles: [], cleanup: () => {} };
+  return startBackendService(tools, 'backend', 'backend', launch, port, LOAD_CORE);
+}
+
+/** A backend on plain HTTP, ready once SMALL_PATH answers; a StartError is told with its details. */
+function startBackendService(tools: Tools, name: string, label: string, launch: Launch, port: number, core: number | null): Promise<Service> {
   return startService({
-    name: 'backend',
-    launch: { command: node, args: [script, '--port', String(port)], logFiles: [], cleanup: () => {} },
+    name,
+    launch,
     port,
     scheme: 'http',
-    core: LOAD_CORE,
+    core,
     taskset: tools.taskset,
     cwd: ROOT,
     logDir: LOG_DIR,
     readyPath: SMALL_PATH,
     readyTimeoutMs: READY_TIMEOUT_MS,
   }).catch((error: unknown) => {
-    throw error instanceof StartError ? new Error(`backend failed to start: ${error.message}\n${error.details}`) : error;
+    throw error instanceof StartError ? new Error(`${label} failed to start: ${error.message}\n${error.details}`) : error;
   });
 }
 
