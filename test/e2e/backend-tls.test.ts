@@ -89,6 +89,7 @@ test('an https:// server with a certificate from the configured CA is verified a
     const res = await request(`${proxy.url}/configured`, { headers: { host } });
     assert.equal(JSON.parse(res.body).sni, 'api.internal');
   }
+  assert.equal(new Set(named.requests.map((r) => r.socket)).size, 1, 'one connection for every client Host');
 });
 
 test('a certificate the configured CA did not sign, or for another name, is refused: 502 and TLS_CERT_INVALID in the access log', async (t) => {
