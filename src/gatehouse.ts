@@ -6,7 +6,7 @@ import type { ProtectionAdmin } from './admin/protection.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { diffConfigs } from './config/diff.ts';
-import { loadConfigFile, sourceOf } from './config/load.ts';
+import { loadConfigFile } from './config/load.ts';
 import { formatAddress } from './config/units.ts';
 import type { Config } from './config/schema.ts';
 import { createAccessLog, SwitchableAccessLog, type AccessLog } from './core/access-log.ts';
@@ -15,16 +15,8 @@ import { Registry } from './core/registry.ts';
 import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
 import type { SharedProtection } from './core/protection-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
-import { ListenError, listenError } from './listeners/bind-error.ts';
-import type { ListenerContext } from './listeners/dispatch.ts';
-import { NO_HTTPS_POLICY } from './listeners/https-policy.ts';
-import type { Http2Counters } from './listeners/http2.ts';
-import { Listener } from './listeners/listener.ts';
-import { CertificateSources } from './listeners/tls/certificate-sources.ts';
-import { CertificateStore, type CertificateLog } from './listeners/tls/certificate-store.ts';
-import type { ListenerCertificates } from './listeners/tls/listener-certificates.ts';
-import { handshakeSettingsOf, type HandshakeSettings } from './listeners/tls/handshake.ts';
-import { DerivedTicketKeys, randomTicketSecret } from './listeners/tls/session-tickets.ts';
+import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
+import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -54,12 +46,7 @@ export interface PreparedReload {
 export class Gatehouse {
   readonly #registry = new Registry();
   readonly #holder: SnapshotHolder;
-  readonly #listeners = new Map<string, Listener>();
-  /** The certificates of each TLS listener (swapped by a reload, watched for file changes). */
-  readonly #certificates = new Map<Listener, CertificateStore>();
-  readonly #certificateLog: CertificateLog = (level, fields, message) => this.#logger[level](fields, message);
-  /** Where TLS listeners' certificates come from (files, local CA, ACME), and the ACME challenges. */
-  readonly #sources = new CertificateSources(this.#certificateLog);
+  readonly #listeners: ListenerSet;
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
   readonly #accessLog: SwitchableAccessLog;
@@ -68,17 +55,14 @@ export class Gatehouse {
   #stopping: Promise<void> | undefined;
   #reloads: Promise<void> = Promise.resolve();
   readonly #startedAt = Date.now();
-
-  readonly #reusePort: boolean;
-  /** Session ticket keys of every TLS listener derive from it (with the listener's address). */
-  readonly #ticketSecret: Buffer;
+  /** One of several worker threads (see GatehouseOptions.worker). */
+  readonly #inWorker: boolean;
 
   private constructor(config: Config, options: GatehouseOptions) {
     this.#configFile = options.configFile;
-    this.#reusePort = options.worker !== undefined;
+    this.#inWorker = options.worker !== undefined;
     this.#registry.sharedProtection = options.worker?.protection ?? null;
     this.#registry.healthSharing = options.worker?.health ?? null;
-    this.#ticketSecret = options.worker?.ticketSecret ?? randomTicketSecret();
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
@@ -90,6 +74,13 @@ export class Gatehouse {
       this.#accessLog.close();
       throw error;
     }
+    this.#listeners = new ListenerSet({
+      holder: this.#holder,
+      accessLog: this.#accessLog,
+      logger: this.#logger,
+      ticketSecret: options.worker?.ticketSecret ?? randomTicketSecret(),
+      reusePort: this.#inWorker,
+    });
   }
 
   #openAccessLog(config: Config): AccessLog {
@@ -106,7 +97,7 @@ export class Gatehouse {
   static async start(config: Config, options: GatehouseOptions = {}): Promise<Gatehouse> {
     const gatehouse = new Gatehouse(config, options);
     try {
-      gatehouse.#applyListeners(config, await gatehouse.#bindListeners(config));
+      gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
       if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
@@ -115,7 +106,7 @@ export class Gatehouse {
       throw error;
     }
     // A worker thread's start is one part of the proxy's: the primary says when all of it started.
-    gatehouse.#logger.info({ listeners: gatehouse.addresses.map(formatAddress) }, gatehouse.#reusePort ? 'worker serving' : 'gatehouse started');
+    gatehouse.#logger.info({ listeners: gatehouse.addresses.map(formatAddress) }, gatehouse.#inWorker ? 'worker serving' : 'gatehouse started');
     return gatehouse;
   }
 
@@ -125,7 +116,7 @@ export class Gatehouse {
 
   /** The bound addresses, in configuration order (useful with port 0). */
   get addresses(): AddressInfo[] {
-    return [...this.#listeners.values()].map((l) => l.server.address() as AddressInfo);
+    return this.#listeners.addresses;
   }
 
   get adminAddress(): AddressInfo | undefined {
@@ -163,7 +154,7 @@ export class Gatehouse {
     let accessLog: AccessLog | undefined;
     try {
       if (reopenLog) accessLog = this.#openAccessLog(config);
-      const listeners = await this.#bindListeners(config);
+      const listeners = await this.#listeners.bind(config);
       return { config, snapshot, accessLog, listeners };
     } catch (error: unknown) {
       accessLog?.close();
@@ -175,11 +166,11 @@ export class Gatehouse {
   /** The second half: the prepared configuration becomes the running one, in one step. */
   commitReload(prepared: PreparedReload): void {
     const previous = this.#holder.current.config;
-    this.#applyListeners(prepared.config, prepared.listeners);
+    this.#listeners.apply(prepared.config, prepared.listeners);
     if (prepared.accessLog !== undefined) this.#accessLog.replace(prepared.accessLog);
     retireSnapshot(this.#holder.swap(prepared.snapshot), this.#registry);
     // ACME managers the new configuration no longer names stop (their pending orders first).
-    void this.#sources.sweep().catch((error: unknown) => this.#logger.error({ error: String(error) }, 'stopping unused ACME managers failed'));
+    void this.#listeners.sweep().catch((error: unknown) => this.#logger.error({ error: String(error) }, 'stopping unused ACME managers failed'));
     // What changed, by name: a reload that was meant to change something says whether it did.
     this.#logger.info({ listeners: this.addresses.map(formatAddress), ...diffConfigs(previous, prepared.config) }, 'configuration reloaded');
   }
@@ -188,10 +179,9 @@ export class Gatehouse {
   async abortReload(prepared: PreparedReload): Promise<void> {
     prepared.accessLog?.close();
     retireSnapshot(prepared.snapshot, this.#registry);
-    // Their addresses are let go at once; requests they took meanwhile finish without holding
-    // the abort (and every reload queued behind it) up.
-    for (const [, listener] of prepared.listeners.added) void this.#retire(listener);
-    await this.#discardSources(prepared.listeners.sources);
+    // Requests the new listeners took meanwhile finish without holding the abort (and every
+    // reload queued behind it) up.
+    await this.#listeners.abort(prepared.listeners);
   }
 
   /**
@@ -204,7 +194,7 @@ export class Gatehouse {
   }
 
   async #stop(graceMs: number, log: boolean): Promise<void> {
-    const listeners = [...this.#listeners.values()];
+    const listeners = this.#listeners.all;
     for (const listener of listeners) listener.context.draining = true;
     const closed = Promise.all(listeners.map((l) => l.stopAccepting()));
     // Keep-alive connections that fall idle while draining are closed as they do.
@@ -218,9 +208,7 @@ export class Gatehouse {
       this.#logger.warn({ grace_ms: graceMs }, 'shutdown deadline reached, closing remaining connections');
       for (const listener of listeners) listener.closeAllConnections();
     }
-    for (const store of this.#certificates.values()) store.close();
-    this.#certificates.clear();
-    await this.#sources.close();
+    await this.#listeners.close();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
@@ -249,17 +237,8 @@ export class Gatehouse {
       routes: snapshot.router.size,
       upstreams: Object.fromEntries([...snapshot.upstreams].map(([name, upstream]) => [name, upstreamStatus(upstream)])),
       protection: snapshot.protection.state.status(),
-      http2: this.#http2Counters(),
+      http2: this.#listeners.http2Counters(),
     };
-  }
-
-  /** What the HTTP/2 defences did, summed over the listeners. */
-  #http2Counters(): Http2Counters {
-    const sum: Http2Counters = { sessions: 0, premature_reset_closes: 0, send_timeouts: 0, session_errors: 0 };
-    for (const listener of this.#listeners.values()) {
-      for (const key of Object.keys(sum) as (keyof Http2Counters)[]) sum[key] += listener.http2.counters[key];
-    }
-    return sum;
   }
 
   /**
@@ -281,132 +260,4 @@ export class Gatehouse {
     return loadConfigFile(this.#configFile);
   }
 
-  /**
-   * Binds the listeners `config.listen` adds and gives kept TLS listeners their new certificates;
-   * #applyListeners then makes the set match. A listener that gains or loses TLS is bound anew:
-   * a worker thread binds it beside the old one (SO_REUSEPORT) and the old one goes at commit, so
-   * an abort keeps the old; one process alone must close the old one here to free the address,
-   * so that change is not undone by an abort.
-   */
-  async #bindListeners(config: Config): Promise<BoundListeners> {
-    // Certificates are read, checked and made first: a broken file rejects the whole change.
-    const handshakes = config.listen.map((listen, index) => (listen.tls === undefined ? undefined : handshakeOf(listen.tls, index)));
-    const sources = await this.#sources.prepare(config);
-    const kept: [Listener, ListenerCertificates, HandshakeSettings | undefined][] = [];
-    const added: [string, Listener][] = [];
-    try {
-      for (const [index, listen] of config.listen.entries()) {
-        const key = listenerKey(listen.address, index);
-        const existing = this.#listeners.get(key);
-        const source = sources[index] ?? null;
-        if (existing !== undefined && existing.tls === (source !== null)) {
-          // Its new certificates are served from the commit on.
-          if (source !== null) kept.push([existing, source, handshakes[index]]);
-          continue;
-        }
-        if (existing !== undefined && !this.#reusePort) {
-          this.#listeners.delete(key);
-          // Not awaited: closing the listening socket frees the address at once, and its open
-          // connections (a long request, a WebSocket) must not hold up the reload while they finish.
-          void this.#retire(existing);
-        }
-        const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog, handshakes[index], new DerivedTicketKeys(this.#ticketSecret, listen.address));
-        const context: ListenerContext = {
-          holder: this.#holder,
-          accessLog: this.#accessLog,
-          proto: tls === null ? 'http' : 'https',
-          draining: false,
-          https: NO_HTTPS_POLICY,
-          // HTTP-01 challenges are answered on plain listeners only (RFC 8555 §8.3).
-          challenges: tls === null ? this.#sources.challenges : null,
-        };
-        const listener = new Listener(listen.address, config.limits, context, listen, tls);
-        if (tls !== null && source !== null) {
-          this.#certificates.set(listener, tls);
-          this.#sources.use(listener, tls, source);
-        }
-        try {
-          await listener.listen(this.#reusePort);
-        } catch (error: unknown) {
-          // Its certificate store and source were taken above: they stop with it.
-          await this.#retire(listener);
-          throw listenError(error, listen.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
-        }
-        added.push([key, listener]);
-      }
-    } catch (error: unknown) {
-      await Promise.all(added.map(([, l]) => this.#retire(l)));
-      await this.#discardSources(sources);
-      if (error instanceof ListenError) throw error;
-      throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    }
-    return { added, kept, sources };
-  }
-
-  /** Sources no listener took are stopped (those in use stay with their listener), and ACME managers nobody uses. */
-  async #discardSources(sources: readonly (ListenerCertificates | null)[]): Promise<void> {
-    this.#sources.discard(sources);
-    await this.#sources.sweep();
-  }
-
-  /** Adds the bound listeners, applies new limits to kept ones, retires those no longer configured. */
-  #applyListeners(config: Config, bound: BoundListeners): void {
-    for (const [key, listener] of bound.added) {
-      // A worker's listener that gained or lost TLS replaces the old one only now.
-      const replaced = this.#listeners.get(key);
-      if (replaced !== undefined && replaced !== listener) void this.#retire(replaced);
-      this.#listeners.set(key, listener);
-    }
-    for (const [listener, source, handshake] of bound.kept) {
-      const store = this.#certificates.get(listener);
-      if (store === undefined) continue;
-      store.replace(source.certificates, handshake);
-      this.#sources.use(listener, store, source);
-    }
-    const wanted = new Map(config.listen.map((l, i) => [listenerKey(l.address, i), l]));
-    for (const [key, listener] of this.#listeners) {
-      const listen = wanted.get(key);
-      if (listen !== undefined) listener.applyLimits(config.limits, listen);
-      else {
-        this.#listeners.delete(key);
-        void this.#retire(listener);
-      }
-    }
-  }
-
-  /** A listener that is no longer configured: it stops accepting, its requests finish. */
-  #retire(listener: Listener): Promise<void> {
-    listener.context.draining = true;
-    this.#certificates.get(listener)?.close();
-    this.#certificates.delete(listener);
-    this.#sources.release(listener);
-    return listener.stopAccepting();
-  }
-
-}
-
-/**
- * Listeners are kept across reloads by address; those on port 0 (a free port each) by their
- * place in the list too, since several may share the text "127.0.0.1:0".
- */
-function listenerKey(address: string, index: number): string {
-  return address.endsWith(':0') ? `${address}#${index}` : address;
-}
-
-
-/** Listeners a reload bound, by key, not yet in service; kept TLS listeners and their new certificates. */
-interface BoundListeners {
-  readonly added: readonly (readonly [string, Listener])[];
-  readonly kept: readonly (readonly [Listener, ListenerCertificates, HandshakeSettings | undefined])[];
-  /** Every listener's certificate sources, for a discard on abort. */
-  readonly sources: readonly (ListenerCertificates | null)[];
-}
-
-/** A TLS listener's handshake settings (the client CA read and checked); the error names the listener and the file. */
-function handshakeOf(tls: Parameters<typeof handshakeSettingsOf>[0], index: number): HandshakeSettings {
-  try {
-    return handshakeSettingsOf(tls);
-  } catch (error: unknown) {
-    throw new Error(`listen[${index}].tls.client_auth: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
 }
