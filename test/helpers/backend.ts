@@ -20,20 +20,7 @@ export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 /** An HTTP backend running `handler`; closed when the test ends. */
 export async function startBackend(t: TestContext, handler: Handler): Promise<Backend> {
   const requests: IncomingMessage[] = [];
-  const server = createServer((req, res) => {
-    requests.push(req);
-    handler(req, res);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as AddressInfo).port;
-  const close = async (): Promise<void> => {
-    if (!server.listening) return;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  t.after(close);
-  return { server, port, url: `http://127.0.0.1:${port}`, requests, close };
+  return listen(t, createServer(recording(requests, handler)), 'http', requests);
 }
 
 /**
@@ -42,12 +29,21 @@ export async function startBackend(t: TestContext, handler: Handler): Promise<Ba
  */
 export async function startHttpsBackend(t: TestContext, tls: HttpsOptions, handler: Handler): Promise<Backend> {
   const requests: IncomingMessage[] = [];
-  const server = createHttpsServer(tls, (req, res) => {
-    requests.push(req);
-    handler(req, res);
-  });
+  const server = createHttpsServer(tls, recording(requests, handler));
   // Handshakes Gatehouse refuses (a wrong CA) end in errors here; the tests look at the proxy's side.
   server.on('tlsClientError', () => {});
+  return listen(t, server, 'https', requests);
+}
+
+function recording(requests: IncomingMessage[], handler: Handler): Handler {
+  return (req, res) => {
+    requests.push(req);
+    handler(req, res);
+  };
+}
+
+/** Listens on an ephemeral loopback port; closed (connections and all) when the test ends. */
+async function listen(t: TestContext, server: Server, scheme: 'http' | 'https', requests: IncomingMessage[]): Promise<Backend> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
@@ -57,7 +53,7 @@ export async function startHttpsBackend(t: TestContext, tls: HttpsOptions, handl
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   t.after(close);
-  return { server, port, url: `https://127.0.0.1:${port}`, requests, close };
+  return { server, port, url: `${scheme}://127.0.0.1:${port}`, requests, close };
 }
 
 /** A backend that answers with its name, the path and the headers it received, as JSON. */
