@@ -81,7 +81,8 @@ function runPrimary(): void {
     }, STOP_GRACE_MS).unref();
   }
 
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => stop(0));
+  // `on`, as in the workers: a second signal must not kill the primary before its workers are stopped.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(0));
 
   for (let i = 0; i < workers; i++) forked.push(cluster.fork());
 }
