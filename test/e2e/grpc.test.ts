@@ -45,10 +45,13 @@ function collect(call: grpc.ClientReadableStream<Message>): Promise<{ messages: 
 
 test('gRPC over h2c: a unary call, with metadata to the server and trailers back', async (t) => {
   const { backend, client } = await h2cSetUp(t);
-  const { response, trailers } = await unary(client, 'unary', { text: 'hello' });
+  const metadata = new grpc.Metadata();
+  metadata.set('x-tenant', 'acme');
+  const { response, trailers } = await unary(client, 'unary', { text: 'hello' }, {}, metadata);
   assert.deepEqual(response, { echo: 'hello', from: 'server' });
   assert.deepEqual(trailers.get('x-trailer'), ['from-server']);
   assert.equal(backend.log.metadata.length, 1);
+  assert.equal(backend.log.metadata[0]?.['x-tenant'], 'acme');
 });
 
 test('gRPC over h2c: an error status (a trailers-only answer) reaches the client intact', async (t) => {

@@ -136,8 +136,14 @@ export function echoClient(t: TestContext, target: string, credentials = grpc.cr
   return client;
 }
 
-/** A unary call as a promise, settled once its status (with the trailers) has arrived; rejects with the ServiceError. */
-export function unary(client: grpc.Client & Record<string, Function>, name: 'unary' | 'slow', request: Message, options: grpc.CallOptions = {}): Promise<{ response: Message; trailers: grpc.Metadata }> {
+/** A unary call (with `metadata`) as a promise, settled once its status (with the trailers) has arrived; rejects with the ServiceError. */
+export function unary(
+  client: grpc.Client & Record<string, Function>,
+  name: 'unary' | 'slow',
+  request: Message,
+  options: grpc.CallOptions = {},
+  metadata = new grpc.Metadata(),
+): Promise<{ response: Message; trailers: grpc.Metadata }> {
   return new Promise((resolve, reject) => {
     let outcome: { error: grpc.ServiceError | null; response: Message } | undefined;
     let trailers: grpc.Metadata | undefined;
@@ -146,7 +152,7 @@ export function unary(client: grpc.Client & Record<string, Function>, name: 'una
       if (outcome.error !== null) reject(outcome.error);
       else resolve({ response: outcome.response, trailers });
     };
-    const call = (client[name] as Function).call(client, request, new grpc.Metadata(), options, (error: grpc.ServiceError | null, response: Message) => {
+    const call = (client[name] as Function).call(client, request, metadata, options, (error: grpc.ServiceError | null, response: Message) => {
       outcome = { error, response };
       settle();
     }) as grpc.ClientUnaryCall;
