@@ -70,6 +70,9 @@ test('TLS: ECDSA and RSA certificates for the same names, each client gets one i
   assert.equal((await handshake(proxy.port, ca.cert, 'site.test')).keyType, 'ec', 'ECDSA when the client takes both');
   const rsaOnly = await handshake(proxy.port, ca.cert, 'site.test', { sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256', maxVersion: 'TLSv1.2' });
   assert.equal(rsaOnly.keyType, 'rsa');
+  const rsaOnly13 = await handshake(proxy.port, ca.cert, 'site.test', { sigalgs: 'rsa_pss_rsae_sha256' });
+  assert.equal(rsaOnly13.keyType, 'rsa', 'an RSA-only TLS 1.3 client with SNI gets the RSA certificate (read from its ClientHello)');
+  assert.equal(rsaOnly13.protocol, 'TLSv1.3');
   assert.equal((await handshake(proxy.port, ca.cert, undefined, { sigalgs: 'rsa_pss_rsae_sha256' })).keyType, 'rsa', 'the default context holds both');
 });
 
