@@ -85,6 +85,8 @@ Options:
 /** Runs one command line (without `node` and the script); resolves with the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // The attached forms of `gatehouse --config FILE` (below) too: --config=FILE, -cFILE.
+  if (command !== undefined && (command.startsWith('--config=') || (command.startsWith('-c') && command.length > 2))) return run(argv.slice());
   switch (command) {
     case 'run':
       return run(rest);

@@ -86,7 +86,7 @@ test('every command has --help, and a bad flag gets usage and exit 2', async (t)
 
 test('run FILE, gatehouse --config FILE and validate --config FILE name the file either way', async (t) => {
   const backend = await startBackend(t, echo('either'));
-  for (const form of ['run FILE', '--config FILE', '-c FILE']) {
+  for (const form of ['run FILE', '--config FILE', '-c FILE', '--config=FILE']) {
     const port = await freePort();
     const file = await tempFile('either.yaml', configFor(port, backend.url));
     const proc = spawnCli(t, form.replace('FILE', file).split(' '));
