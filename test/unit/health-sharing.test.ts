@@ -1,5 +1,7 @@
 /** Server health told between worker threads (workers/shared.ts): ejections and their end reach every copy of a server. */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { ServerState, type StateOwner } from '../../src/upstream/server-state.ts';
 import { allocateSharedMemory, sharedHealth } from '../../src/workers/shared.ts';
@@ -77,4 +79,33 @@ test('a checker that starts afresh (a replaced first worker) does not bring back
   assert.equal(there.status, 'down', 'one failure is no verdict: the other worker keeps what it knew');
   await waitFor(() => here.status === 'down', 2000, 'the new checker to find it down');
   assert.equal(there.status, 'down');
+});
+
+test('an ejection ended early (the recovery probe passed) lets the server back in every worker', async (t) => {
+  const listening = createServer((socket) => socket.end());
+  listening.listen(0, '127.0.0.1');
+  await once(listening, 'listening');
+  t.after(() => listening.close());
+  const memory = allocateSharedMemory(100);
+  const first = sharedHealth(memory, true);
+  const second = sharedHealth(memory, false);
+  const url = new URL(`http://127.0.0.1:${(listening.address() as AddressInfo).port}`);
+  const here = new ServerState('app', url, null, first);
+  const there = new ServerState('app', url, null, second);
+  t.after(() => {
+    here.close();
+    there.close();
+    first.close();
+    second.close();
+  });
+  // Ejected for 30 s, probed after 20 ms: the server accepts connections, so the probe passes.
+  const probing: StateOwner = { ...OWNER, policy: { ...OWNER.policy, outlier: { ...(OWNER.policy.outlier as NonNullable<StateOwner['policy']['outlier']>), recoveryProbeMs: 20 } } };
+  here.attach(probing);
+  there.attach(probing);
+  here.onFailure('UPSTREAM_CONNECT');
+  here.onFailure('UPSTREAM_CONNECT');
+  await waitFor(() => there.status === 'ejected', 1000, 'the other worker to eject it too');
+  await waitFor(() => here.status === 'up', 2000, 'the recovery probe to pass');
+  await waitFor(() => there.status === 'up', 1000, 'the other worker to let it back');
+  assert.equal(there.onTrial, true, 'back on trial, as where the probe passed');
 });
