@@ -12,7 +12,7 @@ import { compileMatch } from '../routing/matchers.ts';
 import { Router, type Route } from '../routing/router.ts';
 import { compileHiding } from '../upstream/rewrite.ts';
 import { Upstream } from '../upstream/upstream.ts';
-import type { Config, RouteConfig } from './schema.ts';
+import { routeName, type Config, type RouteConfig } from './schema.ts';
 
 export function compileSnapshot(config: Config, registry: Registry): Snapshot {
   // First, so that a list file that cannot be read fails the configuration before anything else is held.
@@ -33,7 +33,7 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
   }
   const routes: Route[] = config.routes.map((route, i) =>
     Object.freeze({
-      name: route.name ?? `route-${i}`,
+      name: routeName(route, i),
       matches: compileMatch(route.match),
       middlewares: [...(guards[i] ?? []), ...acceleration(config, route, caches.middlewareFor(i))],
       action: compileAction(route, upstreams),

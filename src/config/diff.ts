@@ -3,7 +3,7 @@
  * changed, and the other top-level settings that differ. Pure: two configurations in, names out.
  */
 import { isDeepStrictEqual } from 'node:util';
-import type { Config } from './schema.ts';
+import { routeName, type Config } from './schema.ts';
 
 /** Names of what was added, removed and changed, in configuration order. */
 export interface Changes {
@@ -53,7 +53,7 @@ function compare(before: Map<string, unknown>, after: Map<string, unknown>): Cha
 }
 
 function routesByName(config: Config): Map<string, unknown> {
-  return new Map(config.routes.map((route, i) => [route.name ?? `route-${i}`, route]));
+  return new Map(config.routes.map((route, i) => [routeName(route, i), route]));
 }
 
 function upstreamSettings(config: Config): Map<string, unknown> {

@@ -456,6 +456,11 @@ export type ConfigInput = z.input<typeof configSchema>;
 /** A validated configuration with every default filled in. */
 export type Config = z.output<typeof configSchema>;
 export type RouteConfig = Config['routes'][number];
+
+/** A route's name in logs, metrics and reload diffs: its own, or "route-N" after its place in the list. */
+export function routeName(route: RouteConfig, index: number): string {
+  return route.name ?? `route-${index}`;
+}
 export type UpstreamConfig = Config['upstreams'][string];
 export type HeaderOpsConfig = NonNullable<RouteConfig['request_headers']>;
 export type ValueMatchConfig = z.output<typeof valueMatch>;

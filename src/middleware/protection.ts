@@ -4,7 +4,7 @@
  * request, and the route middlewares. Everything that is off compiles to null or an empty list,
  * so that it costs nothing on the request path.
  */
-import type { Config, RateLimitConfig, RouteConfig } from '../config/schema.ts';
+import { routeName, type Config, type RateLimitConfig, type RouteConfig } from '../config/schema.ts';
 import { ProtectionState } from '../core/protection-state.ts';
 import type { Registry } from '../core/registry.ts';
 import type { RequestPolicy } from '../listeners/request-checks.ts';
@@ -112,7 +112,7 @@ function buildPolicy(config: Config, registry: Registry, state: ProtectionState,
  */
 export function compileRoutesProtection(config: Config, policy: ProtectionPolicy, registry: Registry): Middleware[][] {
   try {
-    return config.routes.map((route, i) => compileRouteProtection(route, route.name ?? `route-${i}`, policy));
+    return config.routes.map((route, i) => compileRouteProtection(route, routeName(route, i), policy));
   } catch (error: unknown) {
     releaseProtection(policy, registry);
     throw error;
