@@ -18,11 +18,12 @@ import { runCli } from '../src/cli.ts';
 const quickstart = fileURLToPath(new URL('quickstart.yaml', import.meta.url));
 const proxyPort = port(process.env['DEMO_PORT'], 8080);
 const adminPort = port(process.env['DEMO_ADMIN_PORT'], 9090);
-const backendPorts = (process.env['DEMO_BACKEND_PORTS'] ?? '3000,3001').split(',').map((p) => port(p, 0));
+// No fallback per entry: "3000," would otherwise give a backend on a random port that the config calls :0.
+const backendPorts = (process.env['DEMO_BACKEND_PORTS'] ?? '3000,3001').split(',').map((p) => port(p, undefined));
 if (backendPorts.length !== 2) throw new Error('DEMO_BACKEND_PORTS takes two ports, e.g. 3000,3001');
 
-function port(text: string | undefined, fallback: number): number {
-  if (text === undefined || text === '') return fallback;
+function port(text: string | undefined, fallback: number | undefined): number {
+  if ((text === undefined || text === '') && fallback !== undefined) return fallback;
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1 || value > 65535) throw new Error(`"${text}" is not a port`);
   return value;
