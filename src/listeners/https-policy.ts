@@ -25,7 +25,7 @@ export function compileHttpsPolicy(listen: ListenConfig): HttpsPolicy {
 }
 
 /** RFC 6797 §6.1: max-age in seconds, then the optional directives. */
-export function hstsValue(config: HstsConfig): string {
+function hstsValue(config: HstsConfig): string {
   let value = `max-age=${Math.floor(config.max_age / 1000)}`;
   if (config.include_subdomains) value += '; includeSubDomains';
   if (config.preload) value += '; preload';
