@@ -394,6 +394,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       this.#complete();
       return;
     }
+    // A gRPC head kept back by #startResponse was never sent: the client's stream is reset, as
+    // after any head, rather than answered with a 502 that carries the server's grpc-status.
+    if (!ex.res.headersSent && ex.res.hasHeader('grpc-status')) ex.res.destroy(failure);
     sendError(ex, failure);
     this.#complete();
   }

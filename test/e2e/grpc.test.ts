@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { parseConfigText } from '../../src/config/load.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { errorOf } from '../helpers/config.ts';
+import { h2Request, h2Session } from '../helpers/h2.ts';
 import { request } from '../helpers/http.ts';
 import { echoClient, NOT_SERVING, SERVING, startEchoServer, unary, type Message } from '../helpers/grpc.ts';
 import { waitFor } from '../helpers/http.ts';
@@ -220,4 +221,28 @@ test('health_check type grpc needs protocol h2 or h2c, and service only goes wit
   assert.equal(parseConfigText(text(['    protocol: h2c', '    health_check: { type: grpc, service: x.Y }']), 'gatehouse.yaml').upstreams['app']?.health_check?.service, 'x.Y');
   assert.equal(errorOf(text(['    health_check: { service: x.Y }'])), 'gatehouse.yaml:5:30 upstreams.app.health_check.service: only applies to type: grpc');
   assert.equal(errorOf(text(['    protocol: h2c', '    health_check: { type: grpc, expect_body: ok }'])), 'gatehouse.yaml:6:46 upstreams.app.health_check.expect_body: only applies to type: http');
+});
+
+test('a gRPC head (grpc-status, stream left open) whose connection then drops reaches the client as a reset stream, not as a 502 carrying that grpc-status', async (t) => {
+  const server = createH2Server();
+  server.on('stream', (stream) => {
+    stream.on('error', () => {});
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '0' });
+    setTimeout(() => stream.session?.socket.destroy(), 20);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const proxy = await startProxy(t, {
+    listen: [{ address: '127.0.0.1:0', h2c: true }],
+    upstreams: { grpc: { servers: [{ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }], protocol: 'h2c', retries: { attempts: 1 } } },
+    routes: [{ match: {}, upstream: 'grpc' }],
+  });
+  const session = await h2Session(t, `http://127.0.0.1:${proxy.port}`);
+  const headers = { ':method': 'POST', ':path': '/x.Y/Z', 'content-type': 'application/grpc', te: 'trailers' };
+  const answer = await h2Request(session, headers, Buffer.alloc(5)).then(
+    (res) => `${res.status} grpc-status ${String(res.headers['grpc-status'])}`,
+    (error: unknown) => String((error as { code?: unknown }).code),
+  );
+  assert.equal(answer, 'ERR_HTTP2_STREAM_ERROR');
 });
