@@ -46,7 +46,9 @@ export function sendError(ex: Exchange, error: unknown, headers?: Record<string,
   }
   if (res.headersSent || res.destroyed) {
     if (ex.status === 0) ex.status = failure.status;
-    res.destroy();
+    // An HTTP/2 stream reset without an error (NO_ERROR) would tell the client that the response
+    // was complete (RFC 9113 §8.1); with one it is reset with INTERNAL_ERROR.
+    res.destroy(ex.h2 ? failure : undefined);
     return;
   }
   sendSimple(ex, failure.status, `${failure.status} ${failure.kind.message}\n`, {

@@ -265,3 +265,18 @@ test('HTTP/2: cache, compression, rate limits, bans and the access log work as o
   const lines = (await readLines(log, 7)).map((line) => JSON.parse(line) as { path: string; status: number });
   assert.deepEqual(lines.map((l) => l.status), [200, 200, 200, 200, 429, 429, 429]);
 });
+
+test('a response cut off after its head reaches an HTTP/2 client as a stream reset with an error, not as a complete response', async (t) => {
+  const backend = await startBackend(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('partial');
+    setTimeout(() => res.socket?.destroy(), 20);
+  });
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url], { retries: { attempts: 1 } }), listen: [{ address: '127.0.0.1:0', h2c: true }] });
+  const session = await h2Session(t, `http://127.0.0.1:${proxy.port}`);
+  const stream = session.request({ ':path': '/' });
+  stream.on('error', () => {});
+  stream.resume();
+  await new Promise((resolve) => stream.on('close', resolve));
+  assert.equal(stream.rstCode, constants.NGHTTP2_INTERNAL_ERROR);
+});
