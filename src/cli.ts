@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configFromObject, loadConfigFile } from './config/load.ts';
-import type { Config } from './config/schema.ts';
+import { isHttpsUrl, type Config } from './config/schema.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
 import { defaultStateDir } from './core/state-dir.ts';
@@ -194,7 +194,7 @@ async function proxy(args: string[]): Promise<number> {
   const listen = listenerOf(from, stringFlag(values.cert), stringFlag(values.key));
   if (typeof listen === 'string') return usageError('proxy', listen);
   const backendCa = stringFlag(values['backend-ca']);
-  if (backendCa !== undefined && !to.some((url) => String(url).startsWith('https://'))) {
+  if (backendCa !== undefined && !to.some((url) => isHttpsUrl(String(url)))) {
     return usageError('proxy', '--backend-ca applies to https:// servers; give at least one --to https://...');
   }
   const format = values['access-log'] ?? 'json';

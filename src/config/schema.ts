@@ -330,7 +330,7 @@ const upstream = z.strictObject({
     }
     seen.set(origin, i);
   });
-  if (value.tls !== undefined && !value.servers.some((s) => s.url.startsWith('https:'))) {
+  if (value.tls !== undefined && !value.servers.some((s) => isHttpsUrl(s.url))) {
     ctx.addIssue({ code: 'custom', path: ['tls'], message: 'only applies to https:// servers, and this upstream has none' });
   }
   if (value.health_check?.type === 'grpc' && value.protocol === 'http1') {
@@ -469,3 +469,8 @@ export type HealthCheckConfig = NonNullable<UpstreamConfig['health_check']>;
 export type ListenConfig = Config['listen'][number];
 export type ProtectionConfig = Config['protection'];
 export type RateLimitConfig = NonNullable<RouteConfig['rate_limits']>[number];
+
+/** A server URL reached over TLS: its scheme is https, in any case (URL parsing lowercases it, as z.url accepts it). */
+export function isHttpsUrl(url: string): boolean {
+  return /^https:/i.test(url);
+}

@@ -1,4 +1,4 @@
-import type { UpstreamConfig } from '../config/schema.ts';
+import { isHttpsUrl, type UpstreamConfig } from '../config/schema.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { Registry } from '../core/registry.ts';
 import { BackendTlsFileError, DEFAULT_BACKEND_TLS, readBackendTls, type BackendTls } from '../config/backend-tls-files.ts';
@@ -200,7 +200,7 @@ export class Upstream implements ServerGroup {
  * read again (the loader checked them; one may have gone since), and a warning when verification is off.
  */
 function backendTls(name: string, config: UpstreamConfig, registry: Registry): BackendTls | null {
-  if (!config.servers.some((s) => s.url.startsWith('https:'))) return null;
+  if (!config.servers.some((s) => isHttpsUrl(s.url))) return null;
   let tls: BackendTls;
   try {
     tls = readBackendTls(config.tls);

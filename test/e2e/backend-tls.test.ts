@@ -263,3 +263,12 @@ test('a reload with a new CA file makes new connections that trust it; unchanged
   await proxy.gatehouse.reload(configFromObject({ ...config, listen }));
   assert.equal((await request(proxy.url)).status, 502);
 });
+
+test('a server URL written HTTPS:// (the scheme in capitals) is TLS too: its tls block applies', async (t) => {
+  const { ca, caFile } = await setUp(t);
+  const backend = await httpsBackend(t, ca, ['api.internal']);
+  const proxy = await startProxy(t, simpleProxyConfig([`HTTPS://127.0.0.1:${backend.port}`], { tls: { ca: caFile, servername: 'api.internal' } }));
+  const res = await request(proxy.url, { headers: { host: 'public.example' } });
+  assert.equal(res.status, 200, res.body);
+  assert.equal(JSON.parse(res.body).sni, 'api.internal');
+});
