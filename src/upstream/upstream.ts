@@ -33,9 +33,7 @@ export class Upstream implements ServerGroup {
   readonly servers: readonly Server[];
   readonly balance: string;
   readonly balancer: Balancer;
-  /** The HTTP version spoken to the servers. */
-  readonly protocol: UpstreamConfig['protocol'];
-  /** The servers speak HTTP/2: a client's `TE: trailers` is passed on. */
+  /** The servers speak HTTP/2 (protocol h2 or h2c): a client's `TE: trailers` is passed on, WebSocket refused. */
   readonly http2: boolean;
   /** Time to wait for response headers, per try, ms. */
   readonly headersTimeout: number;
@@ -62,11 +60,10 @@ export class Upstream implements ServerGroup {
   constructor(name: string, config: UpstreamConfig, registry: Registry) {
     this.name = name;
     this.balance = config.balance;
-    this.protocol = config.protocol;
     this.http2 = config.protocol !== 'http1';
     const tls = backendTls(name, config, registry);
     this.policy = {
-      health: compileHealth(config.health_check, { tls: tls ?? DEFAULT_BACKEND_TLS, http2: config.protocol !== 'http1' }),
+      health: compileHealth(config.health_check, { tls: tls ?? DEFAULT_BACKEND_TLS, http2: this.http2 }),
       outlier: compileOutlier(config.outlier_detection),
       // Hashing keeps full weights: a changing weight would move keys.
       slowStartMs: config.balance === 'hash' ? 0 : config.slow_start,
