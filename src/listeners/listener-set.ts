@@ -20,6 +20,7 @@ import { CertificateStore, type CertificateLog } from './tls/certificate-store.t
 import { handshakeSettingsOf, type HandshakeSettings } from './tls/handshake.ts';
 import type { ListenerCertificates } from './tls/listener-certificates.ts';
 import { DerivedTicketKeys } from './tls/session-tickets.ts';
+import type { AcmeSharing } from './tls/acme/sharing.ts';
 
 export interface ListenerSetOptions {
   readonly holder: SnapshotHolder;
@@ -30,6 +31,8 @@ export interface ListenerSetOptions {
   readonly ticketSecret: Buffer;
   /** A worker thread's listeners bind with SO_REUSEPORT, beside the other workers'. */
   readonly reusePort: boolean;
+  /** A worker thread: which one orders ACME certificates, and the channel to the others. */
+  readonly acmeSharing?: AcmeSharing;
 }
 
 export class ListenerSet {
@@ -47,7 +50,7 @@ export class ListenerSet {
   constructor(options: ListenerSetOptions) {
     const logger = options.logger;
     this.#certificateLog = (level, fields, message) => logger[level](fields, message);
-    this.#sources = new CertificateSources(this.#certificateLog);
+    this.#sources = new CertificateSources(this.#certificateLog, options.acmeSharing);
     this.#holder = options.holder;
     this.#accessLog = options.accessLog;
     this.#ticketSecret = options.ticketSecret;
