@@ -132,7 +132,8 @@ export class ListenerSet {
         added.push(await this.#bindOne(config, index, sources[index] ?? null, handshakes[index]));
       }
     } catch (error: unknown) {
-      await Promise.all(added.map(([, l]) => this.#retire(l)));
+      // As abort(): the addresses go at once; requests they took meanwhile finish without holding the answer up.
+      for (const [, listener] of added) void this.#retire(listener);
       await this.#discardSources(sources);
       if (error instanceof ListenError) throw error;
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
