@@ -98,7 +98,7 @@ export class Gatehouse {
     const gatehouse = new Gatehouse(config, options);
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
-      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
+      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, gatehouse.#logger));
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
       gatehouse.#stopping ??= gatehouse.#stop(0, false);
@@ -123,6 +123,11 @@ export class Gatehouse {
     return this.#adminAddress;
   }
 
+  /** The file the configuration came from; undefined when built in code (`proxy`, tests). */
+  get configFile(): string | undefined {
+    return this.#configFile;
+  }
+
   /**
    * Swaps in a new configuration (read again from the file when none is given). The new snapshot is
    * built beside the running one; a bad configuration throws and the old one stays. In-flight
@@ -138,6 +143,8 @@ export class Gatehouse {
   async #reload(next?: Config): Promise<void> {
     const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
     this.commitReload(prepared);
+    // The admin API's configuration history sees every reload, not only those it applied.
+    this.#admin?.committed(prepared.config);
   }
 
   /**

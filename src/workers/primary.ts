@@ -127,7 +127,7 @@ export class Primary implements AdminTarget {
     try {
       primary.#config = resolved;
       await Promise.all(primary.#workers.map((_, index) => primary.#spawn(index)));
-      if (config.admin !== undefined) ({ admin: primary.#admin, address: primary.#adminAddress } = await startAdminListener(config, primary));
+      if (config.admin !== undefined) ({ admin: primary.#admin, address: primary.#adminAddress } = await startAdminListener(config, primary, options.logger));
     } catch (error: unknown) {
       await primary.#shutdown(0);
       throw error;
@@ -153,6 +153,11 @@ export class Primary implements AdminTarget {
 
   get adminAddress(): AddressInfo | undefined {
     return this.#adminAddress;
+  }
+
+  /** The file the configuration came from; undefined when built in code (`proxy`, tests). */
+  get configFile(): string | undefined {
+    return this.#configFile;
   }
 
   /** Worker threads serving now. */
@@ -200,6 +205,8 @@ export class Primary implements AdminTarget {
       }));
       // Committed, even if a worker died meanwhile: its replacement starts with this configuration.
       this.#config = resolved;
+      // The configuration as read (its text, without the picked ports) for the admin API's history.
+      this.#admin?.committed(loaded);
       const lost = live.filter((_, i) => commits[i]?.status === 'rejected').map((w) => w.index);
       if (lost.length > 0) this.#logger.error({ workers: lost }, 'workers lost during the commit of a reload');
       this.#logger.info({ workers: live.length - lost.length }, 'configuration reloaded in every worker');
