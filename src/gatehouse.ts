@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
+import { explainRequest, type Explanation, type ExplainQuery } from './admin/explain.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { diffConfigs } from './config/diff.ts';
@@ -226,6 +227,11 @@ export class Gatehouse {
   /** The current snapshot's caches, for the admin API (statistics, purges). */
   caches(): CacheSet {
     return this.#holder.current.caches;
+  }
+
+  /** What the running configuration would do with a request, for the admin API (changes nothing). */
+  explain(query: ExplainQuery): Promise<Explanation> {
+    return explainRequest(this.#holder.current, query);
   }
 
   /** The protection state (bans, counters) for the admin API. */

@@ -18,6 +18,8 @@ import { authorized, readToken, type TokenDigest } from './auth.ts';
 import { CACHE_ENDPOINTS, handleCache, type CacheAdmin } from './cache.ts';
 import { ConfigApi, CONFIG_ENDPOINTS } from './config-api.ts';
 import { ConfigHistory } from './config-history.ts';
+import { readBody } from './body.ts';
+import { parseExplainQuery, type Explanation, type ExplainQuery } from './explain.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
 
 /** What an endpoint answers (sent as JSON). */
@@ -43,6 +45,8 @@ export interface AdminTarget {
   caches(): CacheAdmin;
   /** The file the configuration came from (applied configurations are written to it); undefined without one. */
   readonly configFile: string | undefined;
+  /** What the running configuration would do with a request (explain.ts); with workers, one worker's view. */
+  explain(query: ExplainQuery): Promise<Explanation>;
 }
 
 /** Every endpoint, for the 404 answer and the OpenAPI test. */
@@ -55,7 +59,11 @@ export const ADMIN_ENDPOINTS = [
   ...PROTECTION_ENDPOINTS,
   ...CACHE_ENDPOINTS,
   ...CONFIG_ENDPOINTS,
+  'POST /explain',
 ];
+
+/** An explain query is a small JSON object. */
+const MAX_EXPLAIN_BYTES = 64 * 1024;
 
 /**
  * Binds the admin listener `config` names, for `target`; a failure says where the file sets the
@@ -168,7 +176,22 @@ async function route(req: IncomingMessage, path: string, query: string, context:
   if (cache !== null) return cache;
   const config = context.configs.handle(req, path, who);
   if (config !== null) return config;
+  if (req.method === 'POST' && path === '/explain') return explain(req, target);
   return { status: 404, body: { error: 'not found', endpoints: ADMIN_ENDPOINTS } };
+}
+
+async function explain(req: IncomingMessage, target: AdminTarget): Promise<AdminAnswer> {
+  const text = await readBody(req, MAX_EXPLAIN_BYTES);
+  if (text === null) return { status: 413, body: { error: `the body is over ${MAX_EXPLAIN_BYTES} bytes` } };
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return { status: 400, body: { error: 'the body is not JSON: send { "method": "GET", "url": "/path", "headers": { "host": "..." } }' } };
+  }
+  const query = parseExplainQuery(body);
+  if (typeof query === 'string') return { status: 400, body: { error: query } };
+  return { status: 200, body: await target.explain(query) };
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -21,6 +21,7 @@ import { parseConfigText } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { ConfigError } from '../core/errors.ts';
 import type { AdminAnswer } from './admin.ts';
+import { readBody } from './body.ts';
 import type { ConfigHistory } from './config-history.ts';
 import { unifiedDiff } from './unified-diff.ts';
 
@@ -198,14 +199,8 @@ function ifMatch(req: IncomingMessage): string | undefined {
 
 /** Reads the request body as UTF-8 text, then answers from it; 413 beyond MAX_BODY_BYTES. */
 async function withBody(req: IncomingMessage, answer: (text: string) => ConfigAnswer | Promise<ConfigAnswer>): Promise<ConfigAnswer> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of req) {
-    length += (chunk as Buffer).length;
-    if (length > MAX_BODY_BYTES) return { status: 413, body: { error: `the body is over ${MAX_BODY_BYTES} bytes` } };
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = await readBody(req, MAX_BODY_BYTES);
+  if (text === null) return { status: 413, body: { error: `the body is over ${MAX_BODY_BYTES} bytes` } };
   if (text.trim() === '') return { status: 400, body: { error: 'send the configuration text as the request body' } };
   return answer(text);
 }

@@ -20,6 +20,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener, type AdminTarget } from '../admin/admin.ts';
 import type { CacheAdmin } from '../admin/cache.ts';
+import type { Explanation, ExplainQuery } from '../admin/explain.ts';
 import type { ProtectionAdmin } from '../admin/protection.ts';
 import type { PurgeSelector } from '../cache/compile.ts';
 import { loadConfigFile, sourceOf } from '../config/load.ts';
@@ -274,6 +275,13 @@ export class Primary implements AdminTarget {
       else this.#drains.delete(`${upstream} ${url}`);
     }
     return first;
+  }
+
+  /** One worker's view (each has its own balancer rotation; the configuration is the same). */
+  async explain(query: ExplainQuery): Promise<Explanation> {
+    const worker = this.#workers.find((w): w is WorkerHandle => w?.ready === true);
+    if (worker === undefined) throw new Error('no worker is serving');
+    return (await this.#ask(worker, { type: 'explain', query })) as Explanation;
   }
 
   protection(): ProtectionAdmin {
