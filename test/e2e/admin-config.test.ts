@@ -1,12 +1,14 @@
 /** The admin API's configuration changes: validate, diff, apply, history, rollback (docs/admin-api.md). */
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { call, startFromFile } from '../helpers/admin.ts';
-import { request } from '../helpers/http.ts';
+import { request, waitFor } from '../helpers/http.ts';
+import { freePort, spawnCli, tempDir, waitStarted } from '../helpers/process.ts';
 import { startProxy } from '../helpers/proxy.ts';
 
 /** A configuration: one listener, the admin API, upstream "app" on `servers`, one route per [name, prefix]. */
@@ -196,4 +198,37 @@ test('without a configuration file, apply works in memory and says so', async (t
   assert.match(applied.body.note, /memory/);
   assert.equal(JSON.parse((await request(`${proxy.url}/`)).body).name, 'b');
   assert.equal((await call(adminPort, 'GET', '/config/history')).body.persisted, false);
+});
+
+test('the gatehouse process: an applied configuration survives SIGHUP and a restart', async (t) => {
+  const a = await startBackend(t, echo('a'));
+  const b = await startBackend(t, echo('b'));
+  const dir = await tempDir(t);
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const text = (url: string): string =>
+    configText(join(dir, 'state'), [url]).replace('  - address: 127.0.0.1:0', `  - address: 127.0.0.1:${port}`).replace('  address: 127.0.0.1:0', `  address: 127.0.0.1:${adminPort}`);
+  const file = join(dir, 'gatehouse.yaml');
+  await writeFile(file, text(a.url));
+  const served = async (): Promise<string> => JSON.parse((await request(`http://127.0.0.1:${port}/`)).body).name;
+  const first = spawnCli(t, ['run', '--config', file]);
+  await waitStarted(first);
+  const applied = await call(adminPort, 'POST', '/config/apply', text(b.url));
+  assert.equal(applied.status, 200, JSON.stringify(applied.body));
+  assert.equal(await served(), 'b');
+  first.child.kill('SIGHUP');
+  await waitFor(() => first.stderr.split('configuration reloaded').length === 3, 5000, 'the SIGHUP reload');
+  assert.equal(await served(), 'b', 'SIGHUP reads the applied text');
+  assert.equal((await call(adminPort, 'GET', '/config')).body.version, applied.body.version);
+  first.child.kill('SIGTERM');
+  await first.exited;
+
+  const second = spawnCli(t, ['run', '--config', file]);
+  await waitStarted(second);
+  assert.equal(await served(), 'b', 'a restart too');
+  const history = (await call(adminPort, 'GET', '/config/history')).body;
+  assert.equal(history.current, applied.body.version);
+  assert.equal(history.entries.length, 2, 'the apply and the first start; the SIGHUP and the restart read the same text');
+  assert.match(history.entries[0].by, /127\.0\.0\.1/);
+  assert.equal(history.entries[1].by, 'start');
+  assert.match(first.stderr, /"audit":true.*"endpoint":"POST \/config\/apply"/);
 });
