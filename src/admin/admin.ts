@@ -131,6 +131,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: AdminC
   const [path = '/', query = ''] = (req.url ?? '/').split('?');
   // /healthz stays open: a load balancer's check carries no token, and the answer tells nothing.
   if (path !== '/healthz' && !authorized(req, context.token)) {
+    // A change refused for want of the token is worth knowing about (reads are not).
+    if (isChange(req.method, path)) context.logger.warn({ audit: true, who: clientOf(req, false), endpoint: `${req.method} ${path}`, status: 401 }, 'admin change refused: no valid token');
     res.setHeader('www-authenticate', 'Bearer realm="gatehouse-admin"');
     return json(res, 401, { error: 'this admin API needs "Authorization: Bearer TOKEN"' });
   }

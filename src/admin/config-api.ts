@@ -14,7 +14,7 @@
  * Applied text is written to the configuration file (a temporary file renamed over it, same
  * mode) once the reload has committed, so that a later SIGHUP or restart keeps it.
  */
-import { chmod, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { changeLines, diffConfigs } from '../config/diff.ts';
 import { parseConfigText } from '../config/load.ts';
@@ -138,7 +138,7 @@ export class ConfigApi {
     }
     const changes = changeLines(diffConfigs(running.config, config));
     // Written beside the file first (a full disk or a read-only directory stops the apply before it changes anything).
-    let temporary: string | undefined;
+    let temporary: { path: string; target: string } | undefined;
     try {
       if (this.#file !== undefined) temporary = await writeBeside(this.#file, text);
     } catch (error: unknown) {
@@ -148,16 +148,16 @@ export class ConfigApi {
     try {
       await this.#target.reload(config);
     } catch (error: unknown) {
-      if (temporary !== undefined) await unlink(temporary).catch(() => undefined);
+      if (temporary !== undefined) await unlink(temporary.path).catch(() => undefined);
       return { status: 500, body: { applied: false, error: messageOf(error) } };
     } finally {
       this.#applying = undefined;
     }
     const version = this.#history.running.version;
     const body: Record<string, unknown> = { applied: true, version, changes, persisted: this.#file !== undefined };
-    if (temporary !== undefined && this.#file !== undefined) {
+    if (temporary !== undefined) {
       try {
-        await rename(temporary, this.#file);
+        await rename(temporary.path, temporary.target);
       } catch (error: unknown) {
         body.persisted = false;
         body.warning = `running, but not written to ${this.#file}: ${messageOf(error)}; a reload from the file would go back`;
@@ -207,14 +207,18 @@ async function withBody(req: IncomingMessage, answer: (text: string) => ConfigAn
 
 let temporaries = 0;
 
-/** Writes `text` to a new file beside `file`, with `file`'s mode; the caller renames it over `file` (atomic on one filesystem). */
-async function writeBeside(file: string, text: string): Promise<string> {
-  const mode = (await stat(file).catch(() => undefined))?.mode;
-  const temporary = `${file}.${process.pid}.${++temporaries}.tmp`;
-  await writeFile(temporary, text, { mode: mode === undefined ? 0o644 : mode & 0o7777 });
+/**
+ * Writes `text` to a new file beside `file` (beside the file a symbolic link points to, so that the
+ * link stays), with its mode; the caller renames it over `target` (atomic on one filesystem).
+ */
+async function writeBeside(file: string, text: string): Promise<{ path: string; target: string }> {
+  const target = await realpath(file).catch(() => file);
+  const mode = (await stat(target).catch(() => undefined))?.mode;
+  const path = `${target}.${process.pid}.${++temporaries}.tmp`;
+  await writeFile(path, text, { mode: mode === undefined ? 0o644 : mode & 0o7777 });
   // The mode given to writeFile is masked by the umask: set it as the file had it.
-  if (mode !== undefined) await chmod(temporary, mode & 0o7777);
-  return temporary;
+  if (mode !== undefined) await chmod(path, mode & 0o7777);
+  return { path, target };
 }
 
 function messageOf(error: unknown): string {

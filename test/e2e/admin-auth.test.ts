@@ -76,6 +76,9 @@ test('every change is one audit line: who, the endpoint and what changed; reads 
   t.after(() => delete process.env.GATEHOUSE_TEST_ADMIN_TOKEN2);
   const { port, lines } = await start(t, { address: '127.0.0.1:0', token_env: 'GATEHOUSE_TEST_ADMIN_TOKEN2' });
   const auth = { authorization: 'Bearer tok' };
+  assert.equal((await call(port, 'POST', '/config/apply', 'listen: []\n')).status, 401);
+  const refused = lines.find((line) => line.msg === 'admin change refused: no valid token');
+  assert.deepEqual({ endpoint: refused?.endpoint, status: refused?.status, level: refused?.level }, { endpoint: 'POST /config/apply', status: 401, level: 40 });
   await call(port, 'GET', '/status', undefined, auth);
   await call(port, 'POST', '/config/validate', 'listen: []\n', auth);
   await call(port, 'POST', '/bans/192.0.2.7?duration=1m', undefined, auth);
@@ -87,7 +90,7 @@ test('every change is one audit line: who, the endpoint and what changed; reads 
   const source = (await call(port, 'GET', '/config', undefined, auth)).body.source as string;
   const applied = await call(port, 'POST', '/config/apply', source.replace('routes:', 'routes:\n  - name: extra\n    match: { path: /extra }\n    upstream: app'), auth);
   assert.equal(applied.status, 200, JSON.stringify(applied.body));
-  const audits = lines.filter((line) => line.audit === true);
+  const audits = lines.filter((line) => line.audit === true && line.status !== 401);
   assert.deepEqual(
     audits.map((line) => line.endpoint),
     ['POST /bans/192.0.2.7?duration=1m', 'DELETE /bans/192.0.2.7', 'POST /upstreams/app/servers/0/drain', 'POST /upstreams/app/servers/0/undrain', 'POST /cache/purge?all=true', 'POST /reload', 'POST /config/apply'],

@@ -1,6 +1,6 @@
 /** The admin API's configuration changes: validate, diff, apply, history, rollback (docs/admin-api.md). */
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { once } from 'node:events';
@@ -231,4 +231,19 @@ test('the gatehouse process: an applied configuration survives SIGHUP and a rest
   assert.match(history.entries[0].by, /127\.0\.0\.1/);
   assert.equal(history.entries[1].by, 'start');
   assert.match(first.stderr, /"audit":true.*"endpoint":"POST \/config\/apply"/);
+});
+
+test('a configuration file that is a symbolic link stays one: the file it points to is replaced', async (t) => {
+  const a = await startBackend(t, echo('a'));
+  const b = await startBackend(t, echo('b'));
+  const dir = await tempDir(t);
+  const real = join(dir, 'real.yaml');
+  await writeFile(real, configText(join(dir, 'state'), [a.url]));
+  await symlink(real, join(dir, 'gatehouse.yaml'));
+  const { adminPort, file } = await startFromFile(t, () => '', { dir });
+  const candidate = configText(join(dir, 'state'), [b.url]);
+  assert.equal((await call(adminPort, 'POST', '/config/apply', candidate)).status, 200);
+  assert.ok((await lstat(file)).isSymbolicLink());
+  assert.equal(await readFile(real, 'utf8'), candidate);
+  assert.deepEqual((await readdir(dir)).sort(), ['gatehouse.yaml', 'real.yaml', 'state'], 'no temporary file left');
 });
