@@ -12,6 +12,9 @@ import type { Exchange } from '../core/exchange.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { compileConditions } from '../routing/matchers.ts';
 import { normalizeTarget } from '../routing/normalize-path.ts';
+import { IpFilter } from '../middleware/ip-filter/ip-filter.ts';
+import { clientKey } from '../middleware/ip-filter/ip-address.ts';
+import type { Route } from '../routing/router.ts';
 import { RequestInfo } from '../routing/request-info.ts';
 import { isValidHost } from '../routing/request-target.ts';
 
@@ -49,6 +52,8 @@ export interface Explanation {
   /** The server came from the client's sticky cookie. */
   readonly sticky?: boolean;
   readonly cache: CacheVerdict;
+  /** Whether the client would be let through (global and route access rules, bans); when a route matched. */
+  readonly admission?: { readonly allowed: boolean; readonly reason: string };
 }
 
 /** The query in a POST /explain body, or what is wrong with it. */
@@ -103,7 +108,7 @@ export async function explainRequest(snapshot: Snapshot, query: ExplainQuery): P
   const middlewares = route.middlewares.map((middleware) => middleware.name);
   const cacheMiddleware = snapshot.caches.middlewareFor(chosen);
   const cache = cacheMiddleware === null ? { would_answer: false, reason: 'the route has no cache' } : await explainCache(cacheMiddleware.route, probe);
-  const base = { request, route: { name: route.name, index: chosen }, routes: verdicts, middlewares, cache };
+  const base = { request, route: { name: route.name, index: chosen }, routes: verdicts, middlewares, cache, admission: admission(snapshot, route, client) };
   const action = route.action;
   switch (action.kind) {
     case 'redirect':
@@ -117,6 +122,18 @@ export async function explainRequest(snapshot: Snapshot, query: ExplainQuery): P
     default:
       return action satisfies never;
   }
+}
+
+/** Would `client` pass the access rules and bans (the checks admission.ts and the route's ip_filter make)? */
+function admission(snapshot: Snapshot, route: Route, client: string): NonNullable<Explanation['admission']> {
+  const policy = snapshot.protection;
+  if (policy.access !== null && !policy.access.allows(client)) return { allowed: false, reason: `${client} is refused by protection.access (403)` };
+  const left = policy.state.bans.remaining(clientKey(client, policy.v6Prefix));
+  if (left > 0) return { allowed: false, reason: `${client} is banned for ${Math.ceil(left / 1000)} s more (429)` };
+  for (const middleware of route.middlewares) {
+    if (middleware instanceof IpFilter && !middleware.allows(client)) return { allowed: false, reason: `${client} is refused by the route's access rules (403)` };
+  }
+  return { allowed: true, reason: `${client} passes the access rules and is not banned (rate limits not counted)` };
 }
 
 /** The first condition of a route that the request fails, in words. */

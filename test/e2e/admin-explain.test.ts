@@ -54,6 +54,13 @@ test('explain names the route, why the others did not match, the middlewares and
   assert.equal(`127.0.0.1:${served === 'a' ? a.split(':')[1] : b.split(':')[1]}`, first.server);
   assert.notEqual((await explain(query)).server, first.server, 'the request moved the rotation on');
 
+  assert.deepEqual(first.admission, { allowed: true, reason: '127.0.0.1 passes the access rules and is not banned (rate limits not counted)' });
+  const outsider = await explain({ ...query, client: '203.0.113.9' });
+  assert.deepEqual(outsider.admission, { allowed: false, reason: "203.0.113.9 is refused by the route's access rules (403)" });
+  assert.equal((await call(port, 'POST', '/bans/127.0.0.1?duration=1m')).status, 200);
+  assert.match((await explain(query)).admission.reason, /^127\.0\.0\.1 is banned for \d+ s more \(429\)$/);
+  assert.equal((await call(port, 'DELETE', '/bans/127.0.0.1')).status, 200);
+
   const wrongHeader = await explain({ method: 'GET', url: '/api/users', headers: { host: 'www.example', 'x-version': '1' } });
   assert.equal(wrongHeader.routes[1].reason, 'header x-version is "2", but the header x-version is "1"');
   assert.deepEqual(wrongHeader.route, { name: 'rest', index: 4 });
