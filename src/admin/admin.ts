@@ -73,7 +73,9 @@ export async function startAdminListener(config: Config, target: AdminTarget, lo
   const settings = config.admin;
   if (settings === undefined) throw new Error('no admin block in the configuration');
   const token = await readToken(settings);
-  const history = await ConfigHistory.open(config, settings.history, target.configFile, config.state_dir);
+  const history = await ConfigHistory.open(config, settings.history, target.configFile, config.state_dir, (error) =>
+    logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'the configuration history could not be read; it starts empty'),
+  );
   const admin = new AdminListener(settings.address, { target, token, logger, configs: new ConfigApi(target, history, target.configFile) });
   try {
     return { admin, address: await admin.listen() };

@@ -59,12 +59,19 @@ export class ConfigHistory {
    * `config` is the configuration running now, recorded as applied by "start" unless it is the
    * newest entry already. Nothing is written until a change.
    */
-  static async open(config: Config, limit: number, configFile: string | undefined, stateDir: string): Promise<ConfigHistory> {
+  static async open(config: Config, limit: number, configFile: string | undefined, stateDir: string, onReadError: (error: unknown) => void): Promise<ConfigHistory> {
     const source = textOf(config);
     const running = { version: versionOf(source), source, config };
     const file = configFile === undefined ? undefined : join(stateDir, 'config-history', `${versionOf(resolve(configFile))}.json`);
     const history = new ConfigHistory(running, limit, file);
-    if (file !== undefined) history.#entries = parseEntries(await readIfExists(file)).slice(0, limit);
+    if (file !== undefined) {
+      try {
+        history.#entries = parseEntries(await readIfExists(file)).slice(0, limit);
+      } catch (error: unknown) {
+        // An unreadable state directory costs the history, not the start.
+        onReadError(error);
+      }
+    }
     if (history.#entries[0]?.version !== running.version) history.#add({ version: running.version, applied_at: new Date().toISOString(), by: 'start', changes: [], source });
     return history;
   }
