@@ -142,7 +142,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: AdminC
   const answer = await route(req, path, query, context, who);
   json(res, answer.status, answer.body);
   if (isChange(req.method, path)) {
-    const summary = 'changed' in answer ? answer.changed : answer.status < 300 ? answer.body : undefined;
+    // What changed (a version and its changes), else the answer itself: the ban, the count, the error.
+    const summary = 'changed' in answer ? answer.changed : answer.body;
     audit(context.logger, who, `${req.method} ${path}${query === '' ? '' : `?${query}`}`, answer.status, summary);
   }
 }

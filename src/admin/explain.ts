@@ -117,7 +117,7 @@ export async function explainRequest(snapshot: Snapshot, query: ExplainQuery): P
       return { ...base, action: 'respond', respond: { status: action.status }, upstream: null, server: null };
     case 'forward': {
       const { server, sticky } = action.upstream.peek(probe);
-      return { ...base, action: 'forward', upstream: action.upstream.name, server: server === undefined ? null : new URL(server.origin).host, ...(sticky ? { sticky } : {}) };
+      return { ...base, action: 'forward', upstream: action.upstream.name, server: server === undefined ? null : hostPort(server.origin), ...(sticky ? { sticky } : {}) };
     }
     default:
       return action satisfies never;
@@ -134,6 +134,12 @@ function admission(snapshot: Snapshot, route: Route, client: string): NonNullabl
     if (middleware instanceof IpFilter && !middleware.allows(client)) return { allowed: false, reason: `${client} is refused by the route's access rules (403)` };
   }
   return { allowed: true, reason: `${client} passes the access rules and is not banned (rate limits not counted)` };
+}
+
+/** "host:port" of an origin, the port written even when it is the scheme's default (as the access log names servers). */
+function hostPort(origin: string): string {
+  const url = new URL(origin);
+  return `${url.hostname}:${url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : url.port}`;
 }
 
 /** The first condition of a route that the request fails, in words. */
