@@ -26,6 +26,8 @@ import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protec
 export interface AdminAnswer {
   readonly status: number;
   readonly body: unknown;
+  /** Extra response headers (an ETag). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -140,7 +142,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: AdminC
   }
   const who = clientOf(req, context.token !== undefined);
   const answer = await route(req, path, query, context, who);
-  json(res, answer.status, answer.body);
+  json(res, answer.status, answer.body, answer.headers);
   if (isChange(req.method, path)) {
     // What changed (a version and its changes), else the answer itself: the ban, the count, the error.
     const summary = 'changed' in answer ? answer.changed : answer.body;
@@ -199,8 +201,8 @@ async function explain(req: IncomingMessage, target: AdminTarget): Promise<Admin
   return { status: 200, body: await target.explain(query) };
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
+function json(res: ServerResponse, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = `${JSON.stringify(body, null, 2)}\n`;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

@@ -85,7 +85,8 @@ export class ConfigApi {
     const method = req.method;
     if (path === '/config' && method === 'GET') {
       const { version, source, config } = this.#history.running;
-      return Promise.resolve({ status: 200, body: { version, source, config } });
+      // The version as an ETag too, for editors that send it back in If-Match.
+      return Promise.resolve({ status: 200, body: { version, source, config }, headers: { etag: `"${version}"` } });
     }
     if (path === '/config/history' && method === 'GET') {
       const entries = this.#history.entries.map(({ source: _source, ...entry }) => entry);

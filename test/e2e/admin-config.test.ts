@@ -38,6 +38,7 @@ test('GET /config and /status name the running version; validate and diff leave 
   const running = await call(adminPort, 'GET', '/config');
   assert.equal(running.status, 200);
   assert.match(running.body.version, /^[0-9a-f]{12}$/);
+  assert.equal(running.headers.etag, `"${running.body.version}"`);
   assert.equal(running.body.source, await readFile(file, 'utf8'));
   assert.equal(running.body.config.upstreams.app.servers[0].url, a.url);
   const status = await call(adminPort, 'GET', '/status');
