@@ -94,6 +94,7 @@ interface AdminContext {
   readonly configs: ConfigApi;
 }
 
+/** The admin HTTP listener: binds, answers through the router below, closes. */
 export class AdminListener {
   readonly #server: Server;
   readonly #address: string;

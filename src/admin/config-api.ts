@@ -28,6 +28,7 @@ import { unifiedDiff } from './unified-diff.ts';
 /** A candidate configuration larger than this is refused (413): configurations are text of kilobytes. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
+/** The configuration endpoints, for the router's list and the OpenAPI test. */
 export const CONFIG_ENDPOINTS = [
   'GET /config',
   'POST /config/validate',
@@ -55,6 +56,7 @@ export interface ConfigAnswer extends AdminAnswer {
   readonly changed?: { readonly version: string; readonly changes: readonly string[] };
 }
 
+/** The configuration endpoints over one history; told of every committed reload. */
 export class ConfigApi {
   readonly #target: ConfigTarget;
   readonly #history: ConfigHistory;

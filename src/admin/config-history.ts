@@ -40,6 +40,7 @@ export interface Running {
   readonly config: Config;
 }
 
+/** The running configuration and the last N applied, newest first. */
 export class ConfigHistory {
   readonly #limit: number;
   /** The state file; undefined when kept in memory. */

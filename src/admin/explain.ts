@@ -69,6 +69,7 @@ export function parseExplainQuery(body: unknown): ExplainQuery | string {
   return { method: method.toUpperCase(), url, headers: headers as Record<string, string>, ...(client === undefined ? {} : { client: client as string }) };
 }
 
+/** What `snapshot` would do with the request `query` describes; changes nothing. */
 export async function explainRequest(snapshot: Snapshot, query: ExplainQuery): Promise<Explanation> {
   const headers: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(query.headers)) headers[name.toLowerCase()] = value;

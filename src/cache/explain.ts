@@ -15,6 +15,7 @@ export interface CacheVerdict {
   readonly reason: string;
 }
 
+/** Whether `route`'s cache would answer the request `ex` describes now, and why. */
 export async function explainCache(route: CacheRoute, ex: Exchange, now = Date.now()): Promise<CacheVerdict> {
   const method = ex.info.method;
   if (method !== 'GET' && method !== 'HEAD') return { would_answer: false, reason: `${method} is not answered from the cache (a success invalidates the URL)` };

@@ -11,6 +11,7 @@ export function isLoopbackHost(host: string): boolean {
   return /^::ffff:127\./i.test(host);
 }
 
+/** The `admin` block; an address off loopback needs a token. */
 export const adminSchema = z
   .strictObject({
     /** "host:port" of the admin listener; keep it on loopback (any other address needs a token). */
