@@ -69,6 +69,9 @@ test('GET /config and /status name the running version; validate and diff leave 
   assert.match(diff.body.unified, /\n\+  - name: api\n/);
   assert.equal((await call(adminPort, 'POST', '/config/diff', bad)).status, 422);
   assert.equal((await call(adminPort, 'GET', '/config')).body.version, running.body.version, 'nothing applied');
+  const huge = await call(adminPort, 'POST', '/config/validate', `# ${'x'.repeat(5 * 1024 * 1024)}\n`);
+  assert.equal(huge.status, 413);
+  assert.equal((await call(adminPort, 'POST', '/config/apply', '')).status, 400, 'an empty body');
 });
 
 test('apply swaps the configuration, writes the file (same mode), keeps history; rollback goes back', async (t) => {
