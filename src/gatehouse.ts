@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
+import { explainRequest, type Explanation, type ExplainQuery } from './admin/explain.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { diffConfigs } from './config/diff.ts';
@@ -102,7 +103,7 @@ export class Gatehouse {
     const gatehouse = new Gatehouse(config, options);
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
-      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
+      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, gatehouse.#logger));
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
       gatehouse.#stopping ??= gatehouse.#stop(0, false);
@@ -127,6 +128,11 @@ export class Gatehouse {
     return this.#adminAddress;
   }
 
+  /** The file the configuration came from; undefined when built in code (`proxy`, tests). */
+  get configFile(): string | undefined {
+    return this.#configFile;
+  }
+
   /**
    * Swaps in a new configuration (read again from the file when none is given). The new snapshot is
    * built beside the running one; a bad configuration throws and the old one stays. In-flight
@@ -142,6 +148,8 @@ export class Gatehouse {
   async #reload(next?: Config): Promise<void> {
     const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
     this.commitReload(prepared);
+    // The admin API's configuration history sees every reload, not only those it applied.
+    this.#admin?.committed(prepared.config);
   }
 
   /**
@@ -223,6 +231,11 @@ export class Gatehouse {
   /** The current snapshot's caches, for the admin API (statistics, purges). */
   caches(): CacheSet {
     return this.#holder.current.caches;
+  }
+
+  /** What the running configuration would do with a request, for the admin API (changes nothing). */
+  explain(query: ExplainQuery): Promise<Explanation> {
+    return explainRequest(this.#holder.current, query);
   }
 
   /** The protection state (bans, counters) for the admin API. */

@@ -5,9 +5,9 @@
  * in one pass, sorted by position, each once.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, stringify, type Document } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, type LocatedProblem } from '../core/errors.ts';
 import { accelerationProblems, cacheSchema } from './acceleration-schema.ts';
 import { addressClashes, type NamedAddress } from './addresses.ts';
 import { fieldsKnownFor, plainMessage } from './messages.ts';
@@ -19,6 +19,18 @@ import { backendTlsProblems } from './upstream-tls-schema.ts';
 
 /** Where each loaded configuration's parts are in its file, for errors found after loading (a bind). */
 const sources = new WeakMap<Config, (path: readonly PathKey[]) => string>();
+
+/**
+ * The text each configuration was made from: the file's as read, or YAML written from the object
+ * a configuration built in code was given (the admin API shows it, versions it and diffs it).
+ */
+const texts = new WeakMap<Config, string | (() => string)>();
+
+/** The text `config` was made from (see `texts`); undefined for one not made by this module. */
+export function sourceTextOf(config: Config): string | undefined {
+  const text = texts.get(config);
+  return typeof text === 'function' ? text() : text;
+}
 
 /** `file:line:col` of a part of a configuration read from a file; undefined for one built in code. */
 export function sourceOf(config: Config, path: readonly PathKey[]): string | undefined {
@@ -45,19 +57,28 @@ export function parseConfigText(text: string, file: string): Config {
     const { line, col } = lineCounter.linePos(offset);
     return `${file}:${line}:${col}`;
   };
+  const at = (offset: number | undefined, path: string, message: string): LocatedProblem => {
+    const { line, col } = offset === undefined ? { line: 0, col: 0 } : lineCounter.linePos(offset);
+    return { line, column: col, path, message };
+  };
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'));
+    const problems = doc.errors.map((e) => at(e.pos[0], '', e.message.split('\n')[0] ?? ''));
+    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'), problems);
   }
   const raw: unknown = doc.toJS();
-  if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`);
+  if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`, [at(undefined, '', 'the file is empty')]);
   const { config, problems } = validate(raw);
   if (config === undefined || problems.length > 0) {
     const located = problems.map((p) => ({ offset: offsetOf(doc, p.path, p.atKey), problem: p }));
     // Stable: problems at one position keep the order they were found in.
     located.sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity));
-    throw new ConfigError(report(located.map(({ offset, problem }) => `${where(offset)} ${formatPath(problem.path)}: ${problem.message}`)));
+    const lines = located.map(({ offset, problem }) => `${where(offset)} ${formatPath(problem.path)}: ${problem.message}`);
+    const seen = new Set<string>();
+    const each = located.filter((_, i) => !seen.has(lines[i] as string) && seen.add(lines[i] as string) !== undefined);
+    throw new ConfigError(report(lines), each.map(({ offset, problem }) => at(offset, formatPath(problem.path), problem.message)));
   }
   sources.set(config, (path) => where(offsetOf(doc, path)));
+  texts.set(config, text);
   return config;
 }
 
@@ -67,6 +88,8 @@ export function configFromObject(input: ConfigInput, origin = '<inline>'): Confi
   if (config === undefined || problems.length > 0) {
     throw new ConfigError(report(problems.map((p) => `${origin} ${formatPath(p.path)}: ${p.message}`)));
   }
+  // Written when asked for: most configurations built in code (tests) never are.
+  texts.set(config, () => stringify(input));
   return config;
 }
 

@@ -3,12 +3,13 @@
  * sane one exists, so that the smallest useful file is a listener, an upstream and a route.
  */
 import { z } from 'zod';
-import { TOKEN, address, duration, headerName, size } from './units.ts';
+import { TOKEN, duration, headerName, size } from './units.ts';
 import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
 import { listenerSchema } from './listener-schema.ts';
 import { stateDirSchema } from './tls-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
 import { upstreamTlsSchema } from './upstream-tls-schema.ts';
+import { adminSchema } from './admin-schema.ts';
 
 /** A regular expression, compiled here as the matchers will compile it; a bad one says why. */
 const regex = z.string().superRefine((value, ctx) => {
@@ -423,8 +424,8 @@ const accessLog = z
 export const configSchema = z.strictObject({
   /** Addresses to accept client connections on. */
   listen: z.array(listenerSchema).min(1, 'at least one listener is needed'),
-  /** The admin listener (status JSON); keep it on loopback. */
-  admin: z.strictObject({ address }).optional(),
+  /** The admin listener (JSON API: status, config changes, explain; docs/admin-api.md); keep it on loopback. */
+  admin: adminSchema.optional(),
   /** Peers whose X-Forwarded-For is trusted (CIDR ranges). */
   trusted_proxies: z.array(ipRange).default([]),
   forwarded,

@@ -59,6 +59,8 @@ async function answer(request: Request): Promise<unknown> {
       return gatehouse.caches().stats();
     case 'purge':
       return gatehouse.caches().purge(request.selector);
+    case 'explain':
+      return gatehouse.explain(request.query);
     case 'run_checks':
       health.setRunsChecks(true);
       return null;
