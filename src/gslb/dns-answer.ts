@@ -49,9 +49,11 @@ export function answerQuery(zone: DnsZone, query: Buffer, peer: string): Buffer 
   const question = packet.questions?.[0];
   const opt = findOpt(packet);
   const ecs = opt === null ? null : findEcs(opt);
+  // Echoed in the answer (RFC 7871 §7.2.2): a fresh option, as dns-packet re-sends a decoded one's raw bytes.
+  const echo: EcsOption | null = ecs === null ? null : { code: ECS, family: ecs.family ?? 1, sourcePrefixLength: ecs.sourcePrefixLength ?? 0, scopePrefixLength: 0, ip: ecs.ip ?? '0.0.0.0' };
   const flags = AUTHORITATIVE | ((packet.flags ?? 0) & RECURSION_DESIRED);
   const reply: Packet = { type: 'response', id: packet.id ?? 0, flags, questions: question === undefined ? [] : [question], answers: [], authorities: [], additionals: [] };
-  if (opt !== null) reply.additionals?.push(optRecord(ecs));
+  if (opt !== null) reply.additionals?.push(optRecord(echo));
   if (question === undefined || (packet.questions?.length ?? 0) > 1) return encode(reply, FORMERR);
   if (((packet.flags ?? 0) >> 11) & 0xf) return encode(reply, NOTIMP);
   const name = question.name.toLowerCase().replace(/\.$/, '');
@@ -80,10 +82,8 @@ export function answerQuery(zone: DnsZone, query: Buffer, peer: string): Buffer 
   region.counters.dnsAnswers++;
   region.counters.requests++;
   if (region !== gslb.lastNearest) region.counters.spilled++;
-  if (ecs !== null) {
-    // RFC 7871 §7.2.1: the answer holds for the whole source prefix.
-    ecs.scopePrefixLength = ecs.sourcePrefixLength ?? 0;
-  }
+  // RFC 7871 §7.2.1: the answer holds for the whole source prefix.
+  if (echo !== null) echo.scopePrefixLength = echo.sourcePrefixLength ?? 0;
   const answers = reply.answers as Answer[];
   if (type !== 'AAAA') for (const address of region.ipv4) answers.push({ type: 'A', name: question.name, ttl: zone.ttl, data: address });
   if (type !== 'A') for (const address of region.ipv6) answers.push({ type: 'AAAA', name: question.name, ttl: zone.ttl, data: address });
