@@ -64,7 +64,8 @@ export class GeoDatabase implements SharedState {
     }
     let location: GeoLocation | null = null;
     try {
-      const record = this.#reader.get(ip) as GeoRecord | null;
+      // An IPv4-only database walks an IPv6 address down to some unrelated record: unknown instead.
+      const record = this.#reader.metadata.ipVersion === 4 && ip.includes(':') ? null : (this.#reader.get(ip) as GeoRecord | null);
       location = record === null ? null : toLocation(record);
     } catch {
       // Not an IP address the reader accepts (a Unix socket's empty peer): unknown.

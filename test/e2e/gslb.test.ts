@@ -6,7 +6,11 @@
  * 85.214.0.1 DE, 212.77.100.101 PL, 8.8.8.8 US, 200.160.2.3 BR, 165.21.1.1 SG, 133.11.0.1 JP.
  */
 import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { describe, it, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
@@ -207,5 +211,43 @@ describe('gslb proxy mode', () => {
     } }));
     await waitFor(() => (proxy.gatehouse.status() as { gslb: { global: { regions: Record<string, { rtt_ms?: number }> } } }).gslb.global.regions['us']?.rtt_ms !== undefined, 5000, 'round trips measured');
     await waitFor(async () => (await from(proxy, '8.8.8.8')).body === 'eu', 5000, 'the US client sent to the fastest region');
+  });
+
+  it('names the region in the JSON access log', async (t) => {
+    const b = await regionBackends(t);
+    const dir = mkdtempSync(join(tmpdir(), 'gslb-log-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'access.log');
+    const proxy = await startProxy(t, { ...gslbConfig(b), access_log: { path, format: 'json' } });
+    await from(proxy, '165.21.1.1');
+    await waitFor(() => {
+      try {
+        return readFileSync(path, 'utf8').includes('"region":"asia"');
+      } catch {
+        return false;
+      }
+    }, 5000, 'the access log line');
+    const line = JSON.parse(readFileSync(path, 'utf8').trim().split('\n')[0] as string) as Record<string, unknown>;
+    assert.equal(line['region'], 'asia');
+    assert.equal(line['client'], '165.21.1.1');
+  });
+
+  it('reads a configured MMDB file, and again when it changes', async (t) => {
+    const b = await regionBackends(t);
+    const dir = mkdtempSync(join(tmpdir(), 'gslb-db-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const require = createRequire(import.meta.url);
+    const both = require.resolve('@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country.mmdb');
+    const ipv4Only = require.resolve('@ip-location-db/geo-whois-asn-country-mmdb/geo-whois-asn-country-ipv4.mmdb');
+    const database = join(dir, 'geo.mmdb');
+    copyFileSync(both, database);
+    const proxy = await startProxy(t, gslbConfig(b, { database }));
+    // 2a00:1450:4001::1 is in Ireland: eu.
+    assert.equal((await from(proxy, '2a00:1450:4001::1')).body, 'eu');
+    // Replaced (as a download script would: a new file renamed over it) by a database without IPv6.
+    copyFileSync(ipv4Only, join(dir, 'next.mmdb'));
+    renameSync(join(dir, 'next.mmdb'), database);
+    await waitFor(async () => (await from(proxy, '2a00:1450:4001::1')).body === 'us', 10_000, 'the new database (IPv6 unknown: default region)');
+    assert.equal((await from(proxy, '85.214.0.1')).body, 'eu');
   });
 });
