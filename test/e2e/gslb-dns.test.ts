@@ -9,6 +9,9 @@ import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import pino from 'pino';
+import { Primary } from '../../src/workers/primary.ts';
+import { closedPort } from '../helpers/backend.ts';
 import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
 import { waitFor } from '../helpers/http.ts';
 import { startRestartable, type Restartable } from '../helpers/upstreams.ts';
@@ -104,5 +107,20 @@ describe('gslb dns mode', () => {
     const without = { ...next, gslb: {} };
     await proxy.gatehouse.reload(configFromObject({ listen: [{ address: '127.0.0.1:0' }], access_log: { enabled: false }, ...without }));
     assert.deepEqual(proxy.gatehouse.dnsAddresses, []);
+  });
+
+  it('with workers, one worker answers DNS and nothing binds twice', async (t) => {
+    const backends = [await startRestartable(t, 'eu'), await startRestartable(t, 'us'), await startRestartable(t, 'asia')];
+    const port = await closedPort();
+    const full = configFromObject({
+      listen: [{ address: '127.0.0.1:0' }],
+      access_log: { enabled: false },
+      shutdown_timeout: 2000,
+      ...config(backends, { listen: `127.0.0.1:${port}` }),
+    });
+    const primary = await Primary.start(full, { logger: pino({ level: 'silent' }), workers: 2 });
+    t.after(() => primary.stop(1000));
+    assert.deepEqual(await digShort(port, 'app.example.test', 'A', '+subnet=165.21.1.0/24'), ['127.0.1.3']);
+    assert.deepEqual(await digShort(port, 'app.example.test', 'A', '+subnet=85.214.0.0/24', '+tcp'), ['127.0.1.1']);
   });
 });
