@@ -64,6 +64,22 @@ export function runGslb(ex: Exchange, action: GslbAction, finish: (ex: Exchange)
 }
 
 /**
+ * A WebSocket on a gslb route in proxy mode: the chosen region's forward action (a tunnel is
+ * placed once, so the pick alone skips regions that cannot serve); null in redirect mode.
+ */
+export function tunnelAction(ex: Exchange, action: GslbAction): ForwardAction | null {
+  const gslb = action.gslb;
+  if (gslb.mode !== 'proxy') return null;
+  const location = gslb.database.lookup(ex.client);
+  if (location === null) gslb.unknown++;
+  const region = gslb.pick(location, 0, false);
+  if (region === null) return null;
+  ex.gslb = new GslbChoice(action, location, region);
+  count(gslb, region);
+  return action.forwards[region.index] as ForwardAction;
+}
+
+/**
  * The attempt loop's spill-over: the next usable region for this request (never one that
  * residency forbids, never one tried), or null. The region header and counters follow.
  */

@@ -8,6 +8,7 @@
  * 200, the server wants a key and answers 101 with Sec-WebSocket-Accept. Gatehouse makes the key,
  * checks the server's Accept against it, and answers the stream 200 without it.
  */
+import { tunnelAction } from '../gslb/action.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
@@ -68,7 +69,9 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
     tunnel();
 
     function tunnel(): void {
-      const action = route?.action;
+      const routed = route?.action;
+      // A gslb route tunnels to the region it chooses.
+      const action = routed?.kind === 'gslb' ? (tunnelAction(ex, routed) ?? routed) : routed;
       if (action?.kind !== 'forward') {
         sendError(ex, new GatehouseError(action === undefined ? 'NO_ROUTE' : 'BAD_REQUEST'));
         finish(0);

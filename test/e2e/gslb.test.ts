@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { describe, it, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
+import WebSocket, { WebSocketServer } from 'ws';
+import { startBackend } from '../helpers/backend.ts';
 import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
 import { request, waitFor } from '../helpers/http.ts';
 import { client, isHealthCheck, startRestartable, type Handler, type Restartable } from '../helpers/upstreams.ts';
@@ -249,5 +251,29 @@ describe('gslb proxy mode', () => {
     renameSync(join(dir, 'next.mmdb'), database);
     await waitFor(async () => (await from(proxy, '2a00:1450:4001::1')).body === 'us', 10_000, 'the new database (IPv6 unknown: default region)');
     assert.equal((await from(proxy, '85.214.0.1')).body, 'eu');
+  });
+
+  it('tunnels a WebSocket to the chosen region', async (t) => {
+    const regions: Record<string, Restartable> = {};
+    for (const name of ['eu', 'us', 'asia']) {
+      const backend = await startBackend(t, (_req, res) => res.end(name));
+      const wss = new WebSocketServer({ server: backend.server });
+      wss.on('connection', (socket) => {
+        socket.send(`hello from ${name}`);
+        socket.on('close', () => {});
+      });
+      t.after(() => {
+        for (const client of wss.clients) client.terminate();
+        wss.close();
+      });
+      regions[name] = { url: backend.url } as Restartable;
+    }
+    const proxy = await startProxy(t, gslbConfig(regions as unknown as Regions, {}, false));
+    const socket = new WebSocket(`ws://127.0.0.1:${proxy.port}/chat`, { headers: { 'x-forwarded-for': '133.11.0.1' } });
+    const [message] = (await once(socket, 'message')) as [Buffer];
+    assert.equal(message.toString(), 'hello from asia');
+    // Closed before the backends' after hooks, which wait for their connections.
+    socket.terminate();
+    await once(socket, 'close');
   });
 });
