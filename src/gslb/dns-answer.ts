@@ -16,8 +16,10 @@ const NOTIMP = 4;
 const REFUSED = 5;
 /** EDNS option code of Client Subnet (RFC 7871 §6). */
 const ECS = 8;
-/** The UDP payload size advertised (the DNS flag day 2020 value). */
+/** The UDP payload size advertised, and the most sent (the DNS flag day 2020 value). */
 const UDP_PAYLOAD = 1232;
+/** The most a UDP answer may hold for a query without EDNS (RFC 1035 §4.2.1). */
+const UDP_PLAIN = 512;
 
 /** What a query is answered from. */
 export interface DnsZone {
@@ -36,8 +38,19 @@ interface EcsOption {
   ip?: string;
 }
 
-/** The response to `query` from `peer`, or null when nothing should be sent (not a query, or unreadable). */
-export function answerQuery(zone: DnsZone, query: Buffer, peer: string): Buffer | null {
+/**
+ * The response to `query` from `peer`, or null when nothing should be sent (not a query, or
+ * unreadable). Over UDP an answer larger than the resolver can take is truncated (TC), so that
+ * it asks again over TCP.
+ */
+export function answerQuery(zone: DnsZone, query: Buffer, peer: string, udp = false): Buffer | null {
+  const reply = answer(zone, query, peer);
+  if (reply === null || !udp || reply.length <= UDP_PLAIN) return reply;
+  const limit = Math.min(UDP_PAYLOAD, Math.max(UDP_PLAIN, advertisedSize(query)));
+  return reply.length <= limit ? reply : truncated(reply);
+}
+
+function answer(zone: DnsZone, query: Buffer, peer: string): Buffer | null {
   let packet: Packet;
   try {
     packet = dnsPacket.decode(query);
@@ -145,3 +158,18 @@ function soa(zone: DnsZone): Answer {
   };
 }
 
+/** The UDP payload size the query's OPT record advertises; 512 without one (RFC 6891 §6.2.3). */
+function advertisedSize(query: Buffer): number {
+  try {
+    const opt = findOpt(dnsPacket.decode(query)) as { udpPayloadSize?: number } | null;
+    return opt?.udpPayloadSize ?? UDP_PLAIN;
+  } catch {
+    return UDP_PLAIN;
+  }
+}
+
+/** The header of `reply` with TC set and no records but the question (RFC 2181 §9). */
+function truncated(reply: Buffer): Buffer {
+  const packet = dnsPacket.decode(reply);
+  return dnsPacket.encode({ type: 'response', id: packet.id ?? 0, flags: (packet.flags ?? 0) | dnsPacket.TRUNCATED_RESPONSE, questions: packet.questions ?? [] });
+}

@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/units.ts';
+import { normalizeAddress } from '../middleware/forwarded.ts';
 import { answerQuery, type DnsZone } from './dns-answer.ts';
 
 /** An idle TCP connection is closed after this long (RFC 7766 §6.2.3 suggests seconds). */
@@ -72,15 +73,13 @@ export class DnsServer {
   }
 
   #onDatagram(udp: UdpSocket, msg: Buffer, address: string, port: number): void {
-    const reply = this.#answer(msg, address);
-    if (reply === null) return;
-    // RFC 1035 §4.2.1 / RFC 6891 §7: an answer too large for UDP is truncated (TC) so the resolver retries over TCP.
-    udp.send(reply.length > 1232 ? truncated(reply) : reply, port, address);
+    const reply = this.#answer(msg, normalizeAddress(address), true);
+    if (reply !== null) udp.send(reply, port, address);
   }
 
-  #answer(msg: Buffer, peer: string): Buffer | null {
+  #answer(msg: Buffer, peer: string, udp: boolean): Buffer | null {
     try {
-      const reply = answerQuery(this.zone, msg, peer);
+      const reply = answerQuery(this.zone, msg, peer, udp);
       if (reply !== null) this.queries++;
       return reply;
     } catch (error: unknown) {
@@ -95,14 +94,14 @@ export class DnsServer {
     socket.on('close', () => this.#connections.delete(socket));
     socket.on('error', () => {});
     let pending: Buffer = Buffer.alloc(0);
-    const peer = socket.remoteAddress ?? '';
+    const peer = normalizeAddress(socket.remoteAddress);
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
       // Each message is at most 64 KiB by its framing, so `pending` stays bounded.
       while (pending.length >= 2) {
         const length = pending.readUInt16BE(0);
         if (pending.length < 2 + length) break;
-        const reply = this.#answer(pending.subarray(2, 2 + length), peer);
+        const reply = this.#answer(pending.subarray(2, 2 + length), peer, false);
         pending = pending.subarray(2 + length);
         if (reply === null) continue;
         const framed = Buffer.allocUnsafe(2 + reply.length);
@@ -126,11 +125,3 @@ export class DnsServer {
   }
 }
 
-/** The header and question of `reply` with TC set and no records. */
-function truncated(reply: Buffer): Buffer {
-  const out = Buffer.from(reply.subarray(0, 12));
-  out.writeUInt16BE(out.readUInt16BE(2) | 0x0200, 2);
-  out.writeUInt32BE(0, 6);
-  out.writeUInt16BE(0, 10);
-  return out;
-}

@@ -125,4 +125,24 @@ describe('gslb dns mode', { skip: NO_DIG }, () => {
     assert.deepEqual(await digShort(port, 'app.example.test', 'A', '+subnet=165.21.1.0/24'), ['127.0.1.3']);
     assert.deepEqual(await digShort(port, 'app.example.test', 'A', '+subnet=85.214.0.0/24', '+tcp'), ['127.0.1.1']);
   });
+
+  it('truncates a UDP answer larger than the resolver takes, and gives it whole over TCP', async (t) => {
+    const backends = [await startRestartable(t, 'eu'), await startRestartable(t, 'us'), await startRestartable(t, 'asia')];
+    const next = config(backends);
+    const regions = (next.gslb as Record<string, { regions: Record<string, { addresses: string[] }> }>)['global']!.regions;
+    regions['us']!.addresses = Array.from({ length: 40 }, (_, i) => `2001:db8::${i + 1}`);
+    const proxy = await startProxy(t, next);
+    const port = proxy.gatehouse.dnsAddresses[0]?.port ?? 0;
+    const plain = await dig(port, 'app.example.test', 'AAAA', '+noedns', '+ignore');
+    assert.match(plain, /flags: qr aa tc/);
+    assert.match(plain, /ANSWER: 0/);
+    // dig retries over TCP by itself.
+    assert.equal((await digShort(port, 'app.example.test', 'AAAA', '+noedns')).length, 40);
+    // With EDNS (dig advertises 1232 bytes), 40 AAAA records (~1.2 KB) are truncated too; 20 fit.
+    regions['us']!.addresses = regions['us']!.addresses.slice(0, 20);
+    await proxy.gatehouse.reload(configFromObject({ listen: [{ address: '127.0.0.1:0' }], access_log: { enabled: false }, ...next }));
+    const edns = await dig(port, 'app.example.test', 'AAAA', '+ignore');
+    assert.doesNotMatch(edns, /flags: qr aa tc/);
+    assert.match(edns, /ANSWER: 20/);
+  });
 });
