@@ -28,6 +28,8 @@ export interface DnsZone {
   readonly zone: string;
   /** Seconds. */
   readonly ttl: number;
+  /** Encoded answers by region and query (see `answer`); a new zone (a reload) starts empty. */
+  readonly answers: Map<string, Buffer>;
 }
 
 interface EcsOption {
@@ -50,6 +52,14 @@ export function answerQuery(zone: DnsZone, query: Buffer, peer: string, udp = fa
   return reply.length <= limit ? reply : truncated(reply);
 }
 
+/** Answers kept per zone; past this many the cache starts again. */
+const ANSWER_CACHE_LIMIT = 10_000;
+
+/**
+ * The answer is a function of the query's bytes after its ID and of the region chosen, so it is
+ * encoded once per (region, query) and then copied with the new ID: dns-packet's encoding is
+ * most of an uncached answer's cost.
+ */
 function answer(zone: DnsZone, query: Buffer, peer: string): Buffer | null {
   let packet: Packet;
   try {
@@ -59,32 +69,31 @@ function answer(zone: DnsZone, query: Buffer, peer: string): Buffer | null {
     return query.length >= 12 ? formatError(query) : null;
   }
   if (packet.type !== 'query') return null;
+  const region = choose(zone, packet, peer);
+  const key = `${region === null ? -1 : region.index}${query.toString('latin1', 2)}`;
+  const cache = zone.answers;
+  const cached = cache.get(key);
+  if (cached !== undefined) {
+    const out = Buffer.allocUnsafe(cached.length);
+    cached.copy(out);
+    out.writeUInt16BE(packet.id ?? 0, 0);
+    return out;
+  }
+  const reply = build(zone, packet, region);
+  if (cache.size >= ANSWER_CACHE_LIMIT) cache.clear();
+  cache.set(key, reply);
+  return reply;
+}
+
+/** The region named for an address query (A, AAAA, ANY) of the zone's name; null for any other query. */
+function choose(zone: DnsZone, packet: Packet, peer: string): Region | null {
   const question = packet.questions?.[0];
+  if (question === undefined || (packet.questions?.length ?? 0) > 1 || ((packet.flags ?? 0) >> 11) & 0xf) return null;
+  const type: string = question.type;
+  if (type !== 'A' && type !== 'AAAA' && type !== 'ANY') return null;
+  if (zoneName(question.name) !== zone.zone) return null;
   const opt = findOpt(packet);
   const ecs = opt === null ? null : findEcs(opt);
-  // Echoed in the answer (RFC 7871 §7.2.2): a fresh option, as dns-packet re-sends a decoded one's raw bytes.
-  const echo: EcsOption | null = ecs === null ? null : { code: ECS, family: ecs.family ?? 1, sourcePrefixLength: ecs.sourcePrefixLength ?? 0, scopePrefixLength: 0, ip: ecs.ip ?? '0.0.0.0' };
-  const flags = AUTHORITATIVE | ((packet.flags ?? 0) & RECURSION_DESIRED);
-  const reply: Packet = { type: 'response', id: packet.id ?? 0, flags, questions: question === undefined ? [] : [question], answers: [], authorities: [], additionals: [] };
-  if (opt !== null) reply.additionals?.push(optRecord(echo));
-  if (question === undefined || (packet.questions?.length ?? 0) > 1) return encode(reply, FORMERR);
-  if (((packet.flags ?? 0) >> 11) & 0xf) return encode(reply, NOTIMP);
-  const name = question.name.toLowerCase().replace(/\.$/, '');
-  const zoneName = zone.zone;
-  if (name !== zoneName) {
-    if (name.endsWith(`.${zoneName}`)) {
-      reply.authorities?.push(soa(zone));
-      return encode(reply, NXDOMAIN);
-    }
-    return encode(reply, REFUSED);
-  }
-  const type: string = question.type;
-  if (type !== 'A' && type !== 'AAAA' && type !== 'ANY') {
-    // The name exists, with no record of this type (NODATA, RFC 2308 §2.2): SOA for negative caching.
-    if (type === 'SOA') reply.answers?.push(soa(zone));
-    else reply.authorities?.push(soa(zone));
-    return encode(reply, NOERROR);
-  }
   const client = ecs !== null && (ecs.sourcePrefixLength ?? 0) > 0 && ecs.ip !== undefined ? ecs.ip : peer;
   const gslb = zone.gslb;
   const location = gslb.database.lookup(client);
@@ -95,6 +104,41 @@ function answer(zone: DnsZone, query: Buffer, peer: string): Buffer | null {
   region.counters.dnsAnswers++;
   region.counters.requests++;
   if (region !== gslb.lastNearest) region.counters.spilled++;
+  return region;
+}
+
+/** Lower case, without the final dot. */
+function zoneName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+}
+
+function build(zone: DnsZone, packet: Packet, region: Region | null): Buffer {
+  const question = packet.questions?.[0];
+  const opt = findOpt(packet);
+  const ecs = opt === null ? null : findEcs(opt);
+  // Echoed in the answer (RFC 7871 §7.2.2): a fresh option, as dns-packet re-sends a decoded one's raw bytes.
+  const echo: EcsOption | null = ecs === null ? null : { code: ECS, family: ecs.family ?? 1, sourcePrefixLength: ecs.sourcePrefixLength ?? 0, scopePrefixLength: 0, ip: ecs.ip ?? '0.0.0.0' };
+  const flags = AUTHORITATIVE | ((packet.flags ?? 0) & RECURSION_DESIRED);
+  const reply: Packet = { type: 'response', id: packet.id ?? 0, flags, questions: question === undefined ? [] : [question], answers: [], authorities: [], additionals: [] };
+  if (opt !== null) reply.additionals?.push(optRecord(echo));
+  if (question === undefined || (packet.questions?.length ?? 0) > 1) return encode(reply, FORMERR);
+  if (((packet.flags ?? 0) >> 11) & 0xf) return encode(reply, NOTIMP);
+  const name = zoneName(question.name);
+  if (name !== zone.zone) {
+    if (name.endsWith(`.${zone.zone}`)) {
+      reply.authorities?.push(soa(zone));
+      return encode(reply, NXDOMAIN);
+    }
+    return encode(reply, REFUSED);
+  }
+  const type: string = question.type;
+  if (region === null) {
+    // The name exists, with no record of this type (NODATA, RFC 2308 §2.2): SOA for negative caching.
+    if (type === 'SOA') reply.answers?.push(soa(zone));
+    else reply.authorities?.push(soa(zone));
+    return encode(reply, NOERROR);
+  }
   // RFC 7871 §7.2.1: the answer holds for the whole source prefix.
   if (echo !== null) echo.scopePrefixLength = echo.sourcePrefixLength ?? 0;
   const answers = reply.answers as Answer[];

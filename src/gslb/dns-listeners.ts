@@ -48,7 +48,7 @@ export class DnsListeners {
         const dns = block.dns;
         const gslb = snapshot.gslb.get(name);
         if (dns === undefined || gslb === undefined) continue;
-        const zone: DnsZone = { gslb, zone: dns.zone, ttl: Math.max(1, Math.round(dns.ttl / 1000)) };
+        const zone: DnsZone = { gslb, zone: dns.zone, ttl: Math.max(1, Math.round(dns.ttl / 1000)), answers: new Map() };
         const key = `${dns.listen}|${dns.tcp}`;
         let server = this.#servers.get(key);
         if (server === undefined) {
