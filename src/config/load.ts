@@ -4,6 +4,7 @@
  * those that need the whole file (names that refer to other parts, listen addresses that clash)
  * in one pass, sorted by position, each once.
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
@@ -191,6 +192,13 @@ function gslbReferences(root: Record<string, unknown>, upstreams: readonly strin
     }
   });
   for (const [name, block] of Object.entries(blocks)) {
+    if (isRecord(block) && typeof block.database === 'string' && block.database !== '') {
+      try {
+        accessSync(block.database, fsConstants.R_OK);
+      } catch (error: unknown) {
+        problems.push({ path: ['gslb', name, 'database'], message: `cannot read ${block.database} (${(error as NodeJS.ErrnoException).code ?? String(error)})` });
+      }
+    }
     if (!isRecord(block) || !isRecord(block.regions)) continue;
     for (const [region, value] of Object.entries(block.regions)) {
       if (!isRecord(value) || typeof value.upstream !== 'string' || upstreams.includes(value.upstream)) continue;

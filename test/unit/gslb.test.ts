@@ -43,6 +43,13 @@ describe('gslb configuration errors', () => {
     );
   });
 
+  test('a database file that cannot be read is named', () => {
+    assert.equal(
+      errorOf(yaml(...BASE, 'gslb:', '  g:', '    database: /nonexistent/geo.mmdb', '    default_region: eu', '    regions:', '      eu: { upstream: eu, continents: [EU] }')),
+      'gatehouse.yaml:7:15 gslb.g.database: cannot read /nonexistent/geo.mmdb (ENOENT)',
+    );
+  });
+
   test('redirect mode needs hosts; a dns block needs addresses; a bad country code is named', () => {
     assert.match(
       errorOf(yaml(...BASE, 'gslb:', '  g:', '    mode: redirect', '    default_region: eu', '    regions:', '      eu: { upstream: eu, continents: [EU] }')),
