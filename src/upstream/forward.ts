@@ -221,11 +221,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     if (policy.deadlineMs > 0 && now - ex.startedAt >= policy.deadlineMs) return false;
     let next = new ForwardHandler(ex, this.#action, this.#finish, this.#body, this);
     let server = upstream.choose(ex, next);
-    if (server === undefined && this.#action.spill === null) return false;
-    if (!upstream.state.budget.withdraw(now, policy.budgetRatio, policy.budgetMinPerSecond)) return false;
-    if (server === undefined) {
-      // No server of this region left: the next region (GSLB), so a region failure costs a retry.
-      const spilled = this.#spillOver();
+    if (server !== undefined) {
+      if (!upstream.state.budget.withdraw(now, policy.budgetRatio, policy.budgetMinPerSecond)) return false;
+    } else {
+      // No server of this region left: the next region (GSLB), so that a region failure costs a
+      // retry, not an error. Not from this upstream's retry budget: the budget keeps retries from
+      // piling onto a failing upstream, and this one goes elsewhere (into the next region's
+      // circuit breaker, as a first try there).
+      const spilled = this.#action.spill === null ? null : this.#spillOver();
       if (spilled === null) return false;
       next = spilled;
       server = spilled.#picked as Server;

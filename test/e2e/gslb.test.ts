@@ -18,7 +18,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { startBackend } from '../helpers/backend.ts';
 import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
 import { request, waitFor } from '../helpers/http.ts';
-import { client, isHealthCheck, startRestartable, type Handler, type Restartable } from '../helpers/upstreams.ts';
+import { client, isHealthCheck, runMany, startRestartable, tally, type Handler, type Restartable } from '../helpers/upstreams.ts';
 
 const HEALTH = { path: '/', interval: 100, timeout: 100, fall: 1, rise: 1 };
 
@@ -142,12 +142,17 @@ describe('gslb proxy mode', () => {
     // No health checks: the first failed connect is what tells.
     const proxy = await startProxy(t, gslbConfig(b, {}, false));
     await b.eu.stop();
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 3; i++) {
       const res = await from(proxy, '85.214.0.1');
       assert.equal(res.status, 200);
       assert.equal(res.body, 'us');
       assert.equal(res.region, 'us', 'the header names the region that answered');
     }
+    // A single server is never ejected (outlier detection keeps one of one), so every request
+    // tries eu first: more than eu's retry budget (10/s over 10 s, +20%) allows, and none fails.
+    const send = client(t, proxy.url, 8);
+    const replies = await runMany(300, 8, () => send('/', { headers: { 'x-forwarded-for': '85.214.0.1' } }));
+    assert.deepEqual(tally(replies.map((r) => `${r.status} ${r.body}`)), { '200 us': 300 });
   });
 
   it('keeps residency: EU clients stay in EU regions, 503 when those are down, never moved out', async (t) => {
