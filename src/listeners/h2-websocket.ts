@@ -8,12 +8,12 @@
  * 200, the server wants a key and answers 101 with Sec-WebSocket-Accept. Gatehouse makes the key,
  * checks the server's Accept against it, and answers the stream 200 without it.
  */
-import { tunnelAction } from '../gslb/action.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
+import { tunnelAction } from '../gslb/action.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { RequestInfo } from '../routing/request-info.ts';
