@@ -23,7 +23,7 @@ const CACHE_LIMIT = 65_536;
 const WATCH_INTERVAL_MS = 2_000;
 
 /** The record shapes understood: GeoLite2/GeoIP2 City and Country, and ip-location-db's. */
-interface GeoRecord {
+export interface GeoRecord {
   country_code?: string;
   country?: { iso_code?: string };
   registered_country?: { iso_code?: string };
@@ -117,7 +117,7 @@ function openReader(path: string): Reader<Response> {
 }
 
 /** A record as a location: its own coordinates when it has them, else its country's. */
-function toLocation(record: GeoRecord): GeoLocation | null {
+export function toLocation(record: GeoRecord): GeoLocation | null {
   const country = record.country_code ?? record.country?.iso_code ?? record.registered_country?.iso_code;
   const lat = record.location?.latitude;
   const lon = record.location?.longitude;

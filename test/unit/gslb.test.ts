@@ -6,6 +6,7 @@ import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Registry } from '../../src/core/registry.ts';
 import { countryLocation, distanceKm, pointLocation } from '../../src/gslb/countries.ts';
+import { toLocation } from '../../src/gslb/geo.ts';
 import type { Gslb } from '../../src/gslb/regions.ts';
 import { errorOf, yaml } from '../helpers/config.ts';
 
@@ -154,5 +155,17 @@ describe('gslb region pick', () => {
     } finally {
       eu.upstream.servers[0]!.state.setAdminDrain(false);
     }
+  });
+});
+
+describe('gslb database records', () => {
+  test('GeoLite2 City, GeoLite2 Country and ip-location-db shapes', () => {
+    const city = toLocation({ country: { iso_code: 'PL' }, continent: { code: 'EU' }, location: { latitude: 52.23, longitude: 21.01 } });
+    assert.deepEqual(city, { country: 'PL', continent: 'EU', lat: 52.23, lon: 21.01, countryIndex: -1 });
+    assert.equal(toLocation({ country: { iso_code: 'JP' }, continent: { code: 'AS' } }), countryLocation('JP'));
+    assert.equal(toLocation({ registered_country: { iso_code: 'BR' } }), countryLocation('BR'));
+    assert.equal(toLocation({ country_code: 'SG' }), countryLocation('SG'));
+    assert.equal(toLocation({ country_code: 'ZZ' }), null, 'a code the table does not know');
+    assert.equal(toLocation({}), null);
   });
 });
