@@ -20,6 +20,8 @@ import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import type { AcmeSharing } from './listeners/tls/acme/sharing.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
+import { gslbStatus } from './gslb/status.ts';
+import { DnsListeners, type PreparedDns } from './gslb/dns-listeners.ts';
 
 export interface GatehouseOptions {
   /** The file the configuration came from; reload() reads it again. */
@@ -37,6 +39,8 @@ export interface WorkerSharing {
   readonly ticketSecret: Buffer;
   /** One worker orders ACME certificates; challenges and new certificates reach the others. */
   readonly acme: AcmeSharing;
+  /** This worker answers the gslb DNS listeners (one worker does: UDP sockets are not shared). */
+  readonly answersDns?: boolean;
 }
 
 /** A reload made ready beside the running configuration: nothing of it is visible until commit. */
@@ -45,12 +49,14 @@ export interface PreparedReload {
   readonly snapshot: Snapshot;
   readonly accessLog: AccessLog | undefined;
   readonly listeners: BoundListeners;
+  readonly dns: PreparedDns;
 }
 
 export class Gatehouse {
   readonly #registry = new Registry();
   readonly #holder: SnapshotHolder;
   readonly #listeners: ListenerSet;
+  readonly #dns: DnsListeners;
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
   readonly #accessLog: SwitchableAccessLog;
@@ -86,6 +92,7 @@ export class Gatehouse {
       reusePort: this.#inWorker,
       ...(options.worker === undefined ? {} : { acmeSharing: options.worker.acme }),
     });
+    this.#dns = new DnsListeners(this.#logger, options.worker === undefined || options.worker.answersDns === true);
   }
 
   #openAccessLog(config: Config): AccessLog {
@@ -103,6 +110,7 @@ export class Gatehouse {
     const gatehouse = new Gatehouse(config, options);
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
+      gatehouse.#dns.apply(await gatehouse.#dns.bind(gatehouse.#holder.current));
       if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, gatehouse.#logger));
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
@@ -122,6 +130,11 @@ export class Gatehouse {
   /** The bound addresses, in configuration order (useful with port 0). */
   get addresses(): AddressInfo[] {
     return this.#listeners.addresses;
+  }
+
+  /** The bound gslb DNS listeners (UDP and TCP on each), by block name. */
+  get dnsAddresses(): { block: string; address: string; port: number }[] {
+    return this.#dns.addresses;
   }
 
   get adminAddress(): AddressInfo | undefined {
@@ -164,11 +177,14 @@ export class Gatehouse {
     const log = config.access_log;
     const reopenLog = JSON.stringify(previous.access_log) !== JSON.stringify(log) || (log.enabled && log.path !== 'stdout');
     let accessLog: AccessLog | undefined;
+    let listeners: BoundListeners | undefined;
     try {
       if (reopenLog) accessLog = this.#openAccessLog(config);
-      const listeners = await this.#listeners.bind(config);
-      return { config, snapshot, accessLog, listeners };
+      listeners = await this.#listeners.bind(config);
+      const dns = await this.#dns.bind(snapshot);
+      return { config, snapshot, accessLog, listeners, dns };
     } catch (error: unknown) {
+      if (listeners !== undefined) await this.#listeners.abort(listeners);
       accessLog?.close();
       retireSnapshot(snapshot, this.#registry);
       throw error;
@@ -179,6 +195,7 @@ export class Gatehouse {
   commitReload(prepared: PreparedReload): void {
     const previous = this.#holder.current.config;
     this.#listeners.apply(prepared.config, prepared.listeners);
+    this.#dns.apply(prepared.dns);
     if (prepared.accessLog !== undefined) this.#accessLog.replace(prepared.accessLog);
     retireSnapshot(this.#holder.swap(prepared.snapshot), this.#registry);
     // ACME managers the new configuration no longer names stop (their pending orders first).
@@ -194,6 +211,7 @@ export class Gatehouse {
     // Requests the new listeners took meanwhile finish without holding the abort (and every
     // reload queued behind it) up.
     await this.#listeners.abort(prepared.listeners);
+    await this.#dns.abort(prepared.dns);
   }
 
   /**
@@ -221,6 +239,7 @@ export class Gatehouse {
       for (const listener of listeners) listener.closeAllConnections();
     }
     await this.#listeners.close();
+    await this.#dns.close();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
@@ -253,6 +272,9 @@ export class Gatehouse {
       listeners: this.addresses.map(formatAddress),
       routes: snapshot.router.size,
       upstreams: Object.fromEntries([...snapshot.upstreams].map(([name, upstream]) => [name, upstreamStatus(upstream)])),
+      ...(snapshot.gslb.size > 0
+        ? { gslb: Object.fromEntries([...snapshot.gslb].map(([name, block]) => [name, gslbStatus(block)])), dns_queries: this.#dns.counters() }
+        : {}),
       protection: snapshot.protection.state.status(),
       http2: this.#listeners.http2Counters(),
     };

@@ -46,6 +46,8 @@ export interface Explanation {
   readonly action: string;
   readonly redirect?: { readonly status: number; readonly to: string };
   readonly respond?: { readonly status: number };
+  /** A gslb route: where the client is placed and the region that would serve it (null: residency allows none). */
+  readonly gslb?: { readonly name: string; readonly mode: string; readonly country: string | null; readonly continent: string | null; readonly region: string | null };
   readonly upstream: string | null;
   /** host:port of the server the balancer would choose now; null when none can take it. */
   readonly server: string | null;
@@ -119,6 +121,16 @@ export async function explainRequest(snapshot: Snapshot, query: ExplainQuery): P
     case 'forward': {
       const { server, sticky } = action.upstream.peek(probe);
       return { ...base, action: 'forward', upstream: action.upstream.name, server: server === undefined ? null : hostPort(server.origin), ...(sticky ? { sticky } : {}) };
+    }
+    case 'gslb': {
+      const gslb = action.gslb;
+      const location = gslb.database.lookup(client);
+      const region = gslb.pick(location, 0, gslb.mode === 'redirect');
+      const placed = { name: gslb.name, mode: gslb.mode, country: location?.country || null, continent: location?.continent || null, region: region?.name ?? null };
+      const forward = region === null || gslb.mode !== 'proxy' ? undefined : action.forwards[region.index];
+      if (forward === undefined) return { ...base, action: 'gslb', gslb: placed, upstream: null, server: null };
+      const { server, sticky } = forward.upstream.peek(probe);
+      return { ...base, action: 'gslb', gslb: placed, upstream: forward.upstream.name, server: server === undefined ? null : hostPort(server.origin), ...(sticky ? { sticky } : {}) };
     }
     default:
       return action satisfies never;

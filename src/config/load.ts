@@ -4,6 +4,7 @@
  * those that need the whole file (names that refer to other parts, listen addresses that clash)
  * in one pass, sorted by position, each once.
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { LineCounter, isMap, isNode, isScalar, parseDocument, stringify, type Document } from 'yaml';
 import type { z } from 'zod';
@@ -151,6 +152,7 @@ function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
     if (!isRecord(route) || typeof route.upstream !== 'string' || upstreams.includes(route.upstream)) return;
     problems.push({ path: ['routes', i, 'upstream'], message: unknownName('upstream', route.upstream, upstreams) });
   });
+  problems.push(...gslbReferences(root, upstreams, routes));
   const addresses: NamedAddress[] = [];
   if (Array.isArray(root.listen)) {
     (root.listen as unknown[]).forEach((listen, i) => {
@@ -158,6 +160,11 @@ function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
     });
   }
   if (isRecord(root.admin) && typeof root.admin.address === 'string') addresses.push({ path: ['admin'], address: root.admin.address });
+  if (isRecord(root.gslb)) {
+    for (const [name, block] of Object.entries(root.gslb)) {
+      if (isRecord(block) && isRecord(block.dns) && typeof block.dns.listen === 'string') addresses.push({ path: ['gslb', name, 'dns', 'listen'], address: block.dns.listen });
+    }
+  }
   problems.push(...addressClashes(addresses));
   if (config !== undefined) problems.push(...acmeProblems(config.listen));
   problems.push(...backendTlsProblems(root.upstreams));
@@ -192,4 +199,34 @@ function offsetOf(doc: Document, path: readonly PathKey[], atKey = false): numbe
     if (isNode(node) && node.range) return node.range[0];
   }
   return undefined;
+}
+
+/** Routes that name a gslb block, and regions that name an upstream, must find them. */
+function gslbReferences(root: Record<string, unknown>, upstreams: readonly string[], routes: readonly unknown[]): Problem[] {
+  const problems: Problem[] = [];
+  const blocks = isRecord(root.gslb) ? root.gslb : {};
+  const names = Object.keys(blocks);
+  routes.forEach((route, i) => {
+    if (!isRecord(route) || typeof route.gslb !== 'string') return;
+    const block = blocks[route.gslb];
+    if (block === undefined) problems.push({ path: ['routes', i, 'gslb'], message: unknownName('gslb block', route.gslb, names) });
+    else if (isRecord(block) && block.mode === 'dns') {
+      problems.push({ path: ['routes', i, 'gslb'], message: `gslb block "${route.gslb}" has mode: dns and answers DNS only; a route needs mode proxy or redirect` });
+    }
+  });
+  for (const [name, block] of Object.entries(blocks)) {
+    if (isRecord(block) && typeof block.database === 'string' && block.database !== '') {
+      try {
+        accessSync(block.database, fsConstants.R_OK);
+      } catch (error: unknown) {
+        problems.push({ path: ['gslb', name, 'database'], message: `cannot read ${block.database} (${(error as NodeJS.ErrnoException).code ?? String(error)})` });
+      }
+    }
+    if (!isRecord(block) || !isRecord(block.regions)) continue;
+    for (const [region, value] of Object.entries(block.regions)) {
+      if (!isRecord(value) || typeof value.upstream !== 'string' || upstreams.includes(value.upstream)) continue;
+      problems.push({ path: ['gslb', name, 'regions', region, 'upstream'], message: unknownName('upstream', value.upstream, upstreams) });
+    }
+  }
+  return problems;
 }
