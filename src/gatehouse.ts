@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
+import { MetricsEndpoint, type MetricsAnswer, type MetricsJson } from './admin/metrics/endpoint.ts';
+import { ReloadCounts, reloadFamilies, requestFamilies } from './admin/metrics/families.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { diffConfigs } from './config/diff.ts';
@@ -57,6 +59,9 @@ export class Gatehouse {
   readonly #startedAt = Date.now();
   /** One of several worker threads (see GatehouseOptions.worker). */
   readonly #inWorker: boolean;
+  readonly #reloadCounts = new ReloadCounts();
+  /** GET /metrics (a worker's are asked for by the primary, which counts reloads and the process). */
+  readonly #metrics: MetricsEndpoint;
 
   private constructor(config: Config, options: GatehouseOptions) {
     this.#configFile = options.configFile;
@@ -81,6 +86,11 @@ export class Gatehouse {
       ticketSecret: options.worker?.ticketSecret ?? randomTicketSecret(),
       reusePort: this.#inWorker,
     });
+    const source = { snapshot: () => this.#holder.current, unrouted: this.#registry.unrouted, listeners: () => this.#listeners.all };
+    this.#metrics = new MetricsEndpoint(
+      () => [...requestFamilies(source), ...(this.#inWorker ? [] : reloadFamilies(this.#reloadCounts))],
+      !this.#inWorker,
+    );
   }
 
   #openAccessLog(config: Config): AccessLog {
@@ -98,7 +108,8 @@ export class Gatehouse {
     const gatehouse = new Gatehouse(config, options);
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
-      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
+      // A worker thread's admin listener is the primary's.
+      if (config.admin !== undefined && !gatehouse.#inWorker) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
       gatehouse.#stopping ??= gatehouse.#stop(0, false);
@@ -136,8 +147,15 @@ export class Gatehouse {
   }
 
   async #reload(next?: Config): Promise<void> {
-    const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
-    this.commitReload(prepared);
+    try {
+      const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
+      this.commitReload(prepared);
+    } catch (error: unknown) {
+      this.#reloadCounts.failed++;
+      throw error;
+    }
+    this.#reloadCounts.succeeded++;
+    this.#reloadCounts.lastSuccessMs = Date.now();
   }
 
   /**
@@ -219,6 +237,16 @@ export class Gatehouse {
   /** The current snapshot's caches, for the admin API (statistics, purges). */
   caches(): CacheSet {
     return this.#holder.current.caches;
+  }
+
+  /** GET /metrics; null when `admin.metrics` is off (or there is no admin listener). */
+  async metrics(): Promise<MetricsAnswer | null> {
+    return this.#holder.current.metrics === null ? null : this.#metrics.text();
+  }
+
+  /** A worker's metrics for the primary to merge; empty when metrics are off. */
+  async metricsJson(): Promise<MetricsJson> {
+    return this.#holder.current.metrics === null ? [] : this.#metrics.json();
   }
 
   /** The protection state (bans, counters) for the admin API. */

@@ -8,6 +8,7 @@ import { parseHostPort } from '../config/units.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
 import { CACHE_ENDPOINTS, handleCache, type CacheAdmin } from './cache.ts';
+import { sendMetrics, type MetricsAnswer } from './metrics/endpoint.ts';
 
 /** What an endpoint answers (sent as JSON). */
 export interface AdminAnswer {
@@ -28,6 +29,8 @@ export interface AdminTarget {
   protection(): ProtectionAdmin;
   /** The running caches: statistics and purges (see admin/cache.ts). */
   caches(): CacheAdmin;
+  /** Prometheus metrics for the whole proxy (admin/metrics/); null when `admin.metrics` is off. */
+  metrics(): Promise<MetricsAnswer | null>;
 }
 
 /** Binds the admin listener `config` names, for `target`; a failure says where the file sets the address. */
@@ -75,6 +78,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTa
   const [path = '/', query = ''] = (req.url ?? '/').split('?');
   if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true });
   if (req.method === 'GET' && path === '/status') return json(res, 200, await target.status());
+  if (req.method === 'GET' && path === '/metrics') return sendMetrics(res, await target.metrics());
   if (req.method === 'POST' && path === '/reload') {
     try {
       await target.reload();
@@ -102,7 +106,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTa
   }
   return json(res, 404, {
     error: 'not found',
-    endpoints: ['GET /healthz', 'GET /status', 'POST /reload', 'POST /upstreams/{name}/servers/{server}/drain', 'POST /upstreams/{name}/servers/{server}/undrain', ...PROTECTION_ENDPOINTS, ...CACHE_ENDPOINTS],
+    endpoints: ['GET /healthz', 'GET /status', 'GET /metrics', 'POST /reload', 'POST /upstreams/{name}/servers/{server}/drain', 'POST /upstreams/{name}/servers/{server}/undrain', ...PROTECTION_ENDPOINTS, ...CACHE_ENDPOINTS],
   });
 }
 

@@ -1,6 +1,8 @@
 /** Turns a validated configuration into a frozen snapshot: nothing on the hot path parses or defaults. */
 import { compileCaches, type CacheSet } from '../cache/compile.ts';
+import { acquireRouteTraffic, releaseRouteTraffic, RequestMetrics } from '../core/metrics/record.ts';
 import type { Registry } from '../core/registry.ts';
+import { compileTracing, releaseTracing } from '../core/tracing/policy.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { compileForwarding } from '../middleware/forwarded.ts';
 import { compileHeaderOps } from '../middleware/headers.ts';
@@ -37,6 +39,7 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
       matches: compileMatch(route.match),
       middlewares: [...(guards[i] ?? []), ...acceleration(config, route, caches.middlewareFor(i))],
       action: compileAction(route, upstreams),
+      traffic: acquireRouteTraffic(registry, routeName(route, i)),
     }),
   );
   return Object.freeze({
@@ -48,6 +51,8 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
     maxBodySize: config.limits.max_body_size,
     protection,
     caches,
+    metrics: config.admin !== undefined && config.admin.metrics ? new RequestMetrics(registry.unrouted) : null,
+    tracing: compileTracing(config, protection.trusted, registry),
   });
 }
 
@@ -71,6 +76,8 @@ export function retireSnapshot(snapshot: Snapshot, registry: Registry): void {
   for (const upstream of snapshot.upstreams.values()) upstream.release(registry);
   releaseProtection(snapshot.protection, registry);
   snapshot.caches.release(registry);
+  for (const route of snapshot.router.routes) releaseRouteTraffic(registry, route.name);
+  releaseTracing(snapshot.tracing, registry);
 }
 
 function compileAction(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>): Action {

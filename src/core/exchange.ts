@@ -40,6 +40,16 @@ export class Exchange {
   tries = 0;
   errorCode: ErrorCode | undefined;
   finished = false;
+  /** W3C trace id (32 hex), '' when tracing is off. */
+  traceId = '';
+  /** Gatehouse's span for this request (16 hex): the parent in the traceparent sent to servers. */
+  spanId = '';
+  /** The client's span (from its traceparent), '' when the trace started here. */
+  parentSpanId = '';
+  /** The trace is sampled (the flag sent on; a span is exported when an OTLP export is set). */
+  sampled = false;
+  /** The request id (X-Request-Id by default), '' when off. */
+  requestId = '';
   /** Filters the upstream response passes through; null (the usual case) when none. */
   responseFilters: ResponseFilter[] | null = null;
   /** Changes a middleware made to the request sent upstream (a cache); null (the usual case) when none. */

@@ -51,6 +51,8 @@ export class Listener {
   readonly http2: Http2Front;
   /** Terminates TLS (a reload that adds or removes `tls` binds the address anew). */
   readonly tls: boolean;
+  /** TLS handshakes completed and failed, for /metrics. */
+  readonly tlsCounters = { handshakes: 0, failures: 0 };
   #settings: ListenConfig;
 
   constructor(address: string, limits: Config['limits'], context: ListenerContext, listen: ListenConfig, tls: ListenerTls | null = null) {
@@ -169,7 +171,9 @@ export class Listener {
     const [http1] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
     if (http1 === undefined) throw new Error('node:https secureConnection listener not found');
     server.removeListener('secureConnection', http1);
+    server.on('tlsClientError', () => this.tlsCounters.failures++);
     server.on('secureConnection', (socket: TLSSocket) => {
+      this.tlsCounters.handshakes++;
       const parent = (socket as TLSSocket & { _parent?: GuardedSocket })._parent;
       if (parent?.[CONNECTION] !== undefined) (socket as GuardedSocket)[CONNECTION] = parent[CONNECTION];
       if (socket.alpnProtocol === 'h2') this.http2.accept(socket);
