@@ -86,7 +86,7 @@ export class Gatehouse {
       ticketSecret: options.worker?.ticketSecret ?? randomTicketSecret(),
       reusePort: this.#inWorker,
     });
-    const source = { snapshot: () => this.#holder.current, unrouted: this.#registry.unrouted, listeners: () => this.#listeners.all };
+    const source = { snapshot: () => this.#holder.current, unrouted: this.#registry.unrouted, listeners: () => this.#listeners.all, certificates: () => this.#listeners.certificateExpiry() };
     this.#metrics = new MetricsEndpoint(
       () => [...requestFamilies(source), ...(this.#inWorker ? [] : reloadFamilies(this.#reloadCounts))],
       !this.#inWorker,

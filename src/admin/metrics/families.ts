@@ -3,6 +3,7 @@
  * across reloads. Labels are bounded by the configuration: route, upstream, server (its configured
  * host:port), status class, listener address, protocol; never a client address or a path.
  */
+import { formatAddress } from '../../config/units.ts';
 import type { Snapshot } from '../../core/snapshot.ts';
 import { LATENCY_BUCKETS, STATUS_CLASSES, type Traffic } from '../../core/metrics/traffic.ts';
 import type { Listener } from '../../listeners/listener.ts';
@@ -23,6 +24,8 @@ export interface MetricsSource {
   /** Requests that matched no route. */
   readonly unrouted: Traffic;
   listeners(): readonly Listener[];
+  /** The TLS listeners' certificates: first name and expiry. */
+  certificates(): readonly { listener: Listener; name: string; notAfter: Date }[];
 }
 
 interface RouteRow {
@@ -108,17 +111,20 @@ export function requestFamilies(source: MetricsSource): Family[] {
       for (const listener of source.listeners()) {
         const total = await connectionsOf(listener);
         const h2 = listener.http2.sessions.size;
-        out.push({ labels: { listener: listener.address, protocol: 'http/1.1' }, value: Math.max(0, total - h2) });
-        out.push({ labels: { listener: listener.address, protocol: 'h2' }, value: h2 });
+        out.push({ labels: { listener: listenerLabel(listener), protocol: 'http/1.1' }, value: Math.max(0, total - h2) });
+        out.push({ labels: { listener: listenerLabel(listener), protocol: 'h2' }, value: h2 });
       }
     }, 'sum'),
     new Family('gatehouse_tls_handshakes_total', 'counter', 'TLS handshakes on a listener, by result.', (out) => {
       for (const listener of source.listeners()) {
         if (!listener.tls) continue;
-        out.push({ labels: { listener: listener.address, result: 'ok' }, value: listener.tlsCounters.handshakes });
-        out.push({ labels: { listener: listener.address, result: 'failed' }, value: listener.tlsCounters.failures });
+        out.push({ labels: { listener: listenerLabel(listener), result: 'ok' }, value: listener.tlsCounters.handshakes });
+        out.push({ labels: { listener: listenerLabel(listener), result: 'failed' }, value: listener.tlsCounters.failures });
       }
     }),
+    new Family('gatehouse_tls_certificate_expiry_timestamp_seconds', 'gauge', 'When each certificate a TLS listener serves expires (Unix seconds), by listener and its first name.', (out) => {
+      for (const cert of source.certificates()) out.push({ labels: { listener: listenerLabel(cert.listener), name: cert.name }, value: Math.floor(cert.notAfter.getTime() / 1000) });
+    }, 'min'),
     new Family('gatehouse_cache_requests_total', 'counter', 'Cache look-ups by result: hit, stale (served stale), miss, collapsed (waited for another request\'s fill), bypass.', (out) => {
       for (const [cache, stats] of cacheStats(source)) {
         for (const [result, key] of CACHE_RESULTS) out.push({ labels: { cache, result }, value: stats[key] ?? 0 });
@@ -166,6 +172,12 @@ const CACHE_RESULTS: readonly (readonly [string, string])[] = [
 
 function cacheStats(source: MetricsSource): [string, Record<string, number>][] {
   return Object.entries(source.snapshot().caches.stats()) as [string, Record<string, number>][];
+}
+
+/** The address a listener is bound to (its configured one names port 0 when the port was picked). */
+function listenerLabel(listener: Listener): string {
+  const bound = listener.server.address();
+  return bound === null || typeof bound === 'string' ? listener.address : formatAddress(bound);
 }
 
 function connectionsOf(listener: Listener): Promise<number> {

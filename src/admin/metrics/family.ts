@@ -14,7 +14,7 @@ export interface Sample {
 export type FamilyType = 'counter' | 'gauge' | 'histogram';
 
 /** How worker threads' values are merged (prom-client's aggregators): counts add up, states take the highest. */
-export type Aggregator = 'sum' | 'max' | 'first';
+export type Aggregator = 'sum' | 'max' | 'min' | 'first';
 
 /** What a metric's values are read from, appended to `out`. */
 export type Reader = (out: Sample[]) => void | Promise<void>;
