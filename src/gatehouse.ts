@@ -21,6 +21,9 @@ import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
+/** How long a stop waits for the last spans to reach the OTLP collector. */
+const SPAN_FLUSH_MS = 2000;
+
 export interface GatehouseOptions {
   /** The file the configuration came from; reload() reads it again. */
   readonly configFile?: string;
@@ -228,6 +231,7 @@ export class Gatehouse {
     }
     await this.#listeners.close();
     await this.#admin?.close();
+    await this.#flushSpansWithin(SPAN_FLUSH_MS);
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
     this.#accessLog.close();
@@ -242,6 +246,11 @@ export class Gatehouse {
   /** GET /metrics; null when `admin.metrics` is off (or there is no admin listener). */
   async metrics(): Promise<MetricsAnswer | null> {
     return this.#holder.current.metrics === null ? null : this.#metrics.text();
+  }
+
+  /** Sends the spans batched for OTLP export now (at stop; tests). */
+  async flushSpans(): Promise<void> {
+    await this.#holder.current.tracing.spans?.flush();
   }
 
   /** A worker's metrics for the primary to merge; empty when metrics are off. */
@@ -281,6 +290,14 @@ export class Gatehouse {
     if (found === undefined) throw new Error(`upstream "${upstreamName}" has no server "${server}"`);
     found.state.setAdminDrain(on);
     return serverStatus(found);
+  }
+
+  /** The last spans go out, unless the collector takes longer than `ms`: a stop does not wait on it. */
+  async #flushSpansWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    await Promise.race([this.flushSpans().catch(() => {}), late]);
+    clearTimeout(timer);
   }
 
   async #readConfigFile(): Promise<Config> {
