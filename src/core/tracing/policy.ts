@@ -6,7 +6,7 @@
 import type { Config } from '../../config/schema.ts';
 import type { Exchange } from '../exchange.ts';
 import type { Registry } from '../registry.ts';
-import { randomHex, traceAndSpanHex } from './ids.ts';
+import { randomHex } from './ids.ts';
 import type { SpanExport } from './span-export.ts';
 import { acquireSpanExport } from './span-export.ts';
 import { parseTraceparent } from './trace-context.ts';
@@ -69,9 +69,8 @@ export function startTrace(ex: Exchange, policy: TracingPolicy): void {
       // The client's decision is followed (W3C Trace Context §3.2.2.5).
       ex.sampled = (incoming.flags & 1) === 1;
     } else {
-      const ids = traceAndSpanHex();
-      ex.traceId = ids.slice(0, 32);
-      ex.spanId = ids.slice(32);
+      ex.traceId = randomHex(16);
+      ex.spanId = randomHex(8);
       // Without an export, servers decide for themselves: the flag says they may record.
       ex.sampled = policy.spans === null || policy.sampleRatio >= 1 || Math.random() < policy.sampleRatio;
       started = true;
