@@ -198,3 +198,20 @@ test('OTLP: a span per sampled request reaches the collector with the trace id, 
   assert.equal(second.spanId, startedParent[2]);
   assert.equal(attribute(second, 'gatehouse.request_id'), started.res.headers['x-request-id']);
 });
+
+test('request ids: cache hits carry their own request id; the stored response keeps none', async (t) => {
+  const origin = await startBackend(t, (_req, res) => {
+    res.writeHead(200, { 'cache-control': 'public, max-age=3600', 'content-type': 'text/plain', 'content-length': '5' });
+    res.end('hello');
+  });
+  const proxy = await startProxy(t, { upstreams: { app: { servers: [{ url: origin.url }] } }, routes: [{ match: {}, upstream: 'app', cache: { enabled: true } }] });
+  const miss = await request(`${proxy.url}/page`);
+  const hit = await request(`${proxy.url}/page`);
+  const conditional = await request(`${proxy.url}/page`, { headers: { 'if-modified-since': new Date(Date.now() + 60_000).toUTCString() } });
+  assert.match(String(hit.headers['cache-status']), /hit/);
+  const ids = [miss, hit, conditional].map((r) => String(r.headers['x-request-id']));
+  for (const id of ids) assert.match(id, /^[0-9a-f]{32}$/);
+  assert.equal(new Set(ids).size, 3, 'each answer has its own id');
+  assert.equal(hit.rawHeaders.filter((h) => h.toLowerCase() === 'x-request-id').length, 1);
+  assert.equal(origin.requests.length, 1);
+});

@@ -53,7 +53,7 @@ export function releaseTracing(policy: TracingPolicy, registry: Registry): void 
 }
 
 /**
- * Sets the exchange's trace and request ids, and the request id response header. Called once at
+ * Sets the exchange's trace and request ids. Called once at
  * dispatch (when tracing or the request id is on). A trace started here takes its trace id as
  * the request id too: one id to look for, one random conversion fewer.
  */
@@ -82,8 +82,8 @@ export function startTrace(ex: Exchange, policy: TracingPolicy): void {
   let id: string;
   if (typeof given === 'string' && policy.trusted !== null && policy.trusted.has(ex.peer) && isValidRequestId(given)) id = given;
   else id = started ? ex.traceId : randomHex(16);
+  // The response field is added where the head is written (request-id.ts).
   ex.requestId = id;
-  ex.res.setHeader(header, id);
 }
 
 function isValidRequestId(id: string): boolean {
