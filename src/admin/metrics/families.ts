@@ -7,6 +7,7 @@ import { formatAddress } from '../../config/units.ts';
 import type { Snapshot } from '../../core/snapshot.ts';
 import { LATENCY_BUCKETS, STATUS_CLASSES, type Traffic } from '../../core/metrics/traffic.ts';
 import type { Listener } from '../../listeners/listener.ts';
+import type { ServerState } from '../../upstream/server-state.ts';
 import { compressionCounters } from '../../middleware/compress/streams.ts';
 import { Family, histogramSamples, type Sample } from './family.ts';
 
@@ -33,6 +34,10 @@ interface RouteRow {
   readonly traffic: Traffic;
 }
 
+interface ServerRow extends RouteRow {
+  readonly state: ServerState;
+}
+
 function routeRows(source: MetricsSource): RouteRow[] {
   const rows: RouteRow[] = [{ labels: { route: '', upstream: '' }, traffic: source.unrouted }];
   for (const route of source.snapshot().router.routes) {
@@ -42,8 +47,8 @@ function routeRows(source: MetricsSource): RouteRow[] {
   return rows;
 }
 
-function serverRows(source: MetricsSource): (RouteRow & { readonly state: import('../../upstream/server-state.ts').ServerState })[] {
-  const rows = [];
+function serverRows(source: MetricsSource): ServerRow[] {
+  const rows: ServerRow[] = [];
   for (const upstream of source.snapshot().upstreams.values()) {
     for (const server of upstream.servers) {
       rows.push({ labels: { upstream: upstream.name, server: server.authority }, traffic: server.state.traffic, state: server.state });

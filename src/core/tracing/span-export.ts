@@ -25,6 +25,8 @@ export class SpanExport implements SharedState {
   #resource: Resource | null = null;
   #pending: ReadableSpan[] = [];
   #closed = false;
+  /** Why the SDK could not be loaded; null when it was (or is loading). */
+  loadError: string | null = null;
   /** Settles when the SDK has loaded (or failed to). */
   readonly ready: Promise<void>;
 
@@ -35,9 +37,6 @@ export class SpanExport implements SharedState {
       this.#pending = [];
     });
   }
-
-  /** Why the SDK could not be loaded; null when it was (or is loading). */
-  loadError: string | null = null;
 
   async #load(config: OtlpConfig): Promise<void> {
     const [sdk, otlp, resources] = await Promise.all([
@@ -134,5 +133,5 @@ function toSpan(ex: Exchange, resource: Resource | null): ReadableSpan {
 
 function hrTime(ms: number): HrTime {
   const seconds = Math.floor(ms / 1000);
-  return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
+  return [seconds, Math.min(999_999_999, Math.round((ms - seconds * 1000) * 1e6))];
 }
