@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { connect as netConnect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
+import { connect as http2Connect } from 'node:http2';
 import { configFromObject } from '../../src/config/load.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
@@ -131,9 +132,11 @@ test('/metrics: retries, failures, ejections, server state and the circuit break
 
 test('/metrics: cache hits, misses and stored bytes; compression in and out; denied and rate-limited requests', async (t) => {
   const body = 'compressible text '.repeat(200);
-  const origin = await startBackend(t, (_req, res) => {
+  const origin = await startBackend(t, (req, res) => {
     res.writeHead(200, { 'cache-control': 'public, max-age=3600', 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    // /slow answers late, so that requests arriving meanwhile wait for its fill (collapsed).
+    if (req.url === '/slow') setTimeout(() => res.end(body), 300);
+    else res.end(body);
   });
   const proxy = await startProxy(t, {
     admin: ADMIN,
@@ -150,8 +153,12 @@ test('/metrics: cache hits, misses and stored bytes; compression in and out; den
   await request(`${proxy.url}/limited`);
   assert.equal((await request(`${proxy.url}/limited`)).status, 429);
   assert.equal((await request(`${proxy.url}/denied`)).status, 403);
+  const first = request(`${proxy.url}/slow`);
+  await waitFor(() => origin.requests.some((r) => r.url === '/slow'), 5000, 'the first /slow to reach the origin');
+  await Promise.all([first, request(`${proxy.url}/slow`), request(`${proxy.url}/slow`)]);
   const { samples } = await scrape(adminPort(proxy));
-  assert.equal(valueOf(samples, 'gatehouse_cache_requests_total', { result: 'miss' }), 2);
+  assert.equal(valueOf(samples, 'gatehouse_cache_requests_total', { result: 'collapsed' }), 2);
+  assert.equal(valueOf(samples, 'gatehouse_cache_requests_total', { result: 'miss' }), 5, 'collapsed requests are misses too');
   assert.equal(valueOf(samples, 'gatehouse_cache_requests_total', { result: 'hit' }), 1);
   assert.ok(valueOf(samples, 'gatehouse_cache_stored_bytes') > 0);
   const input = valueOf(samples, 'gatehouse_compression_bytes_total', { stage: 'in' });
@@ -181,6 +188,9 @@ test('/metrics: open connections by listener and protocol, TLS handshakes and ce
   const tls = tlsConnect({ host: '127.0.0.1', port: secure.port, ca: ca.cert, servername: 'site.test' });
   t.after(() => tls.destroy());
   await once(tls, 'secureConnect');
+  const h2 = http2Connect(`https://127.0.0.1:${secure.port}`, { ca: ca.cert, servername: 'site.test' });
+  t.after(() => h2.destroy());
+  await once(h2, 'remoteSettings');
   // Not a TLS client at all: its handshake fails.
   const bad = netConnect(secure.port, '127.0.0.1');
   bad.on('error', () => {});
@@ -191,14 +201,16 @@ test('/metrics: open connections by listener and protocol, TLS handshakes and ce
   let samples = (await scrape(adminPort(proxy))).samples;
   await waitFor(async () => {
     samples = (await scrape(adminPort(proxy))).samples;
-    return valueOf(samples, 'gatehouse_tls_handshakes_total', { listener: secureName, result: 'failed' }) === 1;
+    return valueOf(samples, 'gatehouse_tls_handshakes_total', { listener: secureName, result: 'failed' }) === 1 &&
+      valueOf(samples, 'gatehouse_open_connections', { listener: secureName, protocol: 'h2' }) === 1;
   }, 5000, 'the failed handshake to be counted');
   // Listener labels are the bound addresses (the configured ones name port 0 here).
   const listeners = new Set(samples.filter((s) => s.name === 'gatehouse_open_connections').map((s) => s.labels['listener']));
   assert.equal(listeners.size, 2, [...listeners].join());
-  assert.equal(valueOf(samples, 'gatehouse_tls_handshakes_total', { result: 'ok' }), 1);
+  assert.equal(valueOf(samples, 'gatehouse_tls_handshakes_total', { result: 'ok' }), 2);
   const open = samples.filter((s) => s.name === 'gatehouse_open_connections' && s.labels['protocol'] === 'http/1.1').reduce((sum, s) => sum + s.value, 0);
   assert.equal(open, 2, 'the plain and the TLS connection are open');
+  assert.equal(valueOf(samples, 'gatehouse_open_connections', { listener: secureName, protocol: 'h2' }), 1);
   const expiry = valueOf(samples, 'gatehouse_tls_certificate_expiry_timestamp_seconds', { name: 'site.test' });
   assert.ok(expiry > Date.now() / 1000, `expires at ${expiry}`);
 });

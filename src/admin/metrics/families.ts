@@ -130,7 +130,7 @@ export function requestFamilies(source: MetricsSource): Family[] {
     new Family('gatehouse_tls_certificate_expiry_timestamp_seconds', 'gauge', 'When each certificate a TLS listener serves expires (Unix seconds), by listener and its first name.', (out) => {
       for (const cert of source.certificates()) out.push({ labels: { listener: listenerLabel(cert.listener), name: cert.name }, value: Math.floor(cert.notAfter.getTime() / 1000) });
     }, 'min'),
-    new Family('gatehouse_cache_requests_total', 'counter', 'Cache look-ups by result: hit, stale (served stale), miss, collapsed (waited for another request\'s fill), bypass.', (out) => {
+    new Family('gatehouse_cache_requests_total', 'counter', 'Cache look-ups by result: hit, stale (served stale), miss, collapsed (misses that waited for another request\'s fill, also counted as miss), bypass.', (out) => {
       for (const [cache, stats] of cacheStats(source)) {
         for (const [result, key] of CACHE_RESULTS) out.push({ labels: { cache, result }, value: stats[key] ?? 0 });
       }
