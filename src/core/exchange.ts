@@ -34,6 +34,8 @@ export class Exchange {
   status = 0;
   /** Body bytes sent downstream. */
   bytes = 0;
+  /** Request body bytes read of a body without Content-Length (counted while max_body_size holds it). */
+  bodyBytesIn = 0;
   /** When the upstream's response headers arrived, ms since startedAt; -1 when none did. */
   upstreamHeadersMs = -1;
   /** Tries sent to servers (more than one after a retry); 0 when none was. */

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import { connect as netConnect, createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { connect as tlsConnect } from 'node:tls';
@@ -39,6 +40,7 @@ test('/metrics: requests by route, upstream and status class, latency histograms
   for (let i = 0; i < 3; i++) assert.equal((await request(`${proxy.url}/api/secret-path-${i}?q=1`)).status, 200);
   assert.equal((await request(`${proxy.url}/api/missing`)).status, 404);
   await request(`${proxy.url}/api/upload`, { method: 'POST', body: 'x'.repeat(100) });
+  await request(`${proxy.url}/api/upload`, { method: 'POST', body: Readable.from([Buffer.alloc(30), Buffer.alloc(20)]) });
   assert.equal((await request(`${proxy.url}/hello`)).status, 200);
   assert.equal((await request(`${proxy.url}/nowhere`)).status, 404);
 
@@ -47,22 +49,22 @@ test('/metrics: requests by route, upstream and status class, latency histograms
   assert.match(contentType, /^text\/plain; version=0\.0\.4/);
   assert.match(text, /# TYPE gatehouse_requests_total counter/);
   assert.match(text, /# TYPE gatehouse_request_duration_seconds histogram/);
-  assert.equal(valueOf(samples, 'gatehouse_requests_total', { route: 'api', upstream: 'app', code: '2xx' }), 4);
+  assert.equal(valueOf(samples, 'gatehouse_requests_total', { route: 'api', upstream: 'app', code: '2xx' }), 5);
   assert.equal(valueOf(samples, 'gatehouse_requests_total', { route: 'api', upstream: 'app', code: '4xx' }), 1);
   assert.equal(valueOf(samples, 'gatehouse_requests_total', { route: 'hello', upstream: '', code: '2xx' }), 1);
   assert.equal(valueOf(samples, 'gatehouse_requests_total', { route: '', code: '4xx' }), 1, 'requests no route matched count under route=""');
   const server = `127.0.0.1:${backend.port}`;
-  assert.equal(valueOf(samples, 'gatehouse_upstream_requests_total', { upstream: 'app', server, code: '2xx' }), 4);
+  assert.equal(valueOf(samples, 'gatehouse_upstream_requests_total', { upstream: 'app', server, code: '2xx' }), 5);
   assert.equal(valueOf(samples, 'gatehouse_upstream_requests_total', { upstream: 'app', server, code: '4xx' }), 1);
   // Histograms: cumulative buckets, +Inf equal to _count, a positive sum.
-  assert.equal(valueOf(samples, 'gatehouse_request_duration_seconds_count', { route: 'api' }), 5);
-  assert.equal(valueOf(samples, 'gatehouse_request_duration_seconds_bucket', { route: 'api', le: '+Inf' }), 5);
+  assert.equal(valueOf(samples, 'gatehouse_request_duration_seconds_count', { route: 'api' }), 6);
+  assert.equal(valueOf(samples, 'gatehouse_request_duration_seconds_bucket', { route: 'api', le: '+Inf' }), 6);
   assert.ok(valueOf(samples, 'gatehouse_request_duration_seconds_sum', { route: 'api' }) > 0);
   assert.ok(valueOf(samples, 'gatehouse_request_duration_seconds_bucket', { route: 'api', le: '0.001' }) <= valueOf(samples, 'gatehouse_request_duration_seconds_bucket', { route: 'api', le: '10' }));
-  assert.equal(valueOf(samples, 'gatehouse_upstream_response_seconds_count', { upstream: 'app', server }), 5);
-  assert.equal(valueOf(samples, 'gatehouse_request_body_bytes_total', { route: 'api' }), 100);
-  assert.equal(valueOf(samples, 'gatehouse_response_body_bytes_total', { route: 'api' }), 4 * 'hello world'.length + 2);
-  assert.equal(valueOf(samples, 'gatehouse_upstream_response_body_bytes_total', { server }), 4 * 'hello world'.length + 2);
+  assert.equal(valueOf(samples, 'gatehouse_upstream_response_seconds_count', { upstream: 'app', server }), 6);
+  assert.equal(valueOf(samples, 'gatehouse_request_body_bytes_total', { route: 'api' }), 150, 'declared and chunked bodies');
+  assert.equal(valueOf(samples, 'gatehouse_response_body_bytes_total', { route: 'api' }), 5 * 'hello world'.length + 2);
+  assert.equal(valueOf(samples, 'gatehouse_upstream_response_body_bytes_total', { server }), 5 * 'hello world'.length + 2);
   assert.equal(valueOf(samples, 'gatehouse_server_state', { server, state: 'up' }), 1);
   assert.equal(valueOf(samples, 'gatehouse_reloads_total', { result: 'ok' }), 0);
   // Process metrics (prom-client's defaults).

@@ -75,7 +75,7 @@ export function requestFamilies(source: MetricsSource): Family[] {
     new Family('gatehouse_request_duration_seconds', 'histogram', 'Whole request time, from the request head to the last byte of the answer.', (out) => {
       for (const row of routeRows(source)) histogramSamples(out, 'gatehouse_request_duration_seconds', row.labels, LATENCY_BUCKETS, row.traffic.latency.counts, row.traffic.latency.sum);
     }),
-    new Family('gatehouse_request_body_bytes_total', 'counter', 'Request body bytes received (declared by Content-Length).', (out) => {
+    new Family('gatehouse_request_body_bytes_total', 'counter', 'Request body bytes received.', (out) => {
       for (const row of routeRows(source)) out.push({ labels: row.labels, value: row.traffic.bytesIn });
     }),
     new Family('gatehouse_response_body_bytes_total', 'counter', 'Response body bytes sent to clients.', (out) => {

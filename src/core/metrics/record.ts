@@ -19,8 +19,8 @@ export class RequestMetrics {
     const route = ex.route;
     const traffic = route === undefined ? this.unrouted : route.traffic;
     const length = ex.req.headers['content-length'];
-    // Declared lengths only: counting chunked bodies would need a stream in the body's path.
-    const bytesIn = length === undefined ? 0 : Number(length) || 0;
+    // A declared length, or what the body limit counted of a chunked body.
+    const bytesIn = length === undefined ? ex.bodyBytesIn : Number(length) || 0;
     const bytesOut = ex.bytes;
     traffic.requests[slot]! += 1;
     traffic.latency.observe(seconds);

@@ -45,7 +45,7 @@ export class Traffic implements SharedState {
   /** Requests by status class (see STATUS_CLASSES). */
   readonly requests = new Float64Array(STATUS_CLASSES.length);
   readonly latency = new Histogram();
-  /** Request body bytes received (declared lengths; see docs/operations.md#metrics). */
+  /** Request body bytes received (see docs/admin-api.md#metrics). */
   bytesIn = 0;
   /** Response body bytes sent. */
   bytesOut = 0;
