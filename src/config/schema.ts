@@ -425,7 +425,13 @@ export const configSchema = z.strictObject({
   /** Addresses to accept client connections on. */
   listen: z.array(listenerSchema).min(1, 'at least one listener is needed'),
   /** The admin listener (status JSON, /metrics); keep it on loopback. */
-  admin: z.strictObject({ address, /** Serve Prometheus metrics at GET /metrics (and count them on the request path). */ metrics: z.boolean().default(true) }).optional(),
+  admin: z
+    .strictObject({
+      address,
+      /** Serve Prometheus metrics at GET /metrics, and count them on the request path (docs/admin-api.md#metrics). */
+      metrics: z.boolean().default(true),
+    })
+    .optional(),
   /** Peers whose X-Forwarded-For is trusted (CIDR ranges). */
   trusted_proxies: z.array(ipRange).default([]),
   forwarded,
