@@ -215,3 +215,16 @@ test('request ids: cache hits carry their own request id; the stored response ke
   assert.equal(hit.rawHeaders.filter((h) => h.toLowerCase() === 'x-request-id').length, 1);
   assert.equal(origin.requests.length, 1);
 });
+
+test('OTLP: sample_ratio 0 samples none of the traces started here; a client\'s sampled trace is still exported', async (t) => {
+  const backend = await headerEcho(t);
+  const collector = await startCollector(t);
+  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), tracing: { otlp: { endpoint: collector.url, sample_ratio: 0 } } });
+  const started = await sentUpstream(`${proxy.url}/started`);
+  assert.equal(TRACEPARENT.exec(started.upstream['traceparent'] ?? '')?.[3], '00', 'servers are told it is not sampled');
+  await sentUpstream(`${proxy.url}/sampled`, { traceparent: '00-6bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
+  await proxy.gatehouse.flushSpans();
+  await waitFor(() => collector.spans.length >= 1, 10_000, 'the sampled span at the collector');
+  await proxy.gatehouse.flushSpans();
+  assert.deepEqual(collector.spans.map((s) => s.traceId), ['6bf92f3577b34da6a3ce929d0e0e4736']);
+});
