@@ -39,7 +39,7 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
       matches: compileMatch(route.match),
       middlewares: [...(guards[i] ?? []), ...acceleration(config, route, caches.middlewareFor(i))],
       action: compileAction(route, upstreams),
-      traffic: acquireRouteTraffic(registry, routeName(route, i)),
+      traffic: acquireRouteTraffic(registry, routeName(route, i), route.upstream ?? ''),
     }),
   );
   return Object.freeze({
@@ -76,7 +76,7 @@ export function retireSnapshot(snapshot: Snapshot, registry: Registry): void {
   for (const upstream of snapshot.upstreams.values()) upstream.release(registry);
   releaseProtection(snapshot.protection, registry);
   snapshot.caches.release(registry);
-  for (const route of snapshot.router.routes) releaseRouteTraffic(registry, route.name);
+  for (const route of snapshot.router.routes) releaseRouteTraffic(registry, route.name, route.action.kind === 'forward' ? route.action.upstream.name : '');
   releaseTracing(snapshot.tracing, registry);
 }
 

@@ -79,6 +79,27 @@ test('/metrics: requests by route, upstream and status class, latency histograms
   }
 });
 
+test('/metrics: routes sharing a name and an upstream are one series; every series of a scrape is unique', async (t) => {
+  const backend = await startBackend(t, echo());
+  const proxy = await startProxy(t, {
+    admin: ADMIN,
+    upstreams: { app: { servers: [{ url: backend.url }] }, other: { servers: [{ url: backend.url }] } },
+    routes: [
+      { name: 'web', match: { path_prefix: '/a' }, upstream: 'app' },
+      { name: 'web', match: { path_prefix: '/b' }, upstream: 'app' },
+      { name: 'web', match: { path_prefix: '/c' }, upstream: 'other' },
+    ],
+  });
+  await request(`${proxy.url}/a`);
+  await request(`${proxy.url}/b`);
+  await request(`${proxy.url}/c`);
+  const { samples } = await scrape(adminPort(proxy));
+  assert.equal(valueOf(samples, 'gatehouse_requests_total', { route: 'web', upstream: 'app', code: '2xx' }), 2);
+  assert.equal(valueOf(samples, 'gatehouse_requests_total', { route: 'web', upstream: 'other', code: '2xx' }), 1);
+  const keys = samples.map((s) => `${s.name}${JSON.stringify(Object.entries(s.labels).sort())}`);
+  assert.equal(new Set(keys).size, keys.length, 'no duplicate series');
+});
+
 test('/metrics: counters survive a reload, and reloads are counted by result', async (t) => {
   const backend = await startBackend(t, echo());
   const config = { ...simpleProxyConfig([backend.url]), admin: ADMIN, access_log: { enabled: false } };

@@ -40,7 +40,11 @@ interface ServerRow extends RouteRow {
 
 function routeRows(source: MetricsSource): RouteRow[] {
   const rows: RouteRow[] = [{ labels: { route: '', upstream: '' }, traffic: source.unrouted }];
+  const seen = new Set<Traffic>();
   for (const route of source.snapshot().router.routes) {
+    // Routes with the same name and upstream share their Traffic: one series.
+    if (seen.has(route.traffic)) continue;
+    seen.add(route.traffic);
     const upstream = route.action.kind === 'forward' ? route.action.upstream.name : '';
     rows.push({ labels: { route: route.name, upstream }, traffic: route.traffic });
   }
@@ -49,8 +53,13 @@ function routeRows(source: MetricsSource): RouteRow[] {
 
 function serverRows(source: MetricsSource): ServerRow[] {
   const rows: ServerRow[] = [];
+  const seen = new Set<string>();
   for (const upstream of source.snapshot().upstreams.values()) {
     for (const server of upstream.servers) {
+      // One series per label set, even for a server listed twice or under two schemes.
+      const key = `${upstream.name}\n${server.authority}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
       rows.push({ labels: { upstream: upstream.name, server: server.authority }, traffic: server.state.traffic, state: server.state });
     }
   }

@@ -38,13 +38,17 @@ export class RequestMetrics {
 
 const ROUTE_KEY = 'metrics|route|';
 
-/** The Traffic of the route named `name`, kept across reloads; pair with releaseRouteTraffic. */
-export function acquireRouteTraffic(registry: Registry, name: string): Traffic {
-  return registry.acquireShared(ROUTE_KEY + name, () => new Traffic());
+/**
+ * The Traffic of the route named `name` forwarding to `upstream` ('' for none), kept across
+ * reloads; pair with releaseRouteTraffic. Routes sharing a name and an upstream share it: they
+ * are one series in /metrics.
+ */
+export function acquireRouteTraffic(registry: Registry, name: string, upstream: string): Traffic {
+  return registry.acquireShared(`${ROUTE_KEY}${name}\n${upstream}`, () => new Traffic());
 }
 
-export function releaseRouteTraffic(registry: Registry, name: string): void {
-  registry.releaseShared(ROUTE_KEY + name);
+export function releaseRouteTraffic(registry: Registry, name: string, upstream: string): void {
+  registry.releaseShared(`${ROUTE_KEY}${name}\n${upstream}`);
 }
 
 /** What is recorded of every finished request besides its access-log line: metrics, and its span when sampled and exported. */
