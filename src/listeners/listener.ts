@@ -53,6 +53,8 @@ export class Listener {
   readonly tls: boolean;
   /** TLS handshakes completed and failed, for /metrics. */
   readonly tlsCounters = { handshakes: 0, failures: 0 };
+  /** Bytes read from and written to closed connections, on the wire (TLS included), for /metrics. */
+  readonly byteCounters = { in: 0, out: 0 };
   #settings: ListenConfig;
 
   constructor(address: string, limits: Config['limits'], context: ListenerContext, listen: ListenConfig, tls: ListenerTls | null = null) {
@@ -107,6 +109,13 @@ export class Listener {
       };
     }
     this.server.on('upgrade', createUpgradeHandler(context));
+    // Counted when a connection closes: once per connection, nothing per request.
+    const bytes = this.byteCounters;
+    const countBytes = function (this: Socket): void {
+      bytes.in += this.bytesRead;
+      bytes.out += this.bytesWritten;
+    };
+    this.server.on('connection', (socket: Socket) => socket.once('close', countBytes));
     this.guard = new ConnectionGuard(this.server, context.holder, listenerSettings(limits, listen), next);
     // Malformed requests are left to node:http's own clientError answer: 400, 408 or 431, then close.
     this.applyLimits(limits, listen);

@@ -72,7 +72,7 @@ test('/metrics: requests by route, upstream and status class, latency histograms
   assert.match(text, /^nodejs_eventloop_lag_seconds /m);
   // Bounded labels: no path, no client address, only the label names documented.
   assert.doesNotMatch(text, /secret-path/);
-  const allowed = new Set(['route', 'upstream', 'server', 'code', 'le', 'state', 'listener', 'protocol', 'result', 'cache', 'event', 'stage', 'name']);
+  const allowed = new Set(['route', 'upstream', 'server', 'code', 'le', 'state', 'listener', 'protocol', 'result', 'cache', 'event', 'stage', 'name', 'direction']);
   for (const sample of samples.filter((s) => s.name.startsWith('gatehouse_'))) {
     for (const label of Object.keys(sample.labels)) assert.ok(allowed.has(label), `${sample.name} has label ${label}`);
     if (sample.labels['server'] !== undefined) assert.equal(sample.labels['server'], server);
@@ -234,6 +234,13 @@ test('/metrics: open connections by listener and protocol, TLS handshakes and ce
   const open = samples.filter((s) => s.name === 'gatehouse_open_connections' && s.labels['protocol'] === 'http/1.1').reduce((sum, s) => sum + s.value, 0);
   assert.equal(open, 2, 'the plain and the TLS connection are open');
   assert.equal(valueOf(samples, 'gatehouse_open_connections', { listener: secureName, protocol: 'h2' }), 1);
+  // Bytes on the wire are added when a connection closes.
+  const plainName = `127.0.0.1:${plain.port}`;
+  assert.equal(valueOf(samples, 'gatehouse_connection_bytes_total', { listener: plainName, direction: 'in' }), 0);
+  await request(`http://127.0.0.1:${plain.port}/x`);
+  await waitFor(async () => valueOf((await scrape(adminPort(proxy))).samples, 'gatehouse_connection_bytes_total', { listener: plainName, direction: 'out' }) > 0, 5000, 'bytes of the closed connection');
+  const after = (await scrape(adminPort(proxy))).samples;
+  assert.ok(valueOf(after, 'gatehouse_connection_bytes_total', { listener: plainName, direction: 'in' }) >= 'GET /x HTTP/1.1\r\n'.length);
   const expiry = valueOf(samples, 'gatehouse_tls_certificate_expiry_timestamp_seconds', { name: 'site.test' });
   assert.ok(expiry > Date.now() / 1000, `expires at ${expiry}`);
 });

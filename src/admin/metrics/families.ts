@@ -129,6 +129,12 @@ export function requestFamilies(source: MetricsSource): Family[] {
         out.push({ labels: { listener: listenerLabel(listener), protocol: 'h2' }, value: h2 });
       }
     }, 'sum'),
+    new Family('gatehouse_connection_bytes_total', 'counter', 'Bytes received (direction="in") and sent ("out") on client connections, on the wire (headers and TLS included), counted when a connection closes.', (out) => {
+      for (const listener of source.listeners()) {
+        out.push({ labels: { listener: listenerLabel(listener), direction: 'in' }, value: listener.byteCounters.in });
+        out.push({ labels: { listener: listenerLabel(listener), direction: 'out' }, value: listener.byteCounters.out });
+      }
+    }),
     new Family('gatehouse_tls_handshakes_total', 'counter', 'TLS handshakes on a listener, by result.', (out) => {
       for (const listener of source.listeners()) {
         if (!listener.tls) continue;
