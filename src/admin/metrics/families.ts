@@ -15,7 +15,7 @@ import { Family, histogramSamples, type Sample } from './family.ts';
 export class ReloadCounts {
   succeeded = 0;
   failed = 0;
-  /** Epoch ms of the last successful reload (or of the start); 0 before any. */
+  /** Epoch ms of the last successful reload; the start until there is one. */
   lastSuccessMs = Date.now();
 }
 
