@@ -4,6 +4,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { AccessLog } from '../core/access-log.ts';
 import { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
+import { recordFinished } from '../core/metrics/record.ts';
+import { startTrace } from '../core/tracing/policy.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { RequestInfo } from '../routing/request-info.ts';
@@ -68,6 +70,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     if (ex.finished) return;
     ex.finished = true;
     ctx.accessLog.write(ex);
+    recordFinished(ex);
   };
   return (req, res) => {
     const snapshot = ctx.holder.current;
@@ -78,6 +81,8 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     const conn = connectionOf(req.socket);
     const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto, h2);
+    const tracing = snapshot.tracing;
+    if (tracing.enabled || tracing.requestIdHeader !== null) startTrace(ex, tracing);
     // On the last request a connection may carry, node:http writes Connection: close but keeps the
     // socket open until the keep-alive timeout; not keeping it alive makes it close after this answer.
     if (ctx.draining || (res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true) {

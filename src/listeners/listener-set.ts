@@ -67,6 +67,15 @@ export class ListenerSet {
     return this.all.map((l) => l.server.address() as AddressInfo);
   }
 
+  /** Each TLS listener's certificates now: the first name and expiry of each (for /metrics). */
+  certificateExpiry(): { listener: Listener; name: string; notAfter: Date }[] {
+    const out = [];
+    for (const [listener, store] of this.#certificates) {
+      for (const cert of store.certificates) out.push({ listener, name: cert.names[0] ?? '', notAfter: cert.notAfter });
+    }
+    return out;
+  }
+
   /** What the HTTP/2 defences did, summed over the listeners. */
   http2Counters(): Http2Counters {
     const sum: Http2Counters = { sessions: 0, premature_reset_closes: 0, send_timeouts: 0, session_errors: 0 };

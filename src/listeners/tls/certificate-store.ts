@@ -51,6 +51,7 @@ export class CertificateStore implements ListenerTls {
   #default: readonly LoadedCertificate[] = [];
   #watched: string[] = [];
   #files: readonly CertificateFiles[] = [];
+  #loaded: readonly LoadedCertificate[] = [];
   #server: TlsServer | null = null;
   #settle: NodeJS.Timeout | undefined;
   /** OCSP responses for the certificates that name a responder. */
@@ -153,7 +154,13 @@ export class CertificateStore implements ListenerTls {
     this.#tickets.close();
   }
 
+  /** The certificates served now (for the expiry metric). */
+  get certificates(): readonly LoadedCertificate[] {
+    return this.#loaded;
+  }
+
   #use(certificates: LoadedCertificate[]): void {
+    this.#loaded = certificates;
     this.#files = certificates.map((c) => c.files);
     this.#watch([...new Set(this.#files.flatMap((f) => [f.cert, f.key]))]);
     const byName = new Map<string, LoadedCertificate[]>();
