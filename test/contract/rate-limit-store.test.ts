@@ -136,14 +136,21 @@ function contract(under: StoreUnderTest): void {
       const rule = { interval: 25, burst: 2 };
       const k = key('sustained');
       let allowed = 0;
+      // A loaded machine can stall this loop longer than the burst lasts: what such a stall could
+      // not take is lost to the client, not owed, so the lower bound leaves it out.
+      let lost = 0;
       const started = performance.now();
+      let last = started;
       while (performance.now() - started < 500) {
+        const gap = performance.now() - last;
+        if (gap > (rule.burst + 1) * rule.interval) lost += (gap - (rule.burst + 1) * rule.interval) / rule.interval;
         if ((await take(store, k, rule)).allowed) allowed++;
+        last = performance.now();
         await new Promise((resolve) => setImmediate(resolve));
       }
       const elapsed = performance.now() - started;
       const expected = elapsed / rule.interval + rule.burst + 1;
-      assert.ok(allowed <= expected + 1 && allowed >= expected - 3, `${allowed} allowed in ${elapsed.toFixed(0)} ms (expected ~${expected.toFixed(1)})`);
+      assert.ok(allowed <= expected + 1 && allowed >= expected - lost - 3, `${allowed} allowed in ${elapsed.toFixed(0)} ms (expected ~${expected.toFixed(1)}, ${lost.toFixed(1)} lost to stalls)`);
     });
   });
 }

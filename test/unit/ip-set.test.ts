@@ -114,8 +114,10 @@ describe('IpSet', () => {
     const wrong = got.filter((g, i) => g !== expected[i]).length;
     assert.equal(wrong, 0, 'every lookup agrees with a naive set');
     assert.ok(expected.filter(Boolean).length > 20_000, 'the probes cover hits and misses');
-    assert.ok(buildMs < 2000, `built in ${buildMs.toFixed(0)} ms`);
-    assert.ok(perLookupUs < 5, `${perLookupUs.toFixed(2)} µs per lookup`);
+    // Guards against a pathological (linear) structure, not speed claims (those are bench/'s):
+    // loose enough for a loaded CI machine; a scan of 100,000 ranges would take milliseconds per lookup.
+    assert.ok(buildMs < 10_000, `built in ${buildMs.toFixed(0)} ms`);
+    assert.ok(perLookupUs < 50, `${perLookupUs.toFixed(2)} µs per lookup`);
   });
 });
 
