@@ -1,4 +1,4 @@
-/** The admin listener: JSON status, reload, server drain, bans and cache purges (see the endpoint list below). Keep it on loopback. */
+/** The admin listener: JSON status, reload, server drain, bans, cache purges and the live dashboard (see the endpoint list below). Keep it on loopback. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -8,6 +8,8 @@ import { parseHostPort } from '../config/units.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
 import { CACHE_ENDPOINTS, handleCache, type CacheAdmin } from './cache.ts';
+import { Dashboard, DASHBOARD_ENDPOINTS } from './dashboard.ts';
+import type { TrafficWindow } from '../core/traffic.ts';
 
 /** What an endpoint answers (sent as JSON). */
 export interface AdminAnswer {
@@ -28,6 +30,8 @@ export interface AdminTarget {
   protection(): ProtectionAdmin;
   /** The running caches: statistics and purges (see admin/cache.ts). */
   caches(): CacheAdmin;
+  /** The last minute's requests, errors and latencies, second by second (the dashboard's graphs). */
+  traffic(): TrafficWindow | Promise<TrafficWindow>;
 }
 
 /** Binds the admin listener `config` names, for `target`; a failure says where the file sets the address. */
@@ -44,11 +48,13 @@ export async function startAdminListener(config: Config, target: AdminTarget): P
 export class AdminListener {
   readonly #server: Server;
   readonly #address: string;
+  readonly #dashboard: Dashboard;
 
   constructor(address: string, target: AdminTarget) {
     this.#address = address;
+    const dashboard = (this.#dashboard = new Dashboard(target));
     this.#server = createServer((req, res) => {
-      handle(req, res, target).catch((error: unknown) => {
+      handle(req, res, target, dashboard).catch((error: unknown) => {
         // A bad percent-escape in the path (URIError), a purge that failed: answer rather than crash.
         const message = error instanceof Error ? error.message : String(error);
         if (res.headersSent) res.destroy();
@@ -66,13 +72,15 @@ export class AdminListener {
   }
 
   async close(): Promise<void> {
+    this.#dashboard.close();
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTarget): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTarget, dashboard: Dashboard): Promise<void> {
   const [path = '/', query = ''] = (req.url ?? '/').split('?');
+  if (dashboard.handle(req, res, path)) return;
   if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true });
   if (req.method === 'GET' && path === '/status') return json(res, 200, await target.status());
   if (req.method === 'POST' && path === '/reload') {
@@ -102,7 +110,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTa
   }
   return json(res, 404, {
     error: 'not found',
-    endpoints: ['GET /healthz', 'GET /status', 'POST /reload', 'POST /upstreams/{name}/servers/{server}/drain', 'POST /upstreams/{name}/servers/{server}/undrain', ...PROTECTION_ENDPOINTS, ...CACHE_ENDPOINTS],
+    endpoints: ['GET /healthz', 'GET /status', 'POST /reload', 'POST /upstreams/{name}/servers/{server}/drain', 'POST /upstreams/{name}/servers/{server}/undrain', ...PROTECTION_ENDPOINTS, ...CACHE_ENDPOINTS, ...DASHBOARD_ENDPOINTS],
   });
 }
 

@@ -5,6 +5,7 @@ import type { AccessLog } from '../core/access-log.ts';
 import { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
+import type { TrafficRecorder } from '../core/traffic.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { RequestInfo } from '../routing/request-info.ts';
 import type { Action, RedirectAction } from '../routing/actions.ts';
@@ -23,6 +24,8 @@ export interface ListenerContext {
   readonly holder: SnapshotHolder;
   /** The same for every listener; a reload that changes `access_log` swaps what is behind it. */
   readonly accessLog: AccessLog;
+  /** Per-second aggregates for the live dashboard; the same for every listener. */
+  readonly traffic: TrafficRecorder;
   /** "http" or "https". */
   readonly proto: string;
   /** True while shutting down: answers carry Connection: close. */
@@ -67,6 +70,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     if (ex.finished) return;
     ex.finished = true;
     ctx.accessLog.write(ex);
+    ctx.traffic.record(ex);
   };
   return (req, res) => {
     const snapshot = ctx.holder.current;

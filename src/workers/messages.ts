@@ -22,6 +22,7 @@ export type RequestBody =
   | { readonly type: 'status' }
   | { readonly type: 'drain'; readonly upstream: string; readonly server: string; readonly on: boolean }
   | { readonly type: 'cache_stats' }
+  | { readonly type: 'traffic' }
   | { readonly type: 'purge'; readonly selector: PurgeSelector }
   | { readonly type: 'stop'; readonly graceMs: number }
   | { readonly type: 'run_checks' };

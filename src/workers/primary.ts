@@ -20,12 +20,14 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener, type AdminTarget } from '../admin/admin.ts';
 import type { CacheAdmin } from '../admin/cache.ts';
+import { mergeWindows } from '../admin/live.ts';
 import type { ProtectionAdmin } from '../admin/protection.ts';
 import type { PurgeSelector } from '../cache/compile.ts';
 import { loadConfigFile, sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { formatAddress, parseHostPort } from '../config/units.ts';
 import { ProtectionState } from '../core/protection-state.ts';
+import type { TrafficWindow } from '../core/traffic.ts';
 import { SharedConnectionCounts } from '../middleware/rate-limit/shared-store.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import type { Request, RequestBody, WorkerData, WorkerMessage } from './messages.ts';
@@ -267,6 +269,11 @@ export class Primary implements AdminTarget {
       else this.#drains.delete(`${upstream} ${url}`);
     }
     return first;
+  }
+
+  /** Every worker's last minute of traffic, as one. */
+  async traffic(): Promise<TrafficWindow> {
+    return mergeWindows((await this.#askAll({ type: 'traffic' })) as TrafficWindow[]);
   }
 
   protection(): ProtectionAdmin {

@@ -54,6 +54,8 @@ async function answer(request: Request): Promise<unknown> {
       return gatehouse.drain(request.upstream, request.server, request.on);
     case 'cache_stats':
       return gatehouse.caches().stats();
+    case 'traffic':
+      return gatehouse.traffic();
     case 'purge':
       return gatehouse.caches().purge(request.selector);
     case 'run_checks':

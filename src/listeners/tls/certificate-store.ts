@@ -51,6 +51,7 @@ export class CertificateStore implements ListenerTls {
   #default: readonly LoadedCertificate[] = [];
   #watched: string[] = [];
   #files: readonly CertificateFiles[] = [];
+  #loaded: readonly LoadedCertificate[] = [];
   #server: TlsServer | null = null;
   #settle: NodeJS.Timeout | undefined;
   /** OCSP responses for the certificates that name a responder. */
@@ -100,6 +101,11 @@ export class CertificateStore implements ListenerTls {
         }
       },
     };
+  }
+
+  /** The certificates served now. */
+  get certificates(): readonly LoadedCertificate[] {
+    return this.#loaded;
   }
 
   get needsClientHello(): boolean {
@@ -154,6 +160,7 @@ export class CertificateStore implements ListenerTls {
   }
 
   #use(certificates: LoadedCertificate[]): void {
+    this.#loaded = certificates;
     this.#files = certificates.map((c) => c.files);
     this.#watch([...new Set(this.#files.flatMap((f) => [f.cert, f.key]))]);
     const byName = new Map<string, LoadedCertificate[]>();
