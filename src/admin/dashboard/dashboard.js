@@ -158,17 +158,23 @@ function render(snap) {
     ...(snap.workers ? [`${snap.workers.live}/${snap.workers.configured} workers`] : []),
   ].join(' · ');
   $('rps').textContent = rate(t.now.rps);
-  spark('spark-rps', t.rps, Math.max(1, maxOf(t.rps)));
+  const rpsMax = Math.max(1, maxOf(t.rps));
+  spark('spark-rps', t.rps, rpsMax);
+  $('scale-rps').textContent = `peak ${rate(maxOf(t.rps))}/s`;
   $('p50').textContent = ms(t.now.p50);
   $('p90').textContent = ms(t.now.p90);
   $('p99').textContent = ms(t.now.p99);
   $('latency-window').textContent = `(last ${t.now.window_s} s)`;
   const latencyMax = Math.max(1, maxOf(t.p99));
   for (const p of ['p50', 'p90', 'p99']) spark(`spark-${p}`, t[p], latencyMax);
+  $('scale-latency').textContent = `p99 peak ${ms(maxOf(t.p99))}`;
   $('error-rate').textContent = pct(t.now.error_rate);
   spark('spark-errors', t.error_rate, Math.max(0.05, maxOf(t.error_rate)));
+  $('scale-errors').textContent = `peak ${pct(maxOf(t.error_rate))}`;
   $('cache-ratio').textContent = snap.cache.stores === 0 ? 'no cache' : pct(snap.cache.recent_ratio ?? snap.cache.ratio);
   spark('spark-cache', snap.cache.series, 1);
+  $('cache-since').textContent = snap.cache.stores === 0 ? '' : 'since this page opened';
+  $('scale-cache').textContent = snap.cache.ratio == null ? '' : `${pct(snap.cache.ratio)} since start`;
   renderUpstreams(snap);
   renderErrors(snap.recent_errors);
   renderRefused(snap);
