@@ -56,7 +56,7 @@ export class Dashboard {
   /** Answers a dashboard request and returns true, or returns false when `path` is not one. */
   handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    if (path === '/events') {
+    if (path === '/events' && req.method === 'GET') {
       this.#feed.watch(res);
       return true;
     }

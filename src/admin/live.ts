@@ -48,7 +48,10 @@ export class LiveFeed {
       this.#watchers.delete(res);
       if (this.#watchers.size === 0) this.#stop();
     });
-    this.#timer ??= setInterval(() => void this.#tick(), 1000);
+    if (this.#timer === undefined) {
+      this.#timer = setInterval(() => void this.#tick(), 1000);
+      this.#timer.unref();
+    }
     void this.#tick();
   }
 
