@@ -80,7 +80,7 @@ export class AdminListener {
 
 async function handle(req: IncomingMessage, res: ServerResponse, target: AdminTarget, dashboard: Dashboard): Promise<void> {
   const [path = '/', query = ''] = (req.url ?? '/').split('?');
-  if (dashboard.handle(req, res, path)) return;
+  if (dashboard.serveFile(req, res, path) || dashboard.serveEvents(req, res, path)) return;
   if (req.method === 'GET' && path === '/healthz') return json(res, 200, { ok: true });
   if (req.method === 'GET' && path === '/status') return json(res, 200, await target.status());
   if (req.method === 'POST' && path === '/reload') {

@@ -53,13 +53,13 @@ export class Dashboard {
     }
   }
 
-  /** Answers a dashboard request and returns true, or returns false when `path` is not one. */
-  handle(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+  /**
+   * Answers a request for the page or its files and returns true, or returns false when `path` is
+   * not one. They hold no data (everything comes from the API), so they need no token: a browser
+   * cannot send one with a page load.
+   */
+  serveFile(req: IncomingMessage, res: ServerResponse, path: string): boolean {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
-    if (path === '/events' && req.method === 'GET') {
-      this.#feed.watch(res);
-      return true;
-    }
     const asset = this.#assets.get(path);
     if (asset === undefined) return false;
     // Revalidated on every load (no-cache): an upgraded Gatehouse serves its new page at once, and
@@ -71,6 +71,13 @@ export class Dashboard {
     }
     res.writeHead(200, { ...headers, 'content-length': asset.body.length });
     res.end(req.method === 'HEAD' ? undefined : asset.body);
+    return true;
+  }
+
+  /** Takes a `GET /events` request as a live-feed watcher and returns true; false for any other request. */
+  serveEvents(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    if (req.method !== 'GET' || path !== '/events') return false;
+    this.#feed.watch(res);
     return true;
   }
 
