@@ -33,7 +33,7 @@ const FILES: Record<string, { file: string; type: string }> = {
   '/dashboard.js': { file: 'dashboard.js', type: 'text/javascript; charset=utf-8' },
 };
 
-export const DASHBOARD_ENDPOINTS = ['GET / (the dashboard)', 'GET /events (live feed, server-sent events)'];
+export const DASHBOARD_ENDPOINTS = ['GET /', 'GET /dashboard', 'GET /events'];
 
 export class Dashboard {
   readonly #assets = new Map<string, Asset>();

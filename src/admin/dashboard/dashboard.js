@@ -70,9 +70,12 @@ async function follow(signal) {
     try {
       const res = await fetch('./events', { headers: authHeaders(), signal, cache: 'no-store' });
       if (res.status === 401) {
+        // Until a token is given (the form starts the feed again).
         setLive(false, 'token needed');
         $('auth').setAttribute('open', '');
-      } else if (res.ok && res.body !== null) {
+        return;
+      }
+      if (res.ok && res.body !== null) {
         setLive(true, 'live');
         await readEvents(res.body, signal);
       } else setLive(false, `HTTP ${res.status}`);
@@ -403,8 +406,10 @@ async function loadHistory() {
     list.replaceChildren();
     return;
   }
+  // Newest first, whatever order the API lists them in.
+  const entries = [...json.entries].sort((/** @type {any} */ a, /** @type {any} */ b) => String(b.applied_at ?? '').localeCompare(String(a.applied_at ?? '')));
   list.replaceChildren(
-    ...[...json.entries].reverse().map((/** @type {any} */ entry) => {
+    ...entries.map((/** @type {any} */ entry) => {
       const item = el('li');
       const version = String(entry.version);
       item.dataset.version = version;
