@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { once } from 'node:events';
 import { test } from 'node:test';
+import { LiveFeed } from '../../src/admin/live.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
+import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { request } from '../helpers/http.ts';
 import { startProxy } from '../helpers/proxy.ts';
 
@@ -90,3 +92,20 @@ interface Snapshot {
   recent_errors: { status: number; route: string | null }[];
   certificates: unknown[];
 }
+
+test('GET /status lists each TLS listener\'s certificates with their expiry, and the feed the days left', async (t) => {
+  const ca = await createCa();
+  const dir = await tempDir(t);
+  const notAfter = new Date(Date.now() + 5.5 * 86_400_000);
+  const pair = await writePair(dir, 'site', await ca.issue({ names: ['site.test', 'www.site.test'], notAfter }));
+  const proxy = await startProxy(t, {
+    admin: { address: '127.0.0.1:0' },
+    listen: [{ address: '127.0.0.1:0' }, { address: '127.0.0.1:0', tls: { certificates: [pair] } }],
+    routes: [{ match: {}, respond: { status: 200, body: 'ok' } }],
+  });
+  const status = proxy.gatehouse.status() as { certificates: { listener: string; names: string[]; not_after: string }[] };
+  const tlsPort = proxy.gatehouse.addresses[1]?.port;
+  assert.deepEqual(status.certificates, [{ listener: `127.0.0.1:${tlsPort}`, names: ['site.test', 'www.site.test'], not_after: new Date(Math.floor(notAfter.getTime() / 1000) * 1000).toISOString() }]);
+  const snapshot = (await new LiveFeed(proxy.gatehouse).snapshot()) as { certificates: { days_left: number }[] };
+  assert.equal(snapshot.certificates[0]?.days_left, 5);
+});
