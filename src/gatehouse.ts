@@ -18,6 +18,7 @@ import type { SharedProtection } from './core/protection-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
 import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
+import type { AcmeSharing } from './listeners/tls/acme/sharing.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
 export interface GatehouseOptions {
@@ -34,6 +35,8 @@ export interface WorkerSharing {
   readonly health: HealthSharing;
   /** The secret session ticket keys derive from: a client resumes on any worker. */
   readonly ticketSecret: Buffer;
+  /** One worker orders ACME certificates; challenges and new certificates reach the others. */
+  readonly acme: AcmeSharing;
 }
 
 /** A reload made ready beside the running configuration: nothing of it is visible until commit. */
@@ -85,6 +88,7 @@ export class Gatehouse {
       logger: this.#logger,
       ticketSecret: options.worker?.ticketSecret ?? randomTicketSecret(),
       reusePort: this.#inWorker,
+      ...(options.worker === undefined ? {} : { acmeSharing: options.worker.acme }),
     });
   }
 

@@ -22,6 +22,7 @@ import { CertificateStore, type CertificateLog } from './tls/certificate-store.t
 import { handshakeSettingsOf, type HandshakeSettings } from './tls/handshake.ts';
 import type { ListenerCertificates } from './tls/listener-certificates.ts';
 import { DerivedTicketKeys } from './tls/session-tickets.ts';
+import type { AcmeSharing } from './tls/acme/sharing.ts';
 
 export interface ListenerSetOptions {
   readonly holder: SnapshotHolder;
@@ -34,6 +35,8 @@ export interface ListenerSetOptions {
   readonly ticketSecret: Buffer;
   /** A worker thread's listeners bind with SO_REUSEPORT, beside the other workers'. */
   readonly reusePort: boolean;
+  /** A worker thread: which one orders ACME certificates, and the channel to the others. */
+  readonly acmeSharing?: AcmeSharing;
 }
 
 export class ListenerSet {
@@ -52,7 +55,7 @@ export class ListenerSet {
   constructor(options: ListenerSetOptions) {
     const logger = options.logger;
     this.#certificateLog = (level, fields, message) => logger[level](fields, message);
-    this.#sources = new CertificateSources(this.#certificateLog);
+    this.#sources = new CertificateSources(this.#certificateLog, options.acmeSharing);
     this.#holder = options.holder;
     this.#accessLog = options.accessLog;
     this.#traffic = options.traffic;
@@ -109,7 +112,8 @@ export class ListenerSet {
    * apply() then makes the set match. A listener that gains or loses TLS is bound anew:
    * a worker thread binds it beside the old one (SO_REUSEPORT) and the old one goes at commit, so
    * an abort keeps the old; one process alone must close the old one here to free the address,
-   * so that change is not undone by an abort.
+   * so it does that last, once every other new address is bound (a failure before leaves it as
+   * it was); that change is not undone by an abort.
    */
   async bind(config: Config): Promise<BoundListeners> {
     // Certificates are read, checked and made first: a broken file rejects the whole change.
@@ -117,54 +121,66 @@ export class ListenerSet {
     const sources = await this.#sources.prepare(config);
     const kept: [Listener, ListenerCertificates, HandshakeSettings | undefined][] = [];
     const added: [string, Listener][] = [];
+    /** Listeners that gain or lose TLS in one process: bound last, since the old one must close first. */
+    const toggled: number[] = [];
     try {
       for (const [index, listen] of config.listen.entries()) {
-        const key = listenerKey(listen.address, index);
-        const existing = this.#listeners.get(key);
+        const existing = this.#listeners.get(listenerKey(listen.address, index));
         const source = sources[index] ?? null;
         if (existing !== undefined && existing.tls === (source !== null)) {
           // Its new certificates are served from the commit on.
           if (source !== null) kept.push([existing, source, handshakes[index]]);
-          continue;
-        }
-        if (existing !== undefined && !this.#reusePort) {
-          this.#listeners.delete(key);
-          // Not awaited: closing the listening socket frees the address at once, and its open
-          // connections (a long request, a WebSocket) must not hold up the reload while they finish.
-          void this.#retire(existing);
-        }
-        const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog, handshakes[index], new DerivedTicketKeys(this.#ticketSecret, listen.address));
-        const context: ListenerContext = {
-          holder: this.#holder,
-          accessLog: this.#accessLog,
-          traffic: this.#traffic,
-          proto: tls === null ? 'http' : 'https',
-          draining: false,
-          https: NO_HTTPS_POLICY,
-          // HTTP-01 challenges are answered on plain listeners only (RFC 8555 §8.3).
-          challenges: tls === null ? this.#sources.challenges : null,
-        };
-        const listener = new Listener(listen.address, config.limits, context, listen, tls);
-        if (tls !== null && source !== null) {
-          this.#certificates.set(listener, tls);
-          this.#sources.use(listener, tls, source);
-        }
-        try {
-          await listener.listen(this.#reusePort);
-        } catch (error: unknown) {
-          // Its certificate store and source were taken above: they stop with it.
-          await this.#retire(listener);
-          throw listenError(error, listen.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
-        }
-        added.push([key, listener]);
+        } else if (existing !== undefined && !this.#reusePort) toggled.push(index);
+        else added.push(await this.#bindOne(config, index, source, handshakes[index]));
+      }
+      // Every new address bound: what can fail has failed before an old listener is closed.
+      for (const index of toggled) {
+        const listen = config.listen[index] as Config['listen'][number];
+        const key = listenerKey(listen.address, index);
+        const existing = this.#listeners.get(key) as Listener;
+        this.#listeners.delete(key);
+        // Not awaited: closing the listening socket frees the address at once, and its open
+        // connections (a long request, a WebSocket) must not hold up the reload while they finish.
+        void this.#retire(existing);
+        added.push(await this.#bindOne(config, index, sources[index] ?? null, handshakes[index]));
       }
     } catch (error: unknown) {
-      await Promise.all(added.map(([, l]) => this.#retire(l)));
+      // As abort(): the addresses go at once; requests they took meanwhile finish without holding the answer up.
+      for (const [, listener] of added) void this.#retire(listener);
       await this.#discardSources(sources);
       if (error instanceof ListenError) throw error;
       throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     return { added, kept, sources };
+  }
+
+  /** Binds `config.listen[index]` anew, with its certificates when it has TLS. */
+  async #bindOne(config: Config, index: number, source: ListenerCertificates | null, handshake: HandshakeSettings | undefined): Promise<[string, Listener]> {
+    const listen = config.listen[index] as Config['listen'][number];
+    const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog, handshake, new DerivedTicketKeys(this.#ticketSecret, listen.address));
+    const context: ListenerContext = {
+      holder: this.#holder,
+      accessLog: this.#accessLog,
+      traffic: this.#traffic,
+      proto: tls === null ? 'http' : 'https',
+      draining: false,
+      https: NO_HTTPS_POLICY,
+      // HTTP-01 challenges are answered on plain listeners only (RFC 8555 §8.3).
+      challenges: tls === null ? this.#sources.challenges : null,
+    };
+    const listener = new Listener(listen.address, config.limits, context, listen, tls);
+    if (tls !== null && source !== null) {
+      this.#certificates.set(listener, tls);
+      this.#sources.use(listener, tls, source);
+    }
+    try {
+      await listener.listen(this.#reusePort);
+    } catch (error: unknown) {
+      // Its certificate store and source were taken above: they stop with it.
+      await this.#retire(listener);
+      throw listenError(error, listen.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
+    }
+    return [listenerKey(listen.address, index), listener];
   }
 
   /** Sources no listener took are stopped (those in use stay with their listener), and ACME managers nobody uses. */

@@ -69,9 +69,9 @@ function http1Fields(raw: readonly string[], host: string | undefined): string[]
   return out;
 }
 
-/** A TE value that lists "trailers" (RFC 9110 §10.1.4), case-insensitively. */
+/** A TE value that lists the member "trailers" (RFC 9110 §10.1.4), case-insensitively; "trailersfoo" is another coding. */
 function asksForTrailers(value: string): boolean {
-  for (const part of value.split(',')) if (part.trim().toLowerCase().startsWith('trailers')) return true;
+  for (const part of value.split(',')) if ((part.split(';')[0] ?? '').trim().toLowerCase() === 'trailers') return true;
   return false;
 }
 

@@ -123,7 +123,6 @@ export class Primary implements AdminTarget {
 
   /** Binds the listeners, starts the workers and the admin listener; throws (having undone it all) when any fails. */
   static async start(config: Config, options: PrimaryOptions): Promise<Primary> {
-    refuseAcme(config);
     const primary = new Primary(config, options);
     const { resolved, probes } = await primary.#claimAddresses(config, config);
     try {
@@ -180,7 +179,6 @@ export class Primary implements AdminTarget {
     if (loaded.workers !== this.#config.workers) {
       this.#logger.warn({ running: this.#count, configured: loaded.workers }, 'workers takes effect at the next start, not on reload');
     }
-    refuseAcme(loaded);
     // The setting the workers started with stays (it changes at the next start): the workers compare like with like.
     const config = { ...loaded, workers: this.#config.workers };
     // Addresses the workers serve now need no probe (one would take a share of their connections).
@@ -507,17 +505,6 @@ export function workerCount(setting: Config['workers']): number {
 /** How long to wait before replacing a worker that died `recentDeaths` times in the last minute: at once, then 0.5 s, 1 s, 2 s … up to 30 s. */
 export function restartDelay(recentDeaths: number): number {
   return recentDeaths <= 1 ? 0 : Math.min(MAX_BACKOFF_MS, 500 * 2 ** (recentDeaths - 2));
-}
-
-/**
- * Each worker would order its own ACME certificates for the same names (and spend the CA's rate
- * limits): until the primary orders for all of them, ACME needs one worker.
- */
-function refuseAcme(config: Config): void {
-  const index = config.listen.findIndex((listen) => listen.tls?.acme !== undefined);
-  if (index !== -1) {
-    throw new Error(`listen[${index}].tls.acme: ACME certificates need workers: 1 for now (each worker would order its own); use certificates from files or tls: internal with several workers`);
-  }
 }
 
 /** Requests forwarded and in flight, summed over a worker's upstreams. */

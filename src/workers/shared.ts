@@ -11,6 +11,7 @@ import type { BanChange, BanList } from '../middleware/rate-limit/bans.ts';
 import { SharedConnectionCounts, SharedRateLimitStore } from '../middleware/rate-limit/shared-store.ts';
 import type { HealthSharing, ServerEvent, SharedServer } from '../upstream/health/sharing.ts';
 import { randomTicketSecret } from '../listeners/tls/session-tickets.ts';
+import type { AcmeEvent, AcmeSharing } from '../listeners/tls/acme/sharing.ts';
 
 /** The shared memory, made once when the workers start (its size is fixed until a restart). */
 export interface SharedMemory {
@@ -80,4 +81,20 @@ export function sharedHealth(memory: SharedMemory, runsChecks: boolean): HealthS
     },
     close: () => channel.close(),
   };
+}
+
+/** A worker's side of the ACME channel: the worker that runs the health checks orders certificates too. */
+export function sharedAcme(memory: SharedMemory, health: { readonly runsChecks: boolean }): AcmeSharing & { close(): void } {
+  const channel = new BroadcastChannel(`${memory.channel}:acme`);
+  (channel as unknown as { unref(): void }).unref();
+  const sharing: AcmeSharing & { close(): void } = {
+    get ordersHere(): boolean {
+      return health.runsChecks;
+    },
+    publish: (event) => channel.postMessage(event),
+    onEvent: () => {},
+    close: () => channel.close(),
+  };
+  channel.onmessage = (event: unknown) => sharing.onEvent((event as { data: AcmeEvent }).data);
+  return sharing;
 }

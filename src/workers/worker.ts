@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.ts';
 import { createLogger } from '../core/logger.ts';
 import { Gatehouse, type PreparedReload } from '../gatehouse.ts';
 import type { Request, WorkerData, WorkerMessage } from './messages.ts';
-import { sharedHealth, sharedProtection } from './shared.ts';
+import { sharedAcme, sharedHealth, sharedProtection } from './shared.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('workers/worker.ts runs as a worker thread');
@@ -18,16 +18,19 @@ const logger = createLogger(data.logLevel).child({ worker: data.index });
 const shared = sharedProtection(data.memory);
 // One worker checks the servers for all: the primary says which, and moves the checks when it dies.
 const health = sharedHealth(data.memory, data.runsChecks);
+// ... and orders the ACME certificates for all.
+const acme = sharedAcme(data.memory, health);
 const send = (message: WorkerMessage): void => port.postMessage(message);
 const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 let gatehouse: Gatehouse;
 try {
-  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared, health, ticketSecret: Buffer.from(data.memory.ticketSecret) } });
+  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared, health, acme, ticketSecret: Buffer.from(data.memory.ticketSecret) } });
 } catch (error: unknown) {
   send({ type: 'start_failed', error: message(error) });
   shared.close();
   health.close();
+  acme.close();
   process.exit(1);
 }
 
@@ -65,6 +68,7 @@ async function answer(request: Request): Promise<unknown> {
       await gatehouse.stop(request.graceMs);
       shared.close();
       health.close();
+      acme.close();
       return null;
     default:
       return request satisfies never;

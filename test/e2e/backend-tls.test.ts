@@ -245,6 +245,7 @@ test('tls files that cannot be used are reported at load with file:line:col, the
   assert.equal(errorOf(text(`      cert: ${a.cert}`)), 'gatehouse.yaml:6:7 upstreams.app.tls.key: is required with cert');
   assert.equal(errorOf(text(`      ca: ${caFile}`, 'http://127.0.0.1:3000')), 'gatehouse.yaml:6:7 upstreams.app.tls: only applies to https:// servers, and this upstream has none');
   assert.equal(errorOf(text('      servername: "not a name"')), 'gatehouse.yaml:6:19 upstreams.app.tls.servername: must be a DNS name such as api.internal');
+  assert.equal(errorOf(text('      servername: "api.internal."')), 'gatehouse.yaml:6:19 upstreams.app.tls.servername: must be a DNS name such as api.internal', 'SNI has no trailing dot (RFC 6066 §3)');
   assert.equal(errorOf(text(`      ca: ${caFile}\n      verify: false`)), 'gatehouse.yaml:6:11 upstreams.app.tls.ca: is never used with verify: false (remove one of them)');
 });
 

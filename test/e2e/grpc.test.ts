@@ -168,6 +168,10 @@ test('protocol h2c to any HTTP/2 server: the client\'s TE: trailers is passed on
   assert.equal(seen[0]?.[':authority'], 'public.example');
   await request(`${proxy.url}/y`, { headers: { te: 'gzip' } });
   assert.equal(seen[1]?.['te'], undefined, 'another TE is not passed on');
+  await request(`${proxy.url}/z`, { headers: { te: 'trailersfoo, deflate' } });
+  assert.equal(seen[2]?.['te'], undefined, 'a coding that only starts with "trailers" is not trailers');
+  await request(`${proxy.url}/w`, { headers: { te: 'gzip;q=0.5, Trailers' } });
+  assert.equal(seen[3]?.['te'], 'trailers', 'trailers listed among others, in any case');
   const posted = await request(`${proxy.url}/upload`, { method: 'POST', body: Buffer.alloc(300_000, 'x') });
   assert.equal(posted.body, 'received 300000', 'an HTTP/1.1 request body streams to an HTTP/2 server');
 });

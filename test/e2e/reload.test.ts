@@ -66,3 +66,18 @@ test('a reload that turns TLS on for a listener does not wait for the requests i
   release();
   assert.equal((await inFlight).body, 'late', 'the old listener finishes its request');
 });
+
+test('a reload that turns TLS on for a listener but cannot bind another leaves the first serving as before', async (t) => {
+  const backend = await startBackend(t, echo());
+  const blocker = await startBackend(t, echo());
+  // A fixed port, as a file names it, so the TLS listener takes the plain one's place.
+  const address = `127.0.0.1:${await freePort()}`;
+  const base = { access_log: { enabled: false }, ...simpleProxyConfig([backend.url]) };
+  const proxy = await startProxy(t, { ...base, listen: [{ address }] });
+  const ca = await createCa();
+  const pair = await writePair(await tempDir(t), 'site', await ca.issue({ names: ['localhost'] }));
+  const next = configFromObject({ ...base, listen: [{ address, tls: { certificates: [pair] } }, { address: `127.0.0.1:${blocker.port}` }] });
+  await assert.rejects(proxy.gatehouse.reload(next), /cannot listen|address already in use/);
+  assert.equal((await request(`http://${address}/`)).status, 200, 'still plain HTTP on the address');
+  assert.equal(proxy.gatehouse.config.listen[0]?.tls, undefined);
+});

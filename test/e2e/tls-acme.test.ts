@@ -18,6 +18,9 @@ import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { acmeDirFor } from '../../src/listeners/tls/acme/acme-account.ts';
+import { CertificateSources } from '../../src/listeners/tls/certificate-sources.ts';
+import { Primary } from '../../src/workers/primary.ts';
+import { allocateSharedMemory, sharedAcme } from '../../src/workers/shared.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { waitFor } from '../helpers/http.ts';
@@ -181,4 +184,51 @@ test('acme: a reload refused for an unreadable ca_file works once the file is th
   await writeFile(caFile, await readFile(pebble.caFile));
   await gatehouse.reload(configFromObject(acme));
   await waitForIssuer(tlsPort, 'app.test', /Pebble/, pebble);
+});
+
+test('acme with workers: one worker orders, every worker answers the challenge and serves the certificate it stored', async (t) => {
+  const pebble = await startPebble(t);
+  if (pebble === undefined) return;
+  const stateDir = join(await tempDir(t), 'state');
+  const config = await acmeConfig(t, pebble, stateDir, ['app.test']);
+  const primary = await Primary.start(configFromObject({ ...config, workers: 2 } as ConfigInput), { logger: pino({ level: 'silent' }), workers: 2 });
+  t.after(() => primary.stop(500));
+  const tlsPort = primary.addresses[1]?.port ?? 0;
+
+  // The CA's validation request reaches whichever worker the kernel picks; the order succeeds either way.
+  await waitForIssuer(tlsPort, 'app.test', /Pebble/, pebble);
+  // Connections spread over both workers: each serves the one certificate ordered (two orders would show two serials).
+  let serials = new Set<string>();
+  await waitFor(
+    async () => {
+      const certs = await Promise.all(Array.from({ length: 20 }, () => servedCertificate(tlsPort, 'app.test')));
+      serials = new Set(certs.map((cert) => `${/Pebble/.test(cert.issuer) ? 'pebble' : 'other'}:${cert.serialNumber}`));
+      return serials.size === 1;
+    },
+    15_000,
+    'every worker serving the same certificate',
+  );
+  assert.match([...serials][0] as string, /^pebble:/);
+  const stored = await readdir(join(acmeDirFor(stateDir, pebble.directory), 'certificates'));
+  assert.deepEqual(stored.sort(), ['app.test.key', 'app.test.pem']);
+});
+
+test('acme with workers: a challenge opened on one worker is answered by the others, and closed on all', async () => {
+  const memory = allocateSharedMemory(10);
+  const ordering = sharedAcme(memory, { runsChecks: true });
+  const serving = sharedAcme(memory, { runsChecks: false });
+  const log = (): void => {};
+  const orderer = new CertificateSources(log, ordering);
+  const other = new CertificateSources(log, serving);
+  try {
+    assert.equal(ordering.ordersHere, true);
+    assert.equal(serving.ordersHere, false);
+    orderer.challenges.add('token-1', 'token-1.thumbprint');
+    await waitFor(() => other.challenges.answer('GET', '/.well-known/acme-challenge/token-1') === 'token-1.thumbprint', 2_000, 'the challenge on the other worker');
+    orderer.challenges.remove('token-1');
+    await waitFor(() => other.challenges.pending === 0, 2_000, 'the challenge closed on the other worker');
+  } finally {
+    ordering.close();
+    serving.close();
+  }
 });

@@ -14,7 +14,7 @@ import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { Primary } from '../../src/workers/primary.ts';
-import { allocateSharedMemory, sharedHealth, sharedProtection } from '../../src/workers/shared.ts';
+import { allocateSharedMemory, sharedAcme, sharedHealth, sharedProtection } from '../../src/workers/shared.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { admin, Connection, rawFrom } from '../helpers/clients.ts';
@@ -239,15 +239,17 @@ test('workers: a worker that aborts a reload turning TLS on for an address keeps
   const memory = allocateSharedMemory(1000);
   const protection = sharedProtection(memory);
   const health = sharedHealth(memory, true);
+  const acme = sharedAcme(memory, health);
   const base = { ...simpleProxyConfig([backend.url]), access_log: { enabled: false } } as ConfigInput;
   const gatehouse = await Gatehouse.start(configFromObject({ ...base, listen: [{ address: '127.0.0.1:0' }] } as ConfigInput), {
     logger: pino({ level: 'silent' }),
-    worker: { protection, health, ticketSecret: Buffer.from(memory.ticketSecret) },
+    worker: { protection, health, acme, ticketSecret: Buffer.from(memory.ticketSecret) },
   });
   t.after(async () => {
     await gatehouse.stop(500);
     protection.close();
     health.close();
+    acme.close();
   });
   // As the primary hands it over: the address with its port.
   const address = `127.0.0.1:${gatehouse.addresses[0]?.port}`;

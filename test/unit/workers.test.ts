@@ -1,7 +1,7 @@
 /** Pure parts of the workers: the crash back-off, the CPU quota, the status merge. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCpuMax } from '../../src/workers/cpus.ts';
+import { cgroupQuota, parseCpuMax } from '../../src/workers/cpus.ts';
 import { restartDelay } from '../../src/workers/primary.ts';
 import { mergeStatuses } from '../../src/workers/status.ts';
 
@@ -13,6 +13,19 @@ test('cgroup cpu.max: "max" is no quota, "200000 100000" is 2 CPUs', () => {
   assert.equal(parseCpuMax('max 100000\n'), null);
   assert.equal(parseCpuMax('200000 100000\n'), 2);
   assert.equal(parseCpuMax('150000 100000'), 1.5);
+});
+
+test('cgroup quota: a systemd unit\'s cgroup below the root is read, and the smallest quota on the way up counts', () => {
+  const files = (entries: Record<string, string>) => (path: string): string | null => entries[path] ?? null;
+  const unit = '0::/system.slice/gatehouse.service\n';
+  assert.equal(cgroupQuota(files({ '/proc/self/cgroup': unit, '/sys/fs/cgroup/cpu.max': 'max 100000', '/sys/fs/cgroup/system.slice/gatehouse.service/cpu.max': '300000 100000' })), 3);
+  assert.equal(cgroupQuota(files({ '/proc/self/cgroup': unit, '/sys/fs/cgroup/system.slice/cpu.max': '150000 100000', '/sys/fs/cgroup/system.slice/gatehouse.service/cpu.max': 'max 100000' })), 1.5);
+  // A container: its namespace makes its cgroup the root.
+  assert.equal(cgroupQuota(files({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': '200000 100000' })), 2);
+  // cgroup v1, cpu and cpuacct mounted together.
+  const v1 = { '/proc/self/cgroup': '4:cpu,cpuacct:/docker/abc\n', '/sys/fs/cgroup/cpu/docker/abc/cpu.cfs_quota_us': '50000', '/sys/fs/cgroup/cpu/docker/abc/cpu.cfs_period_us': '100000' };
+  assert.equal(cgroupQuota(files(v1)), 0.5);
+  assert.equal(cgroupQuota(files({})), null, 'nothing readable: no quota');
 });
 
 test('statuses merge: counts add up, settings and states once, shared figures once, servers by position', () => {

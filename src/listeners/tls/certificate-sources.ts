@@ -7,6 +7,7 @@
 import type { Config } from '../../config/schema.ts';
 import type { AcmeManager } from './acme/acme-manager.ts';
 import { Http01Challenges } from './acme/http-01.ts';
+import type { AcmeEvent, AcmeSharing } from './acme/sharing.ts';
 import type { CertificateLog, CertificateStore } from './certificate-store.ts';
 import { ListenerCertificates, type CertificateServices } from './listener-certificates.ts';
 import type { LocalCa } from './local-ca.ts';
@@ -24,8 +25,27 @@ export class CertificateSources {
   /** Changes being prepared: a sweep meanwhile could stop a manager one of them just took. */
   #preparing = 0;
 
-  constructor(log: CertificateLog) {
+  /** Several worker threads: one orders ACME certificates, and challenges reach them all. */
+  readonly #sharing: AcmeSharing | undefined;
+
+  constructor(log: CertificateLog, sharing?: AcmeSharing) {
     this.#log = log;
+    this.#sharing = sharing;
+    if (sharing !== undefined) {
+      this.challenges.publish = (token, keyAuthorization) => sharing.publish({ type: 'challenge', token, keyAuthorization });
+      sharing.onEvent = (event) => this.#received(event);
+    }
+  }
+
+  /** Another worker's ACME event: a challenge to answer here too, or a certificate it stored. */
+  #received(event: AcmeEvent): void {
+    if (event.type === 'challenge') {
+      this.challenges.apply(event.token, event.keyAuthorization);
+      return;
+    }
+    for (const manager of this.#acmeManagers.values()) {
+      manager.then((started) => started.adopt(event.certDir, event.name)).catch(() => {});
+    }
   }
 
   /**
@@ -54,6 +74,7 @@ export class CertificateSources {
       challenges: this.challenges,
       localCa: () => this.#localCa(config.state_dir),
       log: this.#log,
+      ...(this.#sharing === undefined ? {} : { sharing: this.#sharing }),
       acme: (acme) => {
         const key = JSON.stringify([config.state_dir, acme]);
         let manager = this.#acmeManagers.get(key);

@@ -5,6 +5,7 @@
  * a certificate's life; a failed order is tried again after an exponential backoff, and a name
  * that fails never holds up the others. Kept across reloads (and shared by listeners with the same
  * `acme` block) by the composition root, so a reload never orders again what is under way.
+ * With several worker threads only one orders (acme/sharing.ts); the others serve what it stores.
  */
 import { join } from 'node:path';
 import type { AcmeTlsConfig } from '../../../config/tls-schema.ts';
@@ -15,6 +16,10 @@ import type { LocalCa } from '../local-ca.ts';
 import { Alarm, backoff } from '../renewal.ts';
 import { AcmeAccount, acmeDirFor } from './acme-account.ts';
 import type { Http01Challenges } from './http-01.ts';
+import type { AcmeSharing } from './sharing.ts';
+
+/** How often a worker that does not order looks for what the ordering one stored (its event usually comes first). */
+const FOLLOWER_RECHECK_MS = 30_000;
 
 /** What the manager uses from the process. */
 export interface AcmeServices {
@@ -22,6 +27,8 @@ export interface AcmeServices {
   readonly challenges: Http01Challenges;
   readonly localCa: () => Promise<LocalCa>;
   readonly log: CertificateLog;
+  /** Several worker threads: which one orders, and the channel to the others. */
+  readonly sharing?: AcmeSharing;
 }
 
 /** One name's state. */
@@ -110,13 +117,43 @@ export class AcmeManager {
     });
   }
 
+  /** Another worker stored a certificate for `name` in `certDir`: serve it. */
+  adopt(certDir: string, name: string): void {
+    const state = this.#names.find((candidate) => candidate.name === name);
+    if (this.#closed || certDir !== this.#certDir || state === undefined) return;
+    this.#adoptStored(state);
+  }
+
+  /**
+   * Serves the stored certificate when it is newer than the one served (another worker ordered
+   * it); true when it did and that one is not yet due for renewal.
+   */
+  #adoptStored(state: NameState): boolean {
+    const stored = loadValid(pairIn(this.#certDir, stemFor([state.name])), (cert) => cert.names.includes(state.name));
+    if (stored === undefined || (state.issued && stored.notAfter.getTime() <= state.cert.notAfter.getTime())) return false;
+    state.cert = stored;
+    state.issued = true;
+    state.failures = 0;
+    this.#notify();
+    const due = renewalTimeOf(stored);
+    if (due <= Date.now()) return false;
+    this.#schedule(state, due);
+    return true;
+  }
+
   async #order(state: NameState): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#adoptStored(state)) return;
+    if (this.#services.sharing?.ordersHere === false) {
+      this.#schedule(state, Date.now() + FOLLOWER_RECHECK_MS);
+      if (!state.issued && Date.now() >= renewalTimeOf(state.cert)) await this.#renewFallback(state);
+      return;
+    }
     const { name } = state;
     this.#services.log('info', { name, directory: this.#config.directory }, 'ordering an ACME certificate');
     try {
       const pem = await this.#account.order(name);
       const cert = await savePair(pairIn(this.#certDir, stemFor([name])), pem);
+      this.#services.sharing?.publish({ type: 'issued', certDir: this.#certDir, name });
       state.failures = 0;
       this.#services.log('info', { name, not_after: cert.notAfter.toISOString() }, 'ACME certificate obtained');
       if (this.#closed) return;

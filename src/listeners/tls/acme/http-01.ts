@@ -9,6 +9,8 @@ export const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 
 export class Http01Challenges {
   readonly #tokens = new Map<string, string>();
+  /** Tells the other worker threads of a change made here (workers only). */
+  publish: ((token: string, keyAuthorization: string | null) => void) | null = null;
 
   /** How many challenges are open: dispatch looks at the path only when some are. */
   get pending(): number {
@@ -17,11 +19,19 @@ export class Http01Challenges {
 
   /** Starts answering `token` with `keyAuthorization`. */
   add(token: string, keyAuthorization: string): void {
-    this.#tokens.set(token, keyAuthorization);
+    this.apply(token, keyAuthorization);
+    this.publish?.(token, keyAuthorization);
   }
 
   remove(token: string): void {
-    this.#tokens.delete(token);
+    this.apply(token, null);
+    this.publish?.(token, null);
+  }
+
+  /** A change from this thread or another: opens (`keyAuthorization`) or closes (null) a challenge. */
+  apply(token: string, keyAuthorization: string | null): void {
+    if (keyAuthorization === null) this.#tokens.delete(token);
+    else this.#tokens.set(token, keyAuthorization);
   }
 
   /** The key authorization to answer a request for `path` with, or undefined when it asks for none. */
