@@ -130,7 +130,8 @@ export class LiveFeed {
 
 /** Several workers' windows as one: counts add up by epoch second; errors and refused clients are pooled. */
 export function mergeWindows(windows: readonly TrafficWindow[]): TrafficWindow {
-  const end = Math.max(...windows.map((w) => w.end));
+  // No worker answered (all restarting): an empty minute up to now.
+  const end = windows.length === 0 ? Math.floor(Date.now() / 1000) - 1 : Math.max(...windows.map((w) => w.end));
   const requests = new Uint32Array(TRAFFIC_SECONDS);
   const errors = new Uint32Array(TRAFFIC_SECONDS);
   const latency = new Uint32Array(TRAFFIC_SECONDS * LATENCY_BUCKETS);

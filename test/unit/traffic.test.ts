@@ -110,4 +110,6 @@ test('workers\' windows merge by second, and percentiles come from the merged hi
   assert.equal(summary.now.p50, Math.round(bucketUpperMs(20) * 100) / 100);
   assert.equal(summary.p50[last], summary.now.p50);
   assert.equal(summary.p50[0], null, 'no requests, no percentile');
+  const none = mergeWindows([]);
+  assert.ok(Number.isInteger(none.end) && sum(none.requests) === 0, 'no worker answered: an empty minute');
 });
