@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
+import { explainRequest, type Explanation, type ExplainQuery } from './admin/explain.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { diffConfigs } from './config/diff.ts';
@@ -20,6 +21,8 @@ import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import type { AcmeSharing } from './listeners/tls/acme/sharing.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
+import { gslbStatus } from './gslb/status.ts';
+import { DnsListeners, type PreparedDns } from './gslb/dns-listeners.ts';
 
 export interface GatehouseOptions {
   /** The file the configuration came from; reload() reads it again. */
@@ -37,6 +40,8 @@ export interface WorkerSharing {
   readonly ticketSecret: Buffer;
   /** One worker orders ACME certificates; challenges and new certificates reach the others. */
   readonly acme: AcmeSharing;
+  /** This worker answers the gslb DNS listeners (one worker does: UDP sockets are not shared). */
+  readonly answersDns?: boolean;
 }
 
 /** A reload made ready beside the running configuration: nothing of it is visible until commit. */
@@ -45,12 +50,14 @@ export interface PreparedReload {
   readonly snapshot: Snapshot;
   readonly accessLog: AccessLog | undefined;
   readonly listeners: BoundListeners;
+  readonly dns: PreparedDns;
 }
 
 export class Gatehouse {
   readonly #registry = new Registry();
   readonly #holder: SnapshotHolder;
   readonly #listeners: ListenerSet;
+  readonly #dns: DnsListeners;
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
   readonly #accessLog: SwitchableAccessLog;
@@ -90,6 +97,7 @@ export class Gatehouse {
       reusePort: this.#inWorker,
       ...(options.worker === undefined ? {} : { acmeSharing: options.worker.acme }),
     });
+    this.#dns = new DnsListeners(this.#logger, options.worker === undefined || options.worker.answersDns === true);
   }
 
   #openAccessLog(config: Config): AccessLog {
@@ -107,7 +115,8 @@ export class Gatehouse {
     const gatehouse = new Gatehouse(config, options);
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
-      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
+      gatehouse.#dns.apply(await gatehouse.#dns.bind(gatehouse.#holder.current));
+      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, gatehouse.#logger));
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
       gatehouse.#stopping ??= gatehouse.#stop(0, false);
@@ -128,8 +137,18 @@ export class Gatehouse {
     return this.#listeners.addresses;
   }
 
+  /** The bound gslb DNS listeners (UDP and TCP on each), by block name. */
+  get dnsAddresses(): { block: string; address: string; port: number }[] {
+    return this.#dns.addresses;
+  }
+
   get adminAddress(): AddressInfo | undefined {
     return this.#adminAddress;
+  }
+
+  /** The file the configuration came from; undefined when built in code (`proxy`, tests). */
+  get configFile(): string | undefined {
+    return this.#configFile;
   }
 
   /**
@@ -147,6 +166,8 @@ export class Gatehouse {
   async #reload(next?: Config): Promise<void> {
     const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
     this.commitReload(prepared);
+    // The admin API's configuration history sees every reload, not only those it applied.
+    this.#admin?.committed(prepared.config);
   }
 
   /**
@@ -161,11 +182,14 @@ export class Gatehouse {
     const log = config.access_log;
     const reopenLog = JSON.stringify(previous.access_log) !== JSON.stringify(log) || (log.enabled && log.path !== 'stdout');
     let accessLog: AccessLog | undefined;
+    let listeners: BoundListeners | undefined;
     try {
       if (reopenLog) accessLog = this.#openAccessLog(config);
-      const listeners = await this.#listeners.bind(config);
-      return { config, snapshot, accessLog, listeners };
+      listeners = await this.#listeners.bind(config);
+      const dns = await this.#dns.bind(snapshot);
+      return { config, snapshot, accessLog, listeners, dns };
     } catch (error: unknown) {
+      if (listeners !== undefined) await this.#listeners.abort(listeners);
       accessLog?.close();
       retireSnapshot(snapshot, this.#registry);
       throw error;
@@ -176,6 +200,7 @@ export class Gatehouse {
   commitReload(prepared: PreparedReload): void {
     const previous = this.#holder.current.config;
     this.#listeners.apply(prepared.config, prepared.listeners);
+    this.#dns.apply(prepared.dns);
     if (prepared.accessLog !== undefined) this.#accessLog.replace(prepared.accessLog);
     retireSnapshot(this.#holder.swap(prepared.snapshot), this.#registry);
     // ACME managers the new configuration no longer names stop (their pending orders first).
@@ -191,6 +216,7 @@ export class Gatehouse {
     // Requests the new listeners took meanwhile finish without holding the abort (and every
     // reload queued behind it) up.
     await this.#listeners.abort(prepared.listeners);
+    await this.#dns.abort(prepared.dns);
   }
 
   /**
@@ -218,6 +244,7 @@ export class Gatehouse {
       for (const listener of listeners) listener.closeAllConnections();
     }
     await this.#listeners.close();
+    await this.#dns.close();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
@@ -236,6 +263,11 @@ export class Gatehouse {
     return this.#traffic.window();
   }
 
+  /** What the running configuration would do with a request, for the admin API (changes nothing). */
+  explain(query: ExplainQuery): Promise<Explanation> {
+    return explainRequest(this.#holder.current, query);
+  }
+
   /** The protection state (bans, counters) for the admin API. */
   protection(): ProtectionAdmin {
     const policy = this.#holder.current.protection;
@@ -251,6 +283,9 @@ export class Gatehouse {
       listeners: this.addresses.map(formatAddress),
       routes: snapshot.router.size,
       upstreams: Object.fromEntries([...snapshot.upstreams].map(([name, upstream]) => [name, upstreamStatus(upstream)])),
+      ...(snapshot.gslb.size > 0
+        ? { gslb: Object.fromEntries([...snapshot.gslb].map(([name, block]) => [name, gslbStatus(block)])), dns_queries: this.#dns.counters() }
+        : {}),
       protection: snapshot.protection.state.status(),
       http2: this.#listeners.http2Counters(),
       certificates: this.#listeners.certificates(),

@@ -12,6 +12,8 @@ import { compileMatch } from '../routing/matchers.ts';
 import { Router, type Route } from '../routing/router.ts';
 import { compileHiding } from '../upstream/rewrite.ts';
 import { Upstream } from '../upstream/upstream.ts';
+import { nextRegion } from '../gslb/action.ts';
+import { Gslb } from '../gslb/regions.ts';
 import { routeName, type Config, type RouteConfig } from './schema.ts';
 
 export function compileSnapshot(config: Config, registry: Registry): Snapshot {
@@ -22,11 +24,14 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     upstreams.set(name, new Upstream(name, upstream, registry));
   }
+  const gslb = new Map<string, Gslb>();
   let caches: CacheSet;
   try {
+    for (const [name, block] of Object.entries(config.gslb)) gslb.set(name, new Gslb(name, block, upstreams, registry));
     caches = compileCaches(config, registry);
   } catch (error: unknown) {
-    // A store that cannot open (a disk cache directory in use): give back what is held.
+    // A store that cannot open (a disk cache directory in use), a GeoIP database that cannot be read: give back what is held.
+    for (const block of gslb.values()) block.release(registry);
     for (const upstream of upstreams.values()) upstream.release(registry);
     releaseProtection(protection, registry);
     throw error;
@@ -36,13 +41,14 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
       name: routeName(route, i),
       matches: compileMatch(route.match),
       middlewares: [...(guards[i] ?? []), ...acceleration(config, route, caches.middlewareFor(i))],
-      action: compileAction(route, upstreams),
+      action: compileAction(route, upstreams, gslb),
     }),
   );
   return Object.freeze({
     config,
     router: new Router(routes),
     upstreams,
+    gslb,
     forwarding: compileForwarding(config, protection.trusted),
     hiding: compileHiding(config),
     maxBodySize: config.limits.max_body_size,
@@ -69,11 +75,12 @@ function acceleration(config: Config, route: RouteConfig, cache: Middleware | nu
 /** Gives back what the snapshot holds in the registry. */
 export function retireSnapshot(snapshot: Snapshot, registry: Registry): void {
   for (const upstream of snapshot.upstreams.values()) upstream.release(registry);
+  for (const block of snapshot.gslb.values()) block.release(registry);
   releaseProtection(snapshot.protection, registry);
   snapshot.caches.release(registry);
 }
 
-function compileAction(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>): Action {
+function compileAction(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>, gslb: ReadonlyMap<string, Gslb>): Action {
   const responseHeaders = compileHeaderOps(route.response_headers);
   if (route.redirect !== undefined) {
     return { kind: 'redirect', status: route.redirect.status, to: route.redirect.to, keepQuery: route.redirect.keep_query, responseHeaders };
@@ -87,6 +94,17 @@ function compileAction(route: RouteConfig, upstreams: ReadonlyMap<string, Upstre
       responseHeaders,
     };
   }
+  if (route.gslb !== undefined) {
+    const block = gslb.get(route.gslb);
+    // The loader checked the reference; reaching this is a bug.
+    if (block === undefined) throw new Error(`route refers to unknown gslb block ${route.gslb}`);
+    const rewritePath = compilePathRewrite(route);
+    const requestHeaders = compileHeaderOps(route.request_headers);
+    const forwards = block.regions.map((region) =>
+      Object.freeze({ kind: 'forward' as const, upstream: region.upstream, rewritePath, requestHeaders, responseHeaders, spill: nextRegion }),
+    );
+    return { kind: 'gslb', gslb: block, forwards, responseHeaders };
+  }
   const upstream = upstreams.get(route.upstream ?? '');
   // The loader checked the reference; reaching this is a bug.
   if (upstream === undefined) throw new Error(`route refers to unknown upstream ${String(route.upstream)}`);
@@ -96,5 +114,6 @@ function compileAction(route: RouteConfig, upstreams: ReadonlyMap<string, Upstre
     rewritePath: compilePathRewrite(route),
     requestHeaders: compileHeaderOps(route.request_headers),
     responseHeaders,
+    spill: null,
   };
 }

@@ -67,3 +67,14 @@ function serversByKey(config: Config): Map<string, unknown> {
   }
   return servers;
 }
+
+/** One line per change ("route added: api", "server removed: app http://10.0.0.2:80"), for the admin API and its history. */
+export function changeLines(diff: ConfigDiff): string[] {
+  const lines: string[] = [];
+  const kinds = [['route', diff.routes], ['upstream', diff.upstreams], ['server', diff.servers]] as const;
+  for (const [kind, changes] of kinds) {
+    for (const verb of ['added', 'removed', 'changed'] as const) for (const name of changes[verb]) lines.push(`${kind} ${verb}: ${name}`);
+  }
+  for (const setting of diff.settings) lines.push(`setting changed: ${setting}`);
+  return lines;
+}

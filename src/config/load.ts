@@ -4,10 +4,11 @@
  * those that need the whole file (names that refer to other parts, listen addresses that clash)
  * in one pass, sorted by position, each once.
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } from 'yaml';
+import { LineCounter, isMap, isNode, isScalar, parseDocument, stringify, type Document } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from '../core/errors.ts';
+import { ConfigError, type LocatedProblem } from '../core/errors.ts';
 import { accelerationProblems, cacheSchema } from './acceleration-schema.ts';
 import { addressClashes, type NamedAddress } from './addresses.ts';
 import { fieldsKnownFor, plainMessage } from './messages.ts';
@@ -19,6 +20,18 @@ import { backendTlsProblems } from './upstream-tls-schema.ts';
 
 /** Where each loaded configuration's parts are in its file, for errors found after loading (a bind). */
 const sources = new WeakMap<Config, (path: readonly PathKey[]) => string>();
+
+/**
+ * The text each configuration was made from: the file's as read, or YAML written from the object
+ * a configuration built in code was given (the admin API shows it, versions it and diffs it).
+ */
+const texts = new WeakMap<Config, string | (() => string)>();
+
+/** The text `config` was made from (see `texts`); undefined for one not made by this module. */
+export function sourceTextOf(config: Config): string | undefined {
+  const text = texts.get(config);
+  return typeof text === 'function' ? text() : text;
+}
 
 /** `file:line:col` of a part of a configuration read from a file; undefined for one built in code. */
 export function sourceOf(config: Config, path: readonly PathKey[]): string | undefined {
@@ -45,19 +58,28 @@ export function parseConfigText(text: string, file: string): Config {
     const { line, col } = lineCounter.linePos(offset);
     return `${file}:${line}:${col}`;
   };
+  const at = (offset: number | undefined, path: string, message: string): LocatedProblem => {
+    const { line, col } = offset === undefined ? { line: 0, col: 0 } : lineCounter.linePos(offset);
+    return { line, column: col, path, message };
+  };
   if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'));
+    const problems = doc.errors.map((e) => at(e.pos[0], '', e.message.split('\n')[0] ?? ''));
+    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'), problems);
   }
   const raw: unknown = doc.toJS();
-  if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`);
+  if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`, [at(undefined, '', 'the file is empty')]);
   const { config, problems } = validate(raw);
   if (config === undefined || problems.length > 0) {
     const located = problems.map((p) => ({ offset: offsetOf(doc, p.path, p.atKey), problem: p }));
     // Stable: problems at one position keep the order they were found in.
     located.sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity));
-    throw new ConfigError(report(located.map(({ offset, problem }) => `${where(offset)} ${formatPath(problem.path)}: ${problem.message}`)));
+    const lines = located.map(({ offset, problem }) => `${where(offset)} ${formatPath(problem.path)}: ${problem.message}`);
+    const seen = new Set<string>();
+    const each = located.filter((_, i) => !seen.has(lines[i] as string) && seen.add(lines[i] as string) !== undefined);
+    throw new ConfigError(report(lines), each.map(({ offset, problem }) => at(offset, formatPath(problem.path), problem.message)));
   }
   sources.set(config, (path) => where(offsetOf(doc, path)));
+  texts.set(config, text);
   return config;
 }
 
@@ -67,6 +89,8 @@ export function configFromObject(input: ConfigInput, origin = '<inline>'): Confi
   if (config === undefined || problems.length > 0) {
     throw new ConfigError(report(problems.map((p) => `${origin} ${formatPath(p.path)}: ${p.message}`)));
   }
+  // Written when asked for: most configurations built in code (tests) never are.
+  texts.set(config, () => stringify(input));
   return config;
 }
 
@@ -128,6 +152,7 @@ function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
     if (!isRecord(route) || typeof route.upstream !== 'string' || upstreams.includes(route.upstream)) return;
     problems.push({ path: ['routes', i, 'upstream'], message: unknownName('upstream', route.upstream, upstreams) });
   });
+  problems.push(...gslbReferences(root, upstreams, routes));
   const addresses: NamedAddress[] = [];
   if (Array.isArray(root.listen)) {
     (root.listen as unknown[]).forEach((listen, i) => {
@@ -135,6 +160,11 @@ function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
     });
   }
   if (isRecord(root.admin) && typeof root.admin.address === 'string') addresses.push({ path: ['admin'], address: root.admin.address });
+  if (isRecord(root.gslb)) {
+    for (const [name, block] of Object.entries(root.gslb)) {
+      if (isRecord(block) && isRecord(block.dns) && typeof block.dns.listen === 'string') addresses.push({ path: ['gslb', name, 'dns', 'listen'], address: block.dns.listen });
+    }
+  }
   problems.push(...addressClashes(addresses));
   if (config !== undefined) problems.push(...acmeProblems(config.listen));
   problems.push(...backendTlsProblems(root.upstreams));
@@ -169,4 +199,34 @@ function offsetOf(doc: Document, path: readonly PathKey[], atKey = false): numbe
     if (isNode(node) && node.range) return node.range[0];
   }
   return undefined;
+}
+
+/** Routes that name a gslb block, and regions that name an upstream, must find them. */
+function gslbReferences(root: Record<string, unknown>, upstreams: readonly string[], routes: readonly unknown[]): Problem[] {
+  const problems: Problem[] = [];
+  const blocks = isRecord(root.gslb) ? root.gslb : {};
+  const names = Object.keys(blocks);
+  routes.forEach((route, i) => {
+    if (!isRecord(route) || typeof route.gslb !== 'string') return;
+    const block = blocks[route.gslb];
+    if (block === undefined) problems.push({ path: ['routes', i, 'gslb'], message: unknownName('gslb block', route.gslb, names) });
+    else if (isRecord(block) && block.mode === 'dns') {
+      problems.push({ path: ['routes', i, 'gslb'], message: `gslb block "${route.gslb}" has mode: dns and answers DNS only; a route needs mode proxy or redirect` });
+    }
+  });
+  for (const [name, block] of Object.entries(blocks)) {
+    if (isRecord(block) && typeof block.database === 'string' && block.database !== '') {
+      try {
+        accessSync(block.database, fsConstants.R_OK);
+      } catch (error: unknown) {
+        problems.push({ path: ['gslb', name, 'database'], message: `cannot read ${block.database} (${(error as NodeJS.ErrnoException).code ?? String(error)})` });
+      }
+    }
+    if (!isRecord(block) || !isRecord(block.regions)) continue;
+    for (const [region, value] of Object.entries(block.regions)) {
+      if (!isRecord(value) || typeof value.upstream !== 'string' || upstreams.includes(value.upstream)) continue;
+      problems.push({ path: ['gslb', name, 'regions', region, 'upstream'], message: unknownName('upstream', value.upstream, upstreams) });
+    }
+  }
+  return problems;
 }

@@ -3,12 +3,14 @@
  * sane one exists, so that the smallest useful file is a listener, an upstream and a route.
  */
 import { z } from 'zod';
-import { TOKEN, address, duration, headerName, size } from './units.ts';
+import { TOKEN, duration, headerName, size } from './units.ts';
 import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
 import { listenerSchema } from './listener-schema.ts';
 import { stateDirSchema } from './tls-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
 import { upstreamTlsSchema } from './upstream-tls-schema.ts';
+import { adminSchema } from './admin-schema.ts';
+import { gslbSchema } from './gslb-schema.ts';
 
 /** A regular expression, compiled here as the matchers will compile it; a bad one says why. */
 const regex = z.string().superRefine((value, ctx) => {
@@ -54,7 +56,7 @@ const match = z
   })
   .default({});
 
-/** One route: what it matches, its middlewares and its action (exactly one of upstream, redirect, respond). */
+/** One route: what it matches, its middlewares and its action (exactly one of upstream, gslb, redirect, respond). */
 export const routeSchema = z
   .strictObject({
     /** A name for logs; defaults to "route-N". */
@@ -62,6 +64,8 @@ export const routeSchema = z
     match,
     /** Forward to this upstream. */
     upstream: z.string().optional(),
+    /** Send to the region a `gslb` block chooses for the client (proxy or redirect mode; docs/gslb.md). */
+    gslb: z.string().optional(),
     /** Remove this prefix from the path before forwarding. */
     strip_prefix: z.string().startsWith('/').optional(),
     /** Rewrite the path with a regular expression before forwarding ($1... refer to groups). */
@@ -101,9 +105,9 @@ export const routeSchema = z
     compress: routeCompressSchema.optional(),
   })
   .superRefine((value, ctx) => {
-    const actions = [value.upstream, value.redirect, value.respond].filter((a) => a !== undefined).length;
+    const actions = [value.upstream, value.gslb, value.redirect, value.respond].filter((a) => a !== undefined).length;
     if (actions !== 1) {
-      ctx.addIssue({ code: 'custom', message: 'a route needs exactly one action: upstream, redirect or respond' });
+      ctx.addIssue({ code: 'custom', message: 'a route needs exactly one action: upstream, gslb, redirect or respond' });
     }
   });
 
@@ -423,8 +427,8 @@ const accessLog = z
 export const configSchema = z.strictObject({
   /** Addresses to accept client connections on. */
   listen: z.array(listenerSchema).min(1, 'at least one listener is needed'),
-  /** The admin listener (status JSON); keep it on loopback. */
-  admin: z.strictObject({ address }).optional(),
+  /** The admin listener (JSON API: status, config changes, explain; docs/admin-api.md); keep it on loopback. */
+  admin: adminSchema.optional(),
   /** Peers whose X-Forwarded-For is trusted (CIDR ranges). */
   trusted_proxies: z.array(ipRange).default([]),
   forwarded,
@@ -445,6 +449,8 @@ export const configSchema = z.strictObject({
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
   upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'upstream names use letters, digits, _ . -'), upstream).default({}),
   routes: z.array(routeSchema).default([]),
+  /** Global server load balancing: regions chosen by the client's location (docs/gslb.md). */
+  gslb: gslbSchema,
   /** The HTTP cache: stores and default policy; off unless enabled here or on a route (docs/caching.md). */
   cache: cacheSchema,
   /** Response compression defaults; off unless enabled here or on a route (docs/compression.md). */

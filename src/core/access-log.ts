@@ -125,6 +125,12 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
     out.bytes(JSON_PARTS.server);
     appendJsonString(out, ex.server.authority);
   }
+  if (ex.gslb !== null) {
+    // Region names are letters, digits, _ . - (the schema says so).
+    out.bytes(JSON_PARTS.region);
+    out.ascii(ex.gslb.region.name);
+    out.bytes(JSON_PARTS.quote);
+  }
   if (ex.tries > 1) {
     out.bytes(JSON_PARTS.tries);
     out.ascii(String(ex.tries));
@@ -159,6 +165,7 @@ const JSON_PARTS = {
   bytes: Buffer.from(',"bytes":'),
   server: Buffer.from(',"server":'),
   tries: Buffer.from(',"tries":'),
+  region: Buffer.from(',"region":"'),
   client: Buffer.from(',"client":'),
   duration: Buffer.from(',"duration_ms":'),
   upstreamMs: Buffer.from(',"upstream_ms":'),
@@ -256,13 +263,14 @@ function appendCombined(ex: Exchange, out: LineBuffer): void {
 
 /**
  * The combined format, then "HOST" "ROUTE" UPSTREAM_MS TOTAL_MS SERVER (docs/operations.md):
- * `-` for what is absent (no Host, no route, no upstream answer, no server).
+ * `-` for what is absent (no Host, no route, no upstream answer, no server); then region=NAME on
+ * gslb routes (docs/gslb.md).
  */
 function appendExtended(ex: Exchange, out: LineBuffer): void {
   const upstreamMs = ex.upstreamHeadersMs >= 0 ? `${milliseconds(ex.upstreamHeadersMs)}ms` : '-';
   out.ascii(
     `${combinedFields(ex)} "${escape(ex.info.host || '-')}" "${escape(ex.route?.name ?? '-')}" ${upstreamMs} ` +
-    `${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')}\n`,
+    `${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')}${ex.gslb === null ? '' : ` region=${ex.gslb.region.name}`}\n`,
   );
 }
 

@@ -144,10 +144,24 @@ function errorCodeOf(error: unknown): string | undefined {
   return errorCodeOf((error as { cause?: unknown }).cause);
 }
 
+/** One problem of a configuration read from text, located (for the admin API's validate answer). */
+export interface LocatedProblem {
+  /** 1-based; 0 when the problem has no position (an empty file). */
+  readonly line: number;
+  readonly column: number;
+  /** `routes[2].upstream`; '' for a YAML syntax error. */
+  readonly path: string;
+  readonly message: string;
+}
+
 /** A configuration problem, with where it was found. */
 export class ConfigError extends Error {
-  constructor(message: string) {
+  /** Each problem on its own, when the configuration came from text; the message has them all as lines. */
+  readonly problems: readonly LocatedProblem[];
+
+  constructor(message: string, problems: readonly LocatedProblem[] = []) {
     super(message);
     this.name = 'ConfigError';
+    this.problems = problems;
   }
 }

@@ -3,6 +3,7 @@ import type { ResponseFilter, UpstreamRequestEdits } from '../middleware/pipelin
 import type { RequestInfo } from '../routing/request-info.ts';
 import type { Route } from '../routing/router.ts';
 import type { Server } from '../upstream/server.ts';
+import type { GslbChoice } from '../gslb/action.ts';
 import type { ErrorCode } from './errors.ts';
 import type { Snapshot } from './snapshot.ts';
 
@@ -30,6 +31,8 @@ export class Exchange {
   readonly startedAt: number;
   route: Route | undefined;
   server: Server | undefined;
+  /** The region a gslb route chose (and the regions tried); null on other routes. */
+  gslb: GslbChoice | null = null;
   /** The status sent, or what the access log should say (499 when the client left). */
   status = 0;
   /** Body bytes sent downstream. */

@@ -5,12 +5,15 @@ import type { ForwardingPolicy } from '../middleware/forwarded.ts';
 import type { ResponseHiding } from '../upstream/rewrite.ts';
 import type { ProtectionPolicy } from '../middleware/protection.ts';
 import type { CacheSet } from '../cache/compile.ts';
+import type { Gslb } from '../gslb/regions.ts';
 
 /** The compiled, immutable runtime made from one configuration. */
 export interface Snapshot {
   readonly config: Config;
   readonly router: Router;
   readonly upstreams: ReadonlyMap<string, Upstream>;
+  /** The compiled `gslb` blocks, by name. */
+  readonly gslb: ReadonlyMap<string, Gslb>;
   readonly forwarding: ForwardingPolicy;
   readonly hiding: ResponseHiding;
   /** Largest accepted request body in bytes; 0 for no limit. */

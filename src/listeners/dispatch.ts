@@ -11,6 +11,7 @@ import { RequestInfo } from '../routing/request-info.ts';
 import type { Action, RedirectAction } from '../routing/actions.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { forward } from '../upstream/forward.ts';
+import { runGslb } from '../gslb/action.ts';
 import { failInternally, hasBody, sendError, sendSimple } from './respond.ts';
 import type { HttpsPolicy } from './https-policy.ts';
 import { admit } from './admission.ts';
@@ -114,6 +115,9 @@ function runAction(ex: Exchange, action: Action, finish: (ex: Exchange) => void)
   switch (action.kind) {
     case 'forward':
       forward(ex, action, finish);
+      return;
+    case 'gslb':
+      runGslb(ex, action, finish);
       return;
     case 'redirect':
       sendSimple(ex, action.status, '', { location: redirectTarget(action, ex.info) }, action.responseHeaders);

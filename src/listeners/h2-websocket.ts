@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
+import { tunnelAction } from '../gslb/action.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { RequestInfo } from '../routing/request-info.ts';
@@ -68,7 +69,9 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
     tunnel();
 
     function tunnel(): void {
-      const action = route?.action;
+      const routed = route?.action;
+      // A gslb route tunnels to the region it chooses.
+      const action = routed?.kind === 'gslb' ? (tunnelAction(ex, routed) ?? routed) : routed;
       if (action?.kind !== 'forward') {
         sendError(ex, new GatehouseError(action === undefined ? 'NO_ROUTE' : 'BAD_REQUEST'));
         finish(0);

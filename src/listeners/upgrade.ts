@@ -17,6 +17,7 @@ import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
 import type { Server } from '../upstream/server.ts';
 import type { ServerState } from '../upstream/server-state.ts';
 import type { ForwardAction } from '../routing/actions.ts';
+import { tunnelAction } from '../gslb/action.ts';
 import type { ListenerContext } from './dispatch.ts';
 
 export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
@@ -58,7 +59,9 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
 
     function tunnel(): void {
       res.detachSocket(socket as Socket);
-      const action = route?.action;
+      const routed = route?.action;
+      // A gslb route tunnels to the region it chooses.
+      const action = routed?.kind === 'gslb' ? (tunnelAction(ex, routed) ?? routed) : routed;
       if (action?.kind !== 'forward') {
         // Only forwarded routes can switch protocols; others get a plain refusal.
         const status = action === undefined ? 404 : 400;

@@ -1,5 +1,7 @@
 /** What a route does once it matched: forward to an upstream, redirect, or answer itself. */
 import type { RouteConfig } from '../config/schema.ts';
+import type { Exchange } from '../core/exchange.ts';
+import type { GslbAction } from '../gslb/action.ts';
 import type { HeaderOps } from '../middleware/headers.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 
@@ -10,6 +12,11 @@ export interface ForwardAction {
   readonly rewritePath: ((pathAndQuery: string, path: string) => string) | null;
   readonly requestHeaders: HeaderOps | null;
   readonly responseHeaders: HeaderOps | null;
+  /**
+   * GSLB spill-over: when this upstream has no server left for a request, the next region's
+   * action (the slot moves there), or null; null for a plain route.
+   */
+  readonly spill: ((ex: Exchange) => ForwardAction | null) | null;
 }
 
 export interface RedirectAction {
@@ -28,7 +35,7 @@ export interface RespondAction {
   readonly responseHeaders: HeaderOps | null;
 }
 
-export type Action = ForwardAction | RedirectAction | RespondAction;
+export type Action = ForwardAction | GslbAction | RedirectAction | RespondAction;
 
 /** Compiles strip_prefix and rewrite into one function; null when the path passes unchanged. */
 export function compilePathRewrite(route: RouteConfig): ForwardAction['rewritePath'] {

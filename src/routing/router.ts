@@ -25,6 +25,11 @@ export class Router {
     return undefined;
   }
 
+  /** The routes in order (for the admin API's explain). */
+  get routes(): readonly Route[] {
+    return this.#routes;
+  }
+
   get size(): number {
     return this.#routes.length;
   }

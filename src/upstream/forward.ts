@@ -69,6 +69,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
   #sentAt = 0;
   /** A later try took over: this one only lets its response drain, and tells the client nothing. */
   #superseded = false;
+  /** The server #spillOver chose for this try. */
+  #picked: Server | null = null;
   /** Set by Upstream.choose(): the client's sticky cookie already names this try's server. */
   pinned = false;
   /** performance.now() while waiting in the upstream's queue, else -1. */
@@ -116,8 +118,44 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
   /** Starts this try on the upstream's next pick; the request holds an in-flight slot. */
   start(): void {
     const server = this.#action.upstream.choose(this.#ex, this);
-    if (server === undefined) this.#unplaceable();
-    else this.#launch(server);
+    if (server !== undefined) {
+      this.#launch(server);
+      return;
+    }
+    const spilled = this.#action.spill === null ? null : this.#spillOver();
+    if (spilled === null) {
+      this.#unplaceable();
+      return;
+    }
+    this.#superseded = true;
+    this.#first.#current = spilled;
+    spilled.#launch(spilled.#picked as Server);
+  }
+
+  /**
+   * GSLB spill-over: this region's upstream has no server left for the request, so the next
+   * region's takes it (as a new try, holding a slot there; the slot here is given back). Null
+   * when no region is left, or none has room.
+   */
+  #spillOver(): ForwardHandler | null {
+    const spill = this.#action.spill;
+    if (spill === null) return null;
+    const ex = this.#ex;
+    // Each call marks the region tried, so this ends within the block's regions.
+    for (let action = spill(ex); action !== null; action = spill(ex)) {
+      const state = action.upstream.state;
+      if (!state.take(performance.now())) continue;
+      const next = new ForwardHandler(ex, action, this.#finish, this.#body, this);
+      const server = action.upstream.choose(ex, next);
+      if (server === undefined) {
+        state.release();
+        continue;
+      }
+      this.#action.upstream.state.release();
+      next.#picked = server;
+      return next;
+    }
+    return null;
   }
 
   #launch(server: Server): void {
@@ -181,10 +219,20 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     if (!replayable(this.#body) || ex.res.headersSent || ex.res.destroyed) return false;
     const now = performance.now();
     if (policy.deadlineMs > 0 && now - ex.startedAt >= policy.deadlineMs) return false;
-    const next = new ForwardHandler(ex, this.#action, this.#finish, this.#body, this);
-    const server = upstream.choose(ex, next);
-    if (server === undefined) return false;
-    if (!upstream.state.budget.withdraw(now, policy.budgetRatio, policy.budgetMinPerSecond)) return false;
+    let next = new ForwardHandler(ex, this.#action, this.#finish, this.#body, this);
+    let server = upstream.choose(ex, next);
+    if (server !== undefined) {
+      if (!upstream.state.budget.withdraw(now, policy.budgetRatio, policy.budgetMinPerSecond)) return false;
+    } else {
+      // No server of this region left: the next region (GSLB), so that a region failure costs a
+      // retry, not an error. Not from this upstream's retry budget: the budget keeps retries from
+      // piling onto a failing upstream, and this one goes elsewhere (into the next region's
+      // circuit breaker, as a first try there).
+      const spilled = this.#action.spill === null ? null : this.#spillOver();
+      if (spilled === null) return false;
+      next = spilled;
+      server = spilled.#picked as Server;
+    }
     this.#superseded = true;
     this.#first.#current = next;
     next.#launch(server);

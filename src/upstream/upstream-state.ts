@@ -84,6 +84,18 @@ export class UpstreamState implements SharedState {
     return REJECTED;
   }
 
+  /**
+   * A request moved here from another upstream (GSLB spill-over) takes a slot if one is free now;
+   * it never queues: false sends it on to the next region.
+   */
+  take(now: number): boolean {
+    this.budget.deposit(now);
+    const max = this.#limits.maxInFlight;
+    if (max !== 0 && this.inFlight >= max) return false;
+    this.inFlight++;
+    return true;
+  }
+
   /** A request gives its slot back; the longest waiting one takes it. */
   release(): void {
     this.inFlight--;

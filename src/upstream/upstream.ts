@@ -126,6 +126,20 @@ export class Upstream implements ServerGroup {
     return this.#chooseSlowly(ex, attempt);
   }
 
+  /**
+   * The server `choose` would give a first try now, changing nothing (the balancer's peek): for
+   * the admin API's explain. Past the peek, the first server that is not full, as `choose` does.
+   */
+  peek(ex: Exchange): { server: Server | undefined; sticky: boolean } {
+    if (this.sticky !== null) {
+      const pinned = this.sticky.find(ex);
+      if (pinned !== undefined && pinned.state.available && pinned.backup === this.#onBackups && !pinned.full) return { server: pinned, sticky: true };
+    }
+    const server = this.balancer.peek(ex);
+    if (server !== undefined && !server.full) return { server, sticky: false };
+    return { server: this.#available.find((candidate) => !candidate.full), sticky: false };
+  }
+
   /** The first pick was full or tried (a retry, or a loaded upstream): ask again, then look at each server. */
   #chooseSlowly(ex: Exchange, attempt: Attempt | null): Server | undefined {
     const available = this.#available;

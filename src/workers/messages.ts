@@ -1,4 +1,5 @@
 /** The messages between the primary and its worker threads (structured clones over the port). */
+import type { ExplainQuery } from '../admin/explain.ts';
 import type { PurgeSelector } from '../cache/compile.ts';
 import type { Config } from '../config/schema.ts';
 import type { SharedMemory } from './shared.ts';
@@ -24,6 +25,7 @@ export type RequestBody =
   | { readonly type: 'cache_stats' }
   | { readonly type: 'traffic' }
   | { readonly type: 'purge'; readonly selector: PurgeSelector }
+  | { readonly type: 'explain'; readonly query: ExplainQuery }
   | { readonly type: 'stop'; readonly graceMs: number }
   | { readonly type: 'run_checks' };
 

@@ -20,6 +20,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener, type AdminTarget } from '../admin/admin.ts';
 import type { CacheAdmin } from '../admin/cache.ts';
+import type { Explanation, ExplainQuery } from '../admin/explain.ts';
 import { mergeWindows } from '../admin/live.ts';
 import type { ProtectionAdmin } from '../admin/protection.ts';
 import type { PurgeSelector } from '../cache/compile.ts';
@@ -128,7 +129,7 @@ export class Primary implements AdminTarget {
     try {
       primary.#config = resolved;
       await Promise.all(primary.#workers.map((_, index) => primary.#spawn(index)));
-      if (config.admin !== undefined) ({ admin: primary.#admin, address: primary.#adminAddress } = await startAdminListener(config, primary));
+      if (config.admin !== undefined) ({ admin: primary.#admin, address: primary.#adminAddress } = await startAdminListener(config, primary, options.logger));
     } catch (error: unknown) {
       await primary.#shutdown(0);
       throw error;
@@ -154,6 +155,11 @@ export class Primary implements AdminTarget {
 
   get adminAddress(): AddressInfo | undefined {
     return this.#adminAddress;
+  }
+
+  /** The file the configuration came from; undefined when built in code (`proxy`, tests). */
+  get configFile(): string | undefined {
+    return this.#configFile;
   }
 
   /** Worker threads serving now. */
@@ -200,6 +206,8 @@ export class Primary implements AdminTarget {
       }));
       // Committed, even if a worker died meanwhile: its replacement starts with this configuration.
       this.#config = resolved;
+      // The configuration as read (its text, without the picked ports) for the admin API's history.
+      this.#admin?.committed(loaded);
       const lost = live.filter((_, i) => commits[i]?.status === 'rejected').map((w) => w.index);
       if (lost.length > 0) this.#logger.error({ workers: lost }, 'workers lost during the commit of a reload');
       this.#logger.info({ workers: live.length - lost.length }, 'configuration reloaded in every worker');
@@ -272,6 +280,13 @@ export class Primary implements AdminTarget {
   /** Every worker's last minute of traffic, as one. */
   async traffic(): Promise<TrafficWindow> {
     return mergeWindows((await this.#askAll({ type: 'traffic' })) as TrafficWindow[]);
+  }
+
+  /** One worker's view (each has its own balancer rotation; the configuration is the same). */
+  async explain(query: ExplainQuery): Promise<Explanation> {
+    const worker = this.#workers.find((w): w is WorkerHandle => w?.ready === true);
+    if (worker === undefined) throw new Error('no worker is serving');
+    return (await this.#ask(worker, { type: 'explain', query })) as Explanation;
   }
 
   protection(): ProtectionAdmin {

@@ -25,7 +25,7 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
 
 let gatehouse: Gatehouse;
 try {
-  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared, health, acme, ticketSecret: Buffer.from(data.memory.ticketSecret) } });
+  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared, health, acme, ticketSecret: Buffer.from(data.memory.ticketSecret), answersDns: data.index === 0 } });
 } catch (error: unknown) {
   send({ type: 'start_failed', error: message(error) });
   shared.close();
@@ -61,6 +61,8 @@ async function answer(request: Request): Promise<unknown> {
       return gatehouse.traffic();
     case 'purge':
       return gatehouse.caches().purge(request.selector);
+    case 'explain':
+      return gatehouse.explain(request.query);
     case 'run_checks':
       health.setRunsChecks(true);
       return null;

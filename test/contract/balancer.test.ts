@@ -70,5 +70,33 @@ for (const name of Object.keys(BALANCERS)) {
       for (let i = 0; i < 300; i++) seen.add(balancer.pick(request(i)));
       assert.equal(seen.size, name === 'first' ? 1 : 3);
     });
+
+    test('peek names a server of the last update, or none, without a request too', () => {
+      const balancer = make(name);
+      assert.equal(balancer.peek(request(0)), undefined);
+      const all = servers(3);
+      balancer.update(all, [1, 2, 3]);
+      for (let i = 0; i < 20; i++) assert.ok(all.includes(balancer.peek(i % 2 === 0 ? request(i) : undefined) as Server));
+    });
+
+    // The balancers whose choice is not random: peek tells the next pick, and changes none.
+    if (['round_robin', 'first', 'hash'].includes(name)) {
+      test('peek is the next pick, and the picks after it are those without it', () => {
+        const peeked = make(name);
+        const plain = make(name);
+        const all = servers(3);
+        for (const [weights, label] of [[[1, 1, 1], 'equal'], [[5, 1, 2], 'weighted']] as const) {
+          peeked.update(all, weights);
+          plain.update(all, weights);
+          for (let i = 0; i < 30; i++) {
+            const next = peeked.peek(request(i));
+            assert.equal(peeked.peek(request(i)), next, `${label}: a second peek sees the same`);
+            const picked = peeked.pick(request(i));
+            assert.equal(picked, next, `${label}: pick ${i} is what peek said`);
+            assert.equal(picked, plain.pick(request(i)), `${label}: pick ${i} as without peeks`);
+          }
+        }
+      });
+    }
   });
 }

@@ -1,7 +1,7 @@
 /** diffConfigs: what a reload changes, by name. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { diffConfigs } from '../../src/config/diff.ts';
+import { changeLines, diffConfigs } from '../../src/config/diff.ts';
 import { configFromObject } from '../../src/config/load.ts';
 
 const before = configFromObject(
@@ -80,4 +80,33 @@ test('an upstream whose only change is its server list is not itself changed; un
   assert.deepEqual(diff.servers.removed, ['app http://127.0.0.1:3001']);
   assert.deepEqual(diff.routes, { added: ['route-3'], removed: [], changed: [] });
   assert.deepEqual(diff.settings, ['listen']);
+});
+
+test('changeLines: one line per change, routes, upstreams, servers, then settings', () => {
+  const after = configFromObject(
+    {
+      listen: [{ address: '127.0.0.1:8081' }],
+      upstreams: { app: { servers: [{ url: 'http://127.0.0.1:3000', weight: 2 }], balance: 'least_conn' }, new: { servers: [{ url: 'http://127.0.0.1:5000' }] } },
+      routes: [
+        { name: 'api', match: { path_prefix: '/api' }, upstream: 'new' },
+        { match: {}, upstream: 'app' },
+      ],
+    },
+    'after',
+  );
+  assert.deepEqual(changeLines(diffConfigs(before, after)), [
+    'route added: route-1',
+    'route removed: legacy',
+    'route removed: route-2',
+    'route changed: api',
+    'upstream added: new',
+    'upstream removed: old',
+    'upstream changed: app',
+    'server added: new http://127.0.0.1:5000',
+    'server removed: app http://127.0.0.1:3001',
+    'server removed: old http://127.0.0.1:4000',
+    'server changed: app http://127.0.0.1:3000',
+    'setting changed: listen',
+  ]);
+  assert.deepEqual(changeLines(diffConfigs(before, before)), []);
 });

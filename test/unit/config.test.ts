@@ -186,9 +186,9 @@ describe('errors say file:line:col path: what is wrong', () => {
 
   test('a route without an action, or with two', () => {
     const none = errorOf(yaml('listen: [{ address: ":0" }]', 'routes:', '  - name: r', '    match: { path: / }'));
-    assert.equal(none, 'gatehouse.yaml:3:5 routes[0]: a route needs exactly one action: upstream, redirect or respond');
+    assert.equal(none, 'gatehouse.yaml:3:5 routes[0]: a route needs exactly one action: upstream, gslb, redirect or respond');
     const two = errorOf(yaml('listen: [{ address: ":0" }]', 'routes:', '  - respond: { status: 200 }', '  - respond: { status: 200 }', '    redirect: { to: /x }'));
-    assert.equal(two, 'gatehouse.yaml:4:5 routes[1]: a route needs exactly one action: upstream, redirect or respond');
+    assert.equal(two, 'gatehouse.yaml:4:5 routes[1]: a route needs exactly one action: upstream, gslb, redirect or respond');
   });
 
   test('a route naming an unknown upstream suggests the near ones', () => {

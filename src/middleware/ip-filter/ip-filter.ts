@@ -16,6 +16,11 @@ export class IpFilter implements Middleware {
     this.#counters = counters;
   }
 
+  /** Whether the rules let `client` through (the admin API's explain asks; handle() reads the rules itself). */
+  allows(client: string): boolean {
+    return this.#rules.allows(client);
+  }
+
   handle(ex: Exchange, next: Next, finish: Finish): void {
     if (this.#rules.allows(ex.client)) {
       next();

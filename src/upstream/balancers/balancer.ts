@@ -18,6 +18,11 @@ export interface Balancer {
    * pick was unusable, so that a deterministic balancer (hash) can move on.
    */
   pick(ex?: Exchange, skip?: number): Server | undefined;
+  /**
+   * The server `pick(ex, 0)` would choose now, changing nothing (no rotation moves): for the
+   * admin API's explain, never the hot path. Random balancers give one choice they might make.
+   */
+  peek(ex?: Exchange): Server | undefined;
   /** Replaces the servers to choose among and their weights (same order, all > 0). */
   update(servers: readonly Server[], weights: readonly number[]): void;
 }
@@ -33,6 +38,11 @@ export abstract class ListBalancer implements Balancer {
   }
 
   abstract pick(ex?: Exchange, skip?: number): Server | undefined;
+
+  /** least_conn and p2c keep no state between picks: a pick is a peek. */
+  peek(ex?: Exchange): Server | undefined {
+    return this.pick(ex, 0);
+  }
 }
 
 /** What a factory gets besides the servers: settings compiled from the upstream's configuration. */

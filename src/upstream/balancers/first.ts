@@ -13,6 +13,11 @@ export class FirstBalancer implements Balancer {
     this.#servers = servers;
   }
 
+  /** A pick keeps no state: it is its own peek. */
+  peek(): Server | undefined {
+    return this.pick();
+  }
+
   pick(): Server | undefined {
     const servers = this.#servers;
     for (let i = 0; i < servers.length; i++) {

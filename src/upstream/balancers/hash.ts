@@ -36,6 +36,11 @@ export class HashBalancer implements Balancer {
     );
   }
 
+  /** A pick only reads the table and the loads: it is its own peek. */
+  peek(ex?: Exchange): Server | undefined {
+    return this.pick(ex, 0);
+  }
+
   pick(ex?: Exchange, skip = 0): Server | undefined {
     const table = this.#table;
     const size = table.length;

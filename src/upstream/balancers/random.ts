@@ -20,6 +20,11 @@ export class RandomBalancer implements Balancer {
     this.#total = total;
   }
 
+  /** A pick keeps no state: it is its own peek. */
+  peek(): Server | undefined {
+    return this.pick();
+  }
+
   pick(): Server | undefined {
     const servers = this.#servers;
     const cumulative = this.#cumulative;

@@ -27,6 +27,24 @@ export class RoundRobinBalancer implements Balancer {
     this.#next = 0;
   }
 
+  peek(): Server | undefined {
+    const servers = this.#servers;
+    const n = servers.length;
+    if (n <= 1) return servers[0];
+    if (this.#equal) return servers[this.#next];
+    // The pick's arithmetic, on the side: the highest current + weight wins (the first on a tie).
+    let best = 0;
+    let bestValue = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const value = (this.#current[i] as number) + (this.#weights[i] as number);
+      if (value > bestValue) {
+        best = i;
+        bestValue = value;
+      }
+    }
+    return servers[best];
+  }
+
   pick(): Server | undefined {
     const servers = this.#servers;
     const n = servers.length;
