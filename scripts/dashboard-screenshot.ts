@@ -1,10 +1,10 @@
 /**
- * Makes docs/dashboard.png: starts Gatehouse with three servers, a cached route, a TLS listener, an
+ * Makes docs/dashboard.png: starts Gatehouse (from a file) with three servers, a cached route, a TLS listener, an
  * access rule and a rate limit, sends ~15 s of mixed traffic (some of it failing or refused), drains
  * one server, and photographs the dashboard in headless chromium.
  *   npx node scripts/dashboard-screenshot.ts [out.png]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { chromium } from 'playwright-core';
 import { Agent, request } from 'undici';
-import { configFromObject } from '../src/config/load.ts';
+import { loadConfigFile } from '../src/config/load.ts';
 import { Gatehouse } from '../src/gatehouse.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from '../test/helpers/browser.ts';
 
@@ -37,24 +37,51 @@ async function backend(latencyMs: number, failEvery = 0): Promise<Server> {
 
 const servers = await Promise.all([backend(4), backend(6), backend(12, 40)]);
 const stateDir = await mkdtemp(join(tmpdir(), 'gatehouse-shot-'));
-const config = configFromObject({
-  state_dir: stateDir,
-  listen: [{ address: '127.0.0.1:0' }, { address: '127.0.0.1:0', tls: { internal: { names: ['shop.example', 'api.example'] } } }],
-  admin: { address: '127.0.0.1:0' },
-  access_log: { enabled: false },
-  trusted_proxies: ['127.0.0.1'],
-  upstreams: {
-    web: { balance: 'least_conn', servers: servers.map((s) => ({ url: `http://127.0.0.1:${(s.address() as AddressInfo).port}` })) },
-    api: { servers: [{ url: `http://127.0.0.1:${(servers[0]!.address() as AddressInfo).port}` }] },
-  },
-  routes: [
-    { name: 'static', match: { path_prefix: '/static/' }, upstream: 'web', cache: { enabled: true } },
-    { name: 'admin-area', match: { path_prefix: '/admin' }, access: { deny: ['198.51.100.0/24', '203.0.113.0/24'] }, upstream: 'web' },
-    { name: 'api', match: { path_prefix: '/api' }, rate_limits: [{ name: 'per-client', key: ['ip'], rate: '5/s', burst: 5 }], upstream: 'api' },
-    { name: 'web', match: {}, upstream: 'web' },
-  ],
-});
-const gatehouse = await Gatehouse.start(config, { logger: pino({ level: 'silent' }) });
+const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+// A file, as in production: the editor shows it as written and applies write it back.
+const configFile = join(stateDir, 'gatehouse.yaml');
+await writeFile(
+  configFile,
+  `# Gatehouse: the shop's front door
+listen:
+  - address: 127.0.0.1:0
+  - address: 127.0.0.1:0
+    tls: { internal: { names: [shop.example, api.example] } }
+admin:
+  address: 127.0.0.1:0
+access_log: { enabled: false }
+state_dir: ${stateDir}
+trusted_proxies: [127.0.0.1]
+
+upstreams:
+  web:
+    balance: least_conn
+    servers:
+${urls.map((url) => `      - url: ${url}`).join('\n')}
+  api:
+    servers:
+      - url: ${urls[0]}
+
+routes:
+  - name: static
+    match: { path_prefix: /static/ }
+    upstream: web
+    cache: { enabled: true }
+  - name: admin-area
+    match: { path_prefix: /admin }
+    access: { deny: [198.51.100.0/24, 203.0.113.0/24] }
+    upstream: web
+  - name: api
+    match: { path_prefix: /api }
+    rate_limits:
+      - { name: per-client, key: [ip], rate: 5/s, burst: 5 }
+    upstream: api
+  - name: web
+    match: {}
+    upstream: web
+`,
+);
+const gatehouse = await Gatehouse.start(await loadConfigFile(configFile), { configFile, logger: pino({ level: 'silent' }) });
 const url = `http://127.0.0.1:${gatehouse.addresses[0]?.port}`;
 const admin = `http://127.0.0.1:${gatehouse.adminAddress?.port}`;
 
@@ -95,9 +122,12 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 4000));
   running = false;
   await Promise.all(loops);
-  await page.locator('#config-text').evaluate((area) => {
-    (area as HTMLTextAreaElement).rows = 20;
-  });
+  // An edit in progress: a new route, and its diff against the running configuration.
+  const editor = page.locator('#config-text');
+  await page.waitForFunction(() => (document.getElementById('config-text') as HTMLTextAreaElement).value.includes('routes:'));
+  await editor.fill((await editor.inputValue()).replace('  - name: web\n', '  - name: health\n    match: { path: /healthz }\n    respond: { status: 200, body: ok }\n  - name: web\n'));
+  await page.locator('#config-diff').click();
+  await page.locator('#config-output span').first().waitFor();
   await page.screenshot({ path: out, fullPage: true });
   console.log(`wrote ${out}`);
 } finally {
