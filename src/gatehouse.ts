@@ -4,6 +4,8 @@ import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
 import { explainRequest, type Explanation, type ExplainQuery } from './admin/explain.ts';
+import { MetricsEndpoint, type MetricsAnswer, type MetricsJson } from './admin/metrics/endpoint.ts';
+import { ReloadCounts, reloadFamilies, requestFamilies } from './admin/metrics/families.ts';
 import type { CacheSet } from './cache/compile.ts';
 import { compileSnapshot, retireSnapshot } from './config/compile.ts';
 import { diffConfigs } from './config/diff.ts';
@@ -14,7 +16,7 @@ import { createAccessLog, SwitchableAccessLog, type AccessLog } from './core/acc
 import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
 import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
-import { TrafficRecorder, type TrafficWindow } from './core/traffic.ts';
+import { TrafficRecorder, type TrafficWindow } from './core/recent-traffic.ts';
 import type { SharedProtection } from './core/protection-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
 import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
@@ -23,6 +25,9 @@ import type { AcmeSharing } from './listeners/tls/acme/sharing.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 import { gslbStatus } from './gslb/status.ts';
 import { DnsListeners, type PreparedDns } from './gslb/dns-listeners.ts';
+
+/** How long a stop waits for the last spans to reach the OTLP collector. */
+const SPAN_FLUSH_MS = 2000;
 
 export interface GatehouseOptions {
   /** The file the configuration came from; reload() reads it again. */
@@ -70,6 +75,9 @@ export class Gatehouse {
   readonly #startedAt = Date.now();
   /** One of several worker threads (see GatehouseOptions.worker). */
   readonly #inWorker: boolean;
+  readonly #reloadCounts = new ReloadCounts();
+  /** GET /metrics (a worker's are asked for by the primary, which counts reloads and the process). */
+  readonly #metrics: MetricsEndpoint;
 
   private constructor(config: Config, options: GatehouseOptions) {
     this.#configFile = options.configFile;
@@ -98,6 +106,11 @@ export class Gatehouse {
       ...(options.worker === undefined ? {} : { acmeSharing: options.worker.acme }),
     });
     this.#dns = new DnsListeners(this.#logger, options.worker === undefined || options.worker.answersDns === true);
+    const source = { snapshot: () => this.#holder.current, unrouted: this.#registry.unrouted, listeners: () => this.#listeners.all, certificates: () => this.#listeners.certificateExpiry() };
+    this.#metrics = new MetricsEndpoint(
+      () => [...requestFamilies(source), ...(this.#inWorker ? [] : reloadFamilies(this.#reloadCounts))],
+      !this.#inWorker,
+    );
   }
 
   #openAccessLog(config: Config): AccessLog {
@@ -116,7 +129,8 @@ export class Gatehouse {
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
       gatehouse.#dns.apply(await gatehouse.#dns.bind(gatehouse.#holder.current));
-      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, gatehouse.#logger));
+      // A worker thread's admin listener is the primary's.
+      if (config.admin !== undefined && !gatehouse.#inWorker) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, gatehouse.#logger));
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
       gatehouse.#stopping ??= gatehouse.#stop(0, false);
@@ -164,10 +178,17 @@ export class Gatehouse {
   }
 
   async #reload(next?: Config): Promise<void> {
-    const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
-    this.commitReload(prepared);
-    // The admin API's configuration history sees every reload, not only those it applied.
-    this.#admin?.committed(prepared.config);
+    try {
+      const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
+      this.commitReload(prepared);
+      // The admin API's configuration history sees every reload, not only those it applied.
+      this.#admin?.committed(prepared.config);
+    } catch (error: unknown) {
+      this.#reloadCounts.failed++;
+      throw error;
+    }
+    this.#reloadCounts.succeeded++;
+    this.#reloadCounts.lastSuccessMs = Date.now();
   }
 
   /**
@@ -246,6 +267,7 @@ export class Gatehouse {
     await this.#listeners.close();
     await this.#dns.close();
     await this.#admin?.close();
+    await this.#flushSpansWithin(SPAN_FLUSH_MS);
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
     this.#accessLog.close();
@@ -266,6 +288,21 @@ export class Gatehouse {
   /** What the running configuration would do with a request, for the admin API (changes nothing). */
   explain(query: ExplainQuery): Promise<Explanation> {
     return explainRequest(this.#holder.current, query);
+  }
+
+  /** GET /metrics; null when `admin.metrics` is off (or there is no admin listener). */
+  async metrics(): Promise<MetricsAnswer | null> {
+    return this.#holder.current.metrics === null ? null : this.#metrics.text();
+  }
+
+  /** Sends the spans batched for OTLP export now (at stop; tests). */
+  async flushSpans(): Promise<void> {
+    await this.#holder.current.tracing.spans?.flush();
+  }
+
+  /** A worker's metrics for the primary to merge; empty when metrics are off. */
+  async metricsJson(): Promise<MetricsJson> {
+    return this.#holder.current.metrics === null ? [] : this.#metrics.json();
   }
 
   /** The protection state (bans, counters) for the admin API. */
@@ -304,6 +341,14 @@ export class Gatehouse {
     if (found === undefined) throw new Error(`upstream "${upstreamName}" has no server "${server}"`);
     found.state.setAdminDrain(on);
     return serverStatus(found);
+  }
+
+  /** The last spans go out, unless the collector takes longer than `ms`: a stop does not wait on it. */
+  async #flushSpansWithin(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    await Promise.race([this.flushSpans().catch(() => {}), late]);
+    clearTimeout(timer);
   }
 
   async #readConfigFile(): Promise<Config> {

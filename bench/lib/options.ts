@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 export const PROXY_NAMES = [
   'gatehouse',
   'gatehouse-nolog',
+  'gatehouse-metrics',
   'thin-undici',
   'thin-agent',
   'node-http-proxy',

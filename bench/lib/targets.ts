@@ -1,5 +1,6 @@
 // The issues' targets as summary lines under the tables: each one a ratio of two figures from the
-// same run, met or not. Issue 16: TLS and HTTP/2; issue 17: multi-core (the multicore scenario).
+// same run, met or not. Issue 16: TLS and HTTP/2; issue 17: multi-core (the multicore scenario);
+// issue 18: what /metrics costs (gatehouse-metrics against gatehouse).
 import type { ProxyName, ScenarioName } from './options.ts';
 import { figureOf, outcomeIn, type ScenarioReport } from './report.ts';
 
@@ -45,6 +46,15 @@ function multicore(measured: ProxyName, reference: ProxyName, atLeast: number): 
   return [
     { ...base, atLeast, unit: 'req/s', perCpu: false },
     { ...base, atLeast: null, unit: 'requests per CPU second', perCpu: true },
+  ];
+}
+
+/** gatehouse-metrics against gatehouse in `scenario`: at least 0.97 in req/s and per CPU second. */
+function metricsCost(scenario: 'small' | 'cache-hit'): Target[] {
+  const base = { issue: 18, scenario, measured: { proxy: 'gatehouse-metrics', scenario }, reference: { proxy: 'gatehouse', scenario }, atLeast: 0.97 } as const;
+  return [
+    { ...base, unit: 'req/s', perCpu: false },
+    { ...base, unit: 'requests per CPU second', perCpu: true },
   ];
 }
 
@@ -105,6 +115,9 @@ export const TARGETS: readonly Target[] = [
     unit: 'KiB per idle connection',
     perCpu: false,
   },
+  // Issue 18: /metrics on costs less than 3 % (the same peer with an admin listener, same run).
+  ...metricsCost('small'),
+  ...metricsCost('cache-hit'),
   // Two workers on two cores: at least 1.4x one worker.
   ...multicore('gatehouse-2w', 'gatehouse-1w', 1.4),
   // Against what a fastify user would do: two processes under node:cluster.

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
-import type { TrafficWindow } from '../core/traffic.ts';
+import type { TrafficWindow } from '../core/recent-traffic.ts';
 import { packageVersion } from '../core/version.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import { audit, clientOf, isChange } from './audit.ts';
@@ -24,6 +24,7 @@ import { Dashboard, DASHBOARD_ENDPOINTS } from './dashboard.ts';
 import { readBody } from './body.ts';
 import { parseExplainQuery, type Explanation, type ExplainQuery } from './explain.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
+import { sendMetrics, type MetricsAnswer } from './metrics/endpoint.ts';
 
 /** What an endpoint answers (sent as JSON). */
 export interface AdminAnswer {
@@ -54,12 +55,15 @@ export interface AdminTarget {
   readonly configFile: string | undefined;
   /** What the running configuration would do with a request (explain.ts); with workers, one worker's view. */
   explain(query: ExplainQuery): Promise<Explanation>;
+  /** Prometheus metrics for the whole proxy (admin/metrics/); null when `admin.metrics` is off. */
+  metrics(): Promise<MetricsAnswer | null>;
 }
 
 /** Every endpoint, for the 404 answer and the OpenAPI test. */
 export const ADMIN_ENDPOINTS = [
   'GET /healthz',
   'GET /status',
+  'GET /metrics',
   'POST /reload',
   'POST /upstreams/{name}/servers/{server}/drain',
   'POST /upstreams/{name}/servers/{server}/undrain',
@@ -152,6 +156,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: AdminC
     return json(res, 401, { error: 'this admin API needs "Authorization: Bearer TOKEN"' });
   }
   if (dashboard.serveEvents(req, res, path)) return;
+  // Prometheus text, not JSON (and no change to audit).
+  if (req.method === 'GET' && path === '/metrics') return sendMetrics(res, await context.target.metrics());
   const who = clientOf(req, context.token !== undefined);
   const answer = await route(req, path, query, context, who);
   json(res, answer.status, answer.body, answer.headers);

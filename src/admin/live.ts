@@ -4,7 +4,7 @@
  * recorders (one, or each worker's, merged here). The timer runs only while someone watches.
  */
 import type { ServerResponse } from 'node:http';
-import { bucketUpperMs, LATENCY_BUCKETS, TRAFFIC_SECONDS, topRefused, type RecentError, type RefusedClient, type TrafficWindow } from '../core/traffic.ts';
+import { bucketUpperMs, LATENCY_BUCKETS, TRAFFIC_SECONDS, topRefused, type RecentError, type RefusedClient, type TrafficWindow } from '../core/recent-traffic.ts';
 
 /** What the feed reads from the running proxy (AdminTarget has all of it). */
 export interface LiveSource {

@@ -6,6 +6,7 @@
 import { pipeline, type Readable } from 'node:stream';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
+import { pushRequestId, requestIdLine } from '../core/tracing/request-id.ts';
 import { sendError } from '../listeners/respond.ts';
 import type { Finish } from '../middleware/pipeline.ts';
 import { writeSerializedHead, type SerializedHead } from '../listeners/serialized-head.ts';
@@ -35,7 +36,7 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
     if (range === 'unsatisfiable') {
       const head = ['content-range', `bytes */${size}`, 'content-length', '0', 'cache-status', cacheStatus];
       ex.status = 416;
-      ex.res.writeHead(416, head);
+      ex.res.writeHead(416, pushRequestId(ex, head));
       ex.res.end();
       finish(ex);
       return true;
@@ -51,7 +52,8 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
   // only through writeHead with the whole list.
   // node:http2 has no serialised head to hand over: HTTP/2 hits go through writeHead.
   const serialized = !ex.h2 && ex.res.getHeaderNames().length === 0 ? entry.serialized : null;
-  const lines = serialized?.withAge(age, cacheStatus) ?? null;
+  const withAge = serialized?.withAge(age, cacheStatus) ?? null;
+  const lines = withAge === null ? null : withAge + requestIdLine(ex);
   if (serialized === null || lines === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
   const contentLength = bodiless(entry.status) ? null : String(size);
   return writeBody(ex, entry, entry.status, { serialized, lines, contentLength }, 0, size - 1, finish);
@@ -61,7 +63,7 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
 type AnswerHead = string[] | { readonly serialized: SerializedHead; readonly lines: string; readonly contentLength: string | null };
 
 function writeAnswerHead(ex: Exchange, status: number, head: AnswerHead): void {
-  if (Array.isArray(head)) ex.res.writeHead(status, head);
+  if (Array.isArray(head)) ex.res.writeHead(status, pushRequestId(ex, head));
   else writeSerializedHead(ex.res, status, head.serialized, head.lines, head.contentLength);
 }
 
@@ -147,12 +149,12 @@ function answerCondition(ex: Exchange, outcome: 'not-modified' | 'precondition-f
     const notModified = pickFields(head, (name) => NOT_MODIFIED_FIELDS.has(name));
     notModified.push('age', age, 'cache-status', cacheStatus);
     ex.status = 304;
-    res.writeHead(304, notModified);
+    res.writeHead(304, pushRequestId(ex, notModified));
     res.end();
     return;
   }
   ex.status = 412;
-  res.writeHead(412, ['content-length', '0', 'cache-status', cacheStatus]);
+  res.writeHead(412, pushRequestId(ex, ['content-length', '0', 'cache-status', cacheStatus]));
   res.end();
 }
 
@@ -177,7 +179,7 @@ export function answerFreshConditional(ex: Exchange, status: number, headers: Re
   if (outcome === 'precondition-failed') {
     const cacheStatus = headers['cache-status'];
     ex.status = 412;
-    ex.res.writeHead(412, ['content-length', '0', ...(cacheStatus === undefined ? [] : ['cache-status', String(cacheStatus)])]);
+    ex.res.writeHead(412, pushRequestId(ex, ['content-length', '0', ...(cacheStatus === undefined ? [] : ['cache-status', String(cacheStatus)])]));
     ex.res.end();
     return true;
   }
@@ -188,7 +190,7 @@ export function answerFreshConditional(ex: Exchange, status: number, headers: Re
     if (name === 'cache-status' || NOT_MODIFIED_FIELDS.has(name)) for (const v of Array.isArray(value) ? value : [value]) flat.push(name, v);
   }
   ex.status = 304;
-  ex.res.writeHead(304, flat);
+  ex.res.writeHead(304, pushRequestId(ex, flat));
   ex.res.end();
   return true;
 }

@@ -22,6 +22,8 @@ export const adminSchema = z
     token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'is not an environment variable name').optional(),
     /** How many applied configurations the admin API keeps to roll back to. */
     history: z.number().int().min(1).max(1000).default(10),
+    /** Serve Prometheus metrics at GET /metrics, and count them on the request path (docs/admin-api.md#metrics). */
+    metrics: z.boolean().default(true),
   })
   .superRefine((admin, ctx) => {
     if (admin.token_file !== undefined && admin.token_env !== undefined) {

@@ -1,6 +1,8 @@
 /** Turns a validated configuration into a frozen snapshot: nothing on the hot path parses or defaults. */
 import { compileCaches, type CacheSet } from '../cache/compile.ts';
+import { acquireRouteTraffic, releaseRouteTraffic, RequestMetrics } from '../core/metrics/record.ts';
 import type { Registry } from '../core/registry.ts';
+import { compileTracing, releaseTracing } from '../core/tracing/policy.ts';
 import type { Snapshot } from '../core/snapshot.ts';
 import { compileForwarding } from '../middleware/forwarded.ts';
 import { compileHeaderOps } from '../middleware/headers.ts';
@@ -42,6 +44,7 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
       matches: compileMatch(route.match),
       middlewares: [...(guards[i] ?? []), ...acceleration(config, route, caches.middlewareFor(i))],
       action: compileAction(route, upstreams, gslb),
+      traffic: acquireRouteTraffic(registry, routeName(route, i), route.upstream ?? ''),
     }),
   );
   return Object.freeze({
@@ -54,6 +57,8 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
     maxBodySize: config.limits.max_body_size,
     protection,
     caches,
+    metrics: config.admin !== undefined && config.admin.metrics ? new RequestMetrics(registry.unrouted) : null,
+    tracing: compileTracing(config, protection.trusted, registry),
   });
 }
 
@@ -78,6 +83,8 @@ export function retireSnapshot(snapshot: Snapshot, registry: Registry): void {
   for (const block of snapshot.gslb.values()) block.release(registry);
   releaseProtection(snapshot.protection, registry);
   snapshot.caches.release(registry);
+  for (const route of snapshot.router.routes) releaseRouteTraffic(registry, route.name, route.action.kind === 'forward' ? route.action.upstream.name : '');
+  releaseTracing(snapshot.tracing, registry);
 }
 
 function compileAction(route: RouteConfig, upstreams: ReadonlyMap<string, Upstream>, gslb: ReadonlyMap<string, Gslb>): Action {

@@ -3,6 +3,7 @@
  * sane one exists, so that the smallest useful file is a listener, an upstream and a route.
  */
 import { z } from 'zod';
+import { tracingSchema } from './tracing-schema.ts';
 import { TOKEN, duration, headerName, size } from './units.ts';
 import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
 import { listenerSchema } from './listener-schema.ts';
@@ -437,6 +438,8 @@ export const configSchema = z.strictObject({
   /** Access rules, connection limits, bans and path normalisation; see docs/security.md. */
   protection: protectionSchema,
   access_log: accessLog,
+  /** Trace context, request ids and OTLP span export; see docs/operations.md#tracing. */
+  tracing: tracingSchema,
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
   /** Where Gatehouse keeps its local CA and ACME certificates (owner-only); see docs/tls.md. */
   state_dir: stateDirSchema,

@@ -146,6 +146,16 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
     out.bytes(JSON_PARTS.upstreamMs);
     out.ascii(milliseconds(ex.upstreamHeadersMs));
   }
+  if (ex.traceId !== '') {
+    out.bytes(JSON_PARTS.traceId);
+    out.ascii(ex.traceId);
+    out.bytes(JSON_PARTS.quote);
+  }
+  if (ex.requestId !== '') {
+    // From a trusted proxy it may hold a quote or a backslash.
+    out.bytes(JSON_PARTS.requestId);
+    appendJsonString(out, ex.requestId);
+  }
   if (ex.errorCode !== undefined) {
     out.bytes(JSON_PARTS.error);
     out.ascii(ex.errorCode);
@@ -170,6 +180,8 @@ const JSON_PARTS = {
   duration: Buffer.from(',"duration_ms":'),
   upstreamMs: Buffer.from(',"upstream_ms":'),
   error: Buffer.from(',"error":"'),
+  traceId: Buffer.from(',"trace_id":"'),
+  requestId: Buffer.from(',"request_id":'),
   quote: Buffer.from('"'),
   end: Buffer.from('}\n'),
 };
@@ -262,15 +274,15 @@ function appendCombined(ex: Exchange, out: LineBuffer): void {
 }
 
 /**
- * The combined format, then "HOST" "ROUTE" UPSTREAM_MS TOTAL_MS SERVER (docs/operations.md):
- * `-` for what is absent (no Host, no route, no upstream answer, no server); then region=NAME on
- * gslb routes (docs/gslb.md).
+ * The combined format, then "HOST" "ROUTE" UPSTREAM_MS TOTAL_MS SERVER TRACE_ID "REQUEST_ID"
+ * (docs/operations.md): `-` for what is absent (no Host, no route, no upstream answer, no server,
+ * tracing or request ids off); then region=NAME on gslb routes (docs/gslb.md).
  */
 function appendExtended(ex: Exchange, out: LineBuffer): void {
   const upstreamMs = ex.upstreamHeadersMs >= 0 ? `${milliseconds(ex.upstreamHeadersMs)}ms` : '-';
   out.ascii(
     `${combinedFields(ex)} "${escape(ex.info.host || '-')}" "${escape(ex.route?.name ?? '-')}" ${upstreamMs} ` +
-    `${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')}${ex.gslb === null ? '' : ` region=${ex.gslb.region.name}`}\n`,
+    `${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')} ${ex.traceId || '-'} "${escape(ex.requestId || '-')}"${ex.gslb === null ? '' : ` region=${ex.gslb.region.name}`}\n`,
   );
 }
 

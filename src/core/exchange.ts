@@ -37,12 +37,24 @@ export class Exchange {
   status = 0;
   /** Body bytes sent downstream. */
   bytes = 0;
+  /** Request body bytes read of a body without Content-Length (counted while max_body_size holds it). */
+  bodyBytesIn = 0;
   /** When the upstream's response headers arrived, ms since startedAt; -1 when none did. */
   upstreamHeadersMs = -1;
   /** Tries sent to servers (more than one after a retry); 0 when none was. */
   tries = 0;
   errorCode: ErrorCode | undefined;
   finished = false;
+  /** W3C trace id (32 hex), '' when tracing is off. */
+  traceId = '';
+  /** Gatehouse's span for this request (16 hex): the parent in the traceparent sent to servers. */
+  spanId = '';
+  /** The client's span (from its traceparent), '' when the trace started here. */
+  parentSpanId = '';
+  /** The trace is sampled (the flag sent on; a span is exported when an OTLP export is set). */
+  sampled = false;
+  /** The request id (X-Request-Id by default), '' when off. */
+  requestId = '';
   /** Filters the upstream response passes through; null (the usual case) when none. */
   responseFilters: ResponseFilter[] | null = null;
   /** Changes a middleware made to the request sent upstream (a cache); null (the usual case) when none. */

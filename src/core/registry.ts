@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Pool } from 'undici';
 import { createPool, poolKey, type PoolOptions } from '../transport/pool.ts';
+import { Traffic } from './metrics/traffic.ts';
 import type { HealthSharing } from '../upstream/health/sharing.ts';
 import type { SharedProtection } from './protection-state.ts';
 
@@ -37,6 +38,8 @@ export class Registry {
   sharedProtection: SharedProtection | null = null;
   /** Set in a worker thread: server health told to and by the other workers; null alone. */
   healthSharing: HealthSharing | null = null;
+  /** Requests that matched no route, for /metrics (as the routes' Traffic, it lives as long as the process). */
+  readonly unrouted = new Traffic();
   /** Signs sticky-session cookies when the configuration gives no secret; lives as long as the process. */
   readonly secret: Buffer = randomBytes(32);
 

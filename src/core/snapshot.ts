@@ -6,6 +6,8 @@ import type { ResponseHiding } from '../upstream/rewrite.ts';
 import type { ProtectionPolicy } from '../middleware/protection.ts';
 import type { CacheSet } from '../cache/compile.ts';
 import type { Gslb } from '../gslb/regions.ts';
+import type { RequestMetrics } from './metrics/record.ts';
+import type { TracingPolicy } from './tracing/policy.ts';
 
 /** The compiled, immutable runtime made from one configuration. */
 export interface Snapshot {
@@ -22,6 +24,10 @@ export interface Snapshot {
   readonly protection: ProtectionPolicy;
   /** The routes' HTTP caches, their stores, purging (see cache/compile.ts). */
   readonly caches: CacheSet;
+  /** Counts each finished request for /metrics; null when metrics are off. */
+  readonly metrics: RequestMetrics | null;
+  /** Trace context, request ids and span export (see core/tracing/). */
+  readonly tracing: TracingPolicy;
 }
 
 /** Holds the current snapshot; a reload swaps it in one assignment. */

@@ -4,8 +4,10 @@ import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { AccessLog } from '../core/access-log.ts';
 import { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
+import { recordFinished } from '../core/metrics/record.ts';
+import { startTrace } from '../core/tracing/policy.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
-import type { TrafficRecorder } from '../core/traffic.ts';
+import type { TrafficRecorder } from '../core/recent-traffic.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { RequestInfo } from '../routing/request-info.ts';
 import type { Action, RedirectAction } from '../routing/actions.ts';
@@ -71,6 +73,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     if (ex.finished) return;
     ex.finished = true;
     ctx.accessLog.write(ex);
+    recordFinished(ex);
     ctx.traffic.record(ex);
   };
   return (req, res) => {
@@ -82,6 +85,8 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     const conn = connectionOf(req.socket);
     const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto, h2);
+    const tracing = snapshot.tracing;
+    if (tracing.enabled || tracing.requestIdHeader !== null) startTrace(ex, tracing);
     // On the last request a connection may carry, node:http writes Connection: close but keeps the
     // socket open until the keep-alive timeout; not keeping it alive makes it close after this answer.
     if (ctx.draining || (res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true) {

@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.ts';
 import { formatAddress } from '../config/units.ts';
 import type { AccessLog } from '../core/access-log.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
-import type { TrafficRecorder } from '../core/traffic.ts';
+import type { TrafficRecorder } from '../core/recent-traffic.ts';
 import { ListenError, listenError } from './bind-error.ts';
 import type { ListenerContext } from './dispatch.ts';
 import type { Http2Counters } from './http2.ts';
@@ -73,6 +73,22 @@ export class ListenerSet {
     return this.all.map((l) => l.server.address() as AddressInfo);
   }
 
+  /** Each TLS listener's certificates now: the first name and expiry of each (for /metrics). */
+  certificateExpiry(): { listener: Listener; name: string; notAfter: Date }[] {
+    const out = [];
+    for (const [listener, store] of this.#certificates) {
+      for (const cert of store.certificates) out.push({ listener, name: cert.names[0] ?? '', notAfter: cert.notAfter });
+    }
+    return out;
+  }
+
+  /** The certificates each TLS listener serves now, with their expiry (GET /status, the dashboard). */
+  certificates(): { listener: string; names: readonly string[]; not_after: string }[] {
+    return [...this.#certificates].flatMap(([listener, store]) =>
+      store.certificates.map((c) => ({ listener: formatAddress(listener.server.address() as AddressInfo), names: c.names, not_after: c.notAfter.toISOString() })),
+    );
+  }
+
   /** What the HTTP/2 defences did, summed over the listeners. */
   http2Counters(): Http2Counters {
     const sum: Http2Counters = { sessions: 0, premature_reset_closes: 0, send_timeouts: 0, session_errors: 0 };
@@ -80,13 +96,6 @@ export class ListenerSet {
       for (const key of Object.keys(sum) as (keyof Http2Counters)[]) sum[key] += listener.http2.counters[key];
     }
     return sum;
-  }
-
-  /** The certificates each TLS listener serves now, with their expiry (for the admin API). */
-  certificates(): { listener: string; names: readonly string[]; not_after: string }[] {
-    return [...this.#certificates].flatMap(([listener, store]) =>
-      store.certificates.map((c) => ({ listener: formatAddress(listener.server.address() as AddressInfo), names: c.names, not_after: c.notAfter.toISOString() })),
-    );
   }
 
   /** After a commit: ACME managers the new configuration no longer names stop (their pending orders first). */

@@ -51,6 +51,10 @@ export class Listener {
   readonly http2: Http2Front;
   /** Terminates TLS (a reload that adds or removes `tls` binds the address anew). */
   readonly tls: boolean;
+  /** TLS handshakes completed and failed, for /metrics. */
+  readonly tlsCounters = { handshakes: 0, failures: 0 };
+  /** Bytes read from and written to closed connections, on the wire (TLS included), for /metrics. */
+  readonly byteCounters = { in: 0, out: 0 };
   #settings: ListenConfig;
 
   constructor(address: string, limits: Config['limits'], context: ListenerContext, listen: ListenConfig, tls: ListenerTls | null = null) {
@@ -105,6 +109,13 @@ export class Listener {
       };
     }
     this.server.on('upgrade', createUpgradeHandler(context));
+    // Counted when a connection closes: once per connection, nothing per request.
+    const bytes = this.byteCounters;
+    const countBytes = function (this: Socket): void {
+      bytes.in += this.bytesRead;
+      bytes.out += this.bytesWritten;
+    };
+    this.server.on('connection', (socket: Socket) => socket.once('close', countBytes));
     this.guard = new ConnectionGuard(this.server, context.holder, listenerSettings(limits, listen), next);
     // Malformed requests are left to node:http's own clientError answer: 400, 408 or 431, then close.
     this.applyLimits(limits, listen);
@@ -169,7 +180,9 @@ export class Listener {
     const [http1] = server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
     if (http1 === undefined) throw new Error('node:https secureConnection listener not found');
     server.removeListener('secureConnection', http1);
+    server.on('tlsClientError', () => this.tlsCounters.failures++);
     server.on('secureConnection', (socket: TLSSocket) => {
+      this.tlsCounters.handshakes++;
       const parent = (socket as TLSSocket & { _parent?: GuardedSocket })._parent;
       if (parent?.[CONNECTION] !== undefined) (socket as GuardedSocket)[CONNECTION] = parent[CONNECTION];
       if (socket.alpnProtocol === 'h2') this.http2.accept(socket);

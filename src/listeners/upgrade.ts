@@ -3,6 +3,8 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Exchange } from '../core/exchange.ts';
+import { recordFinished } from '../core/metrics/record.ts';
+import { startTrace } from '../core/tracing/policy.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { admit } from './admission.ts';
@@ -38,11 +40,14 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
     res.assignSocket(socket as Socket);
     res.once('finish', () => socket.end());
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto);
+    const tracing = snapshot.tracing;
+    if (tracing.enabled || tracing.requestIdHeader !== null) startTrace(ex, tracing);
     const finish = (status: number): void => {
       if (ex.finished) return;
       ex.status = status;
       ex.finished = true;
       ctx.accessLog.write(ex);
+      recordFinished(ex);
     };
     if (!admit(ctx, ex, conn, rejected)) {
       finish(ex.status);

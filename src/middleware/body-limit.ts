@@ -19,20 +19,24 @@ export function requestBody(ex: Exchange): Readable | null | GatehouseError {
   }
   // Without a length: chunked on HTTP/1.1, DATA frames until END_STREAM on HTTP/2.
   if (!(ex.h2 ? hasBody(ex.req, true) : headers['transfer-encoding'] !== undefined)) return null;
-  return limit > 0 ? ex.req.pipe(new BodyLimit(limit)) : ex.req;
+  return limit > 0 ? ex.req.pipe(new BodyLimit(limit, ex)) : ex.req;
 }
 
 class BodyLimit extends Transform {
   readonly #limit: number;
+  readonly #ex: Exchange;
   #seen = 0;
 
-  constructor(limit: number) {
+  constructor(limit: number, ex: Exchange) {
     super();
     this.#limit = limit;
+    this.#ex = ex;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#seen += chunk.length;
+    // For /metrics: a body without a declared length is counted here.
+    this.#ex.bodyBytesIn = this.#seen;
     if (this.#seen > this.#limit) callback(new GatehouseError('BODY_TOO_LARGE'));
     else callback(null, chunk);
   }

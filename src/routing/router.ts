@@ -1,3 +1,4 @@
+import type { Traffic } from '../core/metrics/traffic.ts';
 import type { Middleware } from '../middleware/pipeline.ts';
 import type { Action } from './actions.ts';
 import type { Predicate } from './matchers.ts';
@@ -10,6 +11,8 @@ export interface Route {
   /** Run in order before the action; empty for most routes. */
   readonly middlewares: readonly Middleware[];
   readonly action: Action;
+  /** Requests through the route, for /metrics; kept across reloads by the route's name. */
+  readonly traffic: Traffic;
 }
 
 /** Routes are tried in the order of the configuration; the first match wins. */
@@ -25,7 +28,7 @@ export class Router {
     return undefined;
   }
 
-  /** The routes in order (for the admin API's explain). */
+  /** The routes in order (for the admin API's explain and /metrics). */
   get routes(): readonly Route[] {
     return this.#routes;
   }

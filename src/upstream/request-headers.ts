@@ -1,6 +1,7 @@
 /** The headers sent to a server: the client's, minus hop-by-hop ones, plus forwarding headers and route edits. */
 import { CLIENT_SUBJECT_HEADER, verifiedClientSubject } from '../core/client-certificate.ts';
 import type { Exchange } from '../core/exchange.ts';
+import { formatTraceparent } from '../core/tracing/trace-context.ts';
 import { appendForwarded, isTrusted, type IncomingForwarded } from '../middleware/forwarded.ts';
 import { applyToFlat, type HeaderOps } from '../middleware/headers.ts';
 import { connectionListed, isHopByHop } from '../transport/hop-by-hop.ts';
@@ -19,6 +20,10 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null, teTrail
   const listed = ex.req.headers.connection === undefined ? null : connectionListed(ex.req.headers.connection);
   const addsForwarding = policy.xForwarded || policy.forwarded;
   let incoming: IncomingForwarded | null = null;
+  const tracing = ex.snapshot.tracing;
+  // Replaced by Gatehouse's own: the traceparent naming its span, the request id it settled on.
+  const traced = tracing.enabled;
+  const requestIdHeader = tracing.requestIdHeader;
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
@@ -32,6 +37,7 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null, teTrail
       }
       continue;
     }
+    if ((traced && (name === 'traceparent' || (name === 'tracestate' && ex.parentSpanId === ''))) || name === requestIdHeader) continue;
     if (addsForwarding && isForwardingHeader(name)) {
       // Values from an untrusted peer are dropped: a client could claim any address.
       if (trusted) incoming = collectForwarded(incoming, name, value);
@@ -44,6 +50,9 @@ export function buildRequestHeaders(ex: Exchange, ops: HeaderOps | null, teTrail
     const subject = verifiedClientSubject(ex.req.socket);
     if (subject !== null) out.push(CLIENT_SUBJECT_HEADER, subject);
   }
+  // W3C Trace Context §3.3: tracestate goes on unchanged with a valid traceparent (a new trace drops it, above).
+  if (traced) out.push('traceparent', formatTraceparent(ex.traceId, ex.spanId, ex.sampled));
+  if (requestIdHeader !== null) out.push(requestIdHeader, ex.requestId);
   const via = ex.h2 ? policy.viaH2 : policy.viaH1;
   if (via !== null) out.push('via', via);
   const method = ex.req.method;

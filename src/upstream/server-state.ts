@@ -5,6 +5,7 @@
  * neither forgets that a server is down nor restarts its checks.
  */
 import type { Logger } from 'pino';
+import { Traffic } from '../core/metrics/traffic.ts';
 import type { SharedState } from '../core/registry.ts';
 import { ActiveChecker } from './health/active.ts';
 import { decayedEjections, ejectionTime, recoveryProbeDelay, type OutlierPolicy } from './health/outlier.ts';
@@ -65,6 +66,10 @@ export class ServerState implements SharedState, ProbeTarget, SharedServer {
   #checkFailures = 0;
   /** Times ejected (decays while the server behaves). */
   ejections = 0;
+  /** Times this thread ejected the server, ever (for /metrics; an ejection told by another worker is that worker's). */
+  ejectionsTotal = 0;
+  /** Requests answered through this server, latency and bytes (for /metrics). */
+  readonly traffic = new Traffic();
   /** performance.now() when the current ejection ends; 0 when not ejected. */
   ejectedUntil = 0;
   #lastEjectionEnd = 0;
@@ -337,6 +342,7 @@ export class ServerState implements SharedState, ProbeTarget, SharedServer {
     if (owner === undefined || !owner.mayEject()) return;
     const now = performance.now();
     this.ejections = decayedEjections(this.ejections, now - this.#lastEjectionEnd, outlier) + 1;
+    this.ejectionsTotal++;
     const duration = ejectionTime(outlier, this.ejections);
     this.#consecutiveFailures = 0;
     this.#consecutive5xx = 0;

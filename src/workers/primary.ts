@@ -23,12 +23,14 @@ import type { CacheAdmin } from '../admin/cache.ts';
 import type { Explanation, ExplainQuery } from '../admin/explain.ts';
 import { mergeWindows } from '../admin/live.ts';
 import type { ProtectionAdmin } from '../admin/protection.ts';
+import { mergeMetrics, MetricsEndpoint, type MetricsAnswer, type MetricsJson } from '../admin/metrics/endpoint.ts';
+import { ReloadCounts, reloadFamilies } from '../admin/metrics/families.ts';
 import type { PurgeSelector } from '../cache/compile.ts';
 import { loadConfigFile, sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { formatAddress, parseHostPort } from '../config/units.ts';
 import { ProtectionState } from '../core/protection-state.ts';
-import type { TrafficWindow } from '../core/traffic.ts';
+import type { TrafficWindow } from '../core/recent-traffic.ts';
 import { SharedConnectionCounts } from '../middleware/rate-limit/shared-store.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import type { Request, RequestBody, WorkerData, WorkerMessage } from './messages.ts';
@@ -109,6 +111,9 @@ export class Primary implements AdminTarget {
   #reloads: Promise<void> = Promise.resolve();
   #admin: AdminListener | undefined;
   #adminAddress: AddressInfo | undefined;
+  readonly #reloadCounts = new ReloadCounts();
+  /** The primary's own metrics (reloads, the process's); the request path's come from the workers. */
+  readonly #metrics = new MetricsEndpoint(() => reloadFamilies(this.#reloadCounts), true);
 
   private constructor(config: Config, options: PrimaryOptions) {
     this.#logger = options.logger;
@@ -169,7 +174,16 @@ export class Primary implements AdminTarget {
 
   /** Reads the file again (or takes `next`) and moves every worker to it, or none. Reloads run one after another. */
   reload(next?: Config): Promise<void> {
-    return this.#serially(() => this.#reload(next));
+    return this.#serially(async () => {
+      try {
+        await this.#reload(next);
+      } catch (error: unknown) {
+        this.#reloadCounts.failed++;
+        throw error;
+      }
+      this.#reloadCounts.succeeded++;
+      this.#reloadCounts.lastSuccessMs = Date.now();
+    });
   }
 
   /** Runs `task` after the reloads and catch-ups before it: a worker never prepares two configurations at once. */
@@ -287,6 +301,13 @@ export class Primary implements AdminTarget {
     const worker = this.#workers.find((w): w is WorkerHandle => w?.ready === true);
     if (worker === undefined) throw new Error('no worker is serving');
     return (await this.#ask(worker, { type: 'explain', query })) as Explanation;
+  }
+
+  /** One /metrics for the proxy: every serving worker's, merged with the primary's. */
+  async metrics(): Promise<MetricsAnswer | null> {
+    if (this.#config.admin?.metrics !== true) return null;
+    const workers = (await this.#askAll({ type: 'metrics' })) as MetricsJson[];
+    return mergeMetrics(await this.#metrics.json(), workers);
   }
 
   protection(): ProtectionAdmin {

@@ -2,10 +2,10 @@
  * A worker thread: one Gatehouse that serves requests on listeners bound with SO_REUSEPORT (the
  * kernel spreads connections over the workers), with the protection state shared through
  * workers/shared.ts. It does what the primary asks (messages.ts) and nothing on its own: no
- * signals, no admin listener, no reads of the configuration file.
+ * signals, no admin listener (Gatehouse binds none in a worker; `admin.metrics` still says
+ * whether to count), no reads of the configuration file.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Config } from '../config/schema.ts';
 import { createLogger } from '../core/logger.ts';
 import { Gatehouse, type PreparedReload } from '../gatehouse.ts';
 import type { Request, WorkerData, WorkerMessage } from './messages.ts';
@@ -25,7 +25,7 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
 
 let gatehouse: Gatehouse;
 try {
-  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared, health, acme, ticketSecret: Buffer.from(data.memory.ticketSecret), answersDns: data.index === 0 } });
+  gatehouse = await Gatehouse.start(data.config, { logger, worker: { protection: shared, health, acme, ticketSecret: Buffer.from(data.memory.ticketSecret), answersDns: data.index === 0 } });
 } catch (error: unknown) {
   send({ type: 'start_failed', error: message(error) });
   shared.close();
@@ -39,7 +39,7 @@ const prepared = new Map<number, PreparedReload>();
 async function answer(request: Request): Promise<unknown> {
   switch (request.type) {
     case 'prepare': {
-      prepared.set(request.reload, await gatehouse.prepareReload(withoutAdmin(request.config)));
+      prepared.set(request.reload, await gatehouse.prepareReload(request.config));
       return null;
     }
     case 'commit':
@@ -55,6 +55,8 @@ async function answer(request: Request): Promise<unknown> {
       return gatehouse.status();
     case 'drain':
       return gatehouse.drain(request.upstream, request.server, request.on);
+    case 'metrics':
+      return gatehouse.metricsJson();
     case 'cache_stats':
       return gatehouse.caches().stats();
     case 'traffic':
@@ -88,9 +90,3 @@ port.on('message', (request: Request) => {
   );
 });
 send({ type: 'ready' });
-
-/** The admin listener is the primary's. */
-function withoutAdmin(config: Config): Config {
-  const { admin: _admin, ...rest } = config;
-  return rest;
-}

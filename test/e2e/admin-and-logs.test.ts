@@ -86,7 +86,7 @@ test('the combined access log format', async (t) => {
   );
 });
 
-test('the extended format: combined, then host, route, upstream and total time, server', async (t) => {
+test('the extended format: combined, then host, route, upstream and total time, server, trace and request ids', async (t) => {
   const backend = await startBackend(t, echo());
   const path = await tempFile('extended.log', '');
   const proxy = await startProxy(t, {
@@ -97,10 +97,11 @@ test('the extended format: combined, then host, route, upstream and total time, 
   await request(`${proxy.url}/e?x=1`, { headers: { 'user-agent': 'agent/1', host: 'site.example:8080' } });
   await rawRequest(proxy.port, 'GET /nohost HTTP/1.0\r\n\r\n');
   const [line, noHost] = await readLines(path, 2);
-  const match = /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/e\?x=1 HTTP\/1\.1" 200 (\d+) "-" "agent\/1" "site\.example" "main" ([\d.]+)ms ([\d.]+)ms 127\.0\.0\.1:(\d+)$/.exec(line as string);
+  const match = /^127\.0\.0\.1 - - \[[^\]]+\] "GET \/e\?x=1 HTTP\/1\.1" 200 (\d+) "-" "agent\/1" "site\.example" "main" ([\d.]+)ms ([\d.]+)ms 127\.0\.0\.1:(\d+) ([0-9a-f]{32}) "([0-9a-f]{32})"$/.exec(line as string);
   assert.ok(match !== null, line);
   assert.ok(Number(match[3]) >= Number(match[2]), 'the total time includes the upstream time');
   assert.equal(Number(match[4]), backend.port);
+  assert.equal(match[6], match[5], 'a trace started here gives its id to the request too');
   assert.match(noHost as string, /"GET \/nohost HTTP\/1\.0" \d+ \d+ "-" "-" "-" "main" /, noHost);
 });
 

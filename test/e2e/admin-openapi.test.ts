@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { ADMIN_ENDPOINTS } from '../../src/admin/admin.ts';
 import { call } from '../helpers/admin.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
+import { request } from '../helpers/http.ts';
 import { startProxy } from '../helpers/proxy.ts';
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
@@ -29,6 +30,11 @@ test('every admin endpoint is in the OpenAPI file, and every operation there is 
     const [method, template] = endpoint.split(' ') as [string, string];
     const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(values[name] ?? 'x'));
     const body = method === 'POST' ? (bodies[template] ?? (template.startsWith('/config/') ? running.source : undefined)) : undefined;
+    if (template === '/metrics') {
+      // Prometheus text, not JSON.
+      assert.equal((await request(`http://127.0.0.1:${port}/metrics`)).status, 200);
+      continue;
+    }
     const answer = await call(port, method, path, body);
     assert.ok(!(answer.status === 404 && answer.body.endpoints !== undefined), `${endpoint} is not served (${path})`);
   }

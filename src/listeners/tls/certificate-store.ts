@@ -103,11 +103,6 @@ export class CertificateStore implements ListenerTls {
     };
   }
 
-  /** The certificates served now. */
-  get certificates(): readonly LoadedCertificate[] {
-    return this.#loaded;
-  }
-
   get needsClientHello(): boolean {
     return this.#needsClientHello;
   }
@@ -157,6 +152,11 @@ export class CertificateStore implements ListenerTls {
     this.#watch([]);
     this.#stapler.close();
     this.#tickets.close();
+  }
+
+  /** The certificates served now (for the expiry metric and GET /status). */
+  get certificates(): readonly LoadedCertificate[] {
+    return this.#loaded;
   }
 
   #use(certificates: LoadedCertificate[]): void {

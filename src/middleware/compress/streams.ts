@@ -19,6 +19,12 @@ export interface Levels {
 }
 
 type ZlibStream = Transform & { flush(kind?: number, callback?: () => void): void };
+
+/**
+ * Bytes into and out of the compressors, for the compression ratio in /metrics. Counters of the
+ * process (of the thread, with workers), like its CPU time: they outlive reloads without a key.
+ */
+export const compressionCounters = { bytesIn: 0, bytesOut: 0 };
 type ZlibClass = new (options?: object) => ZlibStream;
 
 /**
@@ -30,6 +36,7 @@ function flushing(base: ZlibClass, flushKind: number | undefined): ZlibClass {
     #scheduled = false;
 
     override _transform(chunk: Buffer, encoding: BufferEncoding, callback: TransformCallback): void {
+      compressionCounters.bytesIn += chunk.length;
       super._transform(chunk, encoding, callback);
       // Flush requests come through here as empty buffers: they schedule nothing.
       if (chunk.length > 0 && !this.#scheduled) {
@@ -39,6 +46,11 @@ function flushing(base: ZlibClass, flushKind: number | undefined): ZlibClass {
           if (!this.writableEnded && !this.destroyed) this.flush(flushKind);
         });
       }
+    }
+
+    override push(chunk: unknown, encoding?: BufferEncoding): boolean {
+      if (chunk instanceof Uint8Array) compressionCounters.bytesOut += chunk.length;
+      return super.push(chunk, encoding);
     }
   };
 }
@@ -112,7 +124,10 @@ class SmallBodyCompressor extends Transform {
     const input = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks, this.#length);
     this.#chunks = [];
     try {
-      callback(null, compressSync(this.#encoding, input, this.#levels, this.#size));
+      const output = compressSync(this.#encoding, input, this.#levels, this.#size);
+      compressionCounters.bytesIn += input.length;
+      compressionCounters.bytesOut += output.length;
+      callback(null, output);
     } catch (error: unknown) {
       callback(error instanceof Error ? error : new Error(String(error)));
     }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { mergeWindows, summarize } from '../../src/admin/live.ts';
 import type { Exchange } from '../../src/core/exchange.ts';
-import { bucketUpperMs, LATENCY_BUCKETS, latencyBucket, TRAFFIC_SECONDS, TrafficRecorder, type TrafficWindow } from '../../src/core/traffic.ts';
+import { bucketUpperMs, LATENCY_BUCKETS, latencyBucket, TRAFFIC_SECONDS, TrafficRecorder, type TrafficWindow } from '../../src/core/recent-traffic.ts';
 
 const sum = (a: Uint32Array): number => a.reduce((x, y) => x + y, 0);
 
