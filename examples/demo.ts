@@ -61,6 +61,7 @@ process.stderr.write(
     `  curl ${proxy}/api/hello (prefix stripped: the backend sees /hello)\n` +
     `  curl -i ${proxy}/old    (301 redirect)\n` +
     `  curl http://127.0.0.1:${adminPort}/status    (admin API)\n` +
+    `  open http://127.0.0.1:${adminPort}/          (live dashboard)\n` +
     'Ctrl-C stops it.\n\n',
 );
 /**

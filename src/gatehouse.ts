@@ -16,6 +16,7 @@ import { createAccessLog, SwitchableAccessLog, type AccessLog } from './core/acc
 import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
 import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
+import { TrafficRecorder, type TrafficWindow } from './core/recent-traffic.ts';
 import type { SharedProtection } from './core/protection-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
 import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
@@ -65,6 +66,8 @@ export class Gatehouse {
   readonly #logger: Logger;
   readonly #configFile: string | undefined;
   readonly #accessLog: SwitchableAccessLog;
+  /** Per-second aggregates for the live dashboard (admin/live.ts). */
+  readonly #traffic = new TrafficRecorder();
   #admin: AdminListener | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping: Promise<void> | undefined;
@@ -90,11 +93,13 @@ export class Gatehouse {
       this.#holder = new SnapshotHolder(compileSnapshot(config, this.#registry));
     } catch (error: unknown) {
       this.#accessLog.close();
+      this.#traffic.close();
       throw error;
     }
     this.#listeners = new ListenerSet({
       holder: this.#holder,
       accessLog: this.#accessLog,
+      traffic: this.#traffic,
       logger: this.#logger,
       ticketSecret: options.worker?.ticketSecret ?? randomTicketSecret(),
       reusePort: this.#inWorker,
@@ -266,12 +271,18 @@ export class Gatehouse {
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
     this.#accessLog.close();
+    this.#traffic.close();
     if (log) this.#logger.info({ outcome }, 'gatehouse stopped');
   }
 
   /** The current snapshot's caches, for the admin API (statistics, purges). */
   caches(): CacheSet {
     return this.#holder.current.caches;
+  }
+
+  /** The last minute's requests, errors and latencies, second by second, for the live dashboard. */
+  traffic(): TrafficWindow {
+    return this.#traffic.window();
   }
 
   /** What the running configuration would do with a request, for the admin API (changes nothing). */
@@ -314,6 +325,7 @@ export class Gatehouse {
         : {}),
       protection: snapshot.protection.state.status(),
       http2: this.#listeners.http2Counters(),
+      certificates: this.#listeners.certificates(),
     };
   }
 

@@ -1,7 +1,8 @@
 /**
  * The admin listener and its router: JSON status, reload, server drain, bans, cache purges,
- * configuration changes (config-api.ts) and explain (explain.ts). Each endpoint module answers a
- * value; this file checks the token (auth.ts), writes the answer and audits changes (audit.ts).
+ * configuration changes (config-api.ts), explain (explain.ts) and the live dashboard (dashboard.ts,
+ * live.ts). Each endpoint module answers a value; this file checks the token (auth.ts), writes the
+ * answer and audits changes (audit.ts).
  * Keep it on loopback; any other address needs a token. See docs/admin-api.md.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import type { Logger } from 'pino';
 import { sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
+import type { TrafficWindow } from '../core/recent-traffic.ts';
 import { packageVersion } from '../core/version.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import { audit, clientOf, isChange } from './audit.ts';
@@ -18,6 +20,7 @@ import { authorized, readToken, type TokenDigest } from './auth.ts';
 import { CACHE_ENDPOINTS, handleCache, type CacheAdmin } from './cache.ts';
 import { ConfigApi, CONFIG_ENDPOINTS } from './config-api.ts';
 import { ConfigHistory } from './config-history.ts';
+import { Dashboard, DASHBOARD_ENDPOINTS } from './dashboard.ts';
 import { readBody } from './body.ts';
 import { parseExplainQuery, type Explanation, type ExplainQuery } from './explain.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
@@ -46,6 +49,8 @@ export interface AdminTarget {
   protection(): ProtectionAdmin;
   /** The running caches: statistics and purges (see admin/cache.ts). */
   caches(): CacheAdmin;
+  /** The last minute's requests, errors and latencies, second by second (the dashboard's graphs). */
+  traffic(): TrafficWindow | Promise<TrafficWindow>;
   /** The file the configuration came from (applied configurations are written to it); undefined without one. */
   readonly configFile: string | undefined;
   /** What the running configuration would do with a request (explain.ts); with workers, one worker's view. */
@@ -103,12 +108,14 @@ export class AdminListener {
   readonly #server: Server;
   readonly #address: string;
   readonly #configs: ConfigApi;
+  readonly #dashboard: Dashboard;
 
   constructor(address: string, context: AdminContext) {
     this.#address = address;
     this.#configs = context.configs;
+    const dashboard = (this.#dashboard = new Dashboard(context.target));
     this.#server = createServer((req, res) => {
-      handle(req, res, context).catch((error: unknown) => {
+      handle(req, res, context, dashboard).catch((error: unknown) => {
         // A bad percent-escape in the path (URIError), a purge that failed: answer rather than crash.
         const message = error instanceof Error ? error.message : String(error);
         if (res.headersSent) res.destroy();
@@ -131,13 +138,16 @@ export class AdminListener {
   }
 
   async close(): Promise<void> {
+    this.#dashboard.close();
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, context: AdminContext): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, context: AdminContext, dashboard: Dashboard): Promise<void> {
   const [path = '/', query = ''] = (req.url ?? '/').split('?');
+  // The dashboard's page and files hold no data: a browser loads them without a token, then the page sends it.
+  if (dashboard.serveFile(req, res, path)) return;
   // /healthz stays open: a load balancer's check carries no token, and the answer tells nothing.
   if (path !== '/healthz' && !authorized(req, context.token)) {
     // A change refused for want of the token is worth knowing about (reads are not).
@@ -145,6 +155,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: AdminC
     res.setHeader('www-authenticate', 'Bearer realm="gatehouse-admin"');
     return json(res, 401, { error: 'this admin API needs "Authorization: Bearer TOKEN"' });
   }
+  if (dashboard.serveEvents(req, res, path)) return;
   // Prometheus text, not JSON (and no change to audit).
   if (req.method === 'GET' && path === '/metrics') return sendMetrics(res, await context.target.metrics());
   const who = clientOf(req, context.token !== undefined);
@@ -191,7 +202,8 @@ async function route(req: IncomingMessage, path: string, query: string, context:
   const config = context.configs.handle(req, path, who);
   if (config !== null) return config;
   if (req.method === 'POST' && path === '/explain') return explain(req, target);
-  return { status: 404, body: { error: 'not found', endpoints: ADMIN_ENDPOINTS } };
+  // The dashboard's page and feed are listed too, though not JSON (nor in the OpenAPI file).
+  return { status: 404, body: { error: 'not found', endpoints: [...ADMIN_ENDPOINTS, ...DASHBOARD_ENDPOINTS] } };
 }
 
 async function explain(req: IncomingMessage, target: AdminTarget): Promise<AdminAnswer> {

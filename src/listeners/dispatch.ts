@@ -7,6 +7,7 @@ import { GatehouseError } from '../core/errors.ts';
 import { recordFinished } from '../core/metrics/record.ts';
 import { startTrace } from '../core/tracing/policy.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
+import type { TrafficRecorder } from '../core/recent-traffic.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { RequestInfo } from '../routing/request-info.ts';
 import type { Action, RedirectAction } from '../routing/actions.ts';
@@ -26,6 +27,8 @@ export interface ListenerContext {
   readonly holder: SnapshotHolder;
   /** The same for every listener; a reload that changes `access_log` swaps what is behind it. */
   readonly accessLog: AccessLog;
+  /** Per-second aggregates for the live dashboard; the same for every listener. */
+  readonly traffic: TrafficRecorder;
   /** "http" or "https". */
   readonly proto: string;
   /** True while shutting down: answers carry Connection: close. */
@@ -71,6 +74,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     ex.finished = true;
     ctx.accessLog.write(ex);
     recordFinished(ex);
+    ctx.traffic.record(ex);
   };
   return (req, res) => {
     const snapshot = ctx.holder.current;

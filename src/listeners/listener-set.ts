@@ -8,8 +8,10 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { formatAddress } from '../config/units.ts';
 import type { AccessLog } from '../core/access-log.ts';
 import type { SnapshotHolder } from '../core/snapshot.ts';
+import type { TrafficRecorder } from '../core/recent-traffic.ts';
 import { ListenError, listenError } from './bind-error.ts';
 import type { ListenerContext } from './dispatch.ts';
 import type { Http2Counters } from './http2.ts';
@@ -26,6 +28,8 @@ export interface ListenerSetOptions {
   readonly holder: SnapshotHolder;
   /** The same for every listener. */
   readonly accessLog: AccessLog;
+  /** Per-second aggregates for the live dashboard; the same for every listener. */
+  readonly traffic: TrafficRecorder;
   readonly logger: Logger;
   /** Session ticket keys of every TLS listener derive from it (with the listener's address). */
   readonly ticketSecret: Buffer;
@@ -44,6 +48,7 @@ export class ListenerSet {
   readonly #sources: CertificateSources;
   readonly #holder: SnapshotHolder;
   readonly #accessLog: AccessLog;
+  readonly #traffic: TrafficRecorder;
   readonly #ticketSecret: Buffer;
   readonly #reusePort: boolean;
 
@@ -53,6 +58,7 @@ export class ListenerSet {
     this.#sources = new CertificateSources(this.#certificateLog, options.acmeSharing);
     this.#holder = options.holder;
     this.#accessLog = options.accessLog;
+    this.#traffic = options.traffic;
     this.#ticketSecret = options.ticketSecret;
     this.#reusePort = options.reusePort;
   }
@@ -74,6 +80,13 @@ export class ListenerSet {
       for (const cert of store.certificates) out.push({ listener, name: cert.names[0] ?? '', notAfter: cert.notAfter });
     }
     return out;
+  }
+
+  /** The certificates each TLS listener serves now, with their expiry (GET /status, the dashboard). */
+  certificates(): { listener: string; names: readonly string[]; not_after: string }[] {
+    return [...this.#certificates].flatMap(([listener, store]) =>
+      store.certificates.map((c) => ({ listener: formatAddress(listener.server.address() as AddressInfo), names: c.names, not_after: c.notAfter.toISOString() })),
+    );
   }
 
   /** What the HTTP/2 defences did, summed over the listeners. */
@@ -157,6 +170,7 @@ export class ListenerSet {
     const context: ListenerContext = {
       holder: this.#holder,
       accessLog: this.#accessLog,
+      traffic: this.#traffic,
       proto: tls === null ? 'http' : 'https',
       draining: false,
       https: NO_HTTPS_POLICY,

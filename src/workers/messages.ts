@@ -24,6 +24,7 @@ export type RequestBody =
   | { readonly type: 'drain'; readonly upstream: string; readonly server: string; readonly on: boolean }
   | { readonly type: 'cache_stats' }
   | { readonly type: 'metrics' }
+  | { readonly type: 'traffic' }
   | { readonly type: 'purge'; readonly selector: PurgeSelector }
   | { readonly type: 'explain'; readonly query: ExplainQuery }
   | { readonly type: 'stop'; readonly graceMs: number }

@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener, type AdminTarget } from '../admin/admin.ts';
 import type { CacheAdmin } from '../admin/cache.ts';
 import type { Explanation, ExplainQuery } from '../admin/explain.ts';
+import { mergeWindows } from '../admin/live.ts';
 import type { ProtectionAdmin } from '../admin/protection.ts';
 import { mergeMetrics, MetricsEndpoint, type MetricsAnswer, type MetricsJson } from '../admin/metrics/endpoint.ts';
 import { ReloadCounts, reloadFamilies } from '../admin/metrics/families.ts';
@@ -29,6 +30,7 @@ import { loadConfigFile, sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { formatAddress, parseHostPort } from '../config/units.ts';
 import { ProtectionState } from '../core/protection-state.ts';
+import type { TrafficWindow } from '../core/recent-traffic.ts';
 import { SharedConnectionCounts } from '../middleware/rate-limit/shared-store.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import type { Request, RequestBody, WorkerData, WorkerMessage } from './messages.ts';
@@ -287,6 +289,11 @@ export class Primary implements AdminTarget {
       else this.#drains.delete(`${upstream} ${url}`);
     }
     return first;
+  }
+
+  /** Every worker's last minute of traffic, as one. */
+  async traffic(): Promise<TrafficWindow> {
+    return mergeWindows((await this.#askAll({ type: 'traffic' })) as TrafficWindow[]);
   }
 
   /** One worker's view (each has its own balancer rotation; the configuration is the same). */

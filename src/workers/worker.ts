@@ -59,6 +59,8 @@ async function answer(request: Request): Promise<unknown> {
       return gatehouse.metricsJson();
     case 'cache_stats':
       return gatehouse.caches().stats();
+    case 'traffic':
+      return gatehouse.traffic();
     case 'purge':
       return gatehouse.caches().purge(request.selector);
     case 'explain':

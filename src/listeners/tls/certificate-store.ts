@@ -154,7 +154,7 @@ export class CertificateStore implements ListenerTls {
     this.#tickets.close();
   }
 
-  /** The certificates served now (for the expiry metric). */
+  /** The certificates served now (for the expiry metric and GET /status). */
   get certificates(): readonly LoadedCertificate[] {
     return this.#loaded;
   }
