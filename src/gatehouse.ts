@@ -1,5 +1,5 @@
 /** The composition root: start(), reload() and stop() of one Gatehouse process. */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
@@ -15,7 +15,7 @@ import { Registry } from './core/registry.ts';
 import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
 import type { SharedProtection } from './core/protection-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
-import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
+import { ListenerSet, type BoundListeners, type InheritedSockets } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
 
@@ -25,6 +25,13 @@ export interface GatehouseOptions {
   readonly logger?: Logger;
   /** One of several worker threads: listeners bind with SO_REUSEPORT, and the state below is shared. */
   readonly worker?: WorkerSharing;
+  /** The listening sockets of the process this one replaces (an upgrade, see upgrade/): served instead of binding anew. */
+  readonly inherited?: InheritedSockets;
+}
+
+/** The key the admin listener's socket is handed over under (listeners go by their listener key). */
+export function adminSocketKey(address: string): string {
+  return `admin ${address}`;
 }
 
 /** What a worker thread's Gatehouse shares with the others (workers/shared.ts). */
@@ -80,6 +87,7 @@ export class Gatehouse {
       logger: this.#logger,
       ticketSecret: options.worker?.ticketSecret ?? randomTicketSecret(),
       reusePort: this.#inWorker,
+      ...(options.inherited === undefined ? {} : { inherited: options.inherited }),
     });
   }
 
@@ -98,7 +106,10 @@ export class Gatehouse {
     const gatehouse = new Gatehouse(config, options);
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
-      if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
+      if (config.admin !== undefined) {
+        const inherited = await options.inherited?.take(adminSocketKey(config.admin.address));
+        ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, inherited));
+      }
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
       gatehouse.#stopping ??= gatehouse.#stop(0, false);
@@ -193,16 +204,41 @@ export class Gatehouse {
     return this.#stopping;
   }
 
-  async #stop(graceMs: number, log: boolean): Promise<void> {
+  /**
+   * The listening sockets (listeners by listener key, the admin listener by adminSocketKey), for
+   * the process that replaces this one (upgrade/).
+   */
+  sockets(): Map<string, NetServer> {
+    const sockets = this.#listeners.sockets();
+    const admin = this.config.admin;
+    if (this.#admin !== undefined && admin !== undefined) sockets.set(adminSocketKey(admin.address), this.#admin.server);
+    return sockets;
+  }
+
+  /**
+   * Stops as stop() does, once another process serves the same listening sockets (an upgrade):
+   * connections are not closed for being idle (one may carry a request on its way, see
+   * Listener.handOver); each is answered with Connection: close or ends by its keep-alive timeout.
+   * What is left at shutdown_timeout (WebSockets, long requests) is closed then.
+   */
+  handOver(): Promise<void> {
+    this.#stopping ??= this.#stop(this.config.shutdown_timeout, true, true);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number, log: boolean, handOver = false): Promise<void> {
     const listeners = this.#listeners.all;
     for (const listener of listeners) listener.context.draining = true;
-    const closed = Promise.all(listeners.map((l) => l.stopAccepting()));
-    // Keep-alive connections that fall idle while draining are closed as they do.
-    const sweep = setInterval(() => listeners.forEach((l) => l.closeIdleConnections()), 100);
+    const closed = Promise.all(listeners.map((l) => (handOver ? l.handOver() : l.stopAccepting())));
+    // The admin API is the new process's from now on (its /status is the one to believe).
+    if (handOver) this.#admin?.stopAccepting();
+    // Keep-alive connections that fall idle while draining are closed as they do (not when
+    // handing over: the other process takes their clients' next connections, see handOver()).
+    const sweep = handOver ? undefined : setInterval(() => listeners.forEach((l) => l.closeIdleConnections()), 100);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
     const outcome = await Promise.race([closed.then(() => 'drained' as const), deadline]);
-    clearInterval(sweep);
+    if (sweep !== undefined) clearInterval(sweep);
     clearTimeout(timer);
     if (outcome === 'timeout') {
       this.#logger.warn({ grace_ms: graceMs }, 'shutdown deadline reached, closing remaining connections');
@@ -231,6 +267,7 @@ export class Gatehouse {
   status(): unknown {
     const snapshot = this.#holder.current;
     return {
+      pid: process.pid,
       uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
       config_file: this.#configFile ?? null,
       listeners: this.addresses.map(formatAddress),

@@ -1,7 +1,7 @@
 /** The admin listener: JSON status, reload, server drain, bans and cache purges (see the endpoint list below). Keep it on loopback. */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServerClass, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
@@ -30,12 +30,15 @@ export interface AdminTarget {
   caches(): CacheAdmin;
 }
 
-/** Binds the admin listener `config` names, for `target`; a failure says where the file sets the address. */
-export async function startAdminListener(config: Config, target: AdminTarget): Promise<{ admin: AdminListener; address: AddressInfo }> {
+/**
+ * Binds the admin listener `config` names, for `target`; a failure says where the file sets the
+ * address. `inherited`: the admin socket a process being replaced handed over (an upgrade).
+ */
+export async function startAdminListener(config: Config, target: AdminTarget, inherited?: NetServer): Promise<{ admin: AdminListener; address: AddressInfo }> {
   const address = config.admin?.address ?? '';
   const admin = new AdminListener(address, target);
   try {
-    return { admin, address: await admin.listen() };
+    return { admin, address: await admin.listen(inherited) };
   } catch (error: unknown) {
     throw listenError(error, address, 'admin', sourceOf(config, ['admin', 'address']));
   }
@@ -57,12 +60,27 @@ export class AdminListener {
     });
   }
 
-  async listen(): Promise<AddressInfo> {
+  /** The listening server, to hand over to the process that replaces this one. */
+  get server(): NetServer {
+    return this.#server;
+  }
+
+  async listen(inherited?: NetServer): Promise<AddressInfo> {
     const hostPort = parseHostPort(this.#address);
     if (hostPort === undefined) throw new Error(`bad admin address ${this.#address}`);
-    this.#server.listen(hostPort.port, hostPort.host);
+    if (inherited === undefined) this.#server.listen(hostPort.port, hostPort.host);
+    else {
+      // As listeners/listener.ts takes a listening socket over.
+      this.#server.listen(inherited);
+      inherited.on('connection', (socket: Socket) => this.#server.emit('connection', socket));
+    }
     await once(this.#server, 'listening');
     return this.#server.address() as AddressInfo;
+  }
+
+  /** Stops accepting (the socket was handed over); requests on open connections are answered. */
+  stopAccepting(): void {
+    NetServerClass.prototype.close.call(this.#server);
   }
 
   async close(): Promise<void> {

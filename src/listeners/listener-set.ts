@@ -4,7 +4,7 @@
  * (abort), and keeps each TLS listener's certificate store and certificate source (files, local
  * CA, ACME) with it. The composition root (gatehouse.ts) decides when; this module does it.
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
 import { sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -30,6 +30,14 @@ export interface ListenerSetOptions {
   readonly ticketSecret: Buffer;
   /** A worker thread's listeners bind with SO_REUSEPORT, beside the other workers'. */
   readonly reusePort: boolean;
+  /** Listening sockets handed over by the process this one replaces (an upgrade), taken at the first bind. */
+  readonly inherited?: InheritedSockets;
+}
+
+/** Listening sockets handed over by the process being replaced (see upgrade/inherit.ts), by listener key. */
+export interface InheritedSockets {
+  /** The listening socket the old process serves under `key`, or undefined when it has none. */
+  take(key: string): Promise<NetServer | undefined>;
 }
 
 export class ListenerSet {
@@ -43,6 +51,8 @@ export class ListenerSet {
   readonly #accessLog: AccessLog;
   readonly #ticketSecret: Buffer;
   readonly #reusePort: boolean;
+  /** Cleared after the first bind: a reload binds its new addresses itself. */
+  #inherited: InheritedSockets | undefined;
 
   constructor(options: ListenerSetOptions) {
     const logger = options.logger;
@@ -52,6 +62,12 @@ export class ListenerSet {
     this.#accessLog = options.accessLog;
     this.#ticketSecret = options.ticketSecret;
     this.#reusePort = options.reusePort;
+    this.#inherited = options.inherited;
+  }
+
+  /** The listening sockets by listener key, to hand over to the process that replaces this one. */
+  sockets(): Map<string, NetServer> {
+    return new Map([...this.#listeners].map(([key, listener]) => [key, listener.server]));
   }
 
   /** The listeners in service, in configuration order. */
@@ -104,6 +120,8 @@ export class ListenerSet {
     const sources = await this.#sources.prepare(config);
     const kept: [Listener, ListenerCertificates, HandshakeSettings | undefined][] = [];
     const added: [string, Listener][] = [];
+    const inherited = this.#inherited;
+    this.#inherited = undefined;
     try {
       for (const [index, listen] of config.listen.entries()) {
         const key = listenerKey(listen.address, index);
@@ -136,7 +154,7 @@ export class ListenerSet {
           this.#sources.use(listener, tls, source);
         }
         try {
-          await listener.listen(this.#reusePort);
+          await listener.listen(this.#reusePort, await inherited?.take(key));
         } catch (error: unknown) {
           // Its certificate store and source were taken above: they stop with it.
           await this.#retire(listener);
