@@ -335,6 +335,9 @@ async function serve(config: Config, file: string | undefined, workersSetting: C
   const { pidFile, takeover } = serving;
   // Worker threads bind their own sockets (SO_REUSEPORT): there is none to take over.
   if (takeover !== undefined && workers > 1) throw new Error('upgrade: a process with several workers cannot take the sockets over; restart instead');
+  // SIGUSR2's default action ends the process: until it can upgrade, it says so instead.
+  const early = (): void => logger.warn('SIGUSR2 ignored: still starting');
+  process.on('SIGUSR2', early);
   // One worker is the main thread itself: no thread, no shared memory, nothing to pass around.
   const gatehouse: Gatehouse | Primary =
     workers > 1 ? await Primary.start(config, { ...options, workers }) : await Gatehouse.start(config, takeover === undefined ? options : { ...options, inherited: takeover });
@@ -382,6 +385,7 @@ async function serve(config: Config, file: string | undefined, workersSetting: C
     // Not `stop` itself: Node passes the signal's number as a second argument.
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    process.removeListener('SIGUSR2', early);
     process.on('SIGUSR2', () => {
       if (!(gatehouse instanceof Gatehouse)) {
         refuseUpgrade('not available with several workers (workers > 1); restart instead', logger, pidFile);

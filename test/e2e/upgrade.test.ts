@@ -308,4 +308,6 @@ test('with several workers an upgrade is refused, and the running process goes o
   assert.match(proc.stderr, /"reason":"not available with several workers \(workers > 1\); restart instead","msg":"upgrade refused; this process goes on serving"/);
   assert.equal(await send(`http://127.0.0.1:${ports.http}/`, 'GET', false), 'GET ok');
   assert.equal(proc.child.exitCode, null);
+  // The workers' statuses are merged: the pid is the process's, not a sum.
+  assert.equal(await statusPid(ports.admin), proc.child.pid);
 });
