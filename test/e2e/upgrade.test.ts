@@ -311,3 +311,16 @@ test('with several workers an upgrade is refused, and the running process goes o
   // The workers' statuses are merged: the pid is the process's, not a sum.
   assert.equal(await statusPid(ports.admin), proc.child.pid);
 });
+
+test('with a disk cache the upgrade is refused by the new process (the directory is one process\'s), and the old one goes on', { timeout: 60_000 }, async (t) => {
+  const backend = await startLoadBackend(t);
+  const ports = { http: await freePort(), admin: await freePort() };
+  const cacheDir = await tempDir(t);
+  const cache = `cache:\n  stores:\n    disk: { type: disk, path: ${cacheDir}, max_size: 10mb }\n`;
+  const { proc, pidFile } = await startGatehouse(t, `${configFor(ports, backend.url).replace('    upstream: app\n', '    upstream: app\n    cache: { store: disk }\n')}${cache}`);
+  const upgrade = spawnCli(t, ['upgrade', '--pid-file', pidFile]);
+  assert.equal(await upgrade.exited, 1);
+  assert.match(proc.stderr, new RegExp(`is in use by process ${proc.child.pid}.*upgrade failed; this process goes on serving`));
+  assert.equal(await send(`http://127.0.0.1:${ports.http}/`, 'GET', false), 'GET ok');
+  assert.equal(proc.child.exitCode, null);
+});
