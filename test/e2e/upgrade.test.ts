@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
-import { connect as http2Connect } from 'node:http2';
+import { connect as http2Connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -48,15 +48,42 @@ ${extra}`;
 class Load {
   ok = 0;
   readonly failures: string[] = [];
+  /** HTTP/2 requests the server did not process (above a GOAWAY's last stream), sent again as RFC 9113 §8.7 allows. */
+  retried = 0;
   #running = true;
   readonly #loops: Promise<void>[] = [];
   readonly #agents: Agent[] = [];
 
-  constructor(port: number, clients = { keepAlive: 3, posts: 1, fresh: 2 }) {
+  constructor(port: number, clients = { keepAlive: 3, posts: 1, fresh: 2, h2c: 1 }) {
     const url = `http://127.0.0.1:${port}/load`;
     for (let i = 0; i < clients.keepAlive; i++) this.#loops.push(this.#loop(url, 'GET', this.#agent()));
     for (let i = 0; i < clients.posts; i++) this.#loops.push(this.#loop(url, 'POST', this.#agent()));
     for (let i = 0; i < clients.fresh; i++) this.#loops.push(this.#loop(url, 'GET', false));
+    for (let i = 0; i < clients.h2c; i++) this.#loops.push(this.#h2Loop(port));
+  }
+
+  /** One HTTP/2 connection at a time (h2c), a new one after GOAWAY, as HTTP/2 clients do. */
+  async #h2Loop(port: number): Promise<void> {
+    let session: ClientHttp2Session | undefined;
+    let goaway = false;
+    while (this.#running) {
+      if (session === undefined || goaway || session.closed || session.destroyed) {
+        session?.close();
+        goaway = false;
+        session = http2Connect(`http://127.0.0.1:${port}`);
+        session.on('goaway', () => (goaway = true));
+        session.on('error', () => {});
+      }
+      try {
+        const body = await h2Get(session, '/load');
+        if (body !== 'GET ok') this.failures.push(`h2c: unexpected answer ${body.slice(0, 80)}`);
+        else this.ok++;
+      } catch (error: unknown) {
+        if (unprocessed(error)) this.retried++;
+        else this.failures.push(`h2c: ${(error as NodeJS.ErrnoException).code ?? String(error)} ${(error as Error).message}`);
+      }
+    }
+    session?.close();
   }
 
   #agent(): Agent {
@@ -186,19 +213,33 @@ test('an upgrade under load fails no request: the new process takes the sockets 
   assert.match(proc.stderr, /"msg":"upgrade: the new process serves; this one stops accepting and drains"/);
 });
 
-function h2cGet(port: number): Promise<string> {
+async function h2cGet(port: number): Promise<string> {
+  const session = http2Connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  try {
+    return await h2Get(session, '/h2c');
+  } finally {
+    session.close();
+  }
+}
+
+function h2Get(session: ClientHttp2Session, path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const session = http2Connect(`http://127.0.0.1:${port}`);
-    session.on('error', reject);
-    const stream = session.request({ ':path': '/h2c' });
+    const stream = session.request({ ':path': path });
     let body = '';
     stream.on('data', (c: Buffer) => (body += c.toString()));
-    stream.on('end', () => {
-      session.close();
-      resolve(body);
+    stream.on('end', () => resolve(body));
+    stream.on('close', () => {
+      if (stream.rstCode !== h2.NGHTTP2_NO_ERROR) reject(Object.assign(new Error(`stream reset ${stream.rstCode}`), { rstCode: stream.rstCode }));
     });
-    stream.on('error', reject);
+    stream.on('error', (error: Error) => reject(Object.assign(error, { rstCode: stream.rstCode })));
   });
+}
+
+/** An HTTP/2 request the server never processed: refused, or not sent because of a GOAWAY (RFC 9113 §8.7). */
+function unprocessed(error: unknown): boolean {
+  const { code, rstCode } = error as { code?: string; rstCode?: number };
+  return rstCode === h2.NGHTTP2_REFUSED_STREAM || code === 'ERR_HTTP2_GOAWAY_SESSION' || code === 'ERR_HTTP2_INVALID_SESSION';
 }
 
 function tlsGet(port: number, ca: string): Promise<string> {
@@ -225,7 +266,7 @@ test('a WebSocket opened on the old process stays open until its drain timeout, 
   let closedAt = 0;
   ws.on('close', () => (closedAt = Date.now()));
 
-  const load = new Load(ports.http, { keepAlive: 2, posts: 1, fresh: 1 });
+  const load = new Load(ports.http, { keepAlive: 2, posts: 1, fresh: 1, h2c: 1 });
   t.after(() => load.stop());
   await load.more(100);
   proc.child.kill('SIGUSR2');
@@ -255,7 +296,7 @@ test('a failed upgrade (a bad configuration) leaves the old process serving, and
   const ports = { http: await freePort(), admin: await freePort() };
   const { proc, file, pidFile } = await startGatehouse(t, configFor(ports, backend.url));
   const oldPid = proc.child.pid as number;
-  const load = new Load(ports.http, { keepAlive: 2, posts: 1, fresh: 1 });
+  const load = new Load(ports.http, { keepAlive: 2, posts: 1, fresh: 1, h2c: 1 });
   t.after(() => load.stop());
   await load.more(100);
 
@@ -323,4 +364,22 @@ test('with a disk cache the upgrade is refused by the new process (the directory
   assert.match(proc.stderr, new RegExp(`is in use by process ${proc.child.pid}.*upgrade failed; this process goes on serving`));
   assert.equal(await send(`http://127.0.0.1:${ports.http}/`, 'GET', false), 'GET ok');
   assert.equal(proc.child.exitCode, null);
+});
+
+test('gatehouse upgrade: usage errors exit 2, a pid that is not running exits 1', async (t) => {
+  const cases: [string[], number, RegExp][] = [
+    [['upgrade'], 2, /^gatehouse upgrade: give one of --pid-file FILE or --pid PID\n/],
+    [['upgrade', '--pid', 'x'], 2, /^gatehouse upgrade: --pid takes a process id\n/],
+    [['upgrade', '--pid-file', '/nonexistent/gatehouse.pid', '--timeout', 'soon'], 2, /^gatehouse upgrade: --timeout takes a duration such as 60s\n/],
+    [['upgrade', '--pid-file', '/nonexistent/gatehouse.pid'], 1, /^gatehouse upgrade: no pid in \/nonexistent\/gatehouse\.pid; is Gatehouse running with --pid-file/],
+  ];
+  for (const [args, code, stderr] of cases) {
+    const proc = spawnCli(t, args);
+    assert.equal(await proc.exited, code, args.join(' '));
+    assert.match(proc.stderr, stderr);
+  }
+  // A pid no process has (pid_max is at most 2^22).
+  const gone = spawnCli(t, ['upgrade', '--pid', '4999999']);
+  assert.equal(await gone.exited, 1);
+  assert.equal(gone.stderr, 'gatehouse upgrade: cannot signal 4999999: no such process\n');
 });
