@@ -344,7 +344,7 @@ async function serve(config: Config, file: string | undefined, workersSetting: C
   // Before the old process hears that this one serves: it exits only after, so the file always
   // names a live process (systemd reads it again when the main process exits).
   if (pidFile !== undefined) writePidFile(pidFile);
-  await takeover?.serving();
+  if (takeover !== undefined && !(await takeover.serving())) logger.warn('upgrade: the process being replaced is gone; this one serves');
   let upgrading = false;
   process.on('SIGHUP', () => {
     if (file === undefined) {

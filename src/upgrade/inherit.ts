@@ -66,10 +66,15 @@ export class Takeover implements InheritedSockets {
     else resolve(handle as NetServer);
   }
 
-  /** Tells the old process this one serves (it stops accepting and drains), then closes the channel. */
-  async serving(): Promise<void> {
-    await sendAndWait({ type: 'serving' });
+  /**
+   * Tells the old process this one serves (it stops accepting and drains), then closes the
+   * channel. False when the old process is gone (it crashed meanwhile): this one serves anyway,
+   * since it holds the sockets now.
+   */
+  async serving(): Promise<boolean> {
+    const told = await sendAndWait({ type: 'serving' }).then(() => true, () => false);
     this.#close();
+    return told;
   }
 
   /** Tells the old process this one cannot start (it goes on serving); the caller exits. */

@@ -182,7 +182,7 @@ async function statusPid(port: number): Promise<number> {
   return ((await admin(port, 'GET', '/status')).body as { pid: number }).pid;
 }
 
-test('an upgrade under load fails no request: the new process takes the sockets over, the old one drains and exits', { timeout: 60_000 }, async (t) => {
+test('upgrades under load fail no request: the new process takes the sockets over, the old one drains and exits; twice', { timeout: 60_000 }, async (t) => {
   const backend = await startLoadBackend(t);
   const ports = { http: await freePort(), admin: await freePort() };
   const ca = await createCa();
@@ -202,11 +202,19 @@ test('an upgrade under load fails no request: the new process takes the sockets 
   assert.equal(upgrade.stdout, `gatehouse upgrade: ${newPid} serves; ${oldPid} drains and exits\n`);
   assert.equal(await proc.exited, 0, 'the old process drained and exited');
   await load.more(200);
+
+  // The new process upgrades in turn (its own start was an upgrade).
+  const second = spawnCli(t, ['upgrade', '--pid-file', pidFile]);
+  assert.equal(await second.exited, 0, second.stderr);
+  const thirdPid = await pidIn(pidFile);
+  assert.ok(thirdPid !== newPid && thirdPid !== oldPid);
+  await waitFor(() => proc.stderr.split('"msg":"gatehouse stopped"').length === 3, 20_000, 'the second process to drain and exit');
+  await load.more(200);
   await load.stop();
   assert.deepEqual(load.failures, []);
 
   // Every listener goes on in the new process: admin, HTTP/1.1, h2c, TLS.
-  assert.equal(await statusPid(ports.admin), newPid);
+  assert.equal(await statusPid(ports.admin), thirdPid);
   assert.equal(await send(`http://127.0.0.1:${ports.http}/`, 'GET', false), 'GET ok');
   assert.equal(await h2cGet(ports.http), 'GET ok');
   assert.equal(await tlsGet(tlsPort, ca.cert), 'GET ok');
