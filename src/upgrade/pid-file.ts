@@ -9,8 +9,12 @@ import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'n
  */
 export function writePidFile(path: string, pid = process.pid): void {
   const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(temporary, `${pid}\n`);
-  renameSync(temporary, path);
+  try {
+    writeFileSync(temporary, `${pid}\n`);
+    renameSync(temporary, path);
+  } catch (error: unknown) {
+    throw new Error(`cannot write the pid file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+  }
 }
 
 /** The pid in `path` and the file's identity (inode), or undefined when there is no readable pid. */
