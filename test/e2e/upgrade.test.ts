@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect as http2Connect, constants as h2, type ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import { startBackend, type Backend } from '../helpers/backend.ts';
@@ -154,20 +154,28 @@ async function pidIn(path: string): Promise<number> {
 
 /** Starts `gatehouse run` with a pid file; the process serving at the end (the new one, after an upgrade) is killed when the test ends. */
 async function startGatehouse(t: TestContext, text: string, args: string[] = []): Promise<{ proc: CliProcess; file: string; pidFile: string }> {
-  // Registered before the folder's removal (hooks run in order), so that the pid file is still there.
-  let pidFile = '';
-  t.after(async () => {
-    const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
-    if (pid > 0) killQuietly(pid);
-  });
-  const dir = await tempDir(t);
-  const file = join(dir, 'gatehouse.yaml');
-  pidFile = join(dir, 'gatehouse.pid');
+  const pidFile = await pidFileKilledAtEnd(t);
+  const file = join(dirname(pidFile), 'gatehouse.yaml');
   await writeFile(file, text);
   const proc = spawnCli(t, ['run', file, '--pid-file', pidFile, ...args]);
   await waitStarted(proc);
   assert.equal(await pidIn(pidFile), proc.child.pid);
   return { proc, file, pidFile };
+}
+
+/**
+ * A pid file path in a new folder; whichever process it names when the test ends (the new one,
+ * after an upgrade: no test process is its parent) is killed. The hook is registered before the
+ * folder's removal (hooks run in order), so that the file is still there.
+ */
+async function pidFileKilledAtEnd(t: TestContext): Promise<string> {
+  let pidFile = '';
+  t.after(async () => {
+    const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+    if (pid > 0) killQuietly(pid);
+  });
+  pidFile = join(await tempDir(t), 'gatehouse.pid');
+  return pidFile;
 }
 
 function killQuietly(pid: number): void {
@@ -390,4 +398,22 @@ test('gatehouse upgrade: usage errors exit 2, a pid that is not running exits 1'
   const gone = spawnCli(t, ['upgrade', '--pid', '4999999']);
   assert.equal(await gone.exited, 1);
   assert.equal(gone.stderr, 'gatehouse upgrade: cannot signal 4999999: no such process\n');
+});
+
+test('gatehouse proxy (no file) upgrades too: the new process runs the same command line', { timeout: 60_000 }, async (t) => {
+  const backend = await startLoadBackend(t);
+  const port = await freePort();
+  const pidFile = await pidFileKilledAtEnd(t);
+  const proc = spawnCli(t, ['proxy', '--from', `127.0.0.1:${port}`, '--to', backend.url, '--access-log', 'off', '--pid-file', pidFile]);
+  await waitStarted(proc);
+  const load = new Load(port, { keepAlive: 2, posts: 1, fresh: 1, h2c: 0 });
+  t.after(() => load.stop());
+  await load.more(100);
+  const upgrade = spawnCli(t, ['upgrade', '--pid-file', pidFile]);
+  assert.equal(await upgrade.exited, 0, upgrade.stderr);
+  assert.notEqual(await pidIn(pidFile), proc.child.pid);
+  assert.equal(await proc.exited, 0);
+  await load.more(100);
+  await load.stop();
+  assert.deepEqual(load.failures, []);
 });
