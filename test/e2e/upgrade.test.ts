@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect as http2Connect, constants as h2, type ClientHttp2Session } from 'node:http2';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { dirname, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -54,12 +54,18 @@ class Load {
   readonly #loops: Promise<void>[] = [];
   readonly #agents: Agent[] = [];
 
-  constructor(port: number, clients = { keepAlive: 3, posts: 1, fresh: 2, h2c: 1 }) {
+  /** `tls`: a TLS listener to send keep-alive GETs to as well (HTTPS over HTTP/1.1), and the CA that signed its certificate. */
+  constructor(port: number, clients = { keepAlive: 3, posts: 1, fresh: 2, h2c: 1 }, tls?: { port: number; ca: string }) {
     const url = `http://127.0.0.1:${port}/load`;
     for (let i = 0; i < clients.keepAlive; i++) this.#loops.push(this.#loop(url, 'GET', this.#agent()));
     for (let i = 0; i < clients.posts; i++) this.#loops.push(this.#loop(url, 'POST', this.#agent()));
     for (let i = 0; i < clients.fresh; i++) this.#loops.push(this.#loop(url, 'GET', false));
     for (let i = 0; i < clients.h2c; i++) this.#loops.push(this.#h2Loop(port));
+    if (tls !== undefined) {
+      const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca: tls.ca, servername: 'localhost' });
+      this.#agents.push(agent);
+      this.#loops.push(this.#loop(`https://127.0.0.1:${tls.port}/load`, 'GET', agent));
+    }
   }
 
   /** One HTTP/2 connection at a time (h2c), a new one after GOAWAY, as HTTP/2 clients do. */
@@ -119,7 +125,8 @@ class Load {
 
 function send(url: string, method: string, agent: Agent | false): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method, agent, headers: method === 'POST' ? { 'content-type': 'text/plain' } : {} }, (res) => {
+    const options = { method, agent, headers: method === 'POST' ? { 'content-type': 'text/plain' } : {} };
+    const req = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, options, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve(res.statusCode === 200 ? Buffer.concat(chunks).toString() : `status ${res.statusCode}`));
@@ -200,7 +207,7 @@ test('upgrades under load fail no request: the new process takes the sockets ove
   const { proc, pidFile } = await startGatehouse(t, configFor(ports, backend.url).replace('admin:\n', `${tls}admin:\n`));
   const oldPid = proc.child.pid as number;
 
-  const load = new Load(ports.http);
+  const load = new Load(ports.http, undefined, { port: tlsPort, ca: ca.cert });
   t.after(() => load.stop());
   await load.more(200);
   const upgrade = spawnCli(t, ['upgrade', '--pid-file', pidFile]);
