@@ -70,6 +70,8 @@ export class Gatehouse {
     this.#inWorker = options.worker !== undefined;
     this.#registry.sharedProtection = options.worker?.protection ?? null;
     this.#registry.healthSharing = options.worker?.health ?? null;
+    // A disk cache the replaced process holds is waited for (it lets go at its hand-over).
+    this.#registry.predecessor = options.inherited?.predecessor ?? null;
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
@@ -230,8 +232,12 @@ export class Gatehouse {
     const listeners = this.#listeners.all;
     for (const listener of listeners) listener.context.draining = true;
     const closed = Promise.all(listeners.map((l) => (handOver ? l.handOver() : l.stopAccepting())));
-    // The admin API is the new process's from now on (its /status is the one to believe).
-    if (handOver) this.#admin?.stopAccepting();
+    if (handOver) {
+      // The admin API is the new process's from now on (its /status is the one to believe).
+      this.#admin?.stopAccepting();
+      // Disk caches stop writing: their directories are the new process's now.
+      this.#registry.handOver();
+    }
     // Keep-alive connections that fall idle while draining are closed as they do (not when
     // handing over: the other process takes their clients' next connections, see handOver()).
     const sweep = handOver ? undefined : setInterval(() => listeners.forEach((l) => l.closeIdleConnections()), 100);

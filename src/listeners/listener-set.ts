@@ -36,6 +36,8 @@ export interface ListenerSetOptions {
 
 /** Listening sockets handed over by the process being replaced (see upgrade/inherit.ts), by listener key. */
 export interface InheritedSockets {
+  /** The pid of the process being replaced. */
+  readonly predecessor: number;
   /** The listening socket the old process serves under `key`, or undefined when it has none. */
   take(key: string): Promise<NetServer | undefined>;
 }

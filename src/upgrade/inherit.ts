@@ -31,7 +31,10 @@ export class Takeover implements InheritedSockets {
     else if (message?.type === 'socket') this.#received(message.key, handle);
   };
 
-  private constructor() {
+  readonly predecessor: number;
+
+  private constructor(predecessor: number) {
+    this.predecessor = predecessor;
     process.on('message', this.#onMessage);
   }
 
@@ -44,7 +47,7 @@ export class Takeover implements InheritedSockets {
     // Not passed on: a later upgrade of this process names itself.
     delete process.env[UPGRADE_ENV];
     if (from === undefined || process.send === undefined) return undefined;
-    const takeover = new Takeover();
+    const takeover = new Takeover(Number(from));
     send({ type: 'hello' });
     await withTimeout(takeover.#offered, `the process being replaced (pid ${from}) offered no sockets`);
     return takeover;

@@ -376,17 +376,39 @@ test('with several workers an upgrade is refused, and the running process goes o
   assert.equal(await statusPid(ports.admin), proc.child.pid);
 });
 
-test('with a disk cache the upgrade is refused by the new process (the directory is one process\'s), and the old one goes on', { timeout: 60_000 }, async (t) => {
-  const backend = await startLoadBackend(t);
+test('with a disk cache, the new process takes the directory over once the old one lets go, and serves what it cached', { timeout: 60_000 }, async (t) => {
+  let fetched = 0;
+  const backend = await startBackend(t, (req, res) => {
+    req.resume();
+    if (req.url !== '/cached') res.end(`${req.method} ok`);
+    else {
+      res.setHeader('cache-control', 'max-age=300');
+      res.end(`cached ${++fetched}`);
+    }
+  });
   const ports = { http: await freePort(), admin: await freePort() };
   const cacheDir = await tempDir(t);
   const cache = `cache:\n  stores:\n    disk: { type: disk, path: ${cacheDir}, max_size: 10mb }\n`;
   const { proc, pidFile } = await startGatehouse(t, `${configFor(ports, backend.url).replace('    upstream: app\n', '    upstream: app\n    cache: { store: disk }\n')}${cache}`);
+  const cached = `http://127.0.0.1:${ports.http}/cached`;
+  assert.equal(await send(cached, 'GET', false), 'cached 1');
+  await waitFor(async () => (await send(cached, 'GET', false)) === 'cached 1' && fetched === 1, 5000, 'a hit');
+  const load = new Load(ports.http, { keepAlive: 2, posts: 1, fresh: 1, h2c: 0 });
+  t.after(() => load.stop());
+  await load.more(100);
+
   const upgrade = spawnCli(t, ['upgrade', '--pid-file', pidFile]);
-  assert.equal(await upgrade.exited, 1);
-  assert.match(proc.stderr, new RegExp(`is in use by process ${proc.child.pid}.*upgrade failed; this process goes on serving`));
-  assert.equal(await send(`http://127.0.0.1:${ports.http}/`, 'GET', false), 'GET ok');
-  assert.equal(proc.child.exitCode, null);
+  assert.equal(await upgrade.exited, 0, upgrade.stderr);
+  assert.equal(await proc.exited, 0);
+  // The new process's store has loaded the directory: the entry the old one stored is a hit.
+  const diskEntries = async (): Promise<number> => ((await admin(ports.admin, 'GET', '/cache')).body as { stores: { disk: { entries: number } } }).stores.disk.entries;
+  await waitFor(async () => (await diskEntries()) === 1, 10_000, 'the new process to load the cache directory');
+  assert.equal(await send(cached, 'GET', false), 'cached 1');
+  assert.equal(fetched, 1);
+  assert.equal(await readFile(join(cacheDir, 'lock'), 'utf8'), String(await pidIn(pidFile)), 'the lock is the new process\'s');
+  await load.more(100);
+  await load.stop();
+  assert.deepEqual(load.failures, []);
 });
 
 test('gatehouse upgrade: usage errors exit 2, a pid that is not running exits 1', async (t) => {
