@@ -3,10 +3,15 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configFromObject, loadConfigFile } from './config/load.ts';
 import { isHttpsUrl, type Config } from './config/schema.ts';
+import { duration } from './config/units.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
 import { defaultStateDir } from './core/state-dir.ts';
 import { Gatehouse } from './gatehouse.ts';
+import { Takeover } from './upgrade/inherit.ts';
+import { signalUpgrade, upgradeAndWait } from './upgrade/command.ts';
+import { removePidFile, writePidFile } from './upgrade/pid-file.ts';
+import { refuseUpgrade, replaceProcess } from './upgrade/upgrade.ts';
 import { Primary, workerCount } from './workers/primary.ts';
 
 const HELP: Record<string, string> = {
@@ -19,6 +24,7 @@ Commands:
   validate FILE              Check a configuration file and exit (or validate --config FILE)
   proxy --from ADDR --to URL Forward one address to one or more servers, no file needed
   ca-path [FILE]             Print the local CA's root certificate file, to trust it (tls: internal)
+  upgrade --pid-file FILE    Replace the running Gatehouse with a new process, without downtime
 
 Options:
   -v, --version              print the version and exit
@@ -31,11 +37,33 @@ Run "gatehouse <command> --help" for a command's options.
 
 Starts Gatehouse with a YAML (or JSON) configuration file (see docs/configuration.md).
 Signals: SIGHUP reloads the file (a bad file is rejected and the running configuration stays);
-SIGTERM or SIGINT stops accepting, finishes in-flight requests up to shutdown_timeout, then exits.
+SIGUSR2 starts a new process from the same command line, hands it the listening sockets and
+drains this one (see "gatehouse upgrade --help"); SIGTERM or SIGINT stops accepting, finishes
+in-flight requests up to shutdown_timeout, then exits.
 
 Options:
   -c, --config FILE   the configuration file (or give it as the one argument)
   --workers N|auto    worker threads serving requests (overrides the file's workers:)
+  --pid-file FILE     write the serving process's pid to FILE (an upgrade writes the new one's)
+  -h, --help          show this help
+`,
+  upgrade: `Usage: gatehouse upgrade --pid-file FILE [--timeout 60s]
+       gatehouse upgrade --pid PID
+
+Replaces the running Gatehouse with a new process without refusing a connection or failing a
+request: sends it SIGUSR2, and it starts a new process with its own command line (replace the
+files on disk first to run a new version), hands over its listening sockets once the new
+process has loaded its configuration, then stops accepting and drains (up to shutdown_timeout).
+If the new process cannot start, the running one goes on serving and logs why.
+
+With --pid-file (the FILE given to run --pid-file), waits for the outcome: prints the new pid
+and exits 0, or exits 1 when the upgrade failed or did not finish in time. With --pid, sends
+the signal and exits 0; the log says how it went.
+
+Options:
+  --pid-file FILE     the running Gatehouse's pid file
+  --pid PID           the running Gatehouse's pid
+  --timeout D         how long to wait for the new process to serve (default 60s)
   -h, --help          show this help
 `,
   validate: `Usage: gatehouse validate FILE
@@ -78,6 +106,7 @@ Options:
   --health-check PATH  check each server with GET PATH (2xx/3xx passes); a failing server is taken out
   --health-interval D  how often to check, e.g. 2s (default 5s; needs --health-check)
   --workers N|auto     worker threads serving requests (default 1; auto: one per usable CPU)
+  --pid-file FILE      write the serving process's pid to FILE (see gatehouse upgrade)
   -h, --help           show this help
 `,
 };
@@ -105,6 +134,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return proxy(rest);
     case 'ca-path':
       return caPath(rest);
+    case 'upgrade':
+      return upgrade(rest);
     case undefined:
     case '-h':
     case '--help':
@@ -134,16 +165,32 @@ function configFileOf(parsed: Parsed): string | { error: string } {
 }
 
 async function run(args: string[]): Promise<number> {
-  const parsed = parse(args, { config: { type: 'string', short: 'c' }, workers: { type: 'string' } }, 'run', true);
+  const parsed = parse(args, { config: { type: 'string', short: 'c' }, workers: { type: 'string' }, 'pid-file': { type: 'string' } }, 'run', true);
   if (parsed.values.help) return printHelp('run');
   const file = configFileOf(parsed);
   if (typeof file !== 'string') return usageError('run', file.error);
   const workers = workersFlag(parsed.values.workers);
   if (workers === null) return usageError('run', '--workers takes a number from 1 to 256 or auto');
-  const config = await loadConfigFile(file);
-  // The flag is passed beside the configuration, not merged into a copy: a copy would lose the
-  // file:line that errors found later (a port in use) point to.
-  return serve(config, file, workers ?? config.workers);
+  return withTakeover(async (takeover) => {
+    const config = await loadConfigFile(file);
+    // The flag is passed beside the configuration, not merged into a copy: a copy would lose the
+    // file:line that errors found later (a port in use) point to.
+    return serve(config, file, workers ?? config.workers, { pidFile: stringFlag(parsed.values['pid-file']), takeover });
+  });
+}
+
+/**
+ * Runs a serving command; when this process replaces another (an upgrade), a failure to start
+ * is told to the old process too (which goes on serving and logs it).
+ */
+async function withTakeover(start: (takeover: Takeover | undefined) => Promise<number>): Promise<number> {
+  const takeover = await Takeover.connect();
+  try {
+    return await start(takeover);
+  } catch (error: unknown) {
+    await takeover?.failed(error instanceof Error ? error.message : String(error));
+    throw error;
+  }
 }
 
 async function validate(args: string[]): Promise<number> {
@@ -169,6 +216,21 @@ async function caPath(args: string[]): Promise<number> {
   return 0;
 }
 
+async function upgrade(args: string[]): Promise<number> {
+  const { values } = parse(args, { 'pid-file': { type: 'string' }, pid: { type: 'string' }, timeout: { type: 'string' } }, 'upgrade');
+  if (values.help) return printHelp('upgrade');
+  const pidFile = stringFlag(values['pid-file']);
+  const pid = stringFlag(values.pid);
+  if ((pidFile === undefined) === (pid === undefined)) return usageError('upgrade', 'give one of --pid-file FILE or --pid PID');
+  if (pid !== undefined && !/^[1-9]\d*$/.test(pid)) return usageError('upgrade', '--pid takes a process id');
+  const timeout = duration.safeParse(stringFlag(values.timeout) ?? '60s');
+  if (!timeout.success || timeout.data === 0) return usageError('upgrade', '--timeout takes a duration such as 60s');
+  if (pid !== undefined && values.timeout !== undefined) return usageError('upgrade', '--timeout needs --pid-file (with --pid there is nothing to wait on)');
+  const outcome = pidFile !== undefined ? await upgradeAndWait(pidFile, timeout.data) : signalUpgrade(Number(pid));
+  (outcome.code === 0 ? process.stdout : process.stderr).write(`${outcome.message}\n`);
+  return outcome.code;
+}
+
 async function proxy(args: string[]): Promise<number> {
   const { values } = parse(
     args,
@@ -182,6 +244,7 @@ async function proxy(args: string[]): Promise<number> {
       'health-check': { type: 'string' },
       'health-interval': { type: 'string' },
       workers: { type: 'string' },
+      'pid-file': { type: 'string' },
     },
     'proxy',
   );
@@ -220,7 +283,7 @@ async function proxy(args: string[]): Promise<number> {
     },
     'command line',
   );
-  return serve(config, undefined, config.workers);
+  return withTakeover((takeover) => serve(config, undefined, config.workers, { pidFile: stringFlag(values['pid-file']), takeover }));
 }
 
 /** `--workers`: undefined when not given, null when not a number from 1 to 256 or auto. */
@@ -258,17 +321,39 @@ function listenerOf(from: string, cert: string | undefined, key: string | undefi
   return { address, tls: { certificates: [{ cert, key }] } };
 }
 
+/** How a serving process is found and whether it replaces another (an upgrade). */
+interface ServeOptions {
+  readonly pidFile: string | undefined;
+  readonly takeover: Takeover | undefined;
+}
+
 /** Runs until a signal stops the process; resolves with the exit code. `workersSetting`: --workers, else the file's. */
-async function serve(config: Config, file: string | undefined, workersSetting: Config['workers']): Promise<number> {
+async function serve(config: Config, file: string | undefined, workersSetting: Config['workers'], serving: ServeOptions): Promise<number> {
   const logger = createLogger(config.log.level);
   const options = file === undefined ? { logger } : { logger, configFile: file };
   const workers = workerCount(workersSetting);
+  const { pidFile, takeover } = serving;
+  // Worker threads bind their own sockets (SO_REUSEPORT): there is none to take over.
+  if (takeover !== undefined && workers > 1) throw new Error('upgrade: a process with several workers cannot take the sockets over; restart instead');
+  // SIGUSR2's default action ends the process: until it can upgrade, it says so instead.
+  const early = (): void => logger.warn('SIGUSR2 ignored: still starting');
+  process.on('SIGUSR2', early);
   // One worker is the main thread itself: no thread, no shared memory, nothing to pass around.
-  const gatehouse: { reload(): Promise<void>; stop(): Promise<void> } =
-    workers > 1 ? await Primary.start(config, { ...options, workers }) : await Gatehouse.start(config, options);
+  const gatehouse: Gatehouse | Primary =
+    workers > 1 ? await Primary.start(config, { ...options, workers }) : await Gatehouse.start(config, takeover === undefined ? options : { ...options, inherited: takeover });
+  // Before the old process hears that this one serves: it exits only after, so the file always
+  // names a live process (systemd reads it again when the main process exits).
+  if (pidFile !== undefined) writePidFile(pidFile);
+  if (takeover !== undefined && !(await takeover.serving())) logger.warn('upgrade: the process being replaced is gone; this one serves');
+  let upgrading = false;
   process.on('SIGHUP', () => {
     if (file === undefined) {
       logger.warn('SIGHUP ignored: started without a configuration file');
+      return;
+    }
+    // The sockets being handed over are those of the running listeners.
+    if (upgrading) {
+      logger.warn('SIGHUP ignored: an upgrade is in progress');
       return;
     }
     gatehouse.reload().catch((error: unknown) => {
@@ -277,7 +362,7 @@ async function serve(config: Config, file: string | undefined, workersSetting: C
   });
   return new Promise((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    const stop = (signal: string, drain: () => Promise<void> = () => gatehouse.stop()): void => {
       // A second signal while draining is ignored, not fatal: Ctrl-C under `npm start` arrives
       // twice (from the terminal and forwarded by npm), and the drain is bounded by shutdown_timeout.
       if (stopping) {
@@ -286,16 +371,36 @@ async function serve(config: Config, file: string | undefined, workersSetting: C
       }
       stopping = true;
       logger.info({ signal }, 'stopping');
-      gatehouse.stop().then(
-        () => resolve(0),
+      drain().then(
+        () => {
+          if (pidFile !== undefined) removePidFile(pidFile);
+          resolve(0);
+        },
         (error: unknown) => {
           logger.error({ error: String(error) }, 'error while stopping');
           resolve(1);
         },
       );
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    // Not `stop` itself: Node passes the signal's number as a second argument.
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.removeListener('SIGUSR2', early);
+    process.on('SIGUSR2', () => {
+      if (!(gatehouse instanceof Gatehouse)) {
+        refuseUpgrade('not available with several workers (workers > 1); restart instead', logger, pidFile);
+        return;
+      }
+      if (upgrading || stopping) {
+        logger.warn(upgrading ? 'SIGUSR2 ignored: an upgrade is in progress' : 'SIGUSR2 ignored: stopping');
+        return;
+      }
+      upgrading = true;
+      void replaceProcess(gatehouse.sockets(), logger, pidFile).then((replaced) => {
+        upgrading = false;
+        if (replaced) stop('SIGUSR2', () => gatehouse.handOver());
+      });
+    });
   });
 }
 

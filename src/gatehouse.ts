@@ -1,5 +1,5 @@
 /** The composition root: start(), reload() and stop() of one Gatehouse process. */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
 import { startAdminListener, type AdminListener } from './admin/admin.ts';
 import type { ProtectionAdmin } from './admin/protection.ts';
@@ -19,7 +19,7 @@ import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
 import { TrafficRecorder, type TrafficWindow } from './core/recent-traffic.ts';
 import type { SharedProtection } from './core/protection-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
-import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
+import { ListenerSet, type BoundListeners, type InheritedSockets } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import type { AcmeSharing } from './listeners/tls/acme/sharing.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
@@ -35,6 +35,13 @@ export interface GatehouseOptions {
   readonly logger?: Logger;
   /** One of several worker threads: listeners bind with SO_REUSEPORT, and the state below is shared. */
   readonly worker?: WorkerSharing;
+  /** The listening sockets of the process this one replaces (an upgrade, see upgrade/): served instead of binding anew. */
+  readonly inherited?: InheritedSockets;
+}
+
+/** The key the admin listener's socket is handed over under (listeners go by their listener key). */
+export function adminSocketKey(address: string): string {
+  return `admin ${address}`;
 }
 
 /** What a worker thread's Gatehouse shares with the others (workers/shared.ts). */
@@ -84,6 +91,8 @@ export class Gatehouse {
     this.#inWorker = options.worker !== undefined;
     this.#registry.sharedProtection = options.worker?.protection ?? null;
     this.#registry.healthSharing = options.worker?.health ?? null;
+    // A disk cache the replaced process holds is waited for (it lets go at its hand-over).
+    this.#registry.predecessor = options.inherited?.predecessor ?? null;
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
@@ -104,6 +113,7 @@ export class Gatehouse {
       ticketSecret: options.worker?.ticketSecret ?? randomTicketSecret(),
       reusePort: this.#inWorker,
       ...(options.worker === undefined ? {} : { acmeSharing: options.worker.acme }),
+      ...(options.inherited === undefined ? {} : { inherited: options.inherited }),
     });
     this.#dns = new DnsListeners(this.#logger, options.worker === undefined || options.worker.answersDns === true);
     const source = { snapshot: () => this.#holder.current, unrouted: this.#registry.unrouted, listeners: () => this.#listeners.all, certificates: () => this.#listeners.certificateExpiry() };
@@ -130,7 +140,10 @@ export class Gatehouse {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
       gatehouse.#dns.apply(await gatehouse.#dns.bind(gatehouse.#holder.current));
       // A worker thread's admin listener is the primary's.
-      if (config.admin !== undefined && !gatehouse.#inWorker) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, gatehouse.#logger));
+      if (config.admin !== undefined && !gatehouse.#inWorker) {
+        const inherited = await options.inherited?.take(adminSocketKey(config.admin.address));
+        ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse, gatehouse.#logger, inherited));
+      }
     } catch (error: unknown) {
       // Quietly: the caller reports the failure, and nothing was served.
       gatehouse.#stopping ??= gatehouse.#stop(0, false);
@@ -249,16 +262,45 @@ export class Gatehouse {
     return this.#stopping;
   }
 
-  async #stop(graceMs: number, log: boolean): Promise<void> {
+  /**
+   * The listening sockets (listeners by listener key, the admin listener by adminSocketKey), for
+   * the process that replaces this one (upgrade/).
+   */
+  sockets(): Map<string, NetServer> {
+    const sockets = this.#listeners.sockets();
+    const admin = this.config.admin;
+    if (this.#admin !== undefined && admin !== undefined) sockets.set(adminSocketKey(admin.address), this.#admin.server);
+    return sockets;
+  }
+
+  /**
+   * Stops as stop() does, once another process serves the same listening sockets (an upgrade):
+   * connections are not closed for being idle (one may carry a request on its way, see
+   * Listener.handOver); each is answered with Connection: close or ends by its keep-alive timeout.
+   * What is left at shutdown_timeout (WebSockets, long requests) is closed then.
+   */
+  handOver(): Promise<void> {
+    this.#stopping ??= this.#stop(this.config.shutdown_timeout, true, true);
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number, log: boolean, handOver = false): Promise<void> {
     const listeners = this.#listeners.all;
     for (const listener of listeners) listener.context.draining = true;
-    const closed = Promise.all(listeners.map((l) => l.stopAccepting()));
-    // Keep-alive connections that fall idle while draining are closed as they do.
-    const sweep = setInterval(() => listeners.forEach((l) => l.closeIdleConnections()), 100);
+    const closed = Promise.all(listeners.map((l) => (handOver ? l.handOver() : l.stopAccepting())));
+    if (handOver) {
+      // The admin API is the new process's from now on (its /status is the one to believe).
+      this.#admin?.stopAccepting();
+      // Disk caches stop writing: their directories are the new process's now.
+      this.#registry.handOver();
+    }
+    // Keep-alive connections that fall idle while draining are closed as they do (not when
+    // handing over: the other process takes their clients' next connections, see handOver()).
+    const sweep = handOver ? undefined : setInterval(() => listeners.forEach((l) => l.closeIdleConnections()), 100);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), graceMs)));
     const outcome = await Promise.race([closed.then(() => 'drained' as const), deadline]);
-    clearInterval(sweep);
+    if (sweep !== undefined) clearInterval(sweep);
     clearTimeout(timer);
     if (outcome === 'timeout') {
       this.#logger.warn({ grace_ms: graceMs }, 'shutdown deadline reached, closing remaining connections');
@@ -315,6 +357,7 @@ export class Gatehouse {
   status(): unknown {
     const snapshot = this.#holder.current;
     return {
+      pid: process.pid,
       uptime_s: Math.round((Date.now() - this.#startedAt) / 1000),
       config_file: this.#configFile ?? null,
       listeners: this.addresses.map(formatAddress),

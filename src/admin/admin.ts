@@ -7,7 +7,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServerClass, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -79,8 +79,9 @@ const MAX_EXPLAIN_BYTES = 64 * 1024;
 /**
  * Binds the admin listener `config` names, for `target`; a failure says where the file sets the
  * address. Reads the token (a missing one stops the start) and the configuration history.
+ * `inherited`: the admin socket a process being replaced handed over (an upgrade).
  */
-export async function startAdminListener(config: Config, target: AdminTarget, logger: Logger): Promise<{ admin: AdminListener; address: AddressInfo }> {
+export async function startAdminListener(config: Config, target: AdminTarget, logger: Logger, inherited?: NetServer): Promise<{ admin: AdminListener; address: AddressInfo }> {
   const settings = config.admin;
   if (settings === undefined) throw new Error('no admin block in the configuration');
   const token = await readToken(settings);
@@ -89,7 +90,7 @@ export async function startAdminListener(config: Config, target: AdminTarget, lo
   );
   const admin = new AdminListener(settings.address, { target, token, logger, configs: new ConfigApi(target, history, target.configFile) });
   try {
-    return { admin, address: await admin.listen() };
+    return { admin, address: await admin.listen(inherited) };
   } catch (error: unknown) {
     throw listenError(error, settings.address, 'admin', sourceOf(config, ['admin', 'address']));
   }
@@ -129,12 +130,27 @@ export class AdminListener {
     this.#configs.committed(config);
   }
 
-  async listen(): Promise<AddressInfo> {
+  /** The listening server, to hand over to the process that replaces this one. */
+  get server(): NetServer {
+    return this.#server;
+  }
+
+  async listen(inherited?: NetServer): Promise<AddressInfo> {
     const hostPort = parseHostPort(this.#address);
     if (hostPort === undefined) throw new Error(`bad admin address ${this.#address}`);
-    this.#server.listen(hostPort.port, hostPort.host);
+    if (inherited === undefined) this.#server.listen(hostPort.port, hostPort.host);
+    else {
+      // As listeners/listener.ts takes a listening socket over.
+      this.#server.listen(inherited);
+      inherited.on('connection', (socket: Socket) => this.#server.emit('connection', socket));
+    }
     await once(this.#server, 'listening');
     return this.#server.address() as AddressInfo;
+  }
+
+  /** Stops accepting (the socket was handed over); requests on open connections are answered. */
+  stopAccepting(): void {
+    NetServerClass.prototype.close.call(this.#server);
   }
 
   async close(): Promise<void> {

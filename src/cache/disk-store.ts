@@ -13,9 +13,13 @@ import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } f
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isEntryMeta, metaBytes, prepareEntry, type CachedEntry, type EntryMeta, type StoredBody } from './entry.ts';
 import { IndexedStore, type Removal } from './lru-index.ts';
 import type { EntryWriter, StoreLimits } from './store.ts';
+
+/** How often a store waiting for the replaced process's directory looks at the lock. */
+const LOCK_POLL_MS = 50;
 
 /** The description file's format version: files of another version are discarded. */
 const FORMAT = 1;
@@ -43,19 +47,38 @@ export class DiskStore extends IndexedStore {
   /** Body files of the writers opened while the index is loading (null after): not orphans. */
   #opened: Set<string> | null = new Set();
   #closed = false;
+  /** The directory is still the replaced process's (an upgrade): nothing is written until it lets go. */
+  #waiting = false;
 
-  constructor(dir: string, limits: StoreLimits) {
+  /** `predecessor`: the pid of the process this one replaces; a lock it holds is waited for instead of refused. */
+  constructor(dir: string, limits: StoreLimits, predecessor: number | null = null) {
     super(limits);
     this.#dir = dir;
     this.#tmp = join(dir, 'tmp');
     this.#lock = join(dir, 'lock');
     mkdirSync(this.#tmp, { recursive: true });
-    takeLock(this.#lock);
-    this.#ready = this.#load();
+    this.#waiting = !takeLock(this.#lock, predecessor);
+    this.#ready = this.#waiting ? this.#takeOver(predecessor as number).then((taken) => (taken ? this.#load() : undefined)) : this.#load();
+  }
+
+  /**
+   * Waits until the replaced process lets the directory go (at its hand-over, or when it exits),
+   * then takes the lock; until then this store misses and stores nothing, so that the two
+   * processes never write the directory at once.
+   */
+  async #takeOver(predecessor: number): Promise<boolean> {
+    for (;;) {
+      // Closed first (this process stops): the directory, its files included, stays the other's.
+      if (this.#closed) return false;
+      if (takeLock(this.#lock, predecessor)) break;
+      await sleep(LOCK_POLL_MS);
+    }
+    this.#waiting = false;
+    return true;
   }
 
   open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
-    if (this.#closed || expectedSize > this.limits.maxObjectSize) return null;
+    if (this.#closed || this.#waiting || expectedSize > this.limits.maxObjectSize) return null;
     const hash = hashOf(meta.key, meta.variant);
     const gen = randomBytes(8).toString('hex');
     const dir = join(this.#dir, hash.slice(0, 2));
@@ -81,6 +104,8 @@ export class DiskStore extends IndexedStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // Still waiting for the replaced process: the lock is its own.
+    if (this.#waiting) return;
     try {
       unlinkSync(this.#lock);
     } catch {
@@ -312,24 +337,34 @@ function hashOf(key: string, variant: string): string {
 
 /**
  * Takes the directory's lock file, holding this process's pid. A lock left by a process that is
- * gone is taken over; one held by a live process is an error (two writers would corrupt the index).
+ * gone is taken over; one held by a live process is an error (two writers would corrupt the index),
+ * except by `predecessor` (the process an upgrade replaces): false then, to wait until it lets go.
  */
-function takeLock(path: string): void {
+function takeLock(path: string, predecessor: number | null = null): boolean {
   try {
     const fd = openSync(path, 'wx');
     writeSync(fd, String(process.pid));
     closeSync(fd);
-    return;
+    return true;
   } catch (error: unknown) {
     if ((error as { code?: unknown }).code !== 'EEXIST') throw error;
   }
-  const owner = Number(readFileSync(path, 'utf8').trim());
+  let owner: number;
+  try {
+    owner = Number(readFileSync(path, 'utf8').trim());
+  } catch (error: unknown) {
+    // Let go between the two calls (the replaced process handing over): try again.
+    if ((error as { code?: unknown }).code === 'ENOENT') return takeLock(path, predecessor);
+    throw error;
+  }
   if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
+    if (owner === predecessor) return false;
     throw new Error(`cache directory ${join(path, '..')} is in use by process ${owner}`);
   }
   const fd = openSync(path, 'w');
   writeSync(fd, String(process.pid));
   closeSync(fd);
+  return true;
 }
 
 function processAlive(pid: number): boolean {

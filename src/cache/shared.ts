@@ -70,6 +70,14 @@ export class SharedCache implements SharedState {
   close(): void {
     this.store.close();
   }
+
+  /**
+   * An upgrade: a disk store stops writing and gives its directory to the new process (which
+   * waits for it); hits on what it holds go on until this process exits.
+   */
+  handOver(): void {
+    if (this.store.kind === 'disk') this.store.close();
+  }
 }
 
 /** The registry key of a store: memory stores by name, disk stores by directory. */
@@ -80,7 +88,7 @@ export function storeKey(spec: StoreSpec): string {
 /** The shared cache for `spec`, created on first use, with the spec's limits applied. */
 export function acquireSharedCache(registry: Registry, spec: StoreSpec): SharedCache {
   const shared = registry.acquireShared(storeKey(spec), () => {
-    const store = spec.type === 'memory' ? new MemoryStore(spec.limits) : new DiskStore(resolve(spec.path), spec.limits);
+    const store = spec.type === 'memory' ? new MemoryStore(spec.limits) : new DiskStore(resolve(spec.path), spec.limits, registry.predecessor);
     return new SharedCache(spec.name, store);
   });
   shared.store.configure(spec.limits);

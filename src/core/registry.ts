@@ -15,6 +15,8 @@ interface Entry {
 export interface SharedState {
   /** Stops its timers and gives up what it holds; called once. */
   close(): void;
+  /** This process is being replaced (an upgrade): let go of what the new process takes over (a disk cache's directory). */
+  handOver?(): void;
 }
 
 interface SharedEntry {
@@ -40,6 +42,8 @@ export class Registry {
   healthSharing: HealthSharing | null = null;
   /** Requests that matched no route, for /metrics (as the routes' Traffic, it lives as long as the process). */
   readonly unrouted = new Traffic();
+  /** The pid of the process this one replaces (an upgrade): state it holds (a disk cache) is waited for, not refused; null otherwise. */
+  predecessor: number | null = null;
   /** Signs sticky-session cookies when the configuration gives no secret; lives as long as the process. */
   readonly secret: Buffer = randomBytes(32);
 
@@ -62,6 +66,11 @@ export class Registry {
       this.#shared.delete(key);
       entry.value.close();
     }
+  }
+
+  /** This process is being replaced: each shared state lets go of what the new process takes over. */
+  handOver(): void {
+    for (const entry of this.#shared.values()) entry.value.handOver?.();
   }
 
   get sharedCount(): number {

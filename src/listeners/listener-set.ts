@@ -4,7 +4,7 @@
  * (abort), and keeps each TLS listener's certificate store and certificate source (files, local
  * CA, ACME) with it. The composition root (gatehouse.ts) decides when; this module does it.
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
 import { sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -37,6 +37,16 @@ export interface ListenerSetOptions {
   readonly reusePort: boolean;
   /** A worker thread: which one orders ACME certificates, and the channel to the others. */
   readonly acmeSharing?: AcmeSharing;
+  /** Listening sockets handed over by the process this one replaces (an upgrade), taken at the first bind. */
+  readonly inherited?: InheritedSockets;
+}
+
+/** Listening sockets handed over by the process being replaced (see upgrade/inherit.ts), by listener key. */
+export interface InheritedSockets {
+  /** The pid of the process being replaced. */
+  readonly predecessor: number;
+  /** The listening socket the old process serves under `key`, or undefined when it has none. */
+  take(key: string): Promise<NetServer | undefined>;
 }
 
 export class ListenerSet {
@@ -51,6 +61,8 @@ export class ListenerSet {
   readonly #traffic: TrafficRecorder;
   readonly #ticketSecret: Buffer;
   readonly #reusePort: boolean;
+  /** Cleared after the first bind: a reload binds its new addresses itself. */
+  #inherited: InheritedSockets | undefined;
 
   constructor(options: ListenerSetOptions) {
     const logger = options.logger;
@@ -61,6 +73,12 @@ export class ListenerSet {
     this.#traffic = options.traffic;
     this.#ticketSecret = options.ticketSecret;
     this.#reusePort = options.reusePort;
+    this.#inherited = options.inherited;
+  }
+
+  /** The listening sockets by listener key, to hand over to the process that replaces this one. */
+  sockets(): Map<string, NetServer> {
+    return new Map([...this.#listeners].map(([key, listener]) => [key, listener.server]));
   }
 
   /** The listeners in service, in configuration order. */
@@ -132,6 +150,8 @@ export class ListenerSet {
     const added: [string, Listener][] = [];
     /** Listeners that gain or lose TLS in one process: bound last, since the old one must close first. */
     const toggled: number[] = [];
+    const inherited = this.#inherited;
+    this.#inherited = undefined;
     try {
       for (const [index, listen] of config.listen.entries()) {
         const existing = this.#listeners.get(listenerKey(listen.address, index));
@@ -140,7 +160,7 @@ export class ListenerSet {
           // Its new certificates are served from the commit on.
           if (source !== null) kept.push([existing, source, handshakes[index]]);
         } else if (existing !== undefined && !this.#reusePort) toggled.push(index);
-        else added.push(await this.#bindOne(config, index, source, handshakes[index]));
+        else added.push(await this.#bindOne(config, index, source, handshakes[index], inherited));
       }
       // Every new address bound: what can fail has failed before an old listener is closed.
       for (const index of toggled) {
@@ -151,7 +171,7 @@ export class ListenerSet {
         // Not awaited: closing the listening socket frees the address at once, and its open
         // connections (a long request, a WebSocket) must not hold up the reload while they finish.
         void this.#retire(existing);
-        added.push(await this.#bindOne(config, index, sources[index] ?? null, handshakes[index]));
+        added.push(await this.#bindOne(config, index, sources[index] ?? null, handshakes[index], inherited));
       }
     } catch (error: unknown) {
       // As abort(): the addresses go at once; requests they took meanwhile finish without holding the answer up.
@@ -163,8 +183,8 @@ export class ListenerSet {
     return { added, kept, sources };
   }
 
-  /** Binds `config.listen[index]` anew, with its certificates when it has TLS. */
-  async #bindOne(config: Config, index: number, source: ListenerCertificates | null, handshake: HandshakeSettings | undefined): Promise<[string, Listener]> {
+  /** Binds `config.listen[index]` anew (or takes over the socket a process being replaced serves it on), with its certificates when it has TLS. */
+  async #bindOne(config: Config, index: number, source: ListenerCertificates | null, handshake: HandshakeSettings | undefined, inherited: InheritedSockets | undefined): Promise<[string, Listener]> {
     const listen = config.listen[index] as Config['listen'][number];
     const tls = source === null ? null : new CertificateStore(source.certificates, this.#certificateLog, handshake, new DerivedTicketKeys(this.#ticketSecret, listen.address));
     const context: ListenerContext = {
@@ -182,14 +202,15 @@ export class ListenerSet {
       this.#certificates.set(listener, tls);
       this.#sources.use(listener, tls, source);
     }
+    const key = listenerKey(listen.address, index);
     try {
-      await listener.listen(this.#reusePort);
+      await listener.listen(this.#reusePort, await inherited?.take(key));
     } catch (error: unknown) {
       // Its certificate store and source were taken above: they stop with it.
       await this.#retire(listener);
       throw listenError(error, listen.address, `listen[${index}]`, sourceOf(config, ['listen', index, 'address']));
     }
-    return [listenerKey(listen.address, index), listener];
+    return [key, listener];
   }
 
   /** Sources no listener took are stopped (those in use stay with their listener), and ACME managers nobody uses. */

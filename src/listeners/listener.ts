@@ -12,7 +12,7 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { once } from 'node:events';
-import type { AddressInfo, Socket } from 'node:net';
+import { Server as NetServer, type AddressInfo, type Socket } from 'node:net';
 import type { Server as TlsServer, TLSSocket, TlsOptions } from 'node:tls';
 import type { Config, ListenConfig } from '../config/schema.ts';
 import { parseHostPort } from '../config/units.ts';
@@ -136,11 +136,16 @@ export class Listener {
     this.http2.apply(listen.http2, limits);
   }
 
-  /** Binds the address; `reusePort` lets several workers bind the same one (SO_REUSEPORT). */
-  async listen(reusePort = false): Promise<AddressInfo> {
+  /**
+   * Binds the address; `reusePort` lets several workers bind the same one (SO_REUSEPORT).
+   * `inherited`: the listening socket a process being replaced handed over (upgrade/), served
+   * instead of binding, so that no connection waiting in its accept queue is lost.
+   */
+  async listen(reusePort = false, inherited?: NetServer): Promise<AddressInfo> {
     const hostPort = parseHostPort(this.address);
     if (hostPort === undefined) throw new Error(`bad listen address ${this.address}`);
-    this.server.listen({ port: hostPort.port, host: hostPort.host, reusePort });
+    if (inherited === undefined) this.server.listen({ port: hostPort.port, host: hostPort.host, reusePort });
+    else takeOver(this.server, inherited);
     await once(this.server, 'listening');
     return this.server.address() as AddressInfo;
   }
@@ -150,6 +155,23 @@ export class Listener {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeIdleConnections();
+      this.http2.closeAll();
+    });
+  }
+
+  /**
+   * Stops accepting while another process serves the same listening socket (an upgrade): unlike
+   * stopAccepting(), connections that carry no request now are left open, since one just
+   * accepted, or a keep-alive one the client is writing its next request on, may have a request
+   * on its way that closing would turn into a client error. Each is answered with Connection:
+   * close (the listener is draining) or closed by the keep-alive timeout node:http announces in
+   * Keep-Alive. Resolves once every connection has ended.
+   */
+  handOver(): Promise<void> {
+    return new Promise((resolve) => {
+      // node:http's close() (which would close idle connections at once) is skipped for the
+      // socket's own: the header and request timeouts go on being checked.
+      NetServer.prototype.close.call(this.server, () => resolve());
       this.http2.closeAll();
     });
   }
@@ -189,6 +211,16 @@ export class Listener {
       else http1.call(server, socket);
     });
   }
+}
+
+/**
+ * Makes `server` listen on the socket `inherited` holds. `inherited` came over the IPC channel
+ * already listening (node:child_process made it a net.Server); a connection it accepted before
+ * `server` took the socket over is passed on rather than left unanswered.
+ */
+function takeOver(server: Server, inherited: NetServer): void {
+  server.listen(inherited);
+  inherited.on('connection', (socket: Socket) => server.emit('connection', socket));
 }
 
 /** The `listen` entry for `address` in `config`. */

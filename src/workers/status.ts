@@ -5,7 +5,7 @@
  */
 
 /** Numbers that are not counts: the same in every worker, or not meaningful as a sum. */
-const NOT_SUMMED = new Set(['weight', 'routes', 'uptime_s', 'ewma_ms', 'slow_start_share', 'ms', 'max_size', 'ejected_for_ms', 'rtt_ms']);
+const NOT_SUMMED = new Set(['pid', 'weight', 'routes', 'uptime_s', 'ewma_ms', 'slow_start_share', 'ms', 'max_size', 'ejected_for_ms', 'rtt_ms']);
 /** Read from shared memory by every worker, or told to every worker (a server's ejections): counted once. */
 const SHARED = new Set(['bans_active', 'rate_limit_keys', 'clients_counted', 'ejections']);
 /** Whole values every worker reads alike (the same IP list files): taken once, nothing in them summed. */

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
+import { DiskStore } from '../../src/cache/disk-store.ts';
 import { configFromObject } from '../../src/config/load.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { cacheStatus, cachingConfig, fetchRaw, startOrigin } from '../helpers/cache.ts';
@@ -72,4 +75,24 @@ test('the disk cache survives a restart', async (t) => {
   assert.equal(hit.headers['surrogate-key'], undefined, 'and tag headers stay hidden from clients');
   assert.equal(origin.count('/p'), 1);
   assert.equal(await second.gatehouse.caches().purge({ tag: 'kept' }), 1, 'tags survive too');
+});
+
+test('a directory locked by the process an upgrade replaces is waited for: nothing is written until its lock goes, then it is taken', async (t) => {
+  const dir = await cacheDir(t);
+  const lock = join(dir, 'lock');
+  // A live process other than this one: the parent (the test runner).
+  const predecessor = process.ppid;
+  await writeFile(lock, String(predecessor));
+  const limits = { maxSize: 1 << 20, maxObjectSize: 1 << 16 };
+  assert.throws(() => new DiskStore(dir, limits), /is in use by process/, 'refused without the upgrade');
+  const store = new DiskStore(dir, limits, predecessor);
+  t.after(() => store.close());
+  const meta = { key: 'k', variant: '', status: 200, headers: [], size: 0 } as unknown as Parameters<typeof store.open>[0];
+  assert.equal(store.open(meta, 1), null, 'no writes while the directory is the predecessor\'s');
+  await unlink(lock); // the predecessor's hand-over
+  await store.ready();
+  assert.equal(await readFile(lock, 'utf8'), String(process.pid));
+  const writer = store.open(meta, 1);
+  assert.notEqual(writer, null, 'writes once taken over');
+  writer?.destroy();
 });
