@@ -17,6 +17,7 @@
 import { chmod, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { changeLines, diffConfigs } from '../config/diff.ts';
+import { temporaryName } from '../core/state-dir.ts';
 import { parseConfigText } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { ConfigError } from '../core/errors.ts';
@@ -208,7 +209,6 @@ async function withBody(req: IncomingMessage, answer: (text: string) => ConfigAn
   return answer(text);
 }
 
-let temporaries = 0;
 
 /**
  * Writes `text` to a new file beside `file` (beside the file a symbolic link points to, so that the
@@ -217,7 +217,7 @@ let temporaries = 0;
 async function writeBeside(file: string, text: string): Promise<{ path: string; target: string }> {
   const target = await realpath(file).catch(() => file);
   const mode = (await stat(target).catch(() => undefined))?.mode;
-  const path = `${target}.${process.pid}.${++temporaries}.tmp`;
+  const path = temporaryName(target);
   await writeFile(path, text, { mode: mode === undefined ? 0o644 : mode & 0o7777 });
   // The mode given to writeFile is masked by the umask: set it as the file had it.
   if (mode !== undefined) await chmod(path, mode & 0o7777);

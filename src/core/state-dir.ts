@@ -3,6 +3,7 @@
  * and certificates). Everything in it is private to the user Gatehouse runs as: directories are
  * made 0700 and files 0600, since they hold private keys.
  */
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -40,11 +41,19 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  */
 export async function writePrivateFile(path: string, data: string): Promise<void> {
   await ensurePrivateDir(dirname(path));
-  const temporary = `${path}.${process.pid}.${Date.now()}.tmp`;
+  const temporary = temporaryName(path);
   await writeFile(temporary, data, { mode: PRIVATE_FILE_MODE });
   // The mode given to writeFile applies only to a new file; make sure of it either way.
   await chmod(temporary, PRIVATE_FILE_MODE);
   await rename(temporary, path);
+}
+
+/**
+ * A name beside `path` no other writer picks: worker threads share the pid, and two writes in one
+ * millisecond share the time, so a random part keeps them apart.
+ */
+export function temporaryName(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
 }
 
 /** The file's text, or undefined when it does not exist (other errors are thrown). */

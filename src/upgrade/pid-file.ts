@@ -1,6 +1,6 @@
 /** The pid file (`run --pid-file FILE`): where operators, systemd and `gatehouse upgrade` find the serving process. */
-import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { temporaryName } from '../core/state-dir.ts';
 
 /**
  * Writes this process's pid to `path` by renaming a complete temporary file over it, so that a
@@ -8,7 +8,7 @@ import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'n
  * `gatehouse upgrade` tells that an upgrade failed (the old process writes its pid again).
  */
 export function writePidFile(path: string, pid = process.pid): void {
-  const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  const temporary = temporaryName(path);
   try {
     writeFileSync(temporary, `${pid}\n`);
     renameSync(temporary, path);

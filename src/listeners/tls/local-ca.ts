@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { rm, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { ensurePrivateDir, readIfExists, writePrivateFile } from '../../core/state-dir.ts';
+import { ensurePrivateDir, readIfExists, temporaryName, writePrivateFile } from '../../core/state-dir.ts';
 
 x509.cryptoProvider.set(webcrypto as Crypto);
 
@@ -71,7 +71,7 @@ export class LocalCa {
     });
     // Both files are written in a folder of their own, renamed into place in one step: of two
     // processes starting at once, one CA wins whole and the other process uses it.
-    const staging = join(stateDir, `ca.${process.pid}.${Date.now()}.tmp`);
+    const staging = temporaryName(join(stateDir, 'ca'));
     const key = await keyPem(keys.privateKey);
     await writePrivateFile(join(staging, 'root.key'), key);
     await writePrivateFile(join(staging, 'root.pem'), cert.toString('pem') + '\n');
