@@ -9,6 +9,7 @@ import { listenerSchema } from './listener-schema.ts';
 import { stateDirSchema } from './tls-schema.ts';
 import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } from './acceleration-schema.ts';
 import { upstreamTlsSchema } from './upstream-tls-schema.ts';
+import { stateSchema } from './state-schema.ts';
 
 /** A regular expression, compiled here as the matchers will compile it; a bad one says why. */
 const regex = z.string().superRefine((value, ctx) => {
@@ -449,6 +450,8 @@ export const configSchema = z.strictObject({
   cache: cacheSchema,
   /** Response compression defaults; off unless enabled here or on a route (docs/compression.md). */
   compress: compressSchema,
+  /** Where state shared by several instances lives (Redis); absent: in memory (docs/scaling.md). */
+  state: stateSchema,
 });
 
 /** A configuration as written (before defaults). */

@@ -4,21 +4,59 @@
  * run it too; waits are on conditions, with intervals of tens of milliseconds.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { configFromObject } from '../../src/config/load.ts';
+import { RedisState } from '../../src/core/redis-state.ts';
+import { RedisRateLimitStore } from '../../src/middleware/rate-limit/redis-store.ts';
 import { allocateSharedTable } from '../../src/core/shared-table.ts';
 import { MemoryRateLimitStore } from '../../src/middleware/rate-limit/memory-store.ts';
 import { SharedRateLimitStore } from '../../src/middleware/rate-limit/shared-store.ts';
 import type { RateLimitRule, RateLimitStore, TakeResult } from '../../src/middleware/rate-limit/store.ts';
 import { waitFor } from '../helpers/http.ts';
+import { redisMissing, startRedis } from '../helpers/redis.ts';
 
 interface StoreUnderTest {
   readonly name: string;
   create(): RateLimitStore | Promise<RateLimitStore>;
+  /** Why the suite is skipped here (a server it needs is missing). */
+  readonly skip?: string;
+  /** Runs before the suite (starts a server it needs). */
+  readonly setup?: () => Promise<void>;
+}
+
+/** The Redis one: a redis-server for the whole suite (started in its before hook). */
+let redisUrl = '';
+
+/** Stops registered by the suite's setup, run by its after hook. */
+const stops: (() => unknown)[] = [];
+
+async function startSuiteRedis(): Promise<void> {
+  redisUrl = (await startRedis({ after: (fn) => stops.push(fn) })).url;
+}
+
+/** A Redis-backed store whose Redis is reachable (it starts degraded until connected). */
+async function redisStore(): Promise<RateLimitStore> {
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redisUrl, key_prefix: `contract${++unique}:` } } }).state.redis;
+  assert.ok(config !== undefined);
+  const state = new RedisState(config, pino({ level: 'silent' }));
+  assert.ok(await state.whenAvailable(5000), 'redis reachable');
+  const settings = config.rate_limits;
+  const store = new RedisRateLimitStore(state, new MemoryRateLimitStore({ maxEntries: 10_000 }), { ...settings, failClosed: false });
+  return {
+    take: (k, rule, cost) => store.take(k, rule, cost),
+    reset: (k) => store.reset(k),
+    close: () => {
+      store.close();
+      state.close();
+    },
+  };
 }
 
 const STORES: StoreUnderTest[] = [
   { name: 'memory', create: () => new MemoryRateLimitStore({ maxEntries: 10_000 }) },
   { name: 'shared memory (worker threads)', create: () => new SharedRateLimitStore(allocateSharedTable(10_000)) },
+  { name: 'redis (several instances)', create: redisStore, setup: startSuiteRedis, ...(redisMissing === null ? {} : { skip: redisMissing }) },
 ];
 
 let unique = 0;
@@ -26,7 +64,13 @@ let unique = 0;
 const key = (label: string): string => `contract/${label}/${++unique}`;
 
 function contract(under: StoreUnderTest): void {
-  describe(`RateLimitStore contract: ${under.name}`, () => {
+  describe(`RateLimitStore contract: ${under.name}`, { ...(under.skip === undefined ? {} : { skip: under.skip }) }, () => {
+    if (under.setup !== undefined) {
+      before(under.setup);
+      after(async () => {
+        for (const stop of stops.splice(0)) await stop();
+      });
+    }
     const open = async (t: import('node:test').TestContext): Promise<RateLimitStore> => {
       const store = await under.create();
       t.after(() => store.close());
