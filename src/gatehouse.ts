@@ -14,6 +14,7 @@ import { createLogger } from './core/logger.ts';
 import { Registry } from './core/registry.ts';
 import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
 import type { SharedProtection } from './core/protection-state.ts';
+import { RedisState } from './core/redis-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
 import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
@@ -33,6 +34,8 @@ export interface WorkerSharing {
   readonly health: HealthSharing;
   /** The secret session ticket keys derive from: a client resumes on any worker. */
   readonly ticketSecret: Buffer;
+  /** The name the process's threads share on Redis (they tell each other through their own channel). */
+  readonly redisInstance?: string;
 }
 
 /** A reload made ready beside the running configuration: nothing of it is visible until commit. */
@@ -66,12 +69,16 @@ export class Gatehouse {
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
+    // Read at start: shared stores are made once, and outlive reloads.
+    const redis = config.state.redis;
+    if (redis !== undefined) this.#registry.redis = new RedisState(redis, this.#logger, options.worker?.redisInstance);
     // The log first: a file that cannot be opened stops the start before anything else exists.
     this.#accessLog = new SwitchableAccessLog(this.#openAccessLog(config));
     try {
       this.#holder = new SnapshotHolder(compileSnapshot(config, this.#registry));
     } catch (error: unknown) {
       this.#accessLog.close();
+      this.#registry.redis?.close();
       throw error;
     }
     this.#listeners = new ListenerSet({
@@ -96,6 +103,11 @@ export class Gatehouse {
   /** Binds every listener of `config` and starts serving. */
   static async start(config: Config, options: GatehouseOptions = {}): Promise<Gatehouse> {
     const gatehouse = new Gatehouse(config, options);
+    const redis = gatehouse.#registry.redis;
+    // Serving starts with state shared when Redis answers in time; otherwise degraded (local) until it does.
+    if (redis !== null && !(await redis.whenAvailable(config.state.redis?.connect_timeout ?? 0))) {
+      gatehouse.#logger.warn({}, 'redis not reachable at start: serving with local state until it is');
+    }
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
       if (config.admin !== undefined) ({ admin: gatehouse.#admin, address: gatehouse.#adminAddress } = await startAdminListener(config, gatehouse));
@@ -166,6 +178,9 @@ export class Gatehouse {
   /** The second half: the prepared configuration becomes the running one, in one step. */
   commitReload(prepared: PreparedReload): void {
     const previous = this.#holder.current.config;
+    if (JSON.stringify(previous.state) !== JSON.stringify(prepared.config.state)) {
+      this.#logger.warn({}, 'state (redis) changes take effect at the next restart');
+    }
     this.#listeners.apply(prepared.config, prepared.listeners);
     if (prepared.accessLog !== undefined) this.#accessLog.replace(prepared.accessLog);
     retireSnapshot(this.#holder.swap(prepared.snapshot), this.#registry);
@@ -211,6 +226,8 @@ export class Gatehouse {
     await this.#listeners.close();
     await this.#admin?.close();
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
+    // After the stores: they give their unspent reservations back on the way out.
+    this.#registry.redis?.close();
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
     this.#accessLog.close();
     if (log) this.#logger.info({ outcome }, 'gatehouse stopped');
@@ -237,6 +254,7 @@ export class Gatehouse {
       routes: snapshot.router.size,
       upstreams: Object.fromEntries([...snapshot.upstreams].map(([name, upstream]) => [name, upstreamStatus(upstream)])),
       protection: snapshot.protection.state.status(),
+      redis: this.#registry.redis?.status() ?? null,
       http2: this.#listeners.http2Counters(),
     };
   }

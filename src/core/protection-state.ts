@@ -8,7 +8,10 @@ import { resolve } from 'node:path';
 import { IpListFile, type ListFileLog } from '../middleware/ip-filter/ip-list-file.ts';
 import { BanList } from '../middleware/rate-limit/bans.ts';
 import { MemoryRateLimitStore } from '../middleware/rate-limit/memory-store.ts';
+import { shareBansThroughRedis } from '../middleware/rate-limit/redis-bans.ts';
+import { RedisRateLimitStore } from '../middleware/rate-limit/redis-store.ts';
 import type { RateLimitStore } from '../middleware/rate-limit/store.ts';
+import type { RedisState } from './redis-state.ts';
 
 /** A rate-limit store the state can size and report on: in memory, or shared by worker threads. */
 export interface LocalRateLimitStore extends RateLimitStore {
@@ -87,11 +90,18 @@ export class ProtectionState {
   log: ListFileLog = () => {};
   readonly #files = new Map<string, { file: IpListFile; users: number }>();
 
-  constructor(maxEntries = DEFAULT_MAX_ENTRIES, shared: SharedProtection | null = null) {
-    this.store = shared?.store ?? new MemoryRateLimitStore({ maxEntries });
+  /** Shared with other instances (state.redis); null: this process's state is all there is. */
+  readonly redis: RedisState | null;
+
+  constructor(maxEntries = DEFAULT_MAX_ENTRIES, shared: SharedProtection | null = null, redis: RedisState | null = null) {
+    const local = shared?.store ?? new MemoryRateLimitStore({ maxEntries });
+    this.redis = redis;
+    // With Redis, the local store is the fallback of the shared one (fail open while Redis is away).
+    this.store = redis === null ? local : new RedisRateLimitStore(redis, local, { ...redis.config.rate_limits, failClosed: redis.config.on_failure === 'closed' });
     this.connections = shared?.connections ?? new MapConnectionCounts();
     this.bans = new BanList(maxEntries);
     shared?.attachBans(this.bans);
+    if (redis !== null) shareBansThroughRedis(this.bans, redis);
   }
 
   /** Applies `protection.max_clients` of a new configuration. */
@@ -138,6 +148,7 @@ export class ProtectionState {
       bans_issued: this.bans.issued,
       rate_limit_keys: this.store.size,
       rate_limit_keys_evicted: this.store.evicted,
+      ...(this.store instanceof RedisRateLimitStore ? { rate_limit_redis: { ...this.store.counters } } : {}),
       clients_counted: this.connections.size,
       list_files: [...this.#files.values()].map(({ file }) => ({
         path: file.path,

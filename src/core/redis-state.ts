@@ -40,8 +40,11 @@ export class RedisState {
   /** Longest wait for one call, ms. */
   readonly timeout: number;
   readonly config: RedisConfig;
-  /** Names this instance in its messages, so that it ignores its own. */
-  readonly instance = randomUUID();
+  /**
+   * Names this instance in its messages, so that it ignores its own. The worker threads of one
+   * process share one name: they tell each other through their own channel.
+   */
+  readonly instance: string;
   readonly counters: RedisCounters = { failures: 0, degradations: 0, published: 0, received: 0 };
   readonly #logger: Logger | null;
   readonly #handlers = new Map<string, Handler>();
@@ -55,8 +58,9 @@ export class RedisState {
   #closed = false;
   #lastError = '';
 
-  constructor(config: RedisConfig, logger: Logger | null) {
+  constructor(config: RedisConfig, logger: Logger | null, instance: string = randomUUID()) {
     this.config = config;
+    this.instance = instance;
     this.prefix = config.key_prefix;
     this.timeout = config.timeout;
     this.#logger = logger;
@@ -67,7 +71,10 @@ export class RedisState {
       client.on('close', () => this.#failed(new Error('connection closed')));
     }
     this.client.on('ready', () => this.#check());
-    this.subscriber.on('ready', () => this.#check());
+    this.subscriber.on('ready', () => {
+      this.#resubscribe();
+      this.#check();
+    });
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#message(channel.toString(), message));
     this.#startProbe();
   }
@@ -104,7 +111,13 @@ export class RedisState {
   subscribe(channel: string, handler: Handler): void {
     const full = this.prefix + channel;
     this.#handlers.set(full, handler);
-    void this.subscriber.subscribe(full).catch((error: unknown) => this.failed(error));
+    // Not connected yet: the subscriber's 'ready' subscribes to every channel (after each reconnection too).
+    if (isReady(this.subscriber)) this.subscriber.subscribe(full).catch((error: unknown) => this.failed(error));
+  }
+
+  #resubscribe(): void {
+    const channels = [...this.#handlers.keys()];
+    if (channels.length > 0) this.subscriber.subscribe(...channels).catch((error: unknown) => this.failed(error));
   }
 
   /** Sends `payload` to every other instance listening on `channel`; false when Redis is unavailable. */
@@ -190,7 +203,8 @@ export class RedisState {
   close(): void {
     this.#closed = true;
     if (this.#probe !== null) clearInterval(this.#probe);
-    this.client.disconnect();
+    // QUIT after what is queued (reservations given back); cut if Redis does not answer.
+    this.client.quit().catch(() => this.client.disconnect());
     this.subscriber.disconnect();
   }
 }
@@ -210,7 +224,8 @@ function createClient(config: RedisConfig): RedisClient {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     retryStrategy,
-    autoResubscribe: true,
+    // The state subscribes again itself on 'ready' (with the offline queue off, ioredis's own would fail).
+    autoResubscribe: false,
     ...(config.username === undefined ? {} : { username: config.username }),
     ...(config.password === undefined ? {} : { password: config.password }),
   };

@@ -4,6 +4,7 @@ import type { Pool } from 'undici';
 import { createPool, poolKey, type PoolOptions } from '../transport/pool.ts';
 import type { HealthSharing } from '../upstream/health/sharing.ts';
 import type { SharedProtection } from './protection-state.ts';
+import type { RedisState } from './redis-state.ts';
 
 interface Entry {
   readonly pool: Pool;
@@ -35,6 +36,8 @@ export class Registry {
   logger: Logger | null = null;
   /** Set in a worker thread: the protection state shared with the other workers; null alone. */
   sharedProtection: SharedProtection | null = null;
+  /** The Redis several instances share (`state.redis`, read at start); null when not configured. */
+  redis: RedisState | null = null;
   /** Set in a worker thread: server health told to and by the other workers; null alone. */
   healthSharing: HealthSharing | null = null;
   /** Signs sticky-session cookies when the configuration gives no secret; lives as long as the process. */

@@ -23,7 +23,7 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
 
 let gatehouse: Gatehouse;
 try {
-  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared, health, ticketSecret: Buffer.from(data.memory.ticketSecret) } });
+  gatehouse = await Gatehouse.start(withoutAdmin(data.config), { logger, worker: { protection: shared, health, ticketSecret: Buffer.from(data.memory.ticketSecret), redisInstance: data.memory.channel } });
 } catch (error: unknown) {
   send({ type: 'start_failed', error: message(error) });
   shared.close();

@@ -1,0 +1,192 @@
+/**
+ * Several Gatehouse instances sharing state through a real redis-server (docs/scaling.md): one
+ * rate limit across three instances, bans that reach every instance, and Redis trouble (killed,
+ * frozen) that never fails a request and heals by itself.
+ */
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { echo, startBackend } from '../helpers/backend.ts';
+import { admin, requestFrom } from '../helpers/clients.ts';
+import { waitFor } from '../helpers/http.ts';
+import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
+import { redisMissing, startRedis, type TestRedis } from '../helpers/redis.ts';
+
+const skip = redisMissing ?? false;
+let prefixes = 0;
+
+interface Instance {
+  readonly proxy: RunningProxy;
+  readonly adminPort: number;
+}
+
+/** Three instances on one Redis (their own key prefix per test), one echo backend. */
+async function cluster(t: TestContext, redis: TestRedis, extra: Partial<ConfigInput> = {}, count = 3): Promise<Instance[]> {
+  const backend = await startBackend(t, echo());
+  const prefix = `test${++prefixes}:${process.pid}:`;
+  const instances: Instance[] = [];
+  for (let i = 0; i < count; i++) {
+    const proxy = await startProxy(t, {
+      admin: { address: '127.0.0.1:0' },
+      upstreams: { app: { servers: [{ url: backend.url }] } },
+      routes: [
+        { name: 'tight', match: { path_prefix: '/tight' }, upstream: 'app', rate_limits: [{ name: 'per-ip', rate: '5/m', burst: 4 }] },
+        { name: 'api', match: { path_prefix: '/api' }, upstream: 'app', rate_limits: [{ name: 'per-ip', rate: '40/s', burst: 39 }] },
+        { name: 'open', match: {}, upstream: 'app', rate_limits: [{ name: 'per-ip', rate: '100000/s', burst: 1000 }] },
+      ],
+      ...extra,
+      state: { redis: { url: redis.url, key_prefix: prefix, timeout: '100ms', ...(extra.state?.redis ?? {}) } },
+    });
+    instances.push({ proxy, adminPort: proxy.gatehouse.adminAddress?.port ?? 0 });
+  }
+  return instances;
+}
+
+function redisStatus(instance: Instance): { degraded: boolean; connected: boolean } {
+  return (instance.proxy.gatehouse.status() as { redis: { degraded: boolean; connected: boolean } }).redis;
+}
+
+/** Status codes of `n` requests from `client` through `instance`. */
+async function statuses(instance: Instance, client: string, path: string, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push((await requestFrom(client, `${instance.proxy.url}${path}`)).status);
+  return out;
+}
+
+test('one limit across three instances: a tight limit admits burst + 1 in total', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const [a, b, c] = (await cluster(t, redis)) as [Instance, Instance, Instance];
+  const all = [...(await statuses(a, '127.0.0.2', '/tight', 3)), ...(await statuses(b, '127.0.0.2', '/tight', 3)), ...(await statuses(c, '127.0.0.2', '/tight', 3))];
+  assert.equal(all.filter((s) => s === 200).length, 5, `statuses ${all.join(' ')}`);
+  assert.ok(all.slice(5).every((s) => s === 429));
+  assert.equal((await requestFrom('127.0.0.3', `${c.proxy.url}/tight`)).status, 200, 'another client has its own bucket');
+});
+
+test('a global limit holds within 5% under load spread over three instances', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const instances = await cluster(t, redis);
+  const rule = { perSecond: 40, burst: 39 };
+  let allowed = 0;
+  let refused = 0;
+  let other = 0;
+  const started = performance.now();
+  const until = started + 3000;
+  await Promise.all(
+    instances.flatMap((instance) =>
+      [0, 1].map(async () => {
+        while (performance.now() < until) {
+          const status = (await requestFrom('127.0.0.4', `${instance.proxy.url}/api`)).status;
+          if (status === 200) allowed++;
+          else if (status === 429) refused++;
+          else other++;
+        }
+      }),
+    ),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  const expected = rule.burst + 1 + elapsed * rule.perSecond;
+  const error = (allowed - expected) / expected;
+  t.diagnostic(`allowed ${allowed} of ${allowed + refused} in ${elapsed.toFixed(2)} s; the limit allows ${expected.toFixed(1)}: ${(error * 100).toFixed(1)}%`);
+  assert.equal(other, 0);
+  assert.ok(refused > allowed / 2, `the load went well past the limit (${refused} refused)`);
+  assert.ok(Math.abs(error) <= 0.05, `allowed ${allowed}, expected ${expected.toFixed(1)} (${(error * 100).toFixed(1)}%)`);
+});
+
+test('a ban on one instance blocks the client on the others within a second; a lift frees it everywhere', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const [a, b, c] = (await cluster(t, redis)) as [Instance, Instance, Instance];
+  for (const instance of [a, b, c]) assert.equal((await requestFrom('127.0.0.5', `${instance.proxy.url}/`)).status, 200);
+  const banned = performance.now();
+  assert.equal((await admin(a.adminPort, 'POST', '/bans/127.0.0.5?duration=10m')).status, 200);
+  const refusedOn = async (instance: Instance): Promise<boolean> => {
+    try {
+      return (await requestFrom('127.0.0.5', `${instance.proxy.url}/`)).status !== 200;
+    } catch {
+      return true; // closed at accept
+    }
+  };
+  await waitFor(async () => (await refusedOn(b)) && (await refusedOn(c)), 1000, 'the ban on B and C');
+  t.diagnostic(`ban in force on B and C after ${(performance.now() - banned).toFixed(0)} ms`);
+  const listed = (await admin(c.adminPort, 'GET', '/bans')).body as { bans: { client: string }[] };
+  assert.deepEqual(
+    listed.bans.map((ban) => ban.client),
+    ['127.0.0.5'],
+  );
+  assert.equal((await admin(b.adminPort, 'DELETE', '/bans/127.0.0.5')).status, 200);
+  await waitFor(async () => !(await refusedOn(a)) && !(await refusedOn(c)), 1000, 'the lift on A and C');
+});
+
+test('an instance that starts (or reconnects) later enforces the bans already made', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const [a] = (await cluster(t, redis, {}, 1)) as [Instance];
+  assert.equal((await admin(a.adminPort, 'POST', '/bans/127.0.0.6?duration=10m')).status, 200);
+  const prefix = (a.proxy.gatehouse.config.state.redis as { key_prefix: string }).key_prefix;
+  const backend = await startBackend(t, echo());
+  const late = await startProxy(t, {
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    routes: [{ match: {}, upstream: 'app' }],
+    state: { redis: { url: redis.url, key_prefix: prefix } },
+  });
+  await waitFor(() => late.gatehouse.protection().state.bans.remaining('127.0.0.6') > 0, 2000, 'the stored ban on the late instance');
+});
+
+test('Redis killed mid-load: no request fails; limits fall back to local ones; restarted, they are shared again', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const instances = await cluster(t, redis);
+  const [a, b, c] = instances as [Instance, Instance, Instance];
+  let done = false;
+  const failures: string[] = [];
+  let served = 0;
+  const load = Promise.all(
+    instances.map(async (instance, i) => {
+      let n = 0;
+      while (!done) {
+        // A new client now and then: its first request needs Redis.
+        const client = `127.0.${10 + i}.${(n++ % 200) + 1}`;
+        try {
+          const status = (await requestFrom(client, `${instance.proxy.url}/`)).status;
+          if (status !== 200) failures.push(`status ${status}`);
+          else served++;
+        } catch (error: unknown) {
+          failures.push(String(error));
+        }
+      }
+    }),
+  );
+  await waitFor(() => served > 100, 5000, 'load before the kill');
+  await redis.kill();
+  await waitFor(() => instances.every((instance) => redisStatus(instance).degraded), 3000, 'every instance to notice');
+  const atKill = served;
+  await waitFor(() => served > atKill + 200, 10_000, 'load while Redis is gone');
+  // While Redis is away, each instance limits on its own: 5 per instance.
+  assert.deepEqual(await statuses(a, '127.0.0.7', '/tight', 6), [200, 200, 200, 200, 200, 429]);
+  await redis.restart();
+  await waitFor(() => instances.every((instance) => !redisStatus(instance).degraded), 5000, 'every instance to recover');
+  done = true;
+  await load;
+  assert.deepEqual(failures, []);
+  const all = [...(await statuses(b, '127.0.0.8', '/tight', 3)), ...(await statuses(c, '127.0.0.8', '/tight', 3))];
+  assert.equal(all.filter((s) => s === 200).length, 5, `shared again: ${all.join(' ')}`);
+});
+
+test('a frozen Redis adds no more than the configured bound to any request', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const [a] = (await cluster(t, redis, {}, 1)) as [Instance];
+  assert.equal((await requestFrom('127.0.1.1', `${a.proxy.url}/`)).status, 200);
+  redis.pause();
+  t.after(() => redis.resume());
+  let slowest = 0;
+  for (let i = 0; i < 30; i++) {
+    // New clients: each needs a reservation from Redis, which answers nothing.
+    const from = performance.now();
+    const status = (await requestFrom(`127.0.1.${i + 2}`, `${a.proxy.url}/`)).status;
+    slowest = Math.max(slowest, performance.now() - from);
+    assert.equal(status, 200);
+  }
+  t.diagnostic(`slowest request while Redis was frozen: ${slowest.toFixed(0)} ms (bound 100 ms)`);
+  // The bound (100 ms) plus a loaded machine's request time.
+  assert.ok(slowest < 100 + 250, `slowest ${slowest.toFixed(0)} ms`);
+  assert.equal(redisStatus(a).degraded, true);
+  redis.resume();
+  await waitFor(() => !redisStatus(a).degraded, 5000, 'recovery after the freeze');
+});
