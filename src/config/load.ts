@@ -9,6 +9,7 @@ import { LineCounter, isMap, isNode, isScalar, parseDocument, type Document } fr
 import type { z } from 'zod';
 import { ConfigError } from '../core/errors.ts';
 import { accelerationProblems, cacheSchema } from './acceleration-schema.ts';
+import { expandEnvironment } from './env.ts';
 import { addressClashes, type NamedAddress } from './addresses.ts';
 import { fieldsKnownFor, plainMessage } from './messages.ts';
 import { formatPath, type PathKey, type Problem } from './problem.ts';
@@ -48,6 +49,8 @@ export function parseConfigText(text: string, file: string): Config {
   if (doc.errors.length > 0) {
     throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'));
   }
+  const unset = expandEnvironment(doc);
+  if (unset.length > 0) throw new ConfigError(report(unset.map((p) => `${where(p.offset)}: ${p.message}`)));
   const raw: unknown = doc.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`);
   const { config, problems } = validate(raw);

@@ -1,0 +1,49 @@
+/** Environment references in configuration files: ${VAR}, ${VAR:-default}, $${, types, and where an unset one is. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseDocument } from 'yaml';
+import { expandEnvironment } from '../../src/config/env.ts';
+import { parseConfigText } from '../../src/config/load.ts';
+
+const expand = (text: string, env: Record<string, string>): { value: unknown; problems: string[] } => {
+  const doc = parseDocument(text);
+  const problems = expandEnvironment(doc, env).map((p) => p.message);
+  return { value: doc.toJS(), problems };
+};
+
+test('values are expanded; defaults apply when unset or empty; keys are left alone; $${ is a literal ${', () => {
+  const { value, problems } = expand(
+    ['a: ${HOST}:${PORT}', 'b: ${MISSING:-fallback}', 'c: ${EMPTY:-was empty}', 'd: "$${NOT}"', '${KEY}: kept', 'e:', '  - x-${HOST}'].join('\n'),
+    { HOST: '127.0.0.1', PORT: '19200', EMPTY: '' },
+  );
+  assert.deepEqual(problems, []);
+  assert.deepEqual(value, { a: '127.0.0.1:19200', b: 'fallback', c: 'was empty', d: '${NOT}', '${KEY}': 'kept', e: ['x-127.0.0.1'] });
+});
+
+test('a plain value that is one reference takes its YAML type; a quoted one stays a string', () => {
+  const { value } = expand(['n: ${N}', 'q: "${N}"', 'b: ${B:-true}', 's: ${S}'].join('\n'), { N: '20', S: 'text' });
+  assert.deepEqual(value, { n: 20, q: '20', b: true, s: 'text' });
+});
+
+test('an unset variable without a default is an error at its file:line:col', () => {
+  delete process.env.GATEHOUSE_TEST_UNSET;
+  const text = ['listen:', '  - address: ${GATEHOUSE_TEST_UNSET}', 'routes: []'].join('\n');
+  assert.throws(
+    () => parseConfigText(text, 'gh.yaml'),
+    (error: Error) => {
+      assert.equal(error.message, 'gh.yaml:2:14: environment variable GATEHOUSE_TEST_UNSET is not set (write ${GATEHOUSE_TEST_UNSET:-default} to give a default)');
+      return true;
+    },
+  );
+});
+
+test('a configuration takes its listener and Redis URL from the environment', () => {
+  process.env.GATEHOUSE_TEST_LISTEN = '127.0.0.1:19333';
+  const config = parseConfigText(
+    ['listen:', '  - address: ${GATEHOUSE_TEST_LISTEN:-127.0.0.1:19200}', 'state:', '  redis:', '    url: ${GATEHOUSE_TEST_REDIS:-redis://127.0.0.1:6379}'].join('\n'),
+    'gh.yaml',
+  );
+  assert.equal(config.listen[0]?.address, '127.0.0.1:19333');
+  assert.equal(config.state.redis?.url, 'redis://127.0.0.1:6379');
+  delete process.env.GATEHOUSE_TEST_LISTEN;
+});
