@@ -142,6 +142,11 @@ function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
   if (config !== undefined) problems.push(...acmeProblems(config.listen));
   problems.push(...backendTlsProblems(root.upstreams));
   if (config !== undefined) problems.push(...accelerationProblems(config.cache, config.routes));
+  if (config !== undefined && config.state.redis === undefined) {
+    for (const [name, store] of Object.entries(config.cache.stores)) {
+      if (store.type === 'redis') problems.push({ path: ['cache', 'stores', name, 'type'], message: 'a redis store needs state.redis (docs/scaling.md)' });
+    }
+  }
   else {
     // The parts that are valid on their own; the rest has its problems reported already.
     const cache = cacheSchema.safeParse(root.cache);

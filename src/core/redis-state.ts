@@ -115,6 +115,13 @@ export class RedisState {
     if (isReady(this.subscriber)) this.subscriber.subscribe(full).catch((error: unknown) => this.failed(error));
   }
 
+  /** Stops listening on `channel`. */
+  unsubscribe(channel: string): void {
+    const full = this.prefix + channel;
+    if (!this.#handlers.delete(full)) return;
+    if (isReady(this.subscriber)) this.subscriber.unsubscribe(full).catch((error: unknown) => this.failed(error));
+  }
+
   #resubscribe(): void {
     const channels = [...this.#handlers.keys()];
     if (channels.length > 0) this.subscriber.subscribe(...channels).catch((error: unknown) => this.failed(error));
