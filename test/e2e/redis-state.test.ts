@@ -1,6 +1,7 @@
 /**
  * Several Gatehouse instances sharing state through a real redis-server (docs/scaling.md): one
- * rate limit across three instances, bans that reach every instance, and Redis trouble (killed,
+ * rate limit across three instances, bans that reach every instance, one cache (a response cached
+ * through one is a hit through another; a purge anywhere reaches all), and Redis trouble (killed,
  * frozen) that never fails a request and heals by itself.
  */
 import assert from 'node:assert/strict';
@@ -9,6 +10,7 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { admin, requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
+import { cacheStatus, fetchRaw, startOrigin } from '../helpers/cache.ts';
 import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
 import { redisMissing, startRedis, type TestRedis } from '../helpers/redis.ts';
 
@@ -189,4 +191,64 @@ test('a frozen Redis adds no more than the configured bound to any request', { s
   assert.equal(redisStatus(a).degraded, true);
   redis.resume();
   await waitFor(() => !redisStatus(a).degraded, 5000, 'recovery after the freeze');
+});
+
+test('a response cached through A is a hit through B and C; a purge on B removes it everywhere', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const origin = await startOrigin(t, (req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=600', 'surrogate-key': 'catalog' });
+    res.end(`body of ${req.url}`);
+  });
+  const prefix = `cache${++prefixes}:${process.pid}:`;
+  const instances: Instance[] = [];
+  for (let i = 0; i < 3; i++) {
+    const proxy = await startProxy(t, {
+      admin: { address: '127.0.0.1:0' },
+      upstreams: { app: { servers: [{ url: origin.url }] } },
+      routes: [{ match: {}, upstream: 'app', cache: { enabled: true, store: 'shared' } }],
+      cache: { stores: { shared: { type: 'redis' } } },
+      state: { redis: { url: redis.url, key_prefix: prefix } },
+    });
+    instances.push({ proxy, adminPort: proxy.gatehouse.adminAddress?.port ?? 0 });
+  }
+  const [a, b, c] = instances as [Instance, Instance, Instance];
+  const get = (instance: Instance, path: string) => fetchRaw(`${instance.proxy.url}${path}`, { host: 'app.example' });
+  assert.equal(cacheStatus(await get(a, '/page')), 'gatehouse; fwd=uri-miss; stored');
+  const onB = await get(b, '/page');
+  assert.equal(cacheStatus(onB), 'gatehouse; hit');
+  assert.equal(onB.body.toString(), 'body of /page');
+  assert.equal(cacheStatus(await get(c, '/page')), 'gatehouse; hit');
+  assert.equal(origin.count('/page'), 1, 'the origin was asked once');
+  await get(a, '/other');
+  const purged = await fetchRaw(`http://127.0.0.1:${b.adminPort}/cache/purge?url=${encodeURIComponent('http://app.example/page')}`, {}, 'POST');
+  assert.equal(purged.status, 200);
+  // Within a message's time every instance has dropped its copy; the next request goes to the origin once.
+  await waitFor(async () => !cacheStatus(await get(a, '/page')).includes('hit'), 1000, 'the purge to reach A');
+  assert.equal(cacheStatus(await get(c, '/page')), 'gatehouse; hit', 'refilled through A, shared again');
+  assert.equal(origin.count('/page'), 2);
+  // A tag purge through C: /page and /other go from every instance.
+  await fetchRaw(`http://127.0.0.1:${c.adminPort}/cache/purge?tag=catalog`, {}, 'POST');
+  await waitFor(async () => !cacheStatus(await get(b, '/other')).includes('hit'), 1000, 'the tag purge to reach B');
+  assert.equal(origin.count('/other'), 2);
+});
+
+test('Redis gone: the cache serves from each instance\'s memory, and stores there', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const origin = await startOrigin(t, (req, res) => {
+    res.writeHead(200, { 'cache-control': 'max-age=600' });
+    res.end(`body of ${req.url}`);
+  });
+  const proxy = await startProxy(t, {
+    upstreams: { app: { servers: [{ url: origin.url }] } },
+    routes: [{ match: {}, upstream: 'app', cache: { enabled: true, store: 'shared' } }],
+    cache: { stores: { shared: { type: 'redis' } } },
+    state: { redis: { url: redis.url, key_prefix: `gone${++prefixes}:` } },
+  });
+  const get = (path: string) => fetchRaw(`${proxy.url}${path}`, { host: 'app.example' });
+  await get('/kept');
+  await redis.kill();
+  assert.equal(cacheStatus(await get('/kept')), 'gatehouse; hit');
+  const miss = await get('/new');
+  assert.equal(miss.status, 200);
+  assert.equal(cacheStatus(await get('/new')), 'gatehouse; hit');
 });

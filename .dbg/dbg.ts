@@ -1,0 +1,11 @@
+import pino from 'pino';
+import { RedisState } from '/work/wt-redis/src/core/redis-state.ts';
+import { startRedis } from '/work/wt-redis/test/helpers/redis.ts';
+const cleanups: (() => unknown)[] = [];
+const r = await startRedis({ after: (fn) => cleanups.push(fn) });
+const s = new RedisState({ url: r.url, key_prefix: 'x:', timeout: 50, connect_timeout: 2000, on_failure: 'open', rate_limits: { batch: 100, share: 0.1, hold: 1000 }, share_health: true } as never, pino({ level: 'trace' }));
+s.client.on('ready', () => console.log('client ready'));
+s.subscriber.on('ready', () => console.log('sub ready'));
+console.log(await s.whenAvailable(3000), s.status());
+s.close();
+for (const c of cleanups) await c();
