@@ -16,6 +16,7 @@ import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
 import type { SharedProtection } from './core/protection-state.ts';
 import { RedisState } from './core/redis-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
+import { redisHealthSharing } from './upstream/health/redis-sharing.ts';
 import { ListenerSet, type BoundListeners } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import { findServer, serverStatus, upstreamStatus } from './upstream/status.ts';
@@ -71,7 +72,11 @@ export class Gatehouse {
     this.#registry.logger = this.#logger;
     // Read at start: shared stores are made once, and outlive reloads.
     const redis = config.state.redis;
-    if (redis !== undefined) this.#registry.redis = new RedisState(redis, this.#logger, options.worker?.redisInstance);
+    if (redis !== undefined) {
+      const state = new RedisState(redis, this.#logger, options.worker?.redisInstance);
+      this.#registry.redis = state;
+      if (redis.share_health) this.#registry.healthSharing = redisHealthSharing(state, this.#registry.healthSharing);
+    }
     // The log first: a file that cannot be opened stops the start before anything else exists.
     this.#accessLog = new SwitchableAccessLog(this.#openAccessLog(config));
     try {

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { echo, startBackend } from '../helpers/backend.ts';
+import { closedPort, echo, startBackend } from '../helpers/backend.ts';
+import { serverView } from '../helpers/upstreams.ts';
 import { admin, requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
 import { cacheStatus, fetchRaw, startOrigin } from '../helpers/cache.ts';
@@ -251,4 +252,28 @@ test('Redis gone: the cache serves from each instance\'s memory, and stores ther
   const miss = await get('/new');
   assert.equal(miss.status, 200);
   assert.equal(cacheStatus(await get('/new')), 'gatehouse; hit');
+});
+
+test('a server ejected by one instance is ejected by the others within a second', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const good = await startBackend(t, echo('good'));
+  const dead = `http://127.0.0.1:${await closedPort()}`;
+  const prefix = `health${++prefixes}:`;
+  const start = () =>
+    startProxy(t, {
+      upstreams: {
+        app: {
+          servers: [{ url: good.url }, { url: dead }],
+          balance: 'round_robin',
+          outlier_detection: { consecutive_failures: 1, base_ejection_time: '1m' },
+        },
+      },
+      routes: [{ match: {}, upstream: 'app' }],
+      state: { redis: { url: redis.url, key_prefix: prefix } },
+    });
+  const a = await start();
+  const b = await start();
+  for (let i = 0; i < 4; i++) assert.equal((await requestFrom('127.0.0.1', `${a.url}/`)).status, 200, 'retried on the good server');
+  assert.equal(serverView(a.gatehouse, dead).state, 'ejected');
+  await waitFor(() => serverView(b.gatehouse, dead).state === 'ejected', 1000, 'B to eject the server A saw die');
 });
