@@ -9,6 +9,9 @@ import { test, type TestContext } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { closedPort, echo, startBackend } from '../helpers/backend.ts';
 import { serverView } from '../helpers/upstreams.ts';
+import pino from 'pino';
+import { configFromObject } from '../../src/config/load.ts';
+import { Primary } from '../../src/workers/primary.ts';
 import { admin, requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
 import { cacheStatus, fetchRaw, startOrigin } from '../helpers/cache.ts';
@@ -276,4 +279,28 @@ test('a server ejected by one instance is ejected by the others within a second'
   for (let i = 0; i < 4; i++) assert.equal((await requestFrom('127.0.0.1', `${a.url}/`)).status, 200, 'retried on the good server');
   assert.equal(serverView(a.gatehouse, dead).state, 'ejected');
   await waitFor(() => serverView(b.gatehouse, dead).state === 'ejected', 1000, 'B to eject the server A saw die');
+});
+
+test('worker threads with Redis: each worker uses the shared limit; bans from the admin API reach other instances', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const backend = await startBackend(t, echo());
+  const prefix = `workers${++prefixes}:`;
+  const config = {
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    routes: [{ match: {}, upstream: 'app', rate_limits: [{ name: 'per-ip', rate: '5/m', burst: 4 }] }],
+    state: { redis: { url: redis.url, key_prefix: prefix } },
+  } satisfies Partial<ConfigInput>;
+  const primary = await Primary.start(
+    configFromObject({ listen: [{ address: '127.0.0.1:0' }], admin: { address: '127.0.0.1:0' }, access_log: { enabled: false }, shutdown_timeout: 2000, ...config }),
+    { logger: pino({ level: 'silent' }), workers: 2 },
+  );
+  t.after(() => primary.stop(1000));
+  const single = await startProxy(t, config);
+  const workersUrl = `http://127.0.0.1:${primary.addresses[0]?.port}`;
+  const codes: number[] = [];
+  for (let i = 0; i < 4; i++) codes.push((await requestFrom('127.0.0.2', `${workersUrl}/`)).status);
+  for (let i = 0; i < 3; i++) codes.push((await requestFrom('127.0.0.2', `${single.url}/`)).status);
+  assert.equal(codes.filter((c) => c === 200).length, 5, `statuses ${codes.join(' ')}`);
+  assert.equal((await admin(primary.adminAddress?.port ?? 0, 'POST', '/bans/127.0.0.3?duration=10m')).status, 200);
+  await waitFor(() => single.gatehouse.protection().state.bans.remaining('127.0.0.3') > 0, 1000, 'the ban on the other instance');
 });
