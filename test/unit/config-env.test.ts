@@ -47,3 +47,26 @@ test('a configuration takes its listener and Redis URL from the environment', ()
   assert.equal(config.state.redis?.url, 'redis://127.0.0.1:6379');
   delete process.env.GATEHOUSE_TEST_LISTEN;
 });
+
+test('examples/redis.yaml: listener and Redis from the environment, 20 per 10 s per client on every route', async () => {
+  const { loadConfigFile } = await import('../../src/config/load.ts');
+  const file = new URL('../../examples/redis.yaml', import.meta.url).pathname;
+  delete process.env.GATEHOUSE_LISTEN;
+  delete process.env.REDIS_URL;
+  const byDefault = await loadConfigFile(file);
+  assert.equal(byDefault.listen[0]?.address, '127.0.0.1:19200');
+  assert.equal(byDefault.state.redis?.url, 'redis://127.0.0.1:6379');
+  assert.equal(byDefault.upstreams.app?.servers[0]?.url, 'http://127.0.0.1:19201');
+  const limit = byDefault.routes[0]?.rate_limits?.[0];
+  assert.deepEqual({ interval: limit?.rate, burst: limit?.burst }, { interval: 500, burst: 19 });
+  process.env.GATEHOUSE_LISTEN = '127.0.0.1:19202';
+  process.env.REDIS_URL = 'redis://10.1.2.3:6380/2';
+  try {
+    const second = await loadConfigFile(file);
+    assert.equal(second.listen[0]?.address, '127.0.0.1:19202');
+    assert.equal(second.state.redis?.url, 'redis://10.1.2.3:6380/2');
+  } finally {
+    delete process.env.GATEHOUSE_LISTEN;
+    delete process.env.REDIS_URL;
+  }
+});
