@@ -9,6 +9,7 @@ import { IpListFile, type ListFileLog } from '../middleware/ip-filter/ip-list-fi
 import { BanList } from '../middleware/rate-limit/bans.ts';
 import { MemoryRateLimitStore } from '../middleware/rate-limit/memory-store.ts';
 import { shareBansThroughRedis } from '../middleware/rate-limit/redis-bans.ts';
+import { RedisConnectionCounts } from '../middleware/rate-limit/redis-connections.ts';
 import { RedisRateLimitStore } from '../middleware/rate-limit/redis-store.ts';
 import type { RateLimitStore } from '../middleware/rate-limit/store.ts';
 import type { RedisState } from './redis-state.ts';
@@ -23,8 +24,11 @@ export interface LocalRateLimitStore extends RateLimitStore {
 /** Open connections per client key. */
 export interface ConnectionCounts {
   readonly size: number;
-  /** One more for `key`; false (and nothing counted) when it already has `max`. */
-  open(key: string, max: number): boolean;
+  /**
+   * One more for `key`; false (and nothing counted) when it already has `max`. Counts shared with
+   * other instances answer asynchronously (a promise, settled within the Redis timeout).
+   */
+  open(key: string, max: number): boolean | Promise<boolean>;
   close(key: string): void;
 }
 
@@ -98,7 +102,8 @@ export class ProtectionState {
     this.redis = redis;
     // With Redis, the local store is the fallback of the shared one (fail open while Redis is away).
     this.store = redis === null ? local : new RedisRateLimitStore(redis, local, { ...redis.config.rate_limits, failClosed: redis.config.on_failure === 'closed' });
-    this.connections = shared?.connections ?? new MapConnectionCounts();
+    const localConnections = shared?.connections ?? new MapConnectionCounts();
+    this.connections = redis === null ? localConnections : new RedisConnectionCounts(redis, localConnections);
     this.bans = new BanList(maxEntries);
     shared?.attachBans(this.bans);
     if (redis !== null) shareBansThroughRedis(this.bans, redis);
@@ -132,7 +137,7 @@ export class ProtectionState {
   }
 
   /** One more open connection for `key`; false (and nothing counted) when it already has `max`. */
-  openConnection(key: string, max: number): boolean {
+  openConnection(key: string, max: number): boolean | Promise<boolean> {
     return this.connections.open(key, max);
   }
 
@@ -161,6 +166,7 @@ export class ProtectionState {
 
   close(): void {
     this.store.close();
+    if (this.connections instanceof RedisConnectionCounts) this.connections.stop();
     for (const { file } of this.#files.values()) file.close();
     this.#files.clear();
   }

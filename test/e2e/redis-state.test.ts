@@ -12,7 +12,7 @@ import { serverView } from '../helpers/upstreams.ts';
 import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import { Primary } from '../../src/workers/primary.ts';
-import { admin, requestFrom } from '../helpers/clients.ts';
+import { admin, Connection, requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
 import { cacheStatus, fetchRaw, startOrigin } from '../helpers/cache.ts';
 import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
@@ -303,4 +303,29 @@ test('worker threads with Redis: each worker uses the shared limit; bans from th
   assert.equal(codes.filter((c) => c === 200).length, 5, `statuses ${codes.join(' ')}`);
   assert.equal((await admin(primary.adminAddress?.port ?? 0, 'POST', '/bans/127.0.0.3?duration=10m')).status, 200);
   await waitFor(() => single.gatehouse.protection().state.bans.remaining('127.0.0.3') > 0, 1000, 'the ban on the other instance');
+});
+
+test('max_connections_per_client holds across instances; a closed connection frees its slot everywhere', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const [a, b, c] = (await cluster(t, redis, { protection: { max_connections_per_client: 2 } })) as [Instance, Instance, Instance];
+  const first = await Connection.open(t, a.proxy.port, '127.0.0.9');
+  assert.equal((await first.get('/')).status, 200);
+  const second = await Connection.open(t, b.proxy.port, '127.0.0.9');
+  assert.equal((await second.get('/')).status, 200);
+  const third = await Connection.open(t, c.proxy.port, '127.0.0.9');
+  await third.closed;
+  assert.equal((await requestFrom('127.0.0.10', `${c.proxy.url}/`)).status, 200, 'another client connects');
+  first.socket.destroy();
+  await waitFor(
+    async () => {
+      const next = await Connection.open(t, c.proxy.port, '127.0.0.9');
+      const answer = await next.get('/').catch(() => null);
+      next.socket.destroy();
+      return answer?.status === 200;
+    },
+    2000,
+    'the slot freed on A to be usable on C',
+  );
+  const counters = (c.proxy.gatehouse.status() as { protection: Record<string, number> }).protection;
+  assert.ok((counters['client_connection_limit'] ?? 0) >= 1);
 });
