@@ -101,7 +101,7 @@ export class ProtectionState {
     const local = shared?.store ?? new MemoryRateLimitStore({ maxEntries });
     this.redis = redis;
     // With Redis, the local store is the fallback of the shared one (fail open while Redis is away).
-    this.store = redis === null ? local : new RedisRateLimitStore(redis, local, { ...redis.config.rate_limits, failClosed: redis.config.on_failure === 'closed' });
+    this.store = redis === null ? local : new RedisRateLimitStore(redis, local, { ...redis.config.rate_limits, failClosed: redis.config.on_failure === 'closed', maxEntries });
     const localConnections = shared?.connections ?? new MapConnectionCounts();
     this.connections = redis === null ? localConnections : new RedisConnectionCounts(redis, localConnections);
     this.bans = new BanList(maxEntries);

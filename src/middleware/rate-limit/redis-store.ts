@@ -51,6 +51,8 @@ export interface ReservationSettings {
   readonly hold: number;
   /** Refuse while Redis is unavailable (fail closed) instead of limiting locally. */
   readonly failClosed: boolean;
+  /** Most keys held locally (protection.max_clients); the least recently reserved go first. */
+  readonly maxEntries: number;
 }
 
 /** What this instance holds for one key. */
@@ -87,6 +89,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
   readonly #fallback: LocalRateLimitStore;
   readonly #settings: ReservationSettings;
   readonly #held = new Map<string, Reservation>();
+  #maxEntries: number;
   readonly #sweeper: NodeJS.Timeout;
   readonly counters: ReservationCounters = { local: 0, reservations: 0, fallback: 0, returned: 0 };
 
@@ -94,6 +97,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
     this.#redis = redis;
     this.#fallback = fallback;
     this.#settings = settings;
+    this.#maxEntries = settings.maxEntries;
     const client = redis.client;
     client.defineCommand('gatehouseReserve', { numberOfKeys: 1, lua: RESERVE });
     client.defineCommand('gatehouseRelease', { numberOfKeys: 1, lua: RELEASE });
@@ -111,6 +115,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
 
   /** Bounds the local reservations and the fallback alike. */
   set maxEntries(value: number) {
+    this.#maxEntries = value;
     this.#fallback.maxEntries = value;
   }
 
@@ -146,6 +151,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
       held = { tokens: 0, expires: 0, blockedUntil: 0, tat: now, free: 0, interval: rule.interval };
       this.#held.delete(key);
       this.#held.set(key, held);
+      if (this.#held.size > this.#maxEntries) this.#evictOldest();
     }
     const granted = Number(reply[0]);
     if (granted === 0) {
@@ -187,6 +193,14 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
       this.#giveBack(key, held);
       this.#held.delete(key);
     }
+  }
+
+  /** A flood of new keys: the least recently reserved one goes (its tokens back to Redis). */
+  #evictOldest(): void {
+    const oldest = this.#held.entries().next();
+    if (oldest.done === true) return;
+    this.#giveBack(oldest.value[0], oldest.value[1]);
+    this.#held.delete(oldest.value[0]);
   }
 
   #giveBack(key: string, held: Reservation): void {
