@@ -5,6 +5,9 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { closedPort } from './backend.ts';
 import { waitFor } from './http.ts';
@@ -98,4 +101,58 @@ function send(port: number, line: string): Promise<string> {
       reject(error);
     });
   });
+}
+
+/** A process started for a test, killed in its after hook. */
+function spawnKilled(t: Cleanup, args: string[], cwd: string): void {
+  const child = spawn('redis-server', args, { stdio: 'ignore', cwd });
+  t.after(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  });
+}
+
+/** A folder for a server's files, removed after the test. */
+function scratch(t: Cleanup): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-redis-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/**
+ * A Redis Cluster of three primaries (no replicas) on free loopback ports; resolves with their
+ * "host:port" once the cluster says it is ok.
+ */
+export async function startRedisCluster(t: Cleanup): Promise<string[]> {
+  const dir = scratch(t);
+  const ports = [await closedPort(), await closedPort(), await closedPort()];
+  for (const port of ports) {
+    spawnKilled(
+      t,
+      ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--save', '', '--appendonly', 'no'],
+      dir,
+    );
+  }
+  for (const port of ports) await waitFor(async () => (await ping(port)) === '+PONG', 10_000, `cluster node ${port}`);
+  const nodes = ports.map((port) => `127.0.0.1:${port}`);
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 });
+  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+  await waitFor(async () => ports.every(Boolean) && (await send(ports[0] as number, 'CLUSTER INFO').catch(() => '')).includes('cluster_state:ok'), 10_000, 'the cluster');
+  return nodes;
+}
+
+/** A Redis primary watched by one Sentinel as "gatehouse"; resolves with the Sentinel's "host:port". */
+export async function startRedisWithSentinel(t: Cleanup): Promise<{ sentinel: string; primary: number }> {
+  const dir = scratch(t);
+  const primary = await closedPort();
+  spawnKilled(t, ['--port', String(primary), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], dir);
+  await waitFor(async () => (await ping(primary)) === '+PONG', 10_000, `redis-server on port ${primary}`);
+  const sentinelPort = await closedPort();
+  const file = join(dir, 'sentinel.conf');
+  writeFileSync(file, `port ${sentinelPort}\nbind 127.0.0.1\nsentinel monitor gatehouse 127.0.0.1 ${primary} 1\n`);
+  spawnKilled(t, [file, '--sentinel'], dir);
+  await waitFor(async () => (await send(sentinelPort, 'SENTINEL get-master-addr-by-name gatehouse').catch(() => '')).includes(String(primary)), 10_000, 'the sentinel');
+  return { sentinel: `127.0.0.1:${sentinelPort}`, primary };
 }
