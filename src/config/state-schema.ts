@@ -25,9 +25,13 @@ const redisSchema = z
     name: z.string().min(1).optional(),
     /** Cluster nodes ("host:port") to discover the cluster from. */
     cluster: z.array(node).min(1).optional(),
-    /** Username and password (Sentinel and Cluster; a URL may carry its own). */
+    /** Username and password of the Redis servers (Sentinel and Cluster; a URL carries its own). */
     username: z.string().optional(),
     password: z.string().optional(),
+    /** The Sentinels' own password, when they have one. */
+    sentinel_password: z.string().optional(),
+    /** TLS to the servers (Sentinel and Cluster; a URL says so with rediss://). */
+    tls: z.boolean().default(false),
     /** Every key and channel starts with this, so that several deployments can share one Redis. */
     key_prefix: z.string().default('gatehouse:'),
     /** The longest any Redis call may take; past it the call counts as failed and the local fallback answers. */

@@ -235,6 +235,7 @@ function createClient(config: RedisConfig): RedisClient {
     autoResubscribe: false,
     ...(config.username === undefined ? {} : { username: config.username }),
     ...(config.password === undefined ? {} : { password: config.password }),
+    ...(config.tls ? { tls: {} } : {}),
   };
   if (config.cluster !== undefined) {
     return new Cluster(config.cluster.map(hostPort), {
@@ -248,7 +249,7 @@ function createClient(config: RedisConfig): RedisClient {
       ...common,
       sentinels: config.sentinels.map(hostPort),
       name: config.name as string,
-      ...(config.password === undefined ? {} : { sentinelPassword: config.password }),
+      ...(config.sentinel_password === undefined ? {} : { sentinelPassword: config.sentinel_password }),
     });
   }
   return new Redis(config.url as string, common);
