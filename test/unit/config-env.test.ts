@@ -70,3 +70,20 @@ test('examples/redis.yaml: listener and Redis from the environment, 20 per 10 s 
     delete process.env.REDIS_URL;
   }
 });
+
+test('state.redis: exactly one of url, sentinels or cluster; Sentinel needs its master name; a redis cache store needs state.redis', async () => {
+  const { errorOf, yaml } = await import('../helpers/config.ts');
+  const LISTEN = 'listen: [{ address: ":0" }]';
+  assert.equal(errorOf(yaml(LISTEN, 'state: { redis: { key_prefix: x } }')), 'gatehouse.yaml:2:17 state.redis: give exactly one of url, sentinels or cluster');
+  assert.equal(
+    errorOf(yaml(LISTEN, 'state: { redis: { url: "redis://a:1", cluster: ["b:2"] } }')),
+    'gatehouse.yaml:2:17 state.redis: give exactly one of url, sentinels or cluster',
+  );
+  assert.equal(errorOf(yaml(LISTEN, 'state: { redis: { sentinels: ["s:26379"] } }')), 'gatehouse.yaml:2:17 state.redis.name: Sentinel needs the master name');
+  assert.equal(errorOf(yaml(LISTEN, 'state: { redis: { url: "http://x" } }')), 'gatehouse.yaml:2:24 state.redis.url: must be a redis:// or rediss:// URL');
+  assert.equal(errorOf(yaml(LISTEN, 'state: { redis: { cluster: [":7000"] } }')), 'gatehouse.yaml:2:29 state.redis.cluster[0]: must be "host:port"');
+  assert.equal(
+    errorOf(yaml(LISTEN, 'cache: { stores: { shared: { type: redis } } }')),
+    'gatehouse.yaml:2:36 cache.stores.shared.type: a redis store needs state.redis (docs/scaling.md)',
+  );
+});
