@@ -190,8 +190,8 @@ test('a frozen Redis adds no more than the configured bound to any request', { s
     assert.equal(status, 200);
   }
   t.diagnostic(`slowest request while Redis was frozen: ${slowest.toFixed(0)} ms (bound 100 ms)`);
-  // The bound (100 ms) plus a loaded machine's request time.
-  assert.ok(slowest < 100 + 250, `slowest ${slowest.toFixed(0)} ms`);
+  // The bound (100 ms) plus a loaded machine's request time (unbounded, it would hang until Redis woke).
+  assert.ok(slowest < 100 + 400, `slowest ${slowest.toFixed(0)} ms`);
   assert.equal(redisStatus(a).degraded, true);
   redis.resume();
   await waitFor(() => !redisStatus(a).degraded, 5000, 'recovery after the freeze');
