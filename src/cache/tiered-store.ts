@@ -6,7 +6,8 @@
  * drop their L1 copy of that key (theirs may be older); purges, tag invalidations and RFC 9111
  * invalidations do the same, so they reach every instance. Bodies stream in and are kept only up
  * to `max_object_size` (the cap per object, in both tiers); past it nothing is kept, and nothing
- * more is buffered. While Redis is unavailable the store is its L1 alone.
+ * more is buffered. While Redis is unavailable the store is its L1 alone; when Redis is back, L1
+ * is emptied (it may have missed purges meanwhile) and fills again from Redis.
  */
 import { Writable } from 'node:stream';
 import type { RedisState } from '../core/redis-state.ts';
@@ -40,6 +41,7 @@ export class TieredStore implements CacheStore {
   readonly #redis: RedisState;
   readonly #channel: string;
   #limits: StoreLimits;
+  readonly #stopRecovery: () => void;
   readonly counters: TierCounters = { l2_hits: 0, l2_misses: 0, l2_stored: 0, remote_invalidations: 0 };
 
   constructor(redis: RedisState, name: string, limits: StoreLimits) {
@@ -49,6 +51,9 @@ export class TieredStore implements CacheStore {
     this.#l2 = new RedisTier(redis, name);
     this.#channel = `cache:${name}`;
     redis.subscribe(this.#channel, (payload) => this.#invalidated(payload));
+    // Purges and newer responses told while this instance was cut off were missed: its memory
+    // tier starts again from Redis.
+    this.#stopRecovery = redis.onRecover(() => void this.#l1.deletePrefix(''));
   }
 
   get(key: string): readonly CachedEntry[] | undefined | Promise<readonly CachedEntry[] | undefined> {
@@ -149,6 +154,7 @@ export class TieredStore implements CacheStore {
   }
 
   close(): void {
+    this.#stopRecovery();
     this.#redis.unsubscribe(this.#channel);
     this.#l1.close();
   }

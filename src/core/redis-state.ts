@@ -96,9 +96,13 @@ export class RedisState {
     });
   }
 
-  /** Runs `fn` when Redis is back (and once at the first connection). */
-  onRecover(fn: () => void): void {
+  /** Runs `fn` when Redis is back (and once at the first connection); the result stops it. */
+  onRecover(fn: () => void): () => void {
     this.#onRecover.push(fn);
+    return () => {
+      const at = this.#onRecover.indexOf(fn);
+      if (at !== -1) this.#onRecover.splice(at, 1);
+    };
   }
 
   /** Records a failed call (a timeout, a refused connection): the state is degraded until a probe succeeds. */
