@@ -97,8 +97,10 @@ export class TieredStore implements CacheStore {
   }
 
   async update(entry: CachedEntry, meta: EntryMeta): Promise<CachedEntry | null> {
+    // A newer response of the same variant in L1 means this description is out of date: Redis keeps its own.
+    const newer = this.#l1.get(entry.key)?.some((e) => e.variant === entry.variant && e !== entry) ?? false;
     const updated = await this.#l1.update(entry, meta);
-    if (this.#l2.available) {
+    if (this.#l2.available && !newer) {
       this.#l2.update({ ...meta, size: entry.size });
       this.#tell({ op: 'key', key: meta.key });
     }
