@@ -9,7 +9,7 @@ import { cacheStatus, fetchRaw, startOrigin } from '../helpers/cache.ts';
 import { admin, requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
 import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
-import { redisMissing, startRedisCluster, startRedisWithSentinel } from '../helpers/redis.ts';
+import { redisCliMissing, redisMissing, startRedisCluster, startRedisWithSentinel } from '../helpers/redis.ts';
 
 const skip = redisMissing ?? false;
 
@@ -50,7 +50,7 @@ async function exercise(a: RunningProxy, b: RunningProxy): Promise<void> {
   await waitFor(() => b.gatehouse.protection().state.bans.remaining('127.0.0.3') > 0, 2000, 'the ban on B');
 }
 
-test('Redis Cluster: limits, cache (prefix purge over every primary) and bans shared', { skip }, async (t) => {
+test('Redis Cluster: limits, cache (prefix purge over every primary) and bans shared', { skip: redisCliMissing ?? false }, async (t) => {
   const nodes = await startRedisCluster(t);
   const [a, b] = await pair(t, { cluster: nodes });
   await exercise(a, b);

@@ -18,6 +18,13 @@ export const redisMissing: string | null = (() => {
   return probe.error === undefined && probe.status === 0 ? null : 'redis-server is not installed (apt-get install redis-server); Redis tests skipped';
 })();
 
+/** Why Cluster tests are skipped (they need redis-cli to create the cluster), or null. */
+export const redisCliMissing: string | null = (() => {
+  if (redisMissing !== null) return redisMissing;
+  const probe = spawnSync('redis-cli', ['--version'], { encoding: 'utf8' });
+  return probe.error === undefined && probe.status === 0 ? null : 'redis-cli is not installed (apt-get install redis-tools); Redis Cluster test skipped';
+})();
+
 export interface TestRedis {
   readonly port: number;
   /** redis://127.0.0.1:PORT */
