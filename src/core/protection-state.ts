@@ -6,6 +6,7 @@
  */
 import { resolve } from 'node:path';
 import { IpListFile, type ListFileLog } from '../middleware/ip-filter/ip-list-file.ts';
+import { RedisListSharing } from '../middleware/ip-filter/redis-lists.ts';
 import { BanList } from '../middleware/rate-limit/bans.ts';
 import { MemoryRateLimitStore } from '../middleware/rate-limit/memory-store.ts';
 import { shareBansThroughRedis } from '../middleware/rate-limit/redis-bans.ts';
@@ -93,6 +94,8 @@ export class ProtectionState {
   /** Where list-file reloads are reported; Gatehouse points this at its logger. */
   log: ListFileLog = () => {};
   readonly #files = new Map<string, { file: IpListFile; users: number }>();
+  /** List files told to and by other instances (state.redis); null alone. */
+  readonly #lists: RedisListSharing | null;
 
   /** Shared with other instances (state.redis); null: this process's state is all there is. */
   readonly redis: RedisState | null;
@@ -107,6 +110,7 @@ export class ProtectionState {
     this.bans = new BanList(maxEntries);
     shared?.attachBans(this.bans);
     if (redis !== null) shareBansThroughRedis(this.bans, redis);
+    this.#lists = redis === null ? null : new RedisListSharing(redis);
   }
 
   /** Applies `protection.max_clients` of a new configuration. */
@@ -124,6 +128,7 @@ export class ProtectionState {
     }
     const file = new IpListFile(path, () => this.accessGeneration++, (level, fields, message) => this.log(level, fields, message));
     this.#files.set(file.path, { file, users: 1 });
+    this.#lists?.attach(file);
     return file;
   }
 
@@ -132,6 +137,7 @@ export class ProtectionState {
     if (entry === undefined) return;
     if (--entry.users <= 0) {
       this.#files.delete(resolvedPath);
+      this.#lists?.detach(entry.file);
       entry.file.close();
     }
   }

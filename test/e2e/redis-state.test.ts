@@ -12,6 +12,9 @@ import { serverView } from '../helpers/upstreams.ts';
 import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import { Primary } from '../../src/workers/primary.ts';
+import { Redis } from 'ioredis';
+import { utimesSync, writeFileSync } from 'node:fs';
+import { tempFile } from '../helpers/process.ts';
 import { admin, Connection, requestFrom } from '../helpers/clients.ts';
 import { waitFor } from '../helpers/http.ts';
 import { cacheStatus, fetchRaw, startOrigin } from '../helpers/cache.ts';
@@ -332,4 +335,38 @@ test('max_connections_per_client holds across instances; a closed connection fre
   );
   const counters = (c.proxy.gatehouse.status() as { protection: Record<string, number> }).protection;
   assert.ok((counters['client_connection_limit'] ?? 0) >= 1);
+});
+
+test('IP list changes reach every instance: published when a file changes, taken up by an instance that starts later', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const client = new Redis(redis.url);
+  t.after(() => client.disconnect());
+  // The same path on every machine; here one file, made old, that the instances read at start.
+  const file = await tempFile('deny.txt', '127.0.0.20\n');
+  utimesSync(file, new Date(Date.now() - 3600_000), new Date(Date.now() - 3600_000));
+  const backend = await startBackend(t, echo());
+  const prefix = `lists${++prefixes}:`;
+  const start = () =>
+    startProxy(t, {
+      upstreams: { app: { servers: [{ url: backend.url }] } },
+      routes: [{ match: {}, upstream: 'app', access: { deny_file: file } }],
+      state: { redis: { url: redis.url, key_prefix: prefix } },
+    });
+  const a = await start();
+  const status = async (proxy: RunningProxy, from: string): Promise<number> => (await requestFrom(from, `${proxy.url}/`)).status;
+  assert.equal(await status(a, '127.0.0.20'), 403);
+  assert.equal(await status(a, '127.0.0.21'), 200);
+  // Another machine's copy changed: A uses it within a message's time, though its own file did not change.
+  const changed = { path: file, text: '127.0.0.21\n', at: Date.now() };
+  await client.publish(`${prefix}iplists`, JSON.stringify({ from: 'another-machine', payload: changed }));
+  await client.set(`${prefix}iplist:${file}`, JSON.stringify(changed));
+  await waitFor(async () => (await status(a, '127.0.0.21')) === 403, 1000, 'A to deny the newly listed client');
+  assert.equal(await status(a, '127.0.0.20'), 200);
+  // An instance that starts now takes the stored, newer list over its older file.
+  const late = await start();
+  await waitFor(async () => (await status(late, '127.0.0.21')) === 403, 2000, 'the late instance to take the stored list');
+  // A change of the file itself is published and stored for the others.
+  writeFileSync(file, '127.0.0.22\n');
+  await waitFor(async () => JSON.parse((await client.get(`${prefix}iplist:${file}`)) ?? '{}').text === '127.0.0.22\n', 2000, 'the file change to be stored');
+  await waitFor(async () => (await status(a, '127.0.0.22')) === 403 && (await status(late, '127.0.0.22')) === 403, 2000, 'both to deny it');
 });
