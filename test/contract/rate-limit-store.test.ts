@@ -190,7 +190,9 @@ function contract(under: StoreUnderTest): void {
       }
       const elapsed = performance.now() - started;
       const expected = elapsed / rule.interval + rule.burst + 1;
-      assert.ok(allowed <= expected + 1 && allowed >= expected - 3, `${allowed} allowed in ${elapsed.toFixed(0)} ms (expected ~${expected.toFixed(1)})`);
+      // Never more than the rate allows. Fewer only on a starved machine: a loop that cannot ask in
+      // time loses the tokens the burst cannot bank, so the lower bound has slack.
+      assert.ok(allowed <= expected + 1 && allowed >= expected * 0.6 - 3, `${allowed} allowed in ${elapsed.toFixed(0)} ms (expected ~${expected.toFixed(1)})`);
     });
   });
 }
