@@ -32,7 +32,7 @@ let prefixes = 0;
 
 /** A connected RedisState on the suite's server, with a key prefix of its own unless given. */
 async function redisState(t: TestContext, prefix = `cache-contract${++prefixes}:`): Promise<RedisState> {
-  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redisUrl, key_prefix: prefix } } }).state.redis;
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redisUrl, key_prefix: prefix, timeout: '1s' } } }).state.redis;
   assert.ok(config !== undefined);
   const state = new RedisState(config, pino({ level: 'silent' }));
   t.after(() => state.close());

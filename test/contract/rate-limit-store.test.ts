@@ -37,7 +37,7 @@ async function startSuiteRedis(): Promise<void> {
 
 /** A Redis-backed store whose Redis is reachable (it starts degraded until connected). */
 async function redisStore(url = redisUrl, prefix = `contract${++unique}:`, over: Record<string, unknown> = {}): Promise<RedisRateLimitStore & { state: RedisState }> {
-  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, ...over } } }).state.redis;
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, timeout: '1s', ...over } } }).state.redis;
   assert.ok(config !== undefined);
   const state = new RedisState(config, pino({ level: 'silent' }));
   assert.ok(await state.whenAvailable(5000), 'redis reachable');

@@ -44,7 +44,8 @@ async function cluster(t: TestContext, redis: TestRedis, extra: Partial<ConfigIn
         { name: 'open', match: {}, upstream: 'app', rate_limits: [{ name: 'per-ip', rate: '100000/s', burst: 1000 }] },
       ],
       ...extra,
-      state: { redis: { url: redis.url, key_prefix: prefix, timeout: '100ms', ...(extra.state?.redis ?? {}) } },
+      // A bound a loaded machine keeps to: a call past it hands limits to the local fallbacks.
+      state: { redis: { url: redis.url, key_prefix: prefix, timeout: '1s', ...(extra.state?.redis ?? {}) } },
     });
     instances.push({ proxy, adminPort: proxy.gatehouse.adminAddress?.port ?? 0 });
   }
@@ -73,9 +74,9 @@ test('one limit across three instances: a tight limit admits burst + 1 in total'
 
 test('a global limit holds within 5% under load spread over three instances', { skip }, async (t) => {
   const redis = await startRedis(t);
-  // A generous bound: a call past it would hand the limit to the instances' local fallbacks, which
-  // is another test's subject; this one is about the reservations' accuracy.
-  const instances = await cluster(t, redis, { state: { redis: { url: redis.url, timeout: '2s' } } });
+  // cluster() gives a generous bound: a call past it would hand the limit to the instances' local
+  // fallbacks, which is another test's subject; this one is about the reservations' accuracy.
+  const instances = await cluster(t, redis);
   const rule = { perSecond: 40, burst: 39 };
   let allowed = 0;
   let refused = 0;
@@ -143,7 +144,7 @@ test('an instance that starts (or reconnects) later enforces the bans already ma
   const late = await startProxy(t, {
     upstreams: { app: { servers: [{ url: backend.url }] } },
     routes: [{ match: {}, upstream: 'app' }],
-    state: { redis: { url: redis.url, key_prefix: prefix } },
+    state: { redis: { url: redis.url, key_prefix: prefix, timeout: '1s' } },
   });
   await waitFor(() => late.gatehouse.protection().state.bans.remaining('127.0.0.6') > 0, 2000, 'the stored ban on the late instance');
 });
@@ -189,7 +190,7 @@ test('Redis killed mid-load: no request fails; limits fall back to local ones; r
 
 test('a frozen Redis adds no more than the configured bound to any request', { skip }, async (t) => {
   const redis = await startRedis(t);
-  const [a] = (await cluster(t, redis, {}, 1)) as [Instance];
+  const [a] = (await cluster(t, redis, { state: { redis: { url: redis.url, timeout: '100ms' } } }, 1)) as [Instance];
   assert.equal((await requestFrom('127.0.1.1', `${a.proxy.url}/`)).status, 200);
   redis.pause();
   t.after(() => redis.resume());
@@ -223,7 +224,7 @@ test('a response cached through A is a hit through B and C; a purge on B removes
       upstreams: { app: { servers: [{ url: origin.url }] } },
       routes: [{ match: {}, upstream: 'app', cache: { enabled: true, store: 'shared' } }],
       cache: { stores: { shared: { type: 'redis' } } },
-      state: { redis: { url: redis.url, key_prefix: prefix } },
+      state: { redis: { url: redis.url, key_prefix: prefix, timeout: '1s' } },
     });
     instances.push({ proxy, adminPort: proxy.gatehouse.adminAddress?.port ?? 0 });
   }
@@ -258,7 +259,7 @@ test('Redis gone: the cache serves from each instance\'s memory, and stores ther
     upstreams: { app: { servers: [{ url: origin.url }] } },
     routes: [{ match: {}, upstream: 'app', cache: { enabled: true, store: 'shared' } }],
     cache: { stores: { shared: { type: 'redis' } } },
-    state: { redis: { url: redis.url, key_prefix: `gone${++prefixes}:` } },
+    state: { redis: { url: redis.url, key_prefix: `gone${++prefixes}:`, timeout: '1s' } },
   });
   const get = (path: string) => fetchRaw(`${proxy.url}${path}`, { host: 'app.example' });
   await get('/kept');
@@ -284,7 +285,7 @@ test('a server ejected by one instance is ejected by the others within a second'
         },
       },
       routes: [{ match: {}, upstream: 'app' }],
-      state: { redis: { url: redis.url, key_prefix: prefix } },
+      state: { redis: { url: redis.url, key_prefix: prefix, timeout: '1s' } },
     });
   const a = await start();
   const b = await start();
@@ -300,7 +301,7 @@ test('worker threads with Redis: each worker uses the shared limit; bans from th
   const config = {
     upstreams: { app: { servers: [{ url: backend.url }] } },
     routes: [{ match: {}, upstream: 'app', rate_limits: [{ name: 'per-ip', rate: '5/m', burst: 4 }] }],
-    state: { redis: { url: redis.url, key_prefix: prefix } },
+    state: { redis: { url: redis.url, key_prefix: prefix, timeout: '1s' } },
   } satisfies Partial<ConfigInput>;
   const primary = await Primary.start(
     configFromObject({ listen: [{ address: '127.0.0.1:0' }], admin: { address: '127.0.0.1:0' }, access_log: { enabled: false }, shutdown_timeout: 2000, ...config }),
@@ -355,7 +356,7 @@ test('IP list changes reach every instance: published when a file changes, taken
     startProxy(t, {
       upstreams: { app: { servers: [{ url: backend.url }] } },
       routes: [{ match: {}, upstream: 'app', access: { deny_file: file } }],
-      state: { redis: { url: redis.url, key_prefix: prefix } },
+      state: { redis: { url: redis.url, key_prefix: prefix, timeout: '1s' } },
     });
   const a = await start();
   const status = async (proxy: RunningProxy, from: string): Promise<number> => (await requestFrom(from, `${proxy.url}/`)).status;

@@ -29,7 +29,7 @@ async function pair(t: TestContext, redis: NonNullable<NonNullable<ConfigInput['
       ],
       cache: { stores: { shared: { type: 'redis' } } },
       protection: { max_connections_per_client: 50 },
-      state: { redis: { timeout: '500ms', ...redis } },
+      state: { redis: { timeout: '2s', ...redis } },
     });
   return [await start(), await start()];
 }
