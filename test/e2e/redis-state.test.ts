@@ -13,6 +13,8 @@ import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import { Primary } from '../../src/workers/primary.ts';
 import { Redis } from 'ioredis';
+import { Writable } from 'node:stream';
+import { RedisState } from '../../src/core/redis-state.ts';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { tempFile } from '../helpers/process.ts';
 import { admin, Connection, requestFrom } from '../helpers/clients.ts';
@@ -378,4 +380,32 @@ test('IP list changes reach every instance: published when a file changes, taken
   writeFileSync(file, '127.0.0.22\n');
   await waitFor(async () => JSON.parse((await client.get(`${prefix}iplist:${file}`)) ?? '{}').text === '127.0.0.22\n', 3000, 'the file change to be stored');
   await waitFor(async () => (await status(a, '127.0.0.22')) === 403 && (await status(late, '127.0.0.22')) === 403, 3000, 'both to deny it');
+});
+
+test('Redis trouble is logged once per transition, not per call, and the status says so', { skip }, async (t) => {
+  const redis = await startRedis(t);
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      lines.push(chunk.toString());
+      callback();
+    },
+  });
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redis.url, timeout: '100ms' } } }).state.redis;
+  assert.ok(config !== undefined);
+  const state = new RedisState(config, pino({ level: 'info' }, sink));
+  t.after(() => state.close());
+  assert.ok(await state.whenAvailable(5000));
+  await redis.kill();
+  await waitFor(() => !state.available, 3000, 'degraded');
+  // Many failing calls while degraded: no more lines.
+  for (let i = 0; i < 20; i++) state.failed(new Error('call failed'));
+  await redis.restart();
+  await waitFor(() => state.available, 5000, 'recovered');
+  const messages = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+  assert.deepEqual(messages, ['redis connected: state shared', 'redis unavailable: shared state degraded to local state', 'redis available again: state shared']);
+  const status = state.status();
+  assert.equal(status['degraded'], false);
+  assert.equal(status['degradations'], 1);
+  assert.ok((status['failures'] as number) >= 20);
 });
