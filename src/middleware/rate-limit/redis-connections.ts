@@ -33,6 +33,8 @@ for i = 1, #fields, 2 do
     total = total + n
   end
 end
+-- Counting says this instance is alive too: its count is never taken for a dead one's.
+redis.call('HSET', KEYS[2], ARGV[1], now)
 if total >= tonumber(ARGV[2]) then return 0 end
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 redis.call('PEXPIRE', KEYS[1], 86400000)
@@ -80,6 +82,7 @@ export class RedisConnectionCounts implements ConnectionCounts {
     client.defineCommand('gatehouseConnHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT });
     this.#heartbeat = setInterval(() => this.#beat(), HEARTBEAT_MS);
     this.#heartbeat.unref();
+    this.#beat();
     redis.onRecover(() => {
       this.#beat();
       this.#rewrite();
