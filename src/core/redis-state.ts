@@ -105,10 +105,19 @@ export class RedisState {
     };
   }
 
-  /** Records a failed call (a timeout, a refused connection): the state is degraded until a probe succeeds. */
+  /**
+   * Records a failed call: a timeout or a lost connection degrades the state until a probe
+   * succeeds; an error reply (Redis answered, but refused the command) is counted and kept as the
+   * last error only, for Redis is there.
+   */
   failed(error: unknown): void {
     this.counters.failures++;
-    this.#failed(error instanceof Error ? error : new Error(String(error)));
+    const failure = error instanceof Error ? error : new Error(String(error));
+    if (failure.name === 'ReplyError') {
+      this.#lastError = failure.message;
+      return;
+    }
+    this.#failed(failure);
   }
 
   /** Listens on `channel` (prefixed); messages this instance sent are not delivered back. */
@@ -237,6 +246,8 @@ function createClient(config: RedisConfig): RedisClient {
     retryStrategy,
     // The state subscribes again itself on 'ready' (with the offline queue off, ioredis's own would fail).
     autoResubscribe: false,
+    // After a Sentinel failover the old primary answers READONLY: connect again (to the new one).
+    reconnectOnError: (error: Error): boolean => error.message.startsWith('READONLY'),
     ...(config.username === undefined ? {} : { username: config.username }),
     ...(config.password === undefined ? {} : { password: config.password }),
     ...(config.tls ? { tls: {} } : {}),

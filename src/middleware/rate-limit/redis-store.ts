@@ -163,8 +163,10 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
       return refused(Number(reply[1]), Number(reply[2]));
     }
     const tatAfter = now + Number(reply[2]);
+    // Tokens held past `hold` go back rather than being spent late.
+    if (now >= held.expires) this.#giveBack(key, held);
     // Spent first: the tokens of this reservation follow those this instance already holds.
-    if (held.tokens === 0 || now >= held.expires) held.tat = tatAfter - granted * rule.interval;
+    if (held.tokens === 0) held.tat = tatAfter - granted * rule.interval;
     held.tokens += granted;
     held.free = Number(reply[1]);
     held.expires = now + this.#settings.hold;
