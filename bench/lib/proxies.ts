@@ -1,8 +1,9 @@
 // The proxies under test and how to launch each one.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnChild, stopChild } from './children.ts';
 import { HOST } from './ports.ts';
 import { hasHttp2Directive, nginxStaticConfig, nginxVersion, prepareNginx, prepareNginxWith } from './nginx.ts';
 import type { ProxyName, ScenarioName } from './options.ts';
@@ -140,13 +141,13 @@ function gatehouseLaunch(ctx: LaunchContext, port: number, accessLog = true, tls
  */
 function gatehouseRedisLaunch(ctx: LaunchContext, port: number): Launch {
   const redisPort = freePortSync(ctx.node);
-  const redis = spawn('redis-server', ['--port', String(redisPort), '--bind', HOST, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  redis.on('error', () => {});
+  // A tracked child: stopped with the harness too if the run is interrupted.
+  const redis = spawnChild('redis-server', 'redis-server', ['--port', String(redisPort), '--bind', HOST, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const launch = gatehouseLaunch(ctx, port, true, undefined, undefined, { redisUrl: `redis://${HOST}:${redisPort}` });
   return {
     ...launch,
     cleanup: () => {
-      redis.kill('SIGKILL');
+      void stopChild(redis, 0);
       launch.cleanup();
     },
   };
