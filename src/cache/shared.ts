@@ -81,8 +81,8 @@ function createStore(registry: Registry, spec: StoreSpec): CacheStore {
     case 'disk':
       return new DiskStore(resolve(spec.path), spec.limits);
     case 'redis':
-      // The loader refuses a redis store without state.redis.
-      if (registry.redis === null) throw new Error(`cache store "${spec.name}" needs state.redis`);
+      // The loader refuses a redis store without state.redis; state.redis added by a reload waits for a restart.
+      if (registry.redis === null) throw new Error(`cache store "${spec.name}" needs state.redis, read at start: restart to use it`);
       return new TieredStore(registry.redis, spec.name, spec.limits);
     default:
       return spec satisfies never;
