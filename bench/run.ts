@@ -55,6 +55,7 @@ function checkTools(tools: Tools, options: BenchOptions): boolean {
   const needsNginx = [...proxies].some((p) => p.startsWith('nginx') || !PROXIES[p].pinned);
   if (tools.nginx === undefined && needsNginx) missing.push('nginx');
   if (tools.varnishd === undefined && proxies.has('varnish')) missing.push('varnishd');
+  if (tools.redisServer === undefined && proxies.has('gatehouse-limits-redis')) missing.push('redis-server');
   if (missing.length > 0) {
     console.error(`error: ${missing.join(', ')} not found. Install with:\n\n    bash bench/setup.sh\n`);
     return false;

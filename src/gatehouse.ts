@@ -18,7 +18,9 @@ import { Registry } from './core/registry.ts';
 import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
 import { TrafficRecorder, type TrafficWindow } from './core/recent-traffic.ts';
 import type { SharedProtection } from './core/protection-state.ts';
+import { RedisState } from './core/redis-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
+import { redisHealthSharing } from './upstream/health/redis-sharing.ts';
 import { ListenerSet, type BoundListeners, type InheritedSockets } from './listeners/listener-set.ts';
 import { randomTicketSecret } from './listeners/tls/session-tickets.ts';
 import type { AcmeSharing } from './listeners/tls/acme/sharing.ts';
@@ -54,6 +56,8 @@ export interface WorkerSharing {
   readonly acme: AcmeSharing;
   /** This worker answers the gslb DNS listeners (one worker does: UDP sockets are not shared). */
   readonly answersDns?: boolean;
+  /** The name the process's threads share on Redis (they tell each other through their own channel). */
+  readonly redisInstance?: string;
 }
 
 /** A reload made ready beside the running configuration: nothing of it is visible until commit. */
@@ -96,6 +100,13 @@ export class Gatehouse {
     this.#logger = options.logger ?? createLogger(config.log.level);
     // Server state changes (down, ejected, drained) are logged by the state the registry keeps.
     this.#registry.logger = this.#logger;
+    // Read at start: shared stores are made once, and outlive reloads.
+    const redis = config.state.redis;
+    if (redis !== undefined) {
+      const state = new RedisState(redis, this.#logger, options.worker?.redisInstance);
+      this.#registry.redis = state;
+      if (redis.share_health) this.#registry.healthSharing = redisHealthSharing(state, this.#registry.healthSharing);
+    }
     // The log first: a file that cannot be opened stops the start before anything else exists.
     this.#accessLog = new SwitchableAccessLog(this.#openAccessLog(config));
     try {
@@ -103,6 +114,7 @@ export class Gatehouse {
     } catch (error: unknown) {
       this.#accessLog.close();
       this.#traffic.close();
+      this.#registry.redis?.close();
       throw error;
     }
     this.#listeners = new ListenerSet({
@@ -136,6 +148,11 @@ export class Gatehouse {
   /** Binds every listener of `config` and starts serving. */
   static async start(config: Config, options: GatehouseOptions = {}): Promise<Gatehouse> {
     const gatehouse = new Gatehouse(config, options);
+    const redis = gatehouse.#registry.redis;
+    // Serving starts with state shared when Redis answers in time; otherwise degraded (local) until it does.
+    if (redis !== null && !(await redis.whenAvailable(config.state.redis?.connect_timeout ?? 0))) {
+      gatehouse.#logger.warn({}, 'redis not reachable at start: serving with local state until it is');
+    }
     try {
       gatehouse.#listeners.apply(config, await gatehouse.#listeners.bind(config));
       gatehouse.#dns.apply(await gatehouse.#dns.bind(gatehouse.#holder.current));
@@ -233,6 +250,9 @@ export class Gatehouse {
   /** The second half: the prepared configuration becomes the running one, in one step. */
   commitReload(prepared: PreparedReload): void {
     const previous = this.#holder.current.config;
+    if (JSON.stringify(previous.state) !== JSON.stringify(prepared.config.state)) {
+      this.#logger.warn({}, 'state (redis) changes take effect at the next restart');
+    }
     this.#listeners.apply(prepared.config, prepared.listeners);
     this.#dns.apply(prepared.dns);
     if (prepared.accessLog !== undefined) this.#accessLog.replace(prepared.accessLog);
@@ -311,6 +331,8 @@ export class Gatehouse {
     await this.#admin?.close();
     await this.#flushSpansWithin(SPAN_FLUSH_MS);
     await this.#registry.close(outcome === 'timeout' ? 0 : 1000);
+    // After the stores: they give their unspent reservations back on the way out.
+    this.#registry.redis?.close();
     // Closed, not only flushed: requests that end after this (a late close) write nothing.
     this.#accessLog.close();
     this.#traffic.close();
@@ -367,6 +389,7 @@ export class Gatehouse {
         ? { gslb: Object.fromEntries([...snapshot.gslb].map(([name, block]) => [name, gslbStatus(block)])), dns_queries: this.#dns.counters() }
         : {}),
       protection: snapshot.protection.state.status(),
+      redis: this.#registry.redis?.status() ?? null,
       http2: this.#listeners.http2Counters(),
       certificates: this.#listeners.certificates(),
     };

@@ -18,12 +18,14 @@ export const PROXY_NAMES = [
   'gatehouse-1w',
   'gatehouse-2w',
   'gatehouse-2w-limited',
+  'gatehouse-limits',
+  'gatehouse-limits-redis',
   'fastify-cluster-2',
   'nginx-2w',
 ] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
-export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip', 'https-small', 'h2', 'handshake', 'tls-idle-memory', 'multicore'] as const;
+export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip', 'https-small', 'h2', 'handshake', 'tls-idle-memory', 'multicore', 'limits'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchOptions {

@@ -120,6 +120,17 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
     connections: 100,
     references: { nginx: 'nginx-2w', gatehouse: 'gatehouse-1w' },
   },
+  // The small scenario through a per-client rate limit that never refuses: in memory, or in Redis
+  // (state.redis). Issue 20: Redis-backed limits cost < 10% throughput against in-memory ones.
+  limits: {
+    ...PLAIN,
+    name: 'limits',
+    label: 'limits (100 B, a never-refusing per-client rate limit: memory vs Redis)',
+    path: SMALL_PATH,
+    bodyBytes: SMALL_BYTES,
+    connections: 50,
+    references: { nginx: 'nginx', gatehouse: 'gatehouse-limits' },
+  },
   // Idle TLS connections, each after a handshake and one request: the proxy's memory per connection.
   'tls-idle-memory': {
     ...TLS,

@@ -1,6 +1,7 @@
 // The issues' targets as summary lines under the tables: each one a ratio of two figures from the
 // same run, met or not. Issue 16: TLS and HTTP/2; issue 17: multi-core (the multicore scenario);
 // issue 18: what /metrics costs (gatehouse-metrics against gatehouse).
+// issue 20: rate limits kept in Redis (the limits scenario).
 import type { ProxyName, ScenarioName } from './options.ts';
 import { figureOf, outcomeIn, type ScenarioReport } from './report.ts';
 
@@ -58,7 +59,30 @@ function metricsCost(scenario: 'small' | 'cache-hit'): Target[] {
   ];
 }
 
+/** Issue 20: the limit kept in Redis against the same limit in memory, same run (req/s, then per CPU second for information). */
+const REDIS_LIMITS: readonly Target[] = [
+  {
+    issue: 20,
+    scenario: 'limits',
+    measured: { proxy: 'gatehouse-limits-redis', scenario: 'limits' },
+    reference: { proxy: 'gatehouse-limits', scenario: 'limits' },
+    atLeast: 0.9,
+    unit: 'req/s',
+    perCpu: false,
+  },
+  {
+    issue: 20,
+    scenario: 'limits',
+    measured: { proxy: 'gatehouse-limits-redis', scenario: 'limits' },
+    reference: { proxy: 'gatehouse-limits', scenario: 'limits' },
+    atLeast: null,
+    unit: 'requests per CPU second',
+    perCpu: true,
+  },
+];
+
 export const TARGETS: readonly Target[] = [
+  ...REDIS_LIMITS,
   ...rate({
     scenario: 'https-small',
     measured: { proxy: 'gatehouse-tls', scenario: 'https-small' },

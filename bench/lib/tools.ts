@@ -27,6 +27,8 @@ export interface Tools {
   openssl: string | undefined;
   nginx: string | undefined;
   varnishd: string | undefined;
+  /** The limits scenario's gatehouse-limits-redis keeps its limit there. */
+  redisServer: string | undefined;
   taskset: string | undefined;
 }
 
@@ -37,6 +39,7 @@ export function locateTools(): Tools {
     openssl: findExecutable('openssl'),
     nginx: findExecutable('nginx', SBIN_DIRS),
     varnishd: findExecutable('varnishd', SBIN_DIRS),
+    redisServer: findExecutable('redis-server', SBIN_DIRS),
     taskset: findExecutable('taskset'),
   };
 }

@@ -97,6 +97,7 @@ function storeStats(shared: SharedCache): Record<string, unknown> {
     bypassed: c.bypassed,
     invalidated: c.invalidated,
     collapsing: shared.fills.size,
+    ...(store.tiers === undefined ? {} : { tiers: store.tiers }),
   };
 }
 
@@ -146,7 +147,7 @@ function storeSpec(global: CacheConfig, name: string): StoreSpec {
   }
   const limits = { maxSize: declared.max_size, maxObjectSize: declared.max_object_size };
   if (declared.type === 'disk') return { name, type: 'disk', path: declared.path as string, limits };
-  return { name, type: 'memory', limits };
+  return { name, type: declared.type, limits };
 }
 
 function compileRoute(settings: Settings, shared: SharedCache, statusName: string): CacheRoute {

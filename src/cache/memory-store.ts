@@ -30,6 +30,17 @@ export class MemoryStore extends IndexedStore {
     return new MemoryWriter(meta, this.limits.maxObjectSize, (entry) => this.#commit(entry));
   }
 
+  /**
+   * Stores a complete body at once (an entry read from a second tier); returns the entry, which
+   * is kept only when it fits the store.
+   */
+  put(meta: EntryMeta, chunks: Buffer[]): CachedEntry {
+    const size = chunks.reduce((total, chunk) => total + chunk.length, 0);
+    const entry = prepareEntry({ ...meta, size }, memoryBody(chunks, size));
+    if (size <= this.limits.maxObjectSize) this.#commit(entry);
+    return entry;
+  }
+
   protected override removed(entry: CachedEntry): void {
     if (entry.body.text !== null) textBudget.bytes -= entry.size;
   }

@@ -8,6 +8,7 @@ import type { Registry, SharedState } from '../core/registry.ts';
 import { PassMarks, Fills } from './collapse.ts';
 import { DiskStore } from './disk-store.ts';
 import { MemoryStore } from './memory-store.ts';
+import { TieredStore } from './tiered-store.ts';
 import type { CacheStore, StoreLimits } from './store.ts';
 
 /** How long a key found uncacheable skips request collapsing. */
@@ -16,7 +17,8 @@ const PASS_MARK_MS = 30_000;
 /** A configured store (compiled from `cache.stores.<name>`). */
 export type StoreSpec =
   | { readonly name: string; readonly type: 'memory'; readonly limits: StoreLimits }
-  | { readonly name: string; readonly type: 'disk'; readonly path: string; readonly limits: StoreLimits };
+  | { readonly name: string; readonly type: 'disk'; readonly path: string; readonly limits: StoreLimits }
+  | { readonly name: string; readonly type: 'redis'; readonly limits: StoreLimits };
 
 /** What happened to requests, per store. */
 export interface CacheCounters {
@@ -80,17 +82,29 @@ export class SharedCache implements SharedState {
   }
 }
 
+function createStore(registry: Registry, spec: StoreSpec): CacheStore {
+  switch (spec.type) {
+    case 'memory':
+      return new MemoryStore(spec.limits);
+    case 'disk':
+      return new DiskStore(resolve(spec.path), spec.limits, registry.predecessor);
+    case 'redis':
+      // The loader refuses a redis store without state.redis; state.redis added by a reload waits for a restart.
+      if (registry.redis === null) throw new Error(`cache store "${spec.name}" needs state.redis, read at start: restart to use it`);
+      return new TieredStore(registry.redis, spec.name, spec.limits);
+    default:
+      return spec satisfies never;
+  }
+}
+
 /** The registry key of a store: memory stores by name, disk stores by directory. */
 export function storeKey(spec: StoreSpec): string {
-  return spec.type === 'memory' ? `cache:memory:${spec.name}` : `cache:disk:${resolve(spec.path)}`;
+  return spec.type === 'disk' ? `cache:disk:${resolve(spec.path)}` : `cache:${spec.type}:${spec.name}`;
 }
 
 /** The shared cache for `spec`, created on first use, with the spec's limits applied. */
 export function acquireSharedCache(registry: Registry, spec: StoreSpec): SharedCache {
-  const shared = registry.acquireShared(storeKey(spec), () => {
-    const store = spec.type === 'memory' ? new MemoryStore(spec.limits) : new DiskStore(resolve(spec.path), spec.limits, registry.predecessor);
-    return new SharedCache(spec.name, store);
-  });
+  const shared = registry.acquireShared(storeKey(spec), () => new SharedCache(spec.name, createStore(registry, spec)));
   shared.store.configure(spec.limits);
   return shared;
 }

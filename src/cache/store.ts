@@ -31,10 +31,12 @@ export interface StoreStats {
   readonly bytes: number;
   readonly maxSize: number;
   readonly evictions: number;
+  /** A tiered store's second-tier counters (type redis). */
+  readonly tiers?: Readonly<Record<string, number | boolean>>;
 }
 
 export interface CacheStore {
-  /** "memory" or "disk". */
+  /** "memory", "disk" or "redis" (memory in front of Redis). */
   readonly kind: string;
   /**
    * The variants stored under `key`, most recent first; undefined when none. A store that holds

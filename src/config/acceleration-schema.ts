@@ -15,23 +15,28 @@ const storeName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'store names use letters
 export const STORE_DEFAULTS = {
   memory: { max_size: 256 * 1024 ** 2, max_object_size: 8 * 1024 ** 2 },
   disk: { max_size: 1024 ** 3, max_object_size: 128 * 1024 ** 2 },
+  /** The per-instance first tier's size, and the cap per object in both tiers. */
+  redis: { max_size: 64 * 1024 ** 2, max_object_size: 1024 ** 2 },
 } as const;
 
 /** Where stored responses live. */
 const store = z
   .strictObject({
-    /** memory: an LRU bounded by bytes (lost on restart); disk: files under `path` (kept across restarts). */
-    type: z.enum(['memory', 'disk'], { error: 'must be memory or disk' }).default('memory'),
+    /**
+     * memory: an LRU bounded by bytes (lost on restart); disk: files under `path` (kept across
+     * restarts); redis: memory in front of Redis, shared by every instance (needs `state.redis`).
+     */
+    type: z.enum(['memory', 'disk', 'redis'], { error: 'must be memory, disk or redis' }).default('memory'),
     /** The directory of a disk store (created if missing; one process per directory). */
     path: z.string().min(1).optional(),
-    /** Bytes the store may hold; the least recently used entries go first. Default 256mb (memory), 1gb (disk). */
+    /** Bytes the store may hold; the least recently used entries go first. Default 256mb (memory), 1gb (disk), 64mb (redis: the per-instance tier; Redis's maxmemory bounds the shared one). */
     max_size: size.optional(),
-    /** The largest response body stored. Default 8mb (memory), 128mb (disk). */
+    /** The largest response body stored. Default 8mb (memory), 128mb (disk), 1mb (redis, in both tiers). */
     max_object_size: size.optional(),
   })
   .superRefine((value, ctx) => {
     if (value.type === 'disk' && value.path === undefined) ctx.addIssue({ code: 'custom', path: ['path'], message: 'a disk store needs a path' });
-    if (value.type === 'memory' && value.path !== undefined) ctx.addIssue({ code: 'custom', path: ['path'], message: 'only a disk store has a path' });
+    if (value.type !== 'disk' && value.path !== undefined) ctx.addIssue({ code: 'custom', path: ['path'], message: 'only a disk store has a path' });
   })
   .transform((value) => ({
     type: value.type,

@@ -10,6 +10,7 @@ import { LineCounter, isMap, isNode, isScalar, parseDocument, stringify, type Do
 import type { z } from 'zod';
 import { ConfigError, type LocatedProblem } from '../core/errors.ts';
 import { accelerationProblems, cacheSchema } from './acceleration-schema.ts';
+import { expandEnvironment } from './env.ts';
 import { addressClashes, type NamedAddress } from './addresses.ts';
 import { fieldsKnownFor, plainMessage } from './messages.ts';
 import { formatPath, type PathKey, type Problem } from './problem.ts';
@@ -66,6 +67,8 @@ export function parseConfigText(text: string, file: string): Config {
     const problems = doc.errors.map((e) => at(e.pos[0], '', e.message.split('\n')[0] ?? ''));
     throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'), problems);
   }
+  const unset = expandEnvironment(doc);
+  if (unset.length > 0) throw new ConfigError(report(unset.map((p) => `${where(p.offset)}: ${p.message}`)));
   const raw: unknown = doc.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`, [at(undefined, '', 'the file is empty')]);
   const { config, problems } = validate(raw);
@@ -169,6 +172,11 @@ function crossReferences(raw: unknown, config: Config | undefined): Problem[] {
   if (config !== undefined) problems.push(...acmeProblems(config.listen));
   problems.push(...backendTlsProblems(root.upstreams));
   if (config !== undefined) problems.push(...accelerationProblems(config.cache, config.routes));
+  if (config !== undefined && config.state.redis === undefined) {
+    for (const [name, store] of Object.entries(config.cache.stores)) {
+      if (store.type === 'redis') problems.push({ path: ['cache', 'stores', name, 'type'], message: 'a redis store needs state.redis (docs/scaling.md)' });
+    }
+  }
   else {
     // The parts that are valid on their own; the rest has its problems reported already.
     const cache = cacheSchema.safeParse(root.cache);

@@ -12,6 +12,7 @@ import { cacheSchema, compressSchema, routeCacheSchema, routeCompressSchema } fr
 import { upstreamTlsSchema } from './upstream-tls-schema.ts';
 import { adminSchema } from './admin-schema.ts';
 import { gslbSchema } from './gslb-schema.ts';
+import { stateSchema } from './state-schema.ts';
 
 /** A regular expression, compiled here as the matchers will compile it; a bad one says why. */
 const regex = z.string().superRefine((value, ctx) => {
@@ -458,6 +459,8 @@ export const configSchema = z.strictObject({
   cache: cacheSchema,
   /** Response compression defaults; off unless enabled here or on a route (docs/compression.md). */
   compress: compressSchema,
+  /** Where state shared by several instances lives (Redis); absent: in memory (docs/scaling.md). */
+  state: stateSchema,
 });
 
 /** A configuration as written (before defaults). */

@@ -6,9 +6,14 @@
  */
 import { resolve } from 'node:path';
 import { IpListFile, type ListFileLog } from '../middleware/ip-filter/ip-list-file.ts';
+import { RedisListSharing } from '../middleware/ip-filter/redis-lists.ts';
 import { BanList } from '../middleware/rate-limit/bans.ts';
 import { MemoryRateLimitStore } from '../middleware/rate-limit/memory-store.ts';
+import { shareBansThroughRedis } from '../middleware/rate-limit/redis-bans.ts';
+import { RedisConnectionCounts } from '../middleware/rate-limit/redis-connections.ts';
+import { RedisRateLimitStore } from '../middleware/rate-limit/redis-store.ts';
 import type { RateLimitStore } from '../middleware/rate-limit/store.ts';
+import type { RedisState } from './redis-state.ts';
 
 /** A rate-limit store the state can size and report on: in memory, or shared by worker threads. */
 export interface LocalRateLimitStore extends RateLimitStore {
@@ -20,8 +25,11 @@ export interface LocalRateLimitStore extends RateLimitStore {
 /** Open connections per client key. */
 export interface ConnectionCounts {
   readonly size: number;
-  /** One more for `key`; false (and nothing counted) when it already has `max`. */
-  open(key: string, max: number): boolean;
+  /**
+   * One more for `key`; false (and nothing counted) when it already has `max`. Counts shared with
+   * other instances answer asynchronously (a promise, settled within the Redis timeout).
+   */
+  open(key: string, max: number): boolean | Promise<boolean>;
   close(key: string): void;
 }
 
@@ -86,12 +94,23 @@ export class ProtectionState {
   /** Where list-file reloads are reported; Gatehouse points this at its logger. */
   log: ListFileLog = () => {};
   readonly #files = new Map<string, { file: IpListFile; users: number }>();
+  /** List files told to and by other instances (state.redis); null alone. */
+  readonly #lists: RedisListSharing | null;
 
-  constructor(maxEntries = DEFAULT_MAX_ENTRIES, shared: SharedProtection | null = null) {
-    this.store = shared?.store ?? new MemoryRateLimitStore({ maxEntries });
-    this.connections = shared?.connections ?? new MapConnectionCounts();
+  /** Shared with other instances (state.redis); null: this process's state is all there is. */
+  readonly redis: RedisState | null;
+
+  constructor(maxEntries = DEFAULT_MAX_ENTRIES, shared: SharedProtection | null = null, redis: RedisState | null = null) {
+    const local = shared?.store ?? new MemoryRateLimitStore({ maxEntries });
+    this.redis = redis;
+    // With Redis, the local store is the fallback of the shared one (fail open while Redis is away).
+    this.store = redis === null ? local : new RedisRateLimitStore(redis, local, { ...redis.config.rate_limits, failClosed: redis.config.on_failure === 'closed', maxEntries });
+    const localConnections = shared?.connections ?? new MapConnectionCounts();
+    this.connections = redis === null ? localConnections : new RedisConnectionCounts(redis, localConnections);
     this.bans = new BanList(maxEntries);
     shared?.attachBans(this.bans);
+    if (redis !== null) shareBansThroughRedis(this.bans, redis);
+    this.#lists = redis === null ? null : new RedisListSharing(redis);
   }
 
   /** Applies `protection.max_clients` of a new configuration. */
@@ -109,6 +128,7 @@ export class ProtectionState {
     }
     const file = new IpListFile(path, () => this.accessGeneration++, (level, fields, message) => this.log(level, fields, message));
     this.#files.set(file.path, { file, users: 1 });
+    this.#lists?.attach(file);
     return file;
   }
 
@@ -117,12 +137,13 @@ export class ProtectionState {
     if (entry === undefined) return;
     if (--entry.users <= 0) {
       this.#files.delete(resolvedPath);
+      this.#lists?.detach(entry.file);
       entry.file.close();
     }
   }
 
   /** One more open connection for `key`; false (and nothing counted) when it already has `max`. */
-  openConnection(key: string, max: number): boolean {
+  openConnection(key: string, max: number): boolean | Promise<boolean> {
     return this.connections.open(key, max);
   }
 
@@ -138,6 +159,7 @@ export class ProtectionState {
       bans_issued: this.bans.issued,
       rate_limit_keys: this.store.size,
       rate_limit_keys_evicted: this.store.evicted,
+      ...(this.store instanceof RedisRateLimitStore ? { rate_limit_redis: { ...this.store.counters } } : {}),
       clients_counted: this.connections.size,
       list_files: [...this.#files.values()].map(({ file }) => ({
         path: file.path,
@@ -150,6 +172,7 @@ export class ProtectionState {
 
   close(): void {
     this.store.close();
+    if (this.connections instanceof RedisConnectionCounts) this.connections.stop();
     for (const { file } of this.#files.values()) file.close();
     this.#files.clear();
   }

@@ -5,6 +5,7 @@ import { createPool, poolKey, type PoolOptions } from '../transport/pool.ts';
 import { Traffic } from './metrics/traffic.ts';
 import type { HealthSharing } from '../upstream/health/sharing.ts';
 import type { SharedProtection } from './protection-state.ts';
+import type { RedisState } from './redis-state.ts';
 
 interface Entry {
   readonly pool: Pool;
@@ -38,6 +39,8 @@ export class Registry {
   logger: Logger | null = null;
   /** Set in a worker thread: the protection state shared with the other workers; null alone. */
   sharedProtection: SharedProtection | null = null;
+  /** The Redis several instances share (`state.redis`, read at start); null when not configured. */
+  redis: RedisState | null = null;
   /** Set in a worker thread: server health told to and by the other workers; null alone. */
   healthSharing: HealthSharing | null = null;
   /** Requests that matched no route, for /metrics (as the routes' Traffic, it lives as long as the process). */

@@ -132,7 +132,22 @@ export class ConnectionGuard {
     const forwarded = policy.trusted !== null && policy.trusted.has(address);
     const conn: ConnectionState = { address, forwarded, denied: false, checkedGeneration: -1, key: '', state };
     // Behind a trusted proxy the client is only known per request: dispatch decides then.
-    if (!forwarded && !this.#screen(socket, conn, policy)) {
+    const admitted = forwarded || this.#screen(socket, conn, policy);
+    if (admitted instanceof Promise) {
+      // Counted across instances (Redis): node:http gets the socket once the count is in; a reset
+      // meanwhile must not throw.
+      socket.on('error', ignore);
+      void admitted.then((ok) => {
+        socket.off('error', ignore);
+        if (!ok || socket.destroyed) {
+          socket.destroy();
+          return;
+        }
+        this.#next(socket);
+      });
+      return;
+    }
+    if (!admitted) {
       socket.destroy();
       return;
     }
@@ -140,8 +155,8 @@ export class ConnectionGuard {
     this.#next(socket);
   }
 
-  /** False when the connection is to be closed at once. */
-  #screen(socket: Socket, conn: ConnectionState, policy: ProtectionPolicy): boolean {
+  /** False when the connection is to be closed at once; a promise when the count is kept in Redis. */
+  #screen(socket: GuardedSocket, conn: ConnectionState, policy: ProtectionPolicy): boolean | Promise<boolean> {
     const state = policy.state;
     const counters = state.counters;
     const max = policy.maxConnectionsPerClient;
@@ -162,17 +177,34 @@ export class ConnectionGuard {
       conn.checkedGeneration = state.accessGeneration;
     }
     if (max > 0) {
-      if (!state.openConnection(key, max)) {
-        counters.client_connection_limit++;
-        if (policy.bans !== null) state.bans.violation(key, policy.bans, 'connection_limit');
-        return false;
-      }
-      conn.key = key;
-      socket.once('close', releaseConnection);
+      const opened = state.openConnection(key, max);
+      if (opened instanceof Promise) return opened.then((ok) => counted(socket, conn, key, ok, policy));
+      return counted(socket, conn, key, opened, policy);
     }
     return true;
   }
 }
+
+/** After `max_connections_per_client` was checked: refused, or counted until the socket closes. */
+function counted(socket: GuardedSocket, conn: ConnectionState, key: string, ok: boolean, policy: ProtectionPolicy): boolean {
+  const state = policy.state;
+  if (!ok) {
+    state.counters.client_connection_limit++;
+    if (policy.bans !== null) state.bans.violation(key, policy.bans, 'connection_limit');
+    return false;
+  }
+  if (socket.destroyed) {
+    // Gone while it was being counted (across instances): nothing will close it again.
+    state.closeConnection(key);
+    return false;
+  }
+  conn.key = key;
+  socket[CONNECTION] = conn;
+  socket.once('close', releaseConnection);
+  return true;
+}
+
+function ignore(): void {}
 
 function releaseConnection(this: GuardedSocket): void {
   const conn = this[CONNECTION];

@@ -50,7 +50,7 @@ export interface ProtectionPolicy {
 }
 
 export function compileProtection(config: Config, registry: Registry): ProtectionPolicy {
-  const state = registry.acquireShared(STATE_KEY, () => new ProtectionState(config.protection.max_clients, registry.sharedProtection));
+  const state = registry.acquireShared(STATE_KEY, () => new ProtectionState(config.protection.max_clients, registry.sharedProtection, registry.redis));
   const files: string[] = [];
   try {
     return buildPolicy(config, registry, state, files);

@@ -31,6 +31,7 @@ import type { Config } from '../config/schema.ts';
 import { formatAddress, parseHostPort } from '../config/units.ts';
 import { ProtectionState } from '../core/protection-state.ts';
 import type { TrafficWindow } from '../core/recent-traffic.ts';
+import { RedisState } from '../core/redis-state.ts';
 import { SharedConnectionCounts } from '../middleware/rate-limit/shared-store.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import type { Request, RequestBody, WorkerData, WorkerMessage } from './messages.ts';
@@ -94,6 +95,8 @@ export class Primary implements AdminTarget {
   /** The admin API's view of bans and limits: the same shared state the workers use. */
   readonly #protection: ProtectionState;
   readonly #shared: ReturnType<typeof sharedProtection>;
+  /** `state.redis` (read at start), for the admin API's bans; each worker has its own connections. */
+  readonly #redis: RedisState | null;
   readonly #workers: (WorkerHandle | null)[];
   /** Deaths per worker slot (epoch ms), for the back-off. */
   readonly #deaths: number[][];
@@ -122,7 +125,10 @@ export class Primary implements AdminTarget {
     this.#config = config;
     this.#memory = allocateSharedMemory(config.protection.max_clients);
     this.#shared = sharedProtection(this.#memory);
-    this.#protection = new ProtectionState(config.protection.max_clients, this.#shared);
+    // The admin API's bans reach other instances through Redis too (the workers share the primary's name there).
+    const redis = config.state.redis;
+    this.#redis = redis === undefined ? null : new RedisState(redis, options.logger, this.#memory.channel);
+    this.#protection = new ProtectionState(config.protection.max_clients, this.#shared, this.#redis);
     this.#workers = Array.from({ length: options.workers }, () => null);
     this.#deaths = Array.from({ length: options.workers }, () => []);
   }
@@ -250,6 +256,7 @@ export class Primary implements AdminTarget {
     await this.#admin?.close();
     this.#protection.close();
     this.#shared.close();
+    this.#redis?.close();
   }
 
   /** Ends a worker thread at once, as a crash would (for tests and for a worker that misbehaves); it is replaced. */

@@ -14,6 +14,10 @@ const SAME_EVERYWHERE = new Set(['list_files']);
 export function mergeStatuses(statuses: readonly unknown[], key = ''): unknown {
   const [first] = statuses;
   if (SAME_EVERYWHERE.has(key)) return first;
+  // Redis as the workers see it: degraded when any is, connected when all are.
+  if (typeof first === 'boolean' && (key === 'degraded' || key === 'connected')) {
+    return key === 'degraded' ? statuses.some((s) => s === true) : statuses.every((s) => s === true);
+  }
   if (typeof first === 'number') {
     const numbers = statuses.filter((s): s is number => typeof s === 'number');
     if (SHARED.has(key) || NOT_SUMMED.has(key)) return Math.max(...numbers);

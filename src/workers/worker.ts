@@ -25,7 +25,7 @@ const message = (error: unknown): string => (error instanceof Error ? error.mess
 
 let gatehouse: Gatehouse;
 try {
-  gatehouse = await Gatehouse.start(data.config, { logger, worker: { protection: shared, health, acme, ticketSecret: Buffer.from(data.memory.ticketSecret), answersDns: data.index === 0 } });
+  gatehouse = await Gatehouse.start(data.config, { logger, worker: { protection: shared, health, acme, ticketSecret: Buffer.from(data.memory.ticketSecret), answersDns: data.index === 0, redisInstance: data.memory.channel } });
 } catch (error: unknown) {
   send({ type: 'start_failed', error: message(error) });
   shared.close();

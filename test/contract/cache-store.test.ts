@@ -7,7 +7,13 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { describe, test, type TestContext } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import pino from 'pino';
+import { configFromObject } from '../../src/config/load.ts';
+import { RedisState } from '../../src/core/redis-state.ts';
+import { TieredStore } from '../../src/cache/tiered-store.ts';
+import { redisMissing, startRedis } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/http.ts';
 import { DiskStore } from '../../src/cache/disk-store.ts';
 import type { CachedEntry, EntryMeta } from '../../src/cache/entry.ts';
 import { MemoryStore } from '../../src/cache/memory-store.ts';
@@ -18,6 +24,21 @@ import { tempDir } from '../helpers/process.ts';
 type MakeStore = (t: TestContext, limits: StoreLimits) => Promise<CacheStore>;
 
 const storeDir = (t: TestContext): Promise<string> => tempDir(t, 'gatehouse-store-');
+
+/** The suite's redis-server (started by the redis suites' before hook), and the stops to run after. */
+let redisUrl = '';
+const stops: (() => unknown)[] = [];
+let prefixes = 0;
+
+/** A connected RedisState on the suite's server, with a key prefix of its own unless given. */
+async function redisState(t: TestContext, prefix = `cache-contract${++prefixes}:`): Promise<RedisState> {
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redisUrl, key_prefix: prefix, timeout: '1s' } } }).state.redis;
+  assert.ok(config !== undefined);
+  const state = new RedisState(config, pino({ level: 'silent' }));
+  t.after(() => state.close());
+  assert.ok(await state.whenAvailable(5000), 'redis reachable');
+  return state;
+}
 
 const STORES: Record<string, MakeStore> = {
   memory: async (t, limits) => {
@@ -31,7 +52,26 @@ const STORES: Record<string, MakeStore> = {
     await store.ready();
     return store;
   },
+  'redis (memory in front of Redis)': async (t, limits) => {
+    const store = new TieredStore(await redisState(t), 'contract', limits);
+    t.after(() => store.close());
+    return store;
+  },
 };
+
+/** Stores whose every tier is bounded by their own size (a Redis tier is bounded by Redis's maxmemory). */
+const SELF_BOUNDED = new Set(['memory', 'disk']);
+/** Suites that need a redis-server: skipped without one. */
+const NEEDS_REDIS = new Set(['redis (memory in front of Redis)']);
+
+function needRedis(): void {
+  before(async () => {
+    redisUrl = (await startRedis({ after: (fn) => stops.push(fn) })).url;
+  });
+  after(async () => {
+    for (const stop of stops.splice(0)) await stop();
+  });
+}
 
 const LIMITS: StoreLimits = { maxSize: 64 * 1024 ** 2, maxObjectSize: 8 * 1024 ** 2 };
 
@@ -75,7 +115,9 @@ async function get(store: CacheStore, key: string): Promise<readonly CachedEntry
 }
 
 for (const [kind, make] of Object.entries(STORES)) {
-  describe(`CacheStore contract: ${kind}`, () => {
+  const redis = NEEDS_REDIS.has(kind);
+  describe(`CacheStore contract: ${kind}`, { skip: redis ? (redisMissing ?? false) : false }, () => {
+    if (redis) needRedis();
     test('a key never stored is a miss', async (t) => {
       const store = await make(t, LIMITS);
       assert.equal(await get(store, 'example.com/none'), undefined);
@@ -160,7 +202,7 @@ for (const [kind, make] of Object.entries(STORES)) {
       assert.ok(Buffer.concat(chunks).equals(body));
     });
 
-    test('the store stays within its size: the least recently used goes first', async (t) => {
+    test('the store stays within its size: the least recently used goes first', { skip: SELF_BOUNDED.has(kind) ? false : 'bounded by Redis maxmemory' }, async (t) => {
       const store = await make(t, { maxSize: 40_000, maxObjectSize: 20_000 });
       await put(store, meta('one'), Buffer.alloc(10_000));
       await put(store, meta('two'), Buffer.alloc(10_000));
@@ -226,5 +268,57 @@ describe('disk store specifics', () => {
     // PID 1 is always alive.
     await writeFile(join(dir, 'lock'), '1');
     assert.throws(() => new DiskStore(dir, LIMITS), /in use by process 1/);
+  });
+});
+
+describe('redis store specifics: two instances on one Redis', { skip: redisMissing ?? false }, () => {
+  needRedis();
+  const pair = async (t: TestContext): Promise<[TieredStore, TieredStore]> => {
+    const prefix = `cache-pair${++prefixes}:`;
+    const a = new TieredStore(await redisState(t, prefix), 'shared', LIMITS);
+    const b = new TieredStore(await redisState(t, prefix), 'shared', LIMITS);
+    t.after(() => {
+      a.close();
+      b.close();
+    });
+    return [a, b];
+  };
+
+  test('stored through A, found by B (from Redis, then from its own memory)', async (t) => {
+    const [a, b] = await pair(t);
+    await put(a, meta('h/shared', { tags: ['t1'] }), 'shared body', 3);
+    const found = b.get('h/shared');
+    assert.ok(found instanceof Promise, 'an L1 miss asks Redis');
+    const [entry] = (await found) ?? [];
+    assert.ok(entry !== undefined);
+    assert.equal(await read(entry), 'shared body');
+    assert.deepEqual([...entry.tags], ['t1']);
+    assert.ok(Array.isArray(b.get('h/shared')), 'then an L1 hit, synchronous');
+    assert.equal(b.stats().tiers?.['l2_hits'], 1);
+  });
+
+  test('a delete, prefix or tag purge on B removes the entry from A too (both tiers)', async (t) => {
+    const [a, b] = await pair(t);
+    await put(a, meta('h/x/1', { tags: ['red'] }), 'one');
+    await put(a, meta('h/x/2'), 'two');
+    await put(a, meta('h/y', { tags: ['red'] }), 'y');
+    assert.equal(await b.delete('h/x/1'), 1);
+    await waitFor(() => a.get('h/x/1') instanceof Promise, 2000, 'A to drop its copy');
+    assert.equal(await a.get('h/x/1'), undefined);
+    assert.equal(await b.deletePrefix('h/x/'), 1);
+    await waitFor(() => a.get('h/x/2') instanceof Promise, 2000, 'A to drop the prefix');
+    assert.equal(await a.get('h/x/2'), undefined);
+    assert.equal(await b.deleteTag('red'), 1);
+    await waitFor(() => a.get('h/y') instanceof Promise, 2000, 'A to drop the tag');
+    assert.equal(await a.get('h/y'), undefined);
+  });
+
+  test('a newer response stored through B replaces the copy A holds', async (t) => {
+    const [a, b] = await pair(t);
+    await put(a, meta('h/v'), 'old');
+    await put(b, meta('h/v'), 'new');
+    await waitFor(() => a.get('h/v') instanceof Promise, 2000, 'A to drop its old copy');
+    const [entry] = (await a.get('h/v')) ?? [];
+    assert.equal(await read(entry as CachedEntry), 'new');
   });
 });

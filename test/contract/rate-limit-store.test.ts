@@ -4,21 +4,62 @@
  * run it too; waits are on conditions, with intervals of tens of milliseconds.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { configFromObject } from '../../src/config/load.ts';
+import { RedisState } from '../../src/core/redis-state.ts';
+import { RedisRateLimitStore } from '../../src/middleware/rate-limit/redis-store.ts';
 import { allocateSharedTable } from '../../src/core/shared-table.ts';
 import { MemoryRateLimitStore } from '../../src/middleware/rate-limit/memory-store.ts';
 import { SharedRateLimitStore } from '../../src/middleware/rate-limit/shared-store.ts';
 import type { RateLimitRule, RateLimitStore, TakeResult } from '../../src/middleware/rate-limit/store.ts';
 import { waitFor } from '../helpers/http.ts';
+import { redisMissing, startRedis } from '../helpers/redis.ts';
 
 interface StoreUnderTest {
   readonly name: string;
   create(): RateLimitStore | Promise<RateLimitStore>;
+  /** Why the suite is skipped here (a server it needs is missing). */
+  readonly skip?: string;
+  /** Runs before the suite (starts a server it needs). */
+  readonly setup?: () => Promise<void>;
+}
+
+/** The Redis one: a redis-server for the whole suite (started in its before hook). */
+let redisUrl = '';
+
+/** Stops registered by the suite's setup, run by its after hook. */
+const stops: (() => unknown)[] = [];
+
+async function startSuiteRedis(): Promise<void> {
+  redisUrl = (await startRedis({ after: (fn) => stops.push(fn) })).url;
+}
+
+/** A Redis-backed store whose Redis is reachable (it starts degraded until connected). */
+async function redisStore(url = redisUrl, prefix = `contract${++unique}:`, over: Record<string, unknown> = {}): Promise<RedisRateLimitStore & { state: RedisState }> {
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, timeout: '1s', ...over } } }).state.redis;
+  assert.ok(config !== undefined);
+  const state = new RedisState(config, pino({ level: 'silent' }));
+  assert.ok(await state.whenAvailable(5000), 'redis reachable');
+  const store = new RedisRateLimitStore(state, new MemoryRateLimitStore({ maxEntries: 10_000 }), {
+    ...config.rate_limits,
+    failClosed: config.on_failure === 'closed',
+    maxEntries: 10_000,
+  });
+  const close = store.close.bind(store);
+  return Object.assign(store, {
+    state,
+    close: () => {
+      close();
+      state.close();
+    },
+  });
 }
 
 const STORES: StoreUnderTest[] = [
   { name: 'memory', create: () => new MemoryRateLimitStore({ maxEntries: 10_000 }) },
   { name: 'shared memory (worker threads)', create: () => new SharedRateLimitStore(allocateSharedTable(10_000)) },
+  { name: 'redis (several instances)', create: () => redisStore(), setup: startSuiteRedis, ...(redisMissing === null ? {} : { skip: redisMissing }) },
 ];
 
 let unique = 0;
@@ -26,7 +67,13 @@ let unique = 0;
 const key = (label: string): string => `contract/${label}/${++unique}`;
 
 function contract(under: StoreUnderTest): void {
-  describe(`RateLimitStore contract: ${under.name}`, () => {
+  describe(`RateLimitStore contract: ${under.name}`, { ...(under.skip === undefined ? {} : { skip: under.skip }) }, () => {
+    if (under.setup !== undefined) {
+      before(under.setup);
+      after(async () => {
+        for (const stop of stops.splice(0)) await stop();
+      });
+    }
     const open = async (t: import('node:test').TestContext): Promise<RateLimitStore> => {
       const store = await under.create();
       t.after(() => store.close());
@@ -186,5 +233,48 @@ describe('MemoryRateLimitStore', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+describe('Redis rate-limit store: several instances, reservations, Redis trouble', { skip: redisMissing ?? false }, () => {
+  test('two instances share one limit; unspent tokens go back after hold', async (t) => {
+    const redis = await startRedis(t);
+    const prefix = `pair${++unique}:`;
+    const a = await redisStore(redis.url, prefix, { rate_limits: { hold: '100ms' } });
+    const b = await redisStore(redis.url, prefix, { rate_limits: { hold: '100ms' } });
+    t.after(() => {
+      a.close();
+      b.close();
+    });
+    const rule = { interval: 60_000, burst: 9 };
+    let allowed = 0;
+    for (let i = 0; i < 8; i++) for (const store of [a, b]) if ((await store.take('k', rule, 1)).allowed) allowed++;
+    assert.equal(allowed, 10, 'burst + 1 in total');
+    // A reserves a batch (10% of 100 free) and spends one; what it does not spend goes back.
+    const big = { interval: 60_000, burst: 99 };
+    assert.equal((await a.take('big', big, 1)).allowed, true);
+    assert.equal(a.counters.reservations > 0, true);
+    await waitFor(() => a.counters.returned > 0, 2000, 'A to give its unspent tokens back');
+    assert.equal((await b.take('big', big, 99)).allowed, true, '99 of 100 are free again');
+  });
+
+  test('Redis gone: fail open limits per instance; fail closed refuses; both recover', async (t) => {
+    const redis = await startRedis(t);
+    const open = await redisStore(redis.url, `open${++unique}:`);
+    const closed = await redisStore(redis.url, `closed${++unique}:`, { on_failure: 'closed' });
+    t.after(() => {
+      open.close();
+      closed.close();
+    });
+    const rule = { interval: 60_000, burst: 1 };
+    await redis.kill();
+    await waitFor(() => !open.state.available && !closed.state.available, 3000, 'both to notice');
+    const local = [await open.take('k', rule, 1), await open.take('k', rule, 1), await open.take('k', rule, 1)].map((r) => r.allowed);
+    assert.deepEqual(local, [true, true, false], 'the local limit');
+    assert.equal((await closed.take('k', rule, 1)).allowed, false, 'fail closed');
+    assert.ok(open.counters.fallback >= 3);
+    await redis.restart();
+    await waitFor(() => open.state.available && closed.state.available, 5000, 'both to recover');
+    assert.equal((await closed.take('k2', rule, 1)).allowed, true, 'shared again');
   });
 });

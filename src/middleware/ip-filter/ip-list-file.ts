@@ -3,8 +3,8 @@
  * changes. The folder is watched rather than the file, so that an editor or a deploy tool that
  * replaces the file by renaming a new one over it is seen too.
  */
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { IpSet } from './ip-set.ts';
 
@@ -19,6 +19,12 @@ export class IpListFile {
   version = 0;
   /** Re-reads that failed (the previous contents stayed). */
   errors = 0;
+  /** When the contents were written (the file's mtime, or another instance's change), epoch ms. */
+  changedAt = 0;
+  /** The contents as text, for instances that share lists (state.redis). */
+  text: string;
+  /** Told of each re-read of the file (not of contents applied from elsewhere); null when nobody listens. */
+  onReread: ((text: string, at: number) => void) | null = null;
   #watcher: FSWatcher | null = null;
   #timer: NodeJS.Timeout | null = null;
   #reading = false;
@@ -34,11 +40,35 @@ export class IpListFile {
     let text: string;
     try {
       text = readFileSync(this.path, 'utf8');
+      this.changedAt = statSync(this.path).mtimeMs;
     } catch (error: unknown) {
       throw new Error(`${path}: cannot read the IP list: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     }
     this.current = IpSet.fromText(text, path);
+    this.text = text;
     this.#watch();
+  }
+
+  /**
+   * Contents another instance read from its copy of this file (shared through Redis), used when
+   * newer than what this instance has; false when older or not valid (nothing changes).
+   */
+  applyShared(text: string, at: number): boolean {
+    if (at <= this.changedAt || text === this.text) return false;
+    let next: IpSet;
+    try {
+      next = IpSet.fromText(text, this.path);
+    } catch (error: unknown) {
+      this.#log('warn', { file: this.path, error: error instanceof Error ? error.message : String(error) }, 'IP list from another instance not applied');
+      return false;
+    }
+    this.current = next;
+    this.text = text;
+    this.changedAt = at;
+    this.version++;
+    this.#onChange();
+    this.#log('info', { file: this.path, entries: next.entries }, 'IP list changed by another instance');
+    return true;
   }
 
   #watch(): void {
@@ -72,11 +102,15 @@ export class IpListFile {
     this.#reading = true;
     try {
       const text = await readFile(this.path, 'utf8');
+      const at = (await stat(this.path)).mtimeMs;
       const next = IpSet.fromText(text, this.path);
       this.current = next;
+      this.text = text;
+      this.changedAt = at;
       this.version++;
       this.#onChange();
       this.#log('info', { file: this.path, entries: next.entries }, 'IP list reloaded');
+      this.onReread?.(text, at);
     } catch (error: unknown) {
       this.errors++;
       this.#log('warn', { file: this.path, error: error instanceof Error ? error.message : String(error) }, 'IP list not reloaded, keeping the previous one');
