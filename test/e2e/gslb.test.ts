@@ -18,6 +18,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { startBackend } from '../helpers/backend.ts';
 import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
 import { call } from '../helpers/admin.ts';
+import { decoded, fetchRaw } from '../helpers/cache.ts';
 import { request, waitFor } from '../helpers/http.ts';
 import { client, isHealthCheck, runMany, startRestartable, tally, type Handler, type Restartable } from '../helpers/upstreams.ts';
 
@@ -105,6 +106,19 @@ describe('gslb proxy mode', () => {
     assert.equal(eu.server, new URL(b.eu.url).host);
     const unknown = await explain('10.1.2.3');
     assert.deepEqual(unknown.gslb, { name: 'global', mode: 'proxy', country: null, continent: null, region: 'us' });
+  });
+
+  it('compresses what a region answers, as on any forwarding route', async (t) => {
+    const text = 'region text '.repeat(1000);
+    const b = await regionBackends(t, (name) => (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(`${name} ${text}`);
+    });
+    const proxy = await startProxy(t, { ...gslbConfig(b, {}, false), compress: { enabled: true } });
+    const res = await fetchRaw(`${proxy.url}/page`, { 'x-forwarded-for': '85.214.0.1', 'accept-encoding': 'gzip' });
+    assert.equal(res.headers['content-encoding'], 'gzip');
+    assert.equal(res.headers['x-gatehouse-region'], 'eu');
+    assert.equal(decoded(res), `eu ${text}`);
   });
 
   it('takes the client from a PROXY protocol header', async (t) => {

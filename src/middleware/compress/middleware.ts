@@ -134,7 +134,8 @@ function weakenEtag(headers: ResponseHeaders): void {
 
 /** The route's compression middleware (global settings overridden by the route's), or null when off. */
 export function compileCompress(global: CompressConfig, route: RouteConfig): CompressMiddleware | null {
-  const settings = routeSettings(COMPRESS_DEFAULTS, global, route.compress, route.upstream !== undefined);
+  // Routes that forward: to an upstream, or to a gslb block's region (a redirect has no body to compress).
+  const settings = routeSettings(COMPRESS_DEFAULTS, global, route.compress, route.upstream !== undefined || route.gslb !== undefined);
   if (settings === null) return null;
   return new CompressMiddleware({
     encodings: settings.encodings,
