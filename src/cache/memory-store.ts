@@ -4,9 +4,10 @@
  * instead: node:http writes a string body with its head in one write (and the text pins no larger
  * socket buffer). Bounded by bytes with CLOCK eviction (lru-index.ts).
  */
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { getHeapStatistics } from 'node:v8';
 import { metaBytes, prepareEntry, type CachedEntry, type EntryMeta, type StoredBody } from './entry.ts';
+import { CollectingWriter } from './collecting-writer.ts';
 import { IndexedStore } from './lru-index.ts';
 import type { EntryWriter } from './store.ts';
 
@@ -27,7 +28,11 @@ export class MemoryStore extends IndexedStore {
 
   open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
     if (expectedSize > this.limits.maxObjectSize) return null;
-    return new MemoryWriter(meta, this.limits.maxObjectSize, (entry) => this.#commit(entry));
+    return new CollectingWriter(meta, this.limits.maxObjectSize, (complete, chunks, size) => {
+      const entry = prepareEntry({ ...complete, size }, memoryBody(chunks, size));
+      this.#commit(entry);
+      return entry;
+    });
   }
 
   /**
@@ -65,58 +70,6 @@ export class MemoryStore extends IndexedStore {
     if (entry.body.text !== null) textBudget.bytes += entry.size;
     this.index.insert(entry, bytes);
     this.index.evict(this.limits.maxSize);
-  }
-}
-
-class MemoryWriter extends Writable implements EntryWriter {
-  readonly stored: Promise<CachedEntry | null>;
-  readonly #meta: EntryMeta;
-  readonly #max: number;
-  readonly #commit: (entry: CachedEntry) => void;
-  #resolve: (entry: CachedEntry | null) => void = () => {};
-  #chunks: Buffer[] = [];
-  #size = 0;
-  #abandoned = false;
-
-  constructor(meta: EntryMeta, maxObjectSize: number, commit: (entry: CachedEntry) => void) {
-    super();
-    this.#meta = meta;
-    this.#max = maxObjectSize;
-    this.#commit = commit;
-    this.stored = new Promise((resolve) => (this.#resolve = resolve));
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (!this.#abandoned) {
-      this.#size += chunk.length;
-      if (this.#size > this.#max) {
-        // Too large to keep: stop collecting, but keep accepting so the client's stream flows.
-        this.#abandoned = true;
-        this.#chunks = [];
-      } else if (chunk.length > 0) {
-        this.#chunks.push(chunk);
-      }
-    }
-    callback();
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    if (this.#abandoned) {
-      this.#resolve(null);
-      callback();
-      return;
-    }
-    const entry = prepareEntry({ ...this.#meta, size: this.#size }, memoryBody(this.#chunks, this.#size));
-    this.#chunks = [];
-    this.#commit(entry);
-    this.#resolve(entry);
-    callback();
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#chunks = [];
-    this.#resolve(null);
-    callback(error);
   }
 }
 

@@ -9,8 +9,8 @@
  * more is buffered. While Redis is unavailable the store is its L1 alone; when Redis is back, L1
  * is emptied (it may have missed purges meanwhile) and fills again from Redis.
  */
-import { Writable } from 'node:stream';
 import type { RedisState } from '../core/redis-state.ts';
+import { CollectingWriter } from './collecting-writer.ts';
 import type { CachedEntry, EntryMeta } from './entry.ts';
 import { MemoryStore } from './memory-store.ts';
 import { RedisTier } from './redis-tier.ts';
@@ -83,7 +83,7 @@ export class TieredStore implements CacheStore {
 
   open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
     if (expectedSize > this.#limits.maxObjectSize) return null;
-    return new TieredWriter(meta, this.#limits.maxObjectSize, (complete, chunks) => this.#commit(complete, chunks));
+    return new CollectingWriter(meta, this.#limits.maxObjectSize, (complete, chunks) => this.#commit(complete, chunks));
   }
 
   #commit(meta: EntryMeta, chunks: Buffer[]): CachedEntry {
@@ -159,50 +159,5 @@ export class TieredStore implements CacheStore {
     this.#stopRecovery();
     this.#redis.unsubscribe(this.#channel);
     this.#l1.close();
-  }
-}
-
-/** Collects the body (up to the cap) and commits it to both tiers when complete. */
-class TieredWriter extends Writable implements EntryWriter {
-  readonly stored: Promise<CachedEntry | null>;
-  readonly #meta: EntryMeta;
-  readonly #max: number;
-  readonly #commit: (meta: EntryMeta, chunks: Buffer[]) => CachedEntry;
-  #resolve: (entry: CachedEntry | null) => void = () => {};
-  #chunks: Buffer[] = [];
-  #size = 0;
-  #abandoned = false;
-
-  constructor(meta: EntryMeta, maxObjectSize: number, commit: (meta: EntryMeta, chunks: Buffer[]) => CachedEntry) {
-    super();
-    this.#meta = meta;
-    this.#max = maxObjectSize;
-    this.#commit = commit;
-    this.stored = new Promise((resolve) => (this.#resolve = resolve));
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (!this.#abandoned) {
-      this.#size += chunk.length;
-      if (this.#size > this.#max) {
-        // Past the cap: nothing is kept, and the client's stream flows on.
-        this.#abandoned = true;
-        this.#chunks = [];
-      } else if (chunk.length > 0) this.#chunks.push(chunk);
-    }
-    callback();
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    const chunks = this.#chunks;
-    this.#chunks = [];
-    this.#resolve(this.#abandoned ? null : this.#commit(this.#meta, chunks));
-    callback();
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.#chunks = [];
-    this.#resolve(null);
-    callback(error);
   }
 }
