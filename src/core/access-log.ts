@@ -141,7 +141,7 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
     appendJsonString(out, ex.client);
   }
   out.bytes(JSON_PARTS.duration);
-  out.ascii(milliseconds(performance.now() - ex.startedAt));
+  out.ascii(milliseconds(ex.elapsedMs()));
   if (ex.upstreamHeadersMs >= 0) {
     out.bytes(JSON_PARTS.upstreamMs);
     out.ascii(milliseconds(ex.upstreamHeadersMs));
@@ -269,7 +269,7 @@ function milliseconds(ms: number): string {
 /** The combined format, followed by the duration and the server. */
 function appendCombined(ex: Exchange, out: LineBuffer): void {
   out.ascii(
-    `${combinedFields(ex)} ${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')}\n`,
+    `${combinedFields(ex)} ${milliseconds(ex.elapsedMs())}ms ${escape(ex.server?.authority ?? '-')}\n`,
   );
 }
 
@@ -282,7 +282,7 @@ function appendExtended(ex: Exchange, out: LineBuffer): void {
   const upstreamMs = ex.upstreamHeadersMs >= 0 ? `${milliseconds(ex.upstreamHeadersMs)}ms` : '-';
   out.ascii(
     `${combinedFields(ex)} "${escape(ex.info.host || '-')}" "${escape(ex.route?.name ?? '-')}" ${upstreamMs} ` +
-    `${milliseconds(performance.now() - ex.startedAt)}ms ${escape(ex.server?.authority ?? '-')} ${ex.traceId || '-'} "${escape(ex.requestId || '-')}"${ex.gslb === null ? '' : ` region=${ex.gslb.region.name}`}\n`,
+    `${milliseconds(ex.elapsedMs())}ms ${escape(ex.server?.authority ?? '-')} ${ex.traceId || '-'} "${escape(ex.requestId || '-')}"${ex.gslb === null ? '' : ` region=${ex.gslb.region.name}`}\n`,
   );
 }
 

@@ -29,6 +29,7 @@ export class Exchange {
    */
   readonly h2: boolean;
   readonly startedAt: number;
+  #endedAt = -1;
   route: Route | undefined;
   server: Server | undefined;
   /** The region a gslb route chose (and the regions tried); null on other routes. */
@@ -70,6 +71,15 @@ export class Exchange {
     this.proto = proto;
     this.h2 = h2;
     this.startedAt = performance.now();
+  }
+
+  /**
+   * Milliseconds from the request's start to its end: the clock is read once, at the first call
+   * (the access log, the metrics and the dashboard each ask when the request finishes).
+   */
+  elapsedMs(): number {
+    if (this.#endedAt < 0) this.#endedAt = performance.now();
+    return this.#endedAt - this.startedAt;
   }
 
   addResponseFilter(filter: ResponseFilter): void {

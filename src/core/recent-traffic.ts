@@ -97,7 +97,7 @@ export class TrafficRecorder {
   /** Counts a finished request (called where the access log line is written). */
   record(ex: Exchange): void {
     this.#requests++;
-    this.#latency[latencyBucket(performance.now() - ex.startedAt)]!++;
+    this.#latency[latencyBucket(ex.elapsedMs())]!++;
     const status = ex.status;
     if (status >= 500) {
       this.#errors++;

@@ -14,7 +14,7 @@ export class RequestMetrics {
 
   /** Called once per request, where the access log line is written. */
   record(ex: Exchange): void {
-    const seconds = (performance.now() - ex.startedAt) / 1000;
+    const seconds = ex.elapsedMs() / 1000;
     const slot = statusClass(ex.status);
     const route = ex.route;
     const traffic = route === undefined ? this.unrouted : route.traffic;
