@@ -13,6 +13,7 @@ function exchange(status: number, errorCode?: string, client = '192.0.2.1'): Exc
     errorCode,
     client,
     startedAt: performance.now() - 2,
+    elapsedMs: () => 2,
     req: { url: '/path' },
     info: { method: 'GET' },
     route: { name: 'r', action: { kind: 'respond' } },
