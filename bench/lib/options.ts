@@ -5,6 +5,7 @@ export const PROXY_NAMES = [
   'gatehouse',
   'gatehouse-nolog',
   'gatehouse-metrics',
+  'gatehouse-gslb',
   'thin-undici',
   'thin-agent',
   'node-http-proxy',

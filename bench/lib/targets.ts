@@ -142,6 +142,9 @@ export const TARGETS: readonly Target[] = [
   // Issue 18: /metrics on costs less than 3 % (the same peer with an admin listener, same run).
   ...metricsCost('small'),
   ...metricsCost('cache-hit'),
+  // Issue 19: the region choice costs no measurable throughput (within noise: at least 0.97).
+  { issue: 19, scenario: 'small', measured: { proxy: 'gatehouse-gslb', scenario: 'small' }, reference: { proxy: 'gatehouse', scenario: 'small' }, atLeast: 0.97, unit: 'req/s', perCpu: false },
+  { issue: 19, scenario: 'small', measured: { proxy: 'gatehouse-gslb', scenario: 'small' }, reference: { proxy: 'gatehouse', scenario: 'small' }, atLeast: 0.97, unit: 'requests per CPU second', perCpu: true },
   // Two workers on two cores: at least 1.4x one worker.
   ...multicore('gatehouse-2w', 'gatehouse-1w', 1.4),
   // Against what a fastify user would do: two processes under node:cluster.
