@@ -6,7 +6,6 @@ import { isHttpsUrl, type Config } from './config/schema.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
 import { defaultStateDir } from './core/state-dir.ts';
-import { keepYoungGenerationSmall } from './core/young-generation.ts';
 import { Gatehouse } from './gatehouse.ts';
 import { Primary, workerCount } from './workers/primary.ts';
 
@@ -261,7 +260,6 @@ function listenerOf(from: string, cert: string | undefined, key: string | undefi
 
 /** Runs until a signal stops the process; resolves with the exit code. `workersSetting`: --workers, else the file's. */
 async function serve(config: Config, file: string | undefined, workersSetting: Config['workers']): Promise<number> {
-  keepYoungGenerationSmall();
   const logger = createLogger(config.log.level);
   const options = file === undefined ? { logger } : { logger, configFile: file };
   const workers = workerCount(workersSetting);

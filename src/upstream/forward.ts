@@ -10,6 +10,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Exchange } from '../core/exchange.ts';
+import { noteBodyBytes } from '../core/body-memory.ts';
 import { GatehouseError, toGatehouseError, type ErrorCode } from '../core/errors.ts';
 import { sendError } from '../listeners/respond.ts';
 import type { NamedDispatchOptions } from '../transport/pool.ts';
@@ -333,6 +334,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       if (!whole.add(chunk)) controller.abort(new GatehouseError('BAD_RESPONSE', 'response body longer than its Content-Length'));
       return;
     }
+    noteBodyBytes(chunk.length);
     // With filters, bytes are counted where the chain reaches the client.
     if (this.#sink === this.#ex.res) this.#ex.bytes += chunk.length;
     if (!this.#sink.write(chunk)) {
