@@ -6,7 +6,8 @@
  * one (a mark-compact of the whole heap). Proxying allocates few JavaScript objects per body byte,
  * so the young generation (16-32 MiB once grown) is collected too rarely to free those Buffers
  * first: at 1 GB/s of bodies the process ran ~15 full collections a second, a third or more of its
- * CPU time on 1 MiB responses. So, after every SCAVENGE_EVERY bytes of response body forwarded,
+ * CPU time on 1 MiB responses. So, after every SCAVENGE_EVERY bytes of body forwarded (responses,
+ * and chunked requests, which pass a counting stream),
  * Gatehouse asks V8 for a scavenge (a young-generation collection: it copies only what is still
  * alive, the objects of the requests in flight, well under a millisecond), which frees the Buffers
  * already written out. Measured with alternating runs: no full collection left on 1 MiB responses
