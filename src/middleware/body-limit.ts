@@ -1,5 +1,6 @@
 /** The request body handed to the transport, held to `limits.max_body_size` (413 past it). */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { noteBodyBytes } from '../core/body-memory.ts';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { hasBody } from '../listeners/respond.ts';
@@ -37,6 +38,7 @@ class BodyLimit extends Transform {
     this.#seen += chunk.length;
     // For /metrics: a body without a declared length is counted here.
     this.#ex.bodyBytesIn = this.#seen;
+    noteBodyBytes(chunk.length);
     if (this.#seen > this.#limit) callback(new GatehouseError('BODY_TOO_LARGE'));
     else callback(null, chunk);
   }

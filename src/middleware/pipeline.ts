@@ -15,7 +15,7 @@
  *
  * Routes without middlewares skip all of this: the hot path of plain forwarding stays direct.
  */
-import { Writable, type Readable, type Transform } from 'node:stream';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import type { Exchange } from '../core/exchange.ts';
 import { toGatehouseError, type GatehouseError } from '../core/errors.ts';
 import { failInternally } from '../listeners/respond.ts';
@@ -52,6 +52,19 @@ export class Takeover {
   }
 }
 
+/**
+ * Returned by `onResponseHead` by a filter that rewrites a small body of known length in one call
+ * (compression in one synchronous zlib call). The body is collected whole and rewritten before the
+ * head goes out, so the answer gets a Content-Length and leaves in one write; no stream is made.
+ * One instance serves every request (it holds no per-request state).
+ */
+export abstract class WholeBody {
+  /** The most bytes it takes: a filter returns it only for a body declared no longer. */
+  abstract readonly limit: number;
+  /** The new body; may throw (the client then gets an error answer: nothing was sent yet). */
+  abstract rewrite(body: Buffer): Buffer;
+}
+
 export interface ResponseFilter {
   /**
    * For a body of unknown length: how many bytes the filter wants to have arrived before its
@@ -62,9 +75,9 @@ export interface ResponseFilter {
   /**
    * Called once with the status and the headers about to be sent to the client (already
    * rewritten; may be edited in place). Returns a stream the body is to pass through, a Takeover,
-   * or null.
+   * a WholeBody (for a body of known length within its limit), or null.
    */
-  onResponseHead(ex: Exchange, status: number, headers: ResponseHeaders): Transform | Takeover | null;
+  onResponseHead(ex: Exchange, status: number, headers: ResponseHeaders): Transform | Takeover | WholeBody | null;
   /**
    * The upstream failed before a response head arrived (no server, connect failure, timeout).
    * Returns true when the filter answers instead (a cache serving a stale response), in which case
@@ -111,16 +124,19 @@ export interface FilterChain {
 /**
  * Lets each filter of `ex` see the response head, innermost first, and joins the streams they
  * return into a chain ending in the client's response (or in a takeover's sink). Returns null when
- * no filter inserted anything. `done` is called once the chain has ended or failed.
+ * no filter inserted anything, and a WholeBody when that is all that was inserted (the caller
+ * collects the body and writes the rewritten one itself; `done` is not called then). `done` is
+ * called once the chain has ended or failed.
  */
 export function applyResponseFilters(
   ex: Exchange,
   status: number,
   headers: ResponseHeaders,
   done: (error: Error | null) => void,
-): FilterChain | null {
+): FilterChain | WholeBody | null {
   const filters = ex.responseFilters ?? [];
-  const streams: Writable[] = [];
+  let whole: WholeBody | null = null;
+  let streams: Writable[] | null = null;
   let sink: Writable | null = null;
   for (let i = filters.length - 1; i >= 0; i--) {
     const result = (filters[i] as ResponseFilter).onResponseHead(ex, status, headers);
@@ -129,9 +145,18 @@ export function applyResponseFilters(
       sink = result.sink;
       break;
     }
-    streams.push(result);
+    streams ??= [];
+    if (result instanceof WholeBody) {
+      // Alone it needs no stream; with filters after it, it becomes one of the chain.
+      if (whole === null && streams.length === 0) whole = result;
+      streams.push(wholeBodyStream(result));
+    } else streams.push(result);
   }
-  if (sink === null && streams.length === 0) return null;
+  if (sink === null && whole !== null && streams?.length === 1) return whole;
+  if (streams === null) {
+    if (sink === null) return null;
+    streams = [];
+  }
   if (sink === null) {
     // Bytes sent downstream are counted after the filters (compressed size, not upstream size).
     const last = streams[streams.length - 1] as Transform;
@@ -175,6 +200,31 @@ function join(stages: Writable[], done: (error: Error | null) => void): void {
     });
   });
   (stages[last] as Writable).once('finish', () => settle(null));
+}
+
+/** A WholeBody as a stream: collects the body (up to its limit), rewrites it at the end. */
+function wholeBodyStream(whole: WholeBody): Transform {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback): void {
+      length += chunk.length;
+      // The declared length bounds what is held; a backend sending more is cut by the transport.
+      if (length > whole.limit) {
+        callback(new Error('response body longer than its Content-Length'));
+        return;
+      }
+      chunks.push(chunk);
+      callback();
+    },
+    flush(callback: TransformCallback): void {
+      try {
+        callback(null, whole.rewrite(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length)));
+      } catch (error: unknown) {
+        callback(error instanceof Error ? error : new Error(String(error)));
+      }
+    },
+  });
 }
 
 /**

@@ -10,12 +10,13 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Exchange } from '../core/exchange.ts';
+import { noteBodyBytes } from '../core/body-memory.ts';
 import { GatehouseError, toGatehouseError, type ErrorCode } from '../core/errors.ts';
 import { addRequestId } from '../core/tracing/request-id.ts';
 import { sendError } from '../listeners/respond.ts';
 import type { NamedDispatchOptions } from '../transport/pool.ts';
 import { applyToFlat, applyToRecord } from '../middleware/headers.ts';
-import { applyResponseFilters, rescueByFilter } from '../middleware/pipeline.ts';
+import { applyResponseFilters, rescueByFilter, WholeBody } from '../middleware/pipeline.ts';
 import type { ForwardAction } from '../routing/actions.ts';
 import { requestBody } from '../middleware/body-limit.ts';
 import { answeredAsFinalRecipient } from './max-forwards.ts';
@@ -25,6 +26,7 @@ import { rewriteResponseHeaders } from './rewrite.ts';
 import type { Server } from './server.ts';
 import type { Attempt } from './upstream.ts';
 import { ADMITTED, REJECTED, type QueuedRequest } from './upstream-state.ts';
+import { WholeResponse } from './whole-response.ts';
 
 type DispatchController = Parameters<Dispatcher.DispatchHandler['onRequestStart'] & {}>[0];
 type FinishExchange = (ex: Exchange) => void;
@@ -85,6 +87,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
   #answered = false;
   /** A head held back until enough of a body of unknown length was seen (see heldBytes). */
   #held: HeldHead | null = null;
+  /** A body a response filter rewrites whole: collected, then written with its head at the end. */
+  #whole: WholeResponse | null = null;
 
   constructor(ex: Exchange, action: ForwardAction, finish: FinishExchange, body: Readable | null, previous: ForwardHandler | null) {
     this.#ex = ex;
@@ -317,6 +321,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const ex = this.#ex;
     if (ex.responseFilters !== null) {
       const chain = applyResponseFilters(ex, statusCode, out, (error) => this.#filtersDone(error));
+      if (chain instanceof WholeBody) {
+        this.#whole = new WholeResponse(chain, statusCode, out);
+        return;
+      }
       if (chain !== null) {
         this.#sink = chain.head;
         this.#answered = chain.answered;
@@ -348,6 +356,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     held.cancel();
     if (whole) held.headers['content-length'] = String(held.length);
     this.#startResponse(held.status, held.headers);
+    const rewritten = this.#whole;
+    if (rewritten !== null) {
+      // A filter takes it whole only when its declared length (what was held) is within its limit.
+      for (const chunk of held.chunks) rewritten.add(chunk);
+      return;
+    }
     if (this.#answered) {
       for (const chunk of held.chunks) this.#sink.write(chunk);
       return;
@@ -365,6 +379,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       if (held.add(chunk)) this.#releaseHead(false);
       return;
     }
+    const whole = this.#whole;
+    if (whole !== null) {
+      // Only a backend that sends more than it declared gets here past the limit.
+      if (!whole.add(chunk)) controller.abort(new GatehouseError('BAD_RESPONSE', 'response body longer than its Content-Length'));
+      return;
+    }
+    noteBodyBytes(chunk.length);
     // With filters, bytes are counted where the chain reaches the client.
     if (this.#sink === this.#ex.res) this.#ex.bytes += chunk.length;
     if (!this.#sink.write(chunk)) {
@@ -385,6 +406,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       return;
     }
     this.#releaseHead(true);
+    if (this.#whole !== null) {
+      this.#sendWhole(this.#whole);
+      return;
+    }
     const res = this.#ex.res;
     if (this.#sink !== res) {
       // Filtered bodies complete when the last filter has flushed into the response; trailers
@@ -396,6 +421,20 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     }
     addTrailers(res, trailers);
     res.end();
+    this.#complete();
+  }
+
+  /** The whole body has arrived: rewritten, it goes out with its head (or an error answer does). */
+  #sendWhole(whole: WholeResponse): void {
+    const ex = this.#ex;
+    if (ex.res.destroyed) sendError(ex, new GatehouseError('CLIENT_CLOSED'));
+    else {
+      try {
+        whole.send(ex);
+      } catch (error: unknown) {
+        sendError(ex, new GatehouseError('INTERNAL', String(error), { cause: error }));
+      }
+    }
     this.#complete();
   }
 

@@ -62,7 +62,7 @@ function sampleRss(pid: number): { stop(): number } {
 }
 
 /** `gatehouse run` in a child process, forwarding everything to `backendUrl`; returns its URL and pid. */
-async function proxyProcess(t: TestContext, backendUrl: string): Promise<{ url: string; pid: number }> {
+async function proxyProcess(t: TestContext, backendUrl: string, route: Record<string, unknown> = {}): Promise<{ url: string; pid: number }> {
   const port = await freePort();
   const config = {
     listen: [{ address: `127.0.0.1:${port}` }],
@@ -71,7 +71,7 @@ async function proxyProcess(t: TestContext, backendUrl: string): Promise<{ url: 
     // Past the default 100 MiB, so that the 1 GiB upload is allowed (and counted on its way).
     limits: { max_body_size: '2gb' },
     upstreams: { app: { servers: [{ url: backendUrl }] } },
-    routes: [{ match: {}, upstream: 'app' }],
+    routes: [{ match: {}, upstream: 'app', ...route }],
   };
   const proc = spawnCli(t, ['run', '--config', await tempFile('gatehouse.json', JSON.stringify(config))]);
   await waitStarted(proc);
@@ -88,8 +88,8 @@ async function baselineRss(url: string, pid: number): Promise<number> {
 }
 
 /** A GET whose body is counted and dropped; rejects unless the body ends complete. */
-async function download(url: string): Promise<number> {
-  const req = httpRequest(url, { agent: false });
+async function download(url: string, headers: Record<string, string> = {}): Promise<number> {
+  const req = httpRequest(url, { agent: false, headers });
   req.end();
   const [res] = (await once(req, 'response')) as [IncomingMessage];
   assert.equal(res.statusCode, 200);
@@ -117,6 +117,26 @@ test('a 1 GiB download streams through with the proxy memory flat', async (t) =>
   t.diagnostic(`1 GiB down in ${((performance.now() - started) / 1000).toFixed(1)} s; proxy RSS ${(baseline / MiB).toFixed(0)} → peak ${(peak / MiB).toFixed(0)} MiB`);
   assert.equal(bytes, GiB);
   assert.ok(peak - baseline < MAX_RSS_GROWTH, `proxy RSS grew by ${((peak - baseline) / MiB).toFixed(0)} MiB`);
+});
+
+test('a 512 MiB download compressed on the fly streams through with the proxy under 200 MB RSS', async (t) => {
+  const backend = await startBackend(t, (req, res) => {
+    const total = req.url === '/big' ? 512 * MiB : 4 * MiB;
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(total) });
+      generate(res, total);
+    });
+  });
+  const proxy = await proxyProcess(t, backend.url, { compress: { enabled: true, encodings: ['gzip'] } });
+  const baseline = await baselineRss(proxy.url, proxy.pid);
+  const sampler = sampleRss(proxy.pid);
+  const started = performance.now();
+  const bytes = await download(`${proxy.url}/big`, { 'accept-encoding': 'gzip' });
+  const peak = sampler.stop();
+  t.diagnostic(`512 MiB gzipped to ${(bytes / MiB).toFixed(1)} MiB in ${((performance.now() - started) / 1000).toFixed(1)} s; proxy RSS ${(baseline / MiB).toFixed(0)} → peak ${(peak / MiB).toFixed(0)} MiB`);
+  assert.ok(bytes > 0 && bytes < 512 * MiB, `${bytes} bytes arrived compressed`);
+  assert.ok(peak < 200 * 1000 * 1000, `proxy RSS peaked at ${(peak / MiB).toFixed(0)} MiB`);
 });
 
 test('a 1 GiB chunked upload streams through with the proxy memory flat', async (t) => {

@@ -7,8 +7,9 @@
  * - a response that could be compressed varies by Accept-Encoding whatever this client accepts,
  *   so it gets `Vary: Accept-Encoding` (caches downstream, and ours, keep one variant per
  *   encoding);
- * - when compressing: Content-Encoding set, Content-Length and Accept-Ranges removed, a strong
- *   ETag made weak (the bytes differ from the identity representation's, RFC 9110 §8.8.1);
+ * - when compressing: Content-Encoding set, Content-Length and Accept-Ranges removed (a small body
+ *   compressed whole gets the Content-Length of the compressed bytes), a strong ETag made weak
+ *   (the bytes differ from the identity representation's, RFC 9110 §8.8.1);
  * - optionally, a backend's gzip/br/zstd body is decoded for a client that does not accept it.
  * Bodies stream through the compressor (never held whole, except small ones of known length).
  */
@@ -18,9 +19,9 @@ import type { CompressConfig, Encoding } from '../../config/acceleration-schema.
 import { COMPRESS_DEFAULTS, routeSettings } from '../../config/acceleration-schema.ts';
 import type { RouteConfig } from '../../config/schema.ts';
 import type { Exchange } from '../../core/exchange.ts';
-import type { Finish, Middleware, Next, ResponseFilter, ResponseHeaders } from '../pipeline.ts';
+import type { Finish, Middleware, Next, ResponseFilter, ResponseHeaders, WholeBody } from '../pipeline.ts';
 import { acceptsCoding, chooseEncoding } from './negotiate.ts';
-import { createCompressor, createDecompressor, DECODABLE, type Levels } from './streams.ts';
+import { createCompressor, createDecompressor, DECODABLE, SYNC_LIMIT, WholeCompressor, type Levels } from './streams.ts';
 import { compileTypes, type TypeMatcher } from './types.ts';
 
 /** A route's compiled compression settings. */
@@ -38,9 +39,13 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
 
   /** Negotiation results by Accept-Encoding value: a few distinct values come back all the time. */
   readonly #chosen = new Map<string, Encoding | null>();
+  /** Per encoding, the one-call compressor for small bodies of known length. */
+  readonly #whole: Readonly<Record<Encoding, WholeCompressor>>;
 
   constructor(settings: CompressSettings) {
     this.settings = settings;
+    const levels = settings.levels;
+    this.#whole = { gzip: new WholeCompressor('gzip', levels), br: new WholeCompressor('br', levels), zstd: new WholeCompressor('zstd', levels) };
   }
 
   /** Below min_size compressing can make a body larger: a body of unknown length that would be compressed is seen that far first. */
@@ -56,7 +61,7 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
     next();
   }
 
-  onResponseHead(ex: Exchange, status: number, headers: ResponseHeaders): Transform | null {
+  onResponseHead(ex: Exchange, status: number, headers: ResponseHeaders): Transform | WholeBody | null {
     if (status < 200 || status === 204 || status === 206 || status === 304) return null;
     if (headers['content-range'] !== undefined) return null;
     const encoded = headers['content-encoding'];
@@ -75,7 +80,7 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
     delete headers['content-length'];
     delete headers['accept-ranges'];
     weakenEtag(headers);
-    return createCompressor(encoding, this.settings.levels, size);
+    return size >= 0 && size <= SYNC_LIMIT ? this.#whole[encoding] : createCompressor(encoding, this.settings.levels, size);
   }
 
   /** A backend's encoding the client does not accept: decode it (`decompress: true`). */

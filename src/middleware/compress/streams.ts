@@ -1,13 +1,15 @@
 /**
- * The compression and decompression streams (node:zlib). A small body of known length is
- * collected and compressed in one synchronous call (no thread-pool round trips for the common
- * case: a page or a JSON document); anything else streams through zlib as it arrives, and is
+ * Compression and decompression (node:zlib). A small body of known length is collected and
+ * compressed in one synchronous call (no thread-pool round trips, no stream, for the common case:
+ * a page or a JSON document); anything else streams through zlib as it arrives, and is
  * flushed whenever the input pauses, so that a slow stream (server-sent data, a long page) reaches
  * the client as it is produced rather than when zlib's buffer fills.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Encoding } from '../../config/acceleration-schema.ts';
+import { WholeBody } from '../pipeline.ts';
+import { compressWhole } from './one-call.ts';
 
 /** Bodies of a known length up to this are compressed in one synchronous call. */
 export const SYNC_LIMIT = 64 * 1024;
@@ -79,9 +81,8 @@ function zstdOptions(levels: Levels, size: number): object {
   return size > 0 ? { params, pledgedSrcSize: size } : { params };
 }
 
-/** A stream compressing with `encoding`; `size` is the body's declared length, or -1. */
+/** A stream compressing with `encoding` as the body flows; `size` is the body's declared length, or -1. */
 export function createCompressor(encoding: Encoding, levels: Levels, size: number): Transform {
-  if (size >= 0 && size <= SYNC_LIMIT) return new SmallBodyCompressor(encoding, levels, size);
   switch (encoding) {
     case 'gzip':
       return new FlushingGzip(gzipOptions(levels));
@@ -94,54 +95,34 @@ export function createCompressor(encoding: Encoding, levels: Levels, size: numbe
   }
 }
 
-/** Collects a small body of known length, then compresses it in one call. */
-class SmallBodyCompressor extends Transform {
+/** Compresses a small body of known length in one synchronous call (one instance per encoding and route). */
+export class WholeCompressor extends WholeBody {
+  readonly limit = SYNC_LIMIT;
   readonly #encoding: Encoding;
   readonly #levels: Levels;
-  readonly #size: number;
-  #chunks: Buffer[] = [];
-  #length = 0;
 
-  constructor(encoding: Encoding, levels: Levels, size: number) {
+  constructor(encoding: Encoding, levels: Levels) {
     super();
     this.#encoding = encoding;
     this.#levels = levels;
-    this.#size = size;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#length += chunk.length;
-    // The declared length bounds what is held; a backend sending more is cut by the transport.
-    if (this.#length > SYNC_LIMIT) {
-      callback(new Error('response body longer than its Content-Length'));
-      return;
-    }
-    this.#chunks.push(chunk);
-    callback();
-  }
-
-  override _flush(callback: TransformCallback): void {
-    const input = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks, this.#length);
-    this.#chunks = [];
-    try {
-      const output = compressSync(this.#encoding, input, this.#levels, this.#size);
-      compressionCounters.bytesIn += input.length;
-      compressionCounters.bytesOut += output.length;
-      callback(null, output);
-    } catch (error: unknown) {
-      callback(error instanceof Error ? error : new Error(String(error)));
-    }
+  rewrite(body: Buffer): Buffer {
+    const output = compressSync(this.#encoding, body, this.#levels, body.length);
+    compressionCounters.bytesIn += body.length;
+    compressionCounters.bytesOut += output.length;
+    return output;
   }
 }
 
 function compressSync(encoding: Encoding, input: Buffer, levels: Levels, size: number): Buffer {
   switch (encoding) {
     case 'gzip':
-      return zlib.gzipSync(input, gzipOptions(levels));
+      return compressWhole('gzip', input, levels.gzip);
     case 'br':
       return zlib.brotliCompressSync(input, brotliOptions(levels, size));
     case 'zstd':
-      return zlib.zstdCompressSync(input, zstdOptions(levels, size));
+      return compressWhole('zstd', input, levels.zstd);
     default:
       return encoding satisfies never;
   }

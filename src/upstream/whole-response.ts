@@ -1,0 +1,49 @@
+/**
+ * A response whose body a WholeBody filter rewrites in one call (a small body of known length,
+ * compressed): the body is collected here, rewritten at its end, and written with its head in one
+ * go, with the Content-Length of the new body. No stream is made for it, and no chunked framing.
+ */
+import type { Exchange } from '../core/exchange.ts';
+import type { ResponseHeaders, WholeBody } from '../middleware/pipeline.ts';
+
+export class WholeResponse {
+  readonly #whole: WholeBody;
+  readonly #status: number;
+  readonly #headers: ResponseHeaders;
+  #first: Buffer | null = null;
+  #rest: Buffer[] | null = null;
+  #length = 0;
+
+  constructor(whole: WholeBody, status: number, headers: ResponseHeaders) {
+    this.#whole = whole;
+    this.#status = status;
+    this.#headers = headers;
+  }
+
+  /** Keeps `chunk`; false when the body outgrows the filter's limit (it was longer than declared). */
+  add(chunk: Buffer): boolean {
+    this.#length += chunk.length;
+    if (this.#length > this.#whole.limit) return false;
+    if (this.#first === null) this.#first = chunk;
+    else (this.#rest ??= []).push(chunk);
+    return true;
+  }
+
+  /** Rewrites the body and writes head and body; throws what the rewrite threw (nothing is written then). */
+  send(ex: Exchange): void {
+    const res = ex.res;
+    const headers = this.#headers;
+    if (ex.req.method === 'HEAD') {
+      // No body to measure: the head a GET would get, without a length (filters leave HEAD alone anyway).
+      res.writeHead(this.#status, headers);
+      res.end();
+      return;
+    }
+    const first = this.#first ?? Buffer.alloc(0);
+    const body = this.#whole.rewrite(this.#rest === null ? first : Buffer.concat([first, ...this.#rest], this.#length));
+    headers['content-length'] = String(body.length);
+    res.writeHead(this.#status, headers);
+    ex.bytes = body.length;
+    res.end(body);
+  }
+}
