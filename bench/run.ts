@@ -55,6 +55,7 @@ function checkTools(tools: Tools, options: BenchOptions): boolean {
   const needsNginx = [...proxies].some((p) => p.startsWith('nginx') || !PROXIES[p].pinned);
   if (tools.nginx === undefined && needsNginx) missing.push('nginx');
   if (tools.varnishd === undefined && proxies.has('varnish')) missing.push('varnishd');
+  if (tools.caddy === undefined && proxies.has('caddy')) missing.push('caddy');
   if (tools.redisServer === undefined && proxies.has('gatehouse-limits-redis')) missing.push('redis-server');
   if (missing.length > 0) {
     console.error(`error: ${missing.join(', ')} not found. Install with:\n\n    bash bench/setup.sh\n`);
@@ -207,7 +208,7 @@ async function main(): Promise<number> {
     const ctx: BenchContext = {
       options,
       tools,
-      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, backendPort: 0, tls },
+      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, caddy: tools.caddy, backendPort: 0, tls },
       measure: { tools, node, root: ROOT, duration: options.duration, durationSeconds: options.durationSeconds },
     };
     const reports: ScenarioReport[] = options.scenarios.map((name) => ({ scenario: SCENARIOS[name], results: new Map() }));

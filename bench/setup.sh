@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the benchmark's system tools (nginx, varnish, wrk, h2load, dnsperf, redis-server, openssl) on Debian/Ubuntu,
+# Installs the benchmark's system tools (nginx, varnish, caddy, wrk, h2load, dnsperf, redis-server, openssl) on Debian/Ubuntu,
 # only if they are missing. Usage: bash bench/setup.sh
 set -euo pipefail
 
@@ -13,10 +13,11 @@ have h2load || missing+=(nghttp2-client)
 have openssl || missing+=(openssl)
 have taskset || missing+=(util-linux)
 have dnsperf || missing+=(dnsperf)
+have caddy || missing+=(caddy)
 have redis-server || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "bench/setup.sh: nginx, varnish, wrk, h2load, dnsperf, redis-server, openssl and taskset are already installed"
+  echo "bench/setup.sh: nginx, varnish, caddy, wrk, h2load, dnsperf, redis-server, openssl and taskset are already installed"
   exit 0
 fi
 

@@ -12,6 +12,7 @@ export const PROXY_NAMES = [
   'fastify-http-proxy',
   'nginx',
   'varnish',
+  'caddy',
   'node-static',
   'gatehouse-tls',
   'thin-undici-tls',

@@ -11,6 +11,7 @@ import { SMALL_PATH, smallBody } from './payloads.ts';
 import { GZIP_LEVEL, HTTP_SCENARIOS, MULTICORE_SCENARIOS, PLAIN_SCENARIOS, TLS_SCENARIOS } from './scenarios.ts';
 import type { TlsFiles } from './tls-files.ts';
 import { prepareVarnish } from './varnish.ts';
+import { prepareCaddy } from './caddy.ts';
 
 /** Idle client connections are kept this long by the TLS peers, so that tls-idle-memory's stay open. */
 export const TLS_KEEPALIVE_SECONDS = 300;
@@ -22,6 +23,7 @@ export interface LaunchContext {
   node: string;
   nginx: string | undefined;
   varnishd: string | undefined;
+  caddy: string | undefined;
   /** The backend this proxy forwards to: the node backend, or for the unpinned (multicore) peers the nginx one. */
   backendPort: number;
   /** The run's certificate and OpenSSL configuration (made only when a TLS peer is selected). */
@@ -287,6 +289,18 @@ export const PROXIES: Record<ProxyName, ProxySpec> = {
     scheme: 'http',
     pinned: true,
     launch: (ctx, port) => nginxLaunch(ctx, port),
+  },
+  caddy: {
+    name: 'caddy',
+    describe: 'caddy run, one CPU (GOMAXPROCS=1); /gzip/ encode gzip, the rest reverse_proxy (no cache)',
+    scenarios: ['small', 'large', 'gzip'],
+    scheme: 'http',
+    pinned: true,
+    launch: (ctx, port) => {
+      if (ctx.caddy === undefined) throw new Error('caddy not found');
+      const setup = prepareCaddy(port, ctx.backendPort);
+      return { command: ctx.caddy, args: setup.args, env: setup.env, logFiles: [], cleanup: setup.cleanup };
+    },
   },
   varnish: {
     name: 'varnish',

@@ -37,6 +37,15 @@ function rate(target: RateTarget, what = 'requests'): Target[] {
   ];
 }
 
+/** Issue 21: gatehouse against `reference` in `scenario`, req/s (the per-CPU ratio follows for information). */
+function speed(scenario: ScenarioName, reference: ProxyName, atLeast: number): Target[] {
+  const base = { issue: 21, scenario, measured: { proxy: 'gatehouse', scenario }, reference: { proxy: reference, scenario } } as const;
+  return [
+    { ...base, atLeast, unit: 'req/s', perCpu: false },
+    { ...base, atLeast: null, unit: 'requests per CPU second', perCpu: true },
+  ];
+}
+
 /**
  * Issue 17's targets are on throughput (req/s) on the whole machine; the same ratio per second of
  * proxy CPU time follows for information (no target): how much CPU each request cost, which tells
@@ -142,6 +151,12 @@ export const TARGETS: readonly Target[] = [
   // Issue 18: /metrics on costs less than 3 % (the same peer with an admin listener, same run).
   ...metricsCost('small'),
   ...metricsCost('cache-hit'),
+  // Issue 21: compression on the fly, big bodies, the Node ceiling, cache hits.
+  ...speed('gzip', 'nginx', 0.6),
+  ...speed('gzip', 'caddy', 1.0),
+  ...speed('large', 'nginx', 1.0),
+  ...speed('small', 'thin-undici', 1.0),
+  ...speed('cache-hit', 'node-static', 0.95),
   // Issue 19: the region choice costs no measurable throughput (within noise: at least 0.97).
   { issue: 19, scenario: 'small', measured: { proxy: 'gatehouse-gslb', scenario: 'small' }, reference: { proxy: 'gatehouse', scenario: 'small' }, atLeast: 0.97, unit: 'req/s', perCpu: false },
   { issue: 19, scenario: 'small', measured: { proxy: 'gatehouse-gslb', scenario: 'small' }, reference: { proxy: 'gatehouse', scenario: 'small' }, atLeast: 0.97, unit: 'requests per CPU second', perCpu: true },

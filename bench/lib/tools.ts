@@ -27,6 +27,8 @@ export interface Tools {
   openssl: string | undefined;
   nginx: string | undefined;
   varnishd: string | undefined;
+  /** Caddy (issue 21's gzip comparison). */
+  caddy: string | undefined;
   /** The limits scenario's gatehouse-limits-redis keeps its limit there. */
   redisServer: string | undefined;
   taskset: string | undefined;
@@ -39,6 +41,7 @@ export function locateTools(): Tools {
     openssl: findExecutable('openssl'),
     nginx: findExecutable('nginx', SBIN_DIRS),
     varnishd: findExecutable('varnishd', SBIN_DIRS),
+    caddy: findExecutable('caddy', SBIN_DIRS),
     redisServer: findExecutable('redis-server', SBIN_DIRS),
     taskset: findExecutable('taskset'),
   };
