@@ -53,7 +53,7 @@ export function runGslb(ex: Exchange, action: GslbAction, finish: (ex: Exchange)
   }
   ex.gslb = new GslbChoice(action, location, region);
   count(gslb, region);
-  if (gslb.regionHeader !== null) ex.res.setHeader(gslb.regionHeader, region.name);
+  // The region header goes out with the head (core/response-fields.ts).
   if (gslb.mode === 'redirect') {
     // 307 keeps the method and body (RFC 9110 §15.4.8); the path and query go along.
     sendSimple(ex, 307, '', { location: `${ex.proto}://${region.host as string}${ex.req.url as string}` }, action.responseHeaders);
@@ -93,7 +93,6 @@ export function nextRegion(ex: Exchange): ForwardAction | null {
   choice.region = region;
   region.counters.requests++;
   region.counters.spilled++;
-  if (gslb.regionHeader !== null && !ex.res.headersSent) ex.res.setHeader(gslb.regionHeader, region.name);
   return choice.action.forwards[region.index] as ForwardAction;
 }
 

@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError, toGatehouseError } from '../core/errors.ts';
-import { addRequestId } from '../core/tracing/request-id.ts';
+import { addResponseFields } from '../core/response-fields.ts';
 import { applyToRecord, type HeaderOps } from '../middleware/headers.ts';
 
 /** Writes a complete small response. */
@@ -25,7 +25,7 @@ export function sendSimple(
   // (HTTP/2 has no such field: an unread body ends with its stream.)
   if (!ex.h2 && !ex.req.complete && hasBody(ex.req)) headers['connection'] = 'close';
   ex.status = status;
-  addRequestId(ex, headers);
+  addResponseFields(ex, headers);
   res.writeHead(status, headers);
   const sendsBody = !noContent && ex.req.method !== 'HEAD';
   ex.bytes = sendsBody ? payload.length : 0;

@@ -12,7 +12,7 @@ import type { Dispatcher } from 'undici';
 import type { Exchange } from '../core/exchange.ts';
 import { noteBodyBytes } from '../core/body-memory.ts';
 import { GatehouseError, toGatehouseError, type ErrorCode } from '../core/errors.ts';
-import { addRequestId } from '../core/tracing/request-id.ts';
+import { addResponseFields } from '../core/response-fields.ts';
 import { sendError } from '../listeners/respond.ts';
 import type { NamedDispatchOptions } from '../transport/pool.ts';
 import { applyToFlat, applyToRecord } from '../middleware/headers.ts';
@@ -332,8 +332,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       }
     }
     const res = ex.res;
-    // After the filters: a cache stores the response without it.
-    addRequestId(ex, out);
+    // After the filters: a cache stores the response without them.
+    addResponseFields(ex, out);
     if (ex.h2 && out['grpc-status'] !== undefined) {
       // A gRPC "Trailers-Only" answer (its status in the one HEADERS frame that ends the
       // stream): the head is kept until end() so that it goes out with END_STREAM too; sent

@@ -3,6 +3,7 @@
  * compressed): the body is collected here, rewritten at its end, and written with its head in one
  * go, with the Content-Length of the new body. No stream is made for it, and no chunked framing.
  */
+import { addResponseFields } from '../core/response-fields.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { ResponseHeaders, WholeBody } from '../middleware/pipeline.ts';
 
@@ -33,6 +34,7 @@ export class WholeResponse {
   send(ex: Exchange): void {
     const res = ex.res;
     const headers = this.#headers;
+    addResponseFields(ex, headers);
     if (ex.req.method === 'HEAD') {
       // No body to measure: the head a GET would get, without a length (filters leave HEAD alone anyway).
       res.writeHead(this.#status, headers);

@@ -38,6 +38,7 @@ test('a body of known length up to the limit gets the compressed length; one ove
         assert.equal(res.headers['content-encoding'], encoding, `${encoding} ${path}`);
         assert.equal(res.headers['content-length'], String(res.body.length), `${encoding} ${path}: the compressed length`);
         assert.equal(res.headers['transfer-encoding'], undefined);
+        assert.match(String(res.headers['x-request-id']), /^[0-9a-f]{32}$/, `${encoding} ${path}: the request id, as on any answer`);
         assert.equal(decoded(res), body, `${encoding} ${path}`);
       }
       const over = await fetchRaw(`${proxy.url}/over`, { 'accept-encoding': encoding });
