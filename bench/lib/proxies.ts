@@ -100,7 +100,7 @@ export function gatehouseConfig(port: number, backendPort: number, options: Gate
   const admin = metrics ? `admin: { address: "${HOST}:0", metrics: true }\n` : '';
   const backend = `{ servers: [{ url: "http://${HOST}:${backendPort}" }] }`;
   const regions = gslb
-    ? `  eu: ${backend}\n  us: ${backend}\n  asia: ${backend}\ngslb:\n  global:\n    default_region: us\n    region_header: X-Gatehouse-Region\n    regions:\n` +
+    ? `  eu: ${backend}\n  us: ${backend}\n  asia: ${backend}\ngslb:\n  global:\n    default_region: us\n    regions:\n` +
       '      eu: { latitude: 50.11, longitude: 8.68, upstream: eu }\n      us: { latitude: 38.95, longitude: -77.45, upstream: us }\n      asia: { latitude: 1.35, longitude: 103.82, upstream: asia }\n'
     : '';
   const last = gslb ? '{ match: {}, gslb: global }' : `{ match: {}, upstream: backend${limits} }`;
