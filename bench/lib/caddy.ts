@@ -19,7 +19,6 @@ export function caddyfile(listenPort: number, upstreamPort: number): string {
 {
   admin off
   auto_https off
-  persist_config off
 }
 
 http://${HOST}:${listenPort} {
