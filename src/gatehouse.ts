@@ -18,7 +18,7 @@ import { Registry } from './core/registry.ts';
 import { SnapshotHolder, type Snapshot } from './core/snapshot.ts';
 import { TrafficRecorder, type TrafficWindow } from './core/recent-traffic.ts';
 import type { SharedProtection } from './core/protection-state.ts';
-import { RedisState } from './core/redis-state.ts';
+import { loadRedisClient, RedisState } from './core/redis-state.ts';
 import type { HealthSharing } from './upstream/health/sharing.ts';
 import { redisHealthSharing } from './upstream/health/redis-sharing.ts';
 import { ListenerSet, type BoundListeners, type InheritedSockets } from './listeners/listener-set.ts';
@@ -147,6 +147,7 @@ export class Gatehouse {
 
   /** Binds every listener of `config` and starts serving. */
   static async start(config: Config, options: GatehouseOptions = {}): Promise<Gatehouse> {
+    if (config.state.redis !== undefined) await loadRedisClient();
     const gatehouse = new Gatehouse(config, options);
     const redis = gatehouse.#registry.redis;
     // Serving starts with state shared when Redis answers in time; otherwise degraded (local) until it does.

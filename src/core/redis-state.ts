@@ -8,10 +8,23 @@
  * transition is logged once, not per request).
  */
 import { randomUUID } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisConfig } from '../config/state-schema.ts';
 import { parseHostPort } from '../config/units.ts';
+
+/** ioredis, loaded by loadRedisClient: only a configuration with state.redis pays for loading it. */
+let ioredis: { readonly Redis: typeof Redis; readonly Cluster: typeof Cluster } | null = null;
+
+/**
+ * Loads the Redis client library; call it before making a RedisState. Heavy optional libraries are
+ * not loaded at start: a larger heap makes each of V8's full collections dearer (docs/operations.md#memory).
+ */
+export async function loadRedisClient(): Promise<void> {
+  if (ioredis !== null) return;
+  const { Redis: RedisClass, Cluster: ClusterClass } = await import('ioredis');
+  ioredis = { Redis: RedisClass, Cluster: ClusterClass };
+}
 
 /** A command connection (standalone and Sentinel are a Redis; a Cluster routes by key). */
 export type RedisClient = Redis | Cluster;
@@ -237,6 +250,8 @@ function isReady(client: RedisClient): boolean {
 const retryStrategy = (times: number): number => Math.min(50 * times, 1000);
 
 function createClient(config: RedisConfig): RedisClient {
+  if (ioredis === null) throw new Error('the Redis client is not loaded (loadRedisClient first)');
+  const { Cluster: ClusterClass, Redis: RedisClass } = ioredis;
   const common = {
     commandTimeout: config.timeout,
     connectTimeout: config.connect_timeout,
@@ -253,21 +268,21 @@ function createClient(config: RedisConfig): RedisClient {
     ...(config.tls ? { tls: {} } : {}),
   };
   if (config.cluster !== undefined) {
-    return new Cluster(config.cluster.map(hostPort), {
+    return new ClusterClass(config.cluster.map(hostPort), {
       redisOptions: common,
       enableOfflineQueue: false,
       clusterRetryStrategy: retryStrategy,
     });
   }
   if (config.sentinels !== undefined) {
-    return new Redis({
+    return new RedisClass({
       ...common,
       sentinels: config.sentinels.map(hostPort),
       name: config.name as string,
       ...(config.sentinel_password === undefined ? {} : { sentinelPassword: config.sentinel_password }),
     });
   }
-  return new Redis(config.url as string, common);
+  return new RedisClass(config.url as string, common);
 }
 
 function hostPort(value: string): { host: string; port: number } {

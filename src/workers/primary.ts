@@ -31,7 +31,7 @@ import type { Config } from '../config/schema.ts';
 import { formatAddress, parseHostPort } from '../config/units.ts';
 import { ProtectionState } from '../core/protection-state.ts';
 import type { TrafficWindow } from '../core/recent-traffic.ts';
-import { RedisState } from '../core/redis-state.ts';
+import { loadRedisClient, RedisState } from '../core/redis-state.ts';
 import { SharedConnectionCounts } from '../middleware/rate-limit/shared-store.ts';
 import { listenError } from '../listeners/bind-error.ts';
 import type { Request, RequestBody, WorkerData, WorkerMessage } from './messages.ts';
@@ -135,6 +135,7 @@ export class Primary implements AdminTarget {
 
   /** Binds the listeners, starts the workers and the admin listener; throws (having undone it all) when any fails. */
   static async start(config: Config, options: PrimaryOptions): Promise<Primary> {
+    if (config.state.redis !== undefined) await loadRedisClient();
     const primary = new Primary(config, options);
     const { resolved, probes } = await primary.#claimAddresses(config, config);
     try {

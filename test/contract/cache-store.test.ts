@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
-import { RedisState } from '../../src/core/redis-state.ts';
+import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
 import { TieredStore } from '../../src/cache/tiered-store.ts';
 import { redisMissing, startRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/http.ts';
@@ -34,6 +34,7 @@ let prefixes = 0;
 async function redisState(t: TestContext, prefix = `cache-contract${++prefixes}:`): Promise<RedisState> {
   const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redisUrl, key_prefix: prefix, timeout: '1s' } } }).state.redis;
   assert.ok(config !== undefined);
+  await loadRedisClient();
   const state = new RedisState(config, pino({ level: 'silent' }));
   t.after(() => state.close());
   assert.ok(await state.whenAvailable(5000), 'redis reachable');

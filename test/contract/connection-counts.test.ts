@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import { ProtectionState, type ConnectionCounts } from '../../src/core/protection-state.ts';
-import { RedisState } from '../../src/core/redis-state.ts';
+import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
 import { allocateSharedTable } from '../../src/core/shared-table.ts';
 import { RedisConnectionCounts } from '../../src/middleware/rate-limit/redis-connections.ts';
 import { SharedConnectionCounts } from '../../src/middleware/rate-limit/shared-store.ts';
@@ -22,6 +22,7 @@ let prefixes = 0;
 async function redisCounts(t: import('node:test').TestContext, prefix: string): Promise<RedisConnectionCounts> {
   const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redisUrl, key_prefix: prefix, timeout: '1s' } } }).state.redis;
   assert.ok(config !== undefined);
+  await loadRedisClient();
   const state = new RedisState(config, pino({ level: 'silent' }));
   assert.ok(await state.whenAvailable(5000));
   const counts = new RedisConnectionCounts(state, new ProtectionState().connections);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
-import { RedisState } from '../../src/core/redis-state.ts';
+import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
 import { RedisRateLimitStore } from '../../src/middleware/rate-limit/redis-store.ts';
 import { allocateSharedTable } from '../../src/core/shared-table.ts';
 import { MemoryRateLimitStore } from '../../src/middleware/rate-limit/memory-store.ts';
@@ -39,6 +39,7 @@ async function startSuiteRedis(): Promise<void> {
 async function redisStore(url = redisUrl, prefix = `contract${++unique}:`, over: Record<string, unknown> = {}): Promise<RedisRateLimitStore & { state: RedisState }> {
   const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, timeout: '1s', ...over } } }).state.redis;
   assert.ok(config !== undefined);
+  await loadRedisClient();
   const state = new RedisState(config, pino({ level: 'silent' }));
   assert.ok(await state.whenAvailable(5000), 'redis reachable');
   const store = new RedisRateLimitStore(state, new MemoryRateLimitStore({ maxEntries: 10_000 }), {

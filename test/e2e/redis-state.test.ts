@@ -14,7 +14,7 @@ import { configFromObject } from '../../src/config/load.ts';
 import { Primary } from '../../src/workers/primary.ts';
 import { Redis } from 'ioredis';
 import { Writable } from 'node:stream';
-import { RedisState } from '../../src/core/redis-state.ts';
+import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { tempFile } from '../helpers/process.ts';
 import { admin, Connection, requestFrom } from '../helpers/clients.ts';
@@ -393,6 +393,7 @@ test('Redis trouble is logged once per transition, not per call, and the status 
   });
   const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redis.url, timeout: '100ms' } } }).state.redis;
   assert.ok(config !== undefined);
+  await loadRedisClient();
   const state = new RedisState(config, pino({ level: 'info' }, sink));
   t.after(() => state.close());
   assert.ok(await state.whenAvailable(5000));
