@@ -13,6 +13,8 @@ import { answerQuery, type DnsZone } from './dns-answer.ts';
 /** An idle TCP connection is closed after this long (RFC 7766 §6.2.3 suggests seconds). */
 const TCP_IDLE_MS = 10_000;
 /** Most TCP connections at once. */
+/** Port 0: UDP and TCP pairs tried before giving up (the port UDP got may be taken for TCP). */
+const PAIR_ATTEMPTS = 5;
 const TCP_MAX_CONNECTIONS = 256;
 
 export class DnsServer {
@@ -39,9 +41,24 @@ export class DnsServer {
     return (this.#udp?.address() as AddressInfo | undefined) ?? undefined;
   }
 
-  /** Binds UDP, then TCP on the same port (port 0: the one UDP got). Throws, having closed what opened, when either fails. */
+  /**
+   * Binds UDP, then TCP on the same port (port 0: the one UDP got; when another program holds
+   * that port for TCP, another pair is tried). Throws, having closed what opened, when either fails.
+   */
   async bind(): Promise<void> {
     const { host, port } = parseHostPort(this.listen) as { host: string; port: number };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#bindPair(host, port);
+        return;
+      } catch (error: unknown) {
+        const inUse = (error as { cause?: NodeJS.ErrnoException }).cause?.code === 'EADDRINUSE';
+        if (port !== 0 || !this.tcp || !inUse || attempt >= PAIR_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  async #bindPair(host: string, port: number): Promise<void> {
     const udp = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
     udp.on('message', (msg, rinfo) => this.#onDatagram(udp, msg, rinfo.address, rinfo.port));
     try {
