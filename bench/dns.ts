@@ -9,27 +9,19 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { configFromObject } from '../src/config/load.ts';
 import { Gatehouse } from '../src/gatehouse.ts';
+import { EXAMPLE_REGIONS, EXAMPLE_UPSTREAMS } from './lib/gslb-example.ts';
 
 const seconds = Number(process.argv[2] ?? 5);
-const region = (lat: number, lon: number, upstream: string, address: string) => ({ latitude: lat, longitude: lon, upstream, addresses: [address] });
 const gatehouse = await Gatehouse.start(
   configFromObject({
     listen: [{ address: '127.0.0.1:0' }],
     access_log: { enabled: false },
-    upstreams: {
-      eu: { servers: [{ url: 'http://127.0.0.1:19101' }] },
-      us: { servers: [{ url: 'http://127.0.0.1:19102' }] },
-      asia: { servers: [{ url: 'http://127.0.0.1:19103' }] },
-    },
+    upstreams: EXAMPLE_UPSTREAMS,
     gslb: {
       global: {
         mode: 'dns',
         default_region: 'us',
-        regions: {
-          eu: region(50.11, 8.68, 'eu', '127.0.1.1'),
-          us: region(38.95, -77.45, 'us', '127.0.1.2'),
-          asia: region(1.35, 103.82, 'asia', '127.0.1.3'),
-        },
+        regions: EXAMPLE_REGIONS,
         dns: { listen: '127.0.0.1:0', zone: 'app.example.test' },
       },
     },

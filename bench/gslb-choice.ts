@@ -5,20 +5,16 @@
 import { configFromObject } from '../src/config/load.ts';
 import { compileSnapshot, retireSnapshot } from '../src/config/compile.ts';
 import { Registry } from '../src/core/registry.ts';
+import { EXAMPLE_REGIONS, EXAMPLE_UPSTREAMS } from './lib/gslb-example.ts';
 
 const count = Number(process.argv[2] ?? 200_000);
-const region = (lat: number, lon: number, upstream: string) => ({ latitude: lat, longitude: lon, upstream });
 const config = configFromObject({
   listen: [{ address: '127.0.0.1:0' }],
-  upstreams: {
-    eu: { servers: [{ url: 'http://127.0.0.1:19101' }] },
-    us: { servers: [{ url: 'http://127.0.0.1:19102' }] },
-    asia: { servers: [{ url: 'http://127.0.0.1:19103' }] },
-  },
+  upstreams: EXAMPLE_UPSTREAMS,
   gslb: {
     global: {
       default_region: 'us',
-      regions: { eu: region(50.11, 8.68, 'eu'), us: region(38.95, -77.45, 'us'), asia: region(1.35, 103.82, 'asia') },
+      regions: EXAMPLE_REGIONS,
       residency: [{ continents: ['EU'], regions: ['eu'] }],
     },
   },
