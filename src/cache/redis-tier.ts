@@ -67,7 +67,7 @@ export class RedisTier {
     const client = this.#redis.client;
     const key = this.#entryKey(meta.key);
     const ttl = ttlOf(meta);
-    const failed = (error: unknown): void => this.#redis.failed(error);
+    const failed = this.#redis.failed;
     client.hset(key, `m:${meta.variant}`, JSON.stringify(meta), `b:${meta.variant}`, body).catch(failed);
     client.pexpire(key, ttl).catch(failed);
     for (const tag of meta.tags) {
@@ -82,7 +82,7 @@ export class RedisTier {
   /** Replaces a variant's description, keeping its body (a 304 revalidation). */
   update(meta: EntryMeta): void {
     const key = this.#entryKey(meta.key);
-    const failed = (error: unknown): void => this.#redis.failed(error);
+    const failed = this.#redis.failed;
     this.#redis.client.hset(key, `m:${meta.variant}`, JSON.stringify(meta)).catch(failed);
     this.#redis.client.pexpire(key, ttlOf(meta), 'GT').catch(failed);
   }

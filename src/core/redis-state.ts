@@ -121,9 +121,10 @@ export class RedisState {
   /**
    * Records a failed call: a timeout or a lost connection degrades the state until a probe
    * succeeds; an error reply (Redis answered, but refused the command) is counted and kept as the
-   * last error only, for Redis is there.
+   * last error only, for Redis is there. Bound once: fire-and-forget calls pass it to `.catch`
+   * as it is (no closure per call).
    */
-  failed(error: unknown): void {
+  readonly failed = (error: unknown): void => {
     this.counters.failures++;
     const failure = error instanceof Error ? error : new Error(String(error));
     if (failure.name === 'ReplyError') {
@@ -131,33 +132,33 @@ export class RedisState {
       return;
     }
     this.#failed(failure);
-  }
+  };
 
   /** Listens on `channel` (prefixed); messages this instance sent are not delivered back. */
   subscribe(channel: string, handler: Handler): void {
     const full = this.prefix + channel;
     this.#handlers.set(full, handler);
     // Not connected yet: the subscriber's 'ready' subscribes to every channel (after each reconnection too).
-    if (isReady(this.subscriber)) this.subscriber.subscribe(full).catch((error: unknown) => this.failed(error));
+    if (isReady(this.subscriber)) this.subscriber.subscribe(full).catch(this.failed);
   }
 
   /** Stops listening on `channel`. */
   unsubscribe(channel: string): void {
     const full = this.prefix + channel;
     if (!this.#handlers.delete(full)) return;
-    if (isReady(this.subscriber)) this.subscriber.unsubscribe(full).catch((error: unknown) => this.failed(error));
+    if (isReady(this.subscriber)) this.subscriber.unsubscribe(full).catch(this.failed);
   }
 
   #resubscribe(): void {
     const channels = [...this.#handlers.keys()];
-    if (channels.length > 0) this.subscriber.subscribe(...channels).catch((error: unknown) => this.failed(error));
+    if (channels.length > 0) this.subscriber.subscribe(...channels).catch(this.failed);
   }
 
   /** Sends `payload` to every other instance listening on `channel`; false when Redis is unavailable. */
   publish(channel: string, payload: unknown): boolean {
     if (this.#degraded) return false;
     this.counters.published++;
-    this.client.publish(this.prefix + channel, JSON.stringify({ from: this.instance, payload })).catch((error: unknown) => this.failed(error));
+    this.client.publish(this.prefix + channel, JSON.stringify({ from: this.instance, payload })).catch(this.failed);
     return true;
   }
 

@@ -69,7 +69,7 @@ export class RedisListSharing {
 
   #tell(list: SharedList): void {
     if (!this.#redis.publish(CHANNEL, list)) return;
-    this.#redis.client.set(this.#key(list.path), JSON.stringify(list)).catch((error: unknown) => this.#redis.failed(error));
+    this.#redis.client.set(this.#key(list.path), JSON.stringify(list)).catch(this.#redis.failed);
   }
 }
 

@@ -18,13 +18,12 @@ export function shareBansThroughRedis(list: BanList, redis: RedisState): void {
   list.publish = (change) => {
     local?.(change);
     if (!redis.publish(CHANNEL, change)) return;
-    const done = (error: unknown): void => redis.failed(error);
     if (change.op === 'ban') {
       redis.client
         .hset(hash, change.key, JSON.stringify({ until: change.until, since: change.since, reason: change.reason, level: change.level }))
-        .catch(done);
-    } else if (change.op === 'lift') redis.client.hdel(hash, change.key).catch(done);
-    else if (change.op === 'lift_all') redis.client.del(hash).catch(done);
+        .catch(redis.failed);
+    } else if (change.op === 'lift') redis.client.hdel(hash, change.key).catch(redis.failed);
+    else if (change.op === 'lift_all') redis.client.del(hash).catch(redis.failed);
   };
   redis.subscribe(CHANNEL, (payload) => {
     if (isBanChange(payload)) list.apply(payload);
@@ -53,7 +52,7 @@ async function resync(list: BanList, redis: RedisState, hash: string): Promise<v
     }
     list.apply({ op: 'ban', key, ...ban });
   }
-  if (ended.length > 0) redis.client.hdel(hash, ...ended).catch((error: unknown) => redis.failed(error));
+  if (ended.length > 0) redis.client.hdel(hash, ...ended).catch(redis.failed);
   // Bans made here while Redis was away reach the others now (and the hash).
   list.republish();
 }

@@ -142,14 +142,14 @@ export class RedisConnectionCounts implements ConnectionCounts {
   #beat(): void {
     if (!this.#redis.available) return;
     const commands = this.#redis.client as unknown as ConnectionCommands;
-    commands.gatehouseConnHeartbeat(this.#alive, this.#owner).catch((error: unknown) => this.#redis.failed(error));
+    commands.gatehouseConnHeartbeat(this.#alive, this.#owner).catch(this.#redis.failed);
   }
 
   /** After an outage: this thread's field in the hash of each client touched meanwhile is set to what it holds. */
   #rewrite(): void {
     const dirty = this.#dirty;
     this.#dirty = new Set();
-    const failed = (error: unknown): void => this.#redis.failed(error);
+    const failed = this.#redis.failed;
     for (const key of dirty) {
       const open = this.#mine.get(key) ?? 0;
       if (open > 0) this.#redis.client.hset(this.#hashKey(key), this.#owner, open).catch(failed);

@@ -184,7 +184,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
   reset(key: string): void {
     this.#held.delete(key);
     void this.#fallback.reset(key);
-    if (this.#redis.available) this.#redis.client.del(this.#redisKey(key)).catch((error: unknown) => this.#redis.failed(error));
+    if (this.#redis.available) this.#redis.client.del(this.#redisKey(key)).catch(this.#redis.failed);
   }
 
   /** Gives back tokens held past `hold` and forgets keys with nothing left to remember. */
@@ -211,7 +211,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
     if (tokens <= 0 || !this.#redis.available) return;
     this.counters.returned += tokens;
     const client = this.#redis.client as unknown as ReserveCommands;
-    client.gatehouseRelease(this.#redisKey(key), tokens, held.interval).catch((error: unknown) => this.#redis.failed(error));
+    client.gatehouseRelease(this.#redisKey(key), tokens, held.interval).catch(this.#redis.failed);
   }
 
   #redisKey(key: string): string {
