@@ -50,8 +50,6 @@ export class RedisState {
   readonly subscriber: RedisClient;
   /** Start of every key and channel. */
   readonly prefix: string;
-  /** Longest wait for one call, ms. */
-  readonly timeout: number;
   readonly config: RedisConfig;
   /**
    * Names this instance in its messages, so that it ignores its own. The worker threads of one
@@ -75,7 +73,6 @@ export class RedisState {
     this.config = config;
     this.instance = instance;
     this.prefix = config.key_prefix;
-    this.timeout = config.timeout;
     this.#logger = logger;
     this.client = createClient(config);
     this.subscriber = createClient(config);

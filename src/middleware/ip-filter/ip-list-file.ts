@@ -51,16 +51,16 @@ export class IpListFile {
 
   /**
    * Contents another instance read from its copy of this file (shared through Redis), used when
-   * newer than what this instance has; false when older or not valid (nothing changes).
+   * newer than what this instance has; nothing changes when they are older or not valid.
    */
-  applyShared(text: string, at: number): boolean {
-    if (at <= this.changedAt || text === this.text) return false;
+  applyShared(text: string, at: number): void {
+    if (at <= this.changedAt || text === this.text) return;
     let next: IpSet;
     try {
       next = IpSet.fromText(text, this.path);
     } catch (error: unknown) {
       this.#log('warn', { file: this.path, error: error instanceof Error ? error.message : String(error) }, 'IP list from another instance not applied');
-      return false;
+      return;
     }
     this.current = next;
     this.text = text;
@@ -68,7 +68,6 @@ export class IpListFile {
     this.version++;
     this.#onChange();
     this.#log('info', { file: this.path, entries: next.entries }, 'IP list changed by another instance');
-    return true;
   }
 
   #watch(): void {
