@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import { getHeapStatistics } from 'node:v8';
 import { metaBytes, prepareEntry, type CachedEntry, type EntryMeta, type StoredBody } from './entry.ts';
-import { CollectingWriter } from './collecting-writer.ts';
+import { CollectingWriter, type CommitBody } from './collecting-writer.ts';
 import { IndexedStore } from './lru-index.ts';
 import type { EntryWriter } from './store.ts';
 
@@ -28,23 +28,19 @@ export class MemoryStore extends IndexedStore {
 
   open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
     if (expectedSize > this.limits.maxObjectSize) return null;
-    return new CollectingWriter(meta, this.limits.maxObjectSize, (complete, chunks, size) => {
-      const entry = prepareEntry({ ...complete, size }, memoryBody(chunks, size));
-      this.#commit(entry);
-      return entry;
-    });
+    return new CollectingWriter(meta, this.limits.maxObjectSize, this.put);
   }
 
   /**
-   * Stores a complete body at once (an entry read from a second tier); returns the entry, which
-   * is kept only when it fits the store.
+   * Stores a complete body of `size` bytes at once (a writer's, or an entry read from a second
+   * tier); returns the entry, which is kept only when it fits the store. Bound once: every
+   * writer of this store commits through it (no closure per write).
    */
-  put(meta: EntryMeta, chunks: Buffer[]): CachedEntry {
-    const size = chunks.reduce((total, chunk) => total + chunk.length, 0);
+  readonly put: CommitBody = (meta, chunks, size) => {
     const entry = prepareEntry({ ...meta, size }, memoryBody(chunks, size));
     if (size <= this.limits.maxObjectSize) this.#commit(entry);
     return entry;
-  }
+  };
 
   protected override removed(entry: CachedEntry): void {
     if (entry.body.text !== null) textBudget.bytes -= entry.size;

@@ -10,7 +10,7 @@
  * is emptied (it may have missed purges meanwhile) and fills again from Redis.
  */
 import type { RedisState } from '../core/redis-state.ts';
-import { CollectingWriter } from './collecting-writer.ts';
+import { CollectingWriter, type CommitBody } from './collecting-writer.ts';
 import type { CachedEntry, EntryMeta } from './entry.ts';
 import { MemoryStore } from './memory-store.ts';
 import { RedisTier } from './redis-tier.ts';
@@ -76,25 +76,26 @@ export class TieredStore implements CacheStore {
     const entries: CachedEntry[] = [];
     for (let i = found.length - 1; i >= 0; i--) {
       const { meta, body } = found[i] as { meta: EntryMeta; body: Buffer };
-      entries.unshift(this.#l1.put(meta, body.length === 0 ? [] : [body]));
+      entries.unshift(this.#l1.put(meta, body.length === 0 ? [] : [body], body.length));
     }
     return entries;
   }
 
   open(meta: EntryMeta, expectedSize: number): EntryWriter | null {
     if (expectedSize > this.#limits.maxObjectSize) return null;
-    return new CollectingWriter(meta, this.#limits.maxObjectSize, (complete, chunks) => this.#commit(complete, chunks));
+    return new CollectingWriter(meta, this.#limits.maxObjectSize, this.#commit);
   }
 
-  #commit(meta: EntryMeta, chunks: Buffer[]): CachedEntry {
-    const entry = this.#l1.put(meta, chunks);
+  /** Keeps a complete body in both tiers; bound once (no closure per write). */
+  readonly #commit: CommitBody = (meta, chunks, size) => {
+    const entry = this.#l1.put(meta, chunks, size);
     if (this.#l2.available) {
       this.#l2.put(entry.meta, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
       this.counters.l2_stored++;
       this.#tell({ op: 'key', key: meta.key });
     }
     return entry;
-  }
+  };
 
   async update(entry: CachedEntry, meta: EntryMeta): Promise<CachedEntry | null> {
     // A newer response of the same variant in L1 means this description is out of date: Redis keeps its own.
