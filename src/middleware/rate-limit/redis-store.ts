@@ -177,7 +177,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
   /** Without Redis: the per-instance store (fail open) or a refusal (fail closed). */
   #local(key: string, rule: RateLimitRule, cost: number): TakeResult {
     this.counters.fallback++;
-    if (this.#settings.failClosed) return refused(1000, 1000);
+    if (this.#settings.failClosed) return CLOSED;
     return this.#fallback.take(key, rule, cost) as TakeResult;
   }
 
@@ -245,6 +245,9 @@ function spend(held: Reservation, cost: number, now: number): TakeResult {
     aheadMs: ahead > 1e-6 ? ahead : 0,
   };
 }
+
+/** Fail closed: every request while Redis is unavailable gets this one answer (a second to wait). */
+const CLOSED: TakeResult = Object.freeze(refused(1000, 1000));
 
 function refused(retryAfterMs: number, resetMs: number): TakeResult {
   return { allowed: false, remaining: 0, resetMs: Math.max(0, resetMs), retryAfterMs: Math.max(0, retryAfterMs), aheadMs: 0 };
