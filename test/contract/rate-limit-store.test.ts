@@ -257,6 +257,17 @@ describe('Redis rate-limit store: several instances, reservations, Redis trouble
     assert.equal(a.counters.reservations > 0, true);
     await waitFor(() => a.counters.returned > 0, 2000, 'A to give its unspent tokens back');
     assert.equal((await b.take('big', big, 99)).allowed, true, '99 of 100 are free again');
+    // The fast path: after one reservation, the next requests spend the batch without Redis, synchronously.
+    const first = await b.take('fast', big, 1);
+    assert.equal(first.allowed, true);
+    const reservations = b.counters.reservations;
+    const local = b.counters.local;
+    const second = b.take('fast', big, 1);
+    assert.ok(!(second instanceof Promise), 'answered synchronously from the reservation');
+    assert.equal(second.allowed, true);
+    assert.equal(second.remaining, first.remaining - 1);
+    assert.equal(b.counters.reservations, reservations, 'no Redis call');
+    assert.equal(b.counters.local, local + 1);
   });
 
   test('Redis gone: fail open limits per instance; fail closed refuses; both recover', async (t) => {
