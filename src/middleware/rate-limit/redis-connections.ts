@@ -96,19 +96,22 @@ export class RedisConnectionCounts implements ConnectionCounts {
   /** One more for `key` if all instances together hold fewer than `max`; without Redis, this instance's count decides. */
   open(key: string, max: number): boolean | Promise<boolean> {
     if (!this.#redis.available) return this.#openLocally(key, max);
-    const commands = this.#redis.client as unknown as ConnectionCommands;
-    return commands.gatehouseConnAcquire(this.#hashKey(key), this.#alive, this.#owner, max).then(
-      (admitted) => {
-        if (admitted !== 1) return false;
-        this.#local.open(key, Number.POSITIVE_INFINITY);
-        this.#count(key, 1);
-        return true;
-      },
-      (error: unknown) => {
-        this.#redis.failed(error);
-        return this.#openLocally(key, max);
-      },
-    );
+    return this.#acquire(key, max);
+  }
+
+  async #acquire(key: string, max: number): Promise<boolean> {
+    let admitted: number;
+    try {
+      const commands = this.#redis.client as unknown as ConnectionCommands;
+      admitted = await commands.gatehouseConnAcquire(this.#hashKey(key), this.#alive, this.#owner, max);
+    } catch (error: unknown) {
+      this.#redis.failed(error);
+      return this.#openLocally(key, max);
+    }
+    if (admitted !== 1) return false;
+    this.#local.open(key, Number.POSITIVE_INFINITY);
+    this.#count(key, 1);
+    return true;
   }
 
   /** The local counts decide (this process's, shared by its threads); Redis is told when it is back. */
