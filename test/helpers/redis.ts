@@ -58,11 +58,7 @@ export async function startRedis(t: Cleanup): Promise<TestRedis> {
   const kill = async (): Promise<void> => {
     const running = child;
     child = null;
-    if (running === null || running.exitCode !== null || running.signalCode !== null) return;
-    running.kill('SIGCONT');
-    const exited = once(running, 'exit');
-    running.kill('SIGKILL');
-    await exited;
+    if (running !== null) await stop(running);
   };
   await start();
   t.after(kill);
@@ -110,15 +106,19 @@ function send(port: number, line: string): Promise<string> {
   });
 }
 
+/** SIGKILL (no goodbye to its clients; SIGCONT first, for a paused one); resolves once it has exited. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGCONT');
+  child.kill('SIGKILL');
+  await exited;
+}
+
 /** A process started for a test, killed in its after hook. */
 function spawnKilled(t: Cleanup, args: string[], cwd: string): void {
   const child = spawn('redis-server', args, { stdio: 'ignore', cwd });
-  t.after(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = once(child, 'exit');
-    child.kill('SIGKILL');
-    await exited;
-  });
+  t.after(() => stop(child));
 }
 
 /** A folder for a server's files, removed after the test. */
@@ -146,7 +146,7 @@ export async function startRedisCluster(t: Cleanup): Promise<string[]> {
   const nodes = ports.map((port) => `127.0.0.1:${port}`);
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 });
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
-  await waitFor(async () => ports.every(Boolean) && (await send(ports[0] as number, 'CLUSTER INFO').catch(() => '')).includes('cluster_state:ok'), 10_000, 'the cluster');
+  await waitFor(async () => (await send(ports[0] as number, 'CLUSTER INFO').catch(() => '')).includes('cluster_state:ok'), 10_000, 'the cluster');
   return nodes;
 }
 
