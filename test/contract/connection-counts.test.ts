@@ -19,8 +19,8 @@ const stops: (() => unknown)[] = [];
 let prefixes = 0;
 
 /** Counts of one instance on the suite's Redis (prefix shared when given, to act as another instance). */
-async function redisCounts(t: import('node:test').TestContext, prefix: string): Promise<RedisConnectionCounts> {
-  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redisUrl, key_prefix: prefix, timeout: '1s' } } }).state.redis;
+async function redisCounts(t: import('node:test').TestContext, prefix: string, url = redisUrl): Promise<RedisConnectionCounts> {
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, timeout: '1s' } } }).state.redis;
   assert.ok(config !== undefined);
   await loadRedisClient();
   const state = new RedisState(config, pino({ level: 'silent' }));
@@ -86,5 +86,19 @@ describe('ConnectionCounts in Redis: one count across instances', { skip: redisM
     assert.equal(await other.open('client', 5), false);
     holder.close('client');
     await waitFor(async () => (await other.open('client', 5)) === true, 2000, 'the other instance to use the freed slot');
+  });
+
+  test('a connection opened while Redis was away is counted in Redis once it is back', async (t) => {
+    const redis = await startRedis(t);
+    const prefix = `conn-outage${++prefixes}:`;
+    const counts = await redisCounts(t, prefix, redis.url);
+    await redis.kill();
+    assert.equal(await counts.open('client', 1), true, 'the local count decides');
+    assert.equal(await counts.open('client', 1), false, 'and holds the limit');
+    await redis.restart();
+    // The restarted Redis is empty: only this instance's rewrite puts its count there.
+    await waitFor(async () => (await redis.command(`HLEN ${prefix}{conn}:client`)) === ':1', 3000, 'the count written again');
+    counts.close('client');
+    await waitFor(async () => (await redis.command(`HLEN ${prefix}{conn}:client`)) === ':0', 3000, 'the close told to Redis');
   });
 });
