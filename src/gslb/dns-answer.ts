@@ -96,14 +96,12 @@ function choose(zone: DnsZone, packet: Packet, peer: string): Region | null {
   const ecs = opt === null ? null : findEcs(opt);
   const client = ecs !== null && (ecs.sourcePrefixLength ?? 0) > 0 && ecs.ip !== undefined ? ecs.ip : peer;
   const gslb = zone.gslb;
-  const location = gslb.database.lookup(client);
-  if (location === null) gslb.unknown++;
+  const location = gslb.locate(client);
   // A DNS answer cannot be a 503: when no allowed region is usable, the nearest allowed one is
   // named anyway (never one outside the residency rule).
   const region = gslb.pick(location, 0, false) as Region;
   region.counters.dnsAnswers++;
-  region.counters.requests++;
-  if (region !== gslb.lastNearest) region.counters.spilled++;
+  gslb.count(region);
   return region;
 }
 

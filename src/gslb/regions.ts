@@ -178,6 +178,20 @@ export class Gslb {
     return best ?? (usableOnly ? null : fallback);
   }
 
+  /** The client's location; null (counted as unknown) when the database does not know the address. */
+  locate(ip: string): GeoLocation | null {
+    const location = this.database.lookup(ip);
+    if (location === null) this.unknown++;
+    return location;
+  }
+
+  /** Counts a request (or DNS answer) sent to the last pick's region: spilled when it is not the nearest allowed one. */
+  count(region: Region): void {
+    const counters = region.counters;
+    counters.requests++;
+    if (region !== this.lastNearest) counters.spilled++;
+  }
+
   /** The residency mask for a country and continent; undefined when no rule names them. */
   #ruleFor(country: string, continent: string): number | undefined {
     for (const rule of this.#rules) if (rule.countries.has(country) || rule.continents.has(continent)) return rule.mask;
