@@ -133,28 +133,24 @@ export class Gslb {
   pick(location: GeoLocation | null, tried: number, usableOnly: boolean): Region | null {
     const regions = this.regions;
     const n = regions.length;
-    let allowed: number;
-    let scores: Float64Array;
-    let base = 0;
+    // Unknown locations: the last row (the default region first), whatever the ranking.
+    let scores = this.#scores;
+    let base = COUNTRIES.length * n;
+    let allowed = -1;
     let point: GeoLocation | null = null;
-    if (location === null) {
-      base = COUNTRIES.length * n;
-      allowed = -1;
-      scores = this.#scores;
-    } else if (location.countryIndex >= 0) {
-      base = location.countryIndex * n;
-      allowed = this.#allowed[location.countryIndex] as number;
-      scores = this.#scores;
-    } else {
-      point = location;
-      allowed = this.#ruleFor(location.country, location.continent) ?? -1;
-      scores = this.#scores;
-    }
-    // Unknown locations keep the distance row: the default region first.
-    if (this.latency && location !== null) {
-      scores = this.#latencyRow();
-      base = 0;
-      point = null;
+    if (location !== null) {
+      if (location.countryIndex >= 0) {
+        base = location.countryIndex * n;
+        allowed = this.#allowed[location.countryIndex] as number;
+      } else {
+        point = location;
+        allowed = this.#ruleFor(location.country, location.continent) ?? -1;
+      }
+      if (this.latency) {
+        scores = this.#latencyRow();
+        base = 0;
+        point = null;
+      }
     }
     let best: Region | null = null;
     let bestScore = Infinity;
