@@ -148,6 +148,10 @@ describe('gslb region pick', () => {
     eu.upstream.servers[0]!.state.setAdminDrain(true);
     try {
       assert.equal(pick(gslb, 'DE'), undefined, 'no allowed region is usable');
+      // A city database's answer is held by the rule too (its country and continent, not a table row).
+      const warsaw = pointLocation(52.23, 21.01, 'PL', 'EU');
+      assert.equal(gslb.pick(warsaw, 0, true), null, 'a Warsaw point is not moved out of eu');
+      assert.equal(gslb.pick(warsaw, 0, false)?.name, 'eu');
       assert.equal(gslb.pick(at('DE'), 0, false)?.name, 'eu', 'the fallback is still eu');
       assert.equal(pick(gslb, 'US'), 'us');
       // Turkey is in Asia for the country table: not held by the rule, it goes to the next nearest.
