@@ -7,14 +7,11 @@
  * makes (upstream.ts), read from the state kept across reloads.
  */
 import { isIP } from 'node:net';
-import type { GslbBlockConfig } from '../config/gslb-schema.ts';
+import { MAX_REGIONS, type GslbBlockConfig } from '../config/gslb-schema.ts';
 import type { Registry, SharedState } from '../core/registry.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { COUNTRIES, countriesOf, countryLocation, distanceKm, type GeoLocation } from './countries.ts';
 import { embeddedDatabasePath, GeoDatabase } from './geo.ts';
-
-/** Most regions in a block: tried regions are kept as bits of one number. */
-export const MAX_REGIONS = 31;
 
 /** Counters of one region, kept across reloads (by block and region name). */
 export class RegionCounters implements SharedState {
@@ -76,6 +73,7 @@ export class Gslb {
     this.latency = config.ranking === 'latency';
     this.regionHeader = config.region_header?.toLowerCase() ?? null;
     const entries = Object.entries(config.regions);
+    // The schema checked the count; reaching this is a bug.
     if (entries.length > MAX_REGIONS) throw new Error(`gslb.${name}.regions: at most ${MAX_REGIONS} regions`);
     const dbPath = config.database ?? embeddedDatabasePath();
     this.#databaseKey = `gslb-db:${dbPath}`;

@@ -44,6 +44,11 @@ describe('gslb configuration errors', () => {
     );
   });
 
+  test('more regions than a tried mask holds are refused where they are written', () => {
+    const regions = Array.from({ length: 32 }, (_, i) => `      r${i}: { upstream: eu, continents: [EU] }`);
+    assert.match(errorOf(yaml(...BASE, 'gslb:', '  g:', '    default_region: r0', '    regions:', ...regions)), /^gatehouse\.yaml:\d+:\d+ gslb\.g\.regions: at most 31 regions/);
+  });
+
   test('a database file that cannot be read is named', () => {
     assert.equal(
       errorOf(yaml(...BASE, 'gslb:', '  g:', '    database: /nonexistent/geo.mmdb', '    default_region: eu', '    regions:', '      eu: { upstream: eu, continents: [EU] }')),
