@@ -71,7 +71,7 @@ const dns = z.strictObject({
 });
 
 /** One GSLB block; routes name it with `gslb: NAME`. */
-export const gslbBlockSchema = z
+const gslbBlockSchema = z
   .strictObject({
     /** proxy: forward to the chosen region's upstream; redirect: 307 to its host; dns: DNS answers only. */
     mode: z.enum(['proxy', 'redirect', 'dns']).default('proxy'),
@@ -117,4 +117,3 @@ export const gslbBlockSchema = z
 export const gslbSchema = z.record(z.string().regex(NAME, 'gslb names use letters, digits, _ . -'), gslbBlockSchema).default({});
 
 export type GslbBlockConfig = z.output<typeof gslbBlockSchema>;
-export type RegionConfig = GslbBlockConfig['regions'][string];
