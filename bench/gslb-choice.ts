@@ -36,7 +36,7 @@ function run(list: readonly string[]): number {
   let sink = 0;
   const started = performance.now();
   for (const ip of list) {
-    const location = gslb!.database.lookup(ip);
+    const location = gslb!.locate(ip);
     const chosen = gslb!.pick(location, 0, false);
     sink += chosen === null ? 0 : chosen.index;
   }
@@ -50,7 +50,7 @@ const cold = run(addresses);
 run(addresses.slice(0, 50_000)); // fills the cache with these
 const warm = run(addresses.slice(0, 50_000));
 const pickOnly = (() => {
-  const location = gslb.database.lookup('85.214.0.1');
+  const location = gslb.locate('85.214.0.1');
   const started = performance.now();
   let sink = 0;
   for (let i = 0; i < count; i++) sink += gslb.pick(location, 0, false)?.index ?? 0;

@@ -6,6 +6,8 @@ import { address, duration, headerName } from './units.ts';
 const COUNTRY = /^[A-Z]{2}$/;
 const CONTINENTS = ['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'] as const;
 const NAME = /^[A-Za-z0-9_.-]+$/;
+/** Most regions in a block: a request's tried regions are kept as bits of one number (gslb/regions.ts). */
+export const MAX_REGIONS = 31;
 
 const countries = z.array(z.string().regex(COUNTRY, 'must be an ISO 3166-1 alpha-2 country code in capitals, such as DE')).min(1);
 const continents = z.array(z.enum(CONTINENTS, { error: `must be a continent code: ${CONTINENTS.join(', ')}` })).min(1);
@@ -69,7 +71,7 @@ const dns = z.strictObject({
 });
 
 /** One GSLB block; routes name it with `gslb: NAME`. */
-export const gslbBlockSchema = z
+const gslbBlockSchema = z
   .strictObject({
     /** proxy: forward to the chosen region's upstream; redirect: 307 to its host; dns: DNS answers only. */
     mode: z.enum(['proxy', 'redirect', 'dns']).default('proxy'),
@@ -90,6 +92,7 @@ export const gslbBlockSchema = z
   .superRefine((value, ctx) => {
     const names = Object.keys(value.regions);
     if (names.length === 0) ctx.addIssue({ code: 'custom', path: ['regions'], message: 'at least one region is needed' });
+    if (names.length > MAX_REGIONS) ctx.addIssue({ code: 'custom', path: ['regions'], message: `at most ${MAX_REGIONS} regions` });
     if (!names.includes(value.default_region)) {
       ctx.addIssue({ code: 'custom', path: ['default_region'], message: `no region named "${value.default_region}" (regions: ${names.join(', ')})` });
     }
@@ -114,4 +117,3 @@ export const gslbBlockSchema = z
 export const gslbSchema = z.record(z.string().regex(NAME, 'gslb names use letters, digits, _ . -'), gslbBlockSchema).default({});
 
 export type GslbBlockConfig = z.output<typeof gslbBlockSchema>;
-export type RegionConfig = GslbBlockConfig['regions'][string];

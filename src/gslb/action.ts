@@ -40,21 +40,17 @@ export class GslbChoice {
 
 /** Runs the action: the request is answered (or forwarded) and finished by the time it returns or later. */
 export function runGslb(ex: Exchange, action: GslbAction, finish: (ex: Exchange) => void): void {
-  const gslb = action.gslb;
-  const location = gslb.database.lookup(ex.client);
-  if (location === null) gslb.unknown++;
+  const redirect = action.gslb.mode === 'redirect';
   // Redirect mode never sends a client to a region that cannot serve; proxy mode falls back to the
   // nearest allowed region, whose upstream answers 503 with Retry-After.
-  const region = gslb.pick(location, 0, gslb.mode === 'redirect');
+  const region = choose(ex, action, redirect);
   if (region === null) {
     sendError(ex, new GatehouseError('NO_SERVER'));
     finish(ex);
     return;
   }
-  ex.gslb = new GslbChoice(action, location, region);
-  count(gslb, region);
   // The region header goes out with the head (core/response-fields.ts).
-  if (gslb.mode === 'redirect') {
+  if (redirect) {
     // 307 keeps the method and body (RFC 9110 §15.4.8); the path and query go along.
     sendSimple(ex, 307, '', { location: `${ex.proto}://${region.host as string}${ex.req.url as string}` }, action.responseHeaders);
     finish(ex);
@@ -68,15 +64,20 @@ export function runGslb(ex: Exchange, action: GslbAction, finish: (ex: Exchange)
  * placed once, so the pick alone skips regions that cannot serve); null in redirect mode.
  */
 export function tunnelAction(ex: Exchange, action: GslbAction): ForwardAction | null {
+  if (action.gslb.mode !== 'proxy') return null;
+  const region = choose(ex, action, false);
+  return region === null ? null : (action.forwards[region.index] as ForwardAction);
+}
+
+/** The request's region (see Gslb.pick), kept on the exchange and counted; null when none is allowed. */
+function choose(ex: Exchange, action: GslbAction, usableOnly: boolean): Region | null {
   const gslb = action.gslb;
-  if (gslb.mode !== 'proxy') return null;
-  const location = gslb.database.lookup(ex.client);
-  if (location === null) gslb.unknown++;
-  const region = gslb.pick(location, 0, false);
+  const location = gslb.locate(ex.client);
+  const region = gslb.pick(location, 0, usableOnly);
   if (region === null) return null;
   ex.gslb = new GslbChoice(action, location, region);
-  count(gslb, region);
-  return action.forwards[region.index] as ForwardAction;
+  gslb.count(region);
+  return region;
 }
 
 /**
@@ -94,10 +95,4 @@ export function nextRegion(ex: Exchange): ForwardAction | null {
   region.counters.requests++;
   region.counters.spilled++;
   return choice.action.forwards[region.index] as ForwardAction;
-}
-
-function count(gslb: Gslb, region: Region): void {
-  const counters = region.counters;
-  counters.requests++;
-  if (region !== gslb.lastNearest) counters.spilled++;
 }

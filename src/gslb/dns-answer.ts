@@ -46,9 +46,17 @@ interface EcsOption {
  * it asks again over TCP.
  */
 export function answerQuery(zone: DnsZone, query: Buffer, peer: string, udp = false): Buffer | null {
-  const reply = answer(zone, query, peer);
-  if (reply === null || !udp || reply.length <= UDP_PLAIN) return reply;
-  const limit = Math.min(UDP_PAYLOAD, Math.max(UDP_PLAIN, advertisedSize(query)));
+  let packet: Packet;
+  try {
+    packet = dnsPacket.decode(query);
+  } catch {
+    // Too broken to answer at all (RFC 1035 §4.1.1 FORMERR needs at least the header).
+    return query.length >= 12 ? formatError(query) : null;
+  }
+  if (packet.type !== 'query') return null;
+  const reply = answer(zone, packet, query, peer);
+  if (!udp || reply.length <= UDP_PLAIN) return reply;
+  const limit = Math.min(UDP_PAYLOAD, Math.max(UDP_PLAIN, advertisedSize(packet)));
   return reply.length <= limit ? reply : truncated(reply);
 }
 
@@ -60,15 +68,7 @@ const ANSWER_CACHE_LIMIT = 10_000;
  * encoded once per (region, query) and then copied with the new ID: dns-packet's encoding is
  * most of an uncached answer's cost.
  */
-function answer(zone: DnsZone, query: Buffer, peer: string): Buffer | null {
-  let packet: Packet;
-  try {
-    packet = dnsPacket.decode(query);
-  } catch {
-    // Too broken to answer at all (RFC 1035 §4.1.1 FORMERR needs at least the header).
-    return query.length >= 12 ? formatError(query) : null;
-  }
-  if (packet.type !== 'query') return null;
+function answer(zone: DnsZone, packet: Packet, query: Buffer, peer: string): Buffer {
   const region = choose(zone, packet, peer);
   const key = `${region === null ? -1 : region.index}${query.toString('latin1', 2)}`;
   const cache = zone.answers;
@@ -96,14 +96,12 @@ function choose(zone: DnsZone, packet: Packet, peer: string): Region | null {
   const ecs = opt === null ? null : findEcs(opt);
   const client = ecs !== null && (ecs.sourcePrefixLength ?? 0) > 0 && ecs.ip !== undefined ? ecs.ip : peer;
   const gslb = zone.gslb;
-  const location = gslb.database.lookup(client);
-  if (location === null) gslb.unknown++;
+  const location = gslb.locate(client);
   // A DNS answer cannot be a 503: when no allowed region is usable, the nearest allowed one is
   // named anyway (never one outside the residency rule).
   const region = gslb.pick(location, 0, false) as Region;
   region.counters.dnsAnswers++;
-  region.counters.requests++;
-  if (region !== gslb.lastNearest) region.counters.spilled++;
+  gslb.count(region);
   return region;
 }
 
@@ -203,13 +201,8 @@ function soa(zone: DnsZone): Answer {
 }
 
 /** The UDP payload size the query's OPT record advertises; 512 without one (RFC 6891 §6.2.3). */
-function advertisedSize(query: Buffer): number {
-  try {
-    const opt = findOpt(dnsPacket.decode(query)) as { udpPayloadSize?: number } | null;
-    return opt?.udpPayloadSize ?? UDP_PLAIN;
-  } catch {
-    return UDP_PLAIN;
-  }
+function advertisedSize(query: Packet): number {
+  return (findOpt(query) as { udpPayloadSize?: number } | null)?.udpPayloadSize ?? UDP_PLAIN;
 }
 
 /** The header of `reply` with TC set and no records but the question (RFC 2181 §9). */

@@ -13,9 +13,9 @@ import { answerQuery, type DnsZone } from './dns-answer.ts';
 /** An idle TCP connection is closed after this long (RFC 7766 §6.2.3 suggests seconds). */
 const TCP_IDLE_MS = 10_000;
 /** Most TCP connections at once. */
+const TCP_MAX_CONNECTIONS = 256;
 /** Port 0: UDP and TCP pairs tried before giving up (the port UDP got may be taken for TCP). */
 const PAIR_ATTEMPTS = 5;
-const TCP_MAX_CONNECTIONS = 256;
 
 export class DnsServer {
   /** host:port as configured: what identifies the listener across reloads. */

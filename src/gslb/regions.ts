@@ -7,14 +7,11 @@
  * makes (upstream.ts), read from the state kept across reloads.
  */
 import { isIP } from 'node:net';
-import type { GslbBlockConfig } from '../config/gslb-schema.ts';
+import { MAX_REGIONS, type GslbBlockConfig } from '../config/gslb-schema.ts';
 import type { Registry, SharedState } from '../core/registry.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { COUNTRIES, countriesOf, countryLocation, distanceKm, type GeoLocation } from './countries.ts';
 import { embeddedDatabasePath, GeoDatabase } from './geo.ts';
-
-/** Most regions in a block: tried regions are kept as bits of one number. */
-export const MAX_REGIONS = 31;
 
 /** Counters of one region, kept across reloads (by block and region name). */
 export class RegionCounters implements SharedState {
@@ -76,6 +73,7 @@ export class Gslb {
     this.latency = config.ranking === 'latency';
     this.regionHeader = config.region_header?.toLowerCase() ?? null;
     const entries = Object.entries(config.regions);
+    // The schema checked the count; reaching this is a bug.
     if (entries.length > MAX_REGIONS) throw new Error(`gslb.${name}.regions: at most ${MAX_REGIONS} regions`);
     const dbPath = config.database ?? embeddedDatabasePath();
     this.#databaseKey = `gslb-db:${dbPath}`;
@@ -133,28 +131,24 @@ export class Gslb {
   pick(location: GeoLocation | null, tried: number, usableOnly: boolean): Region | null {
     const regions = this.regions;
     const n = regions.length;
-    let allowed: number;
-    let scores: Float64Array;
-    let base = 0;
+    // Unknown locations: the last row (the default region first), whatever the ranking.
+    let scores = this.#scores;
+    let base = COUNTRIES.length * n;
+    let allowed = -1;
     let point: GeoLocation | null = null;
-    if (location === null) {
-      base = COUNTRIES.length * n;
-      allowed = -1;
-      scores = this.#scores;
-    } else if (location.countryIndex >= 0) {
-      base = location.countryIndex * n;
-      allowed = this.#allowed[location.countryIndex] as number;
-      scores = this.#scores;
-    } else {
-      point = location;
-      allowed = this.#ruleFor(location.country, location.continent) ?? -1;
-      scores = this.#scores;
-    }
-    // Unknown locations keep the distance row: the default region first.
-    if (this.latency && location !== null) {
-      scores = this.#latencyRow();
-      base = 0;
-      point = null;
+    if (location !== null) {
+      if (location.countryIndex >= 0) {
+        base = location.countryIndex * n;
+        allowed = this.#allowed[location.countryIndex] as number;
+      } else {
+        point = location;
+        allowed = this.#ruleFor(location.country, location.continent) ?? -1;
+      }
+      if (this.latency) {
+        scores = this.#latencyRow();
+        base = 0;
+        point = null;
+      }
     }
     let best: Region | null = null;
     let bestScore = Infinity;
@@ -176,6 +170,20 @@ export class Gslb {
     }
     this.lastNearest = fallback;
     return best ?? (usableOnly ? null : fallback);
+  }
+
+  /** The client's location; null (counted as unknown) when the database does not know the address. */
+  locate(ip: string): GeoLocation | null {
+    const location = this.database.lookup(ip);
+    if (location === null) this.unknown++;
+    return location;
+  }
+
+  /** Counts a request (or DNS answer) sent to the last pick's region: spilled when it is not the nearest allowed one. */
+  count(region: Region): void {
+    const counters = region.counters;
+    counters.requests++;
+    if (region !== this.lastNearest) counters.spilled++;
   }
 
   /** The residency mask for a country and continent; undefined when no rule names them. */

@@ -127,7 +127,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       this.#launch(server);
       return;
     }
-    const spilled = this.#action.spill === null ? null : this.#spillOver();
+    const spilled = this.#spillOver();
     if (spilled === null) {
       this.#unplaceable();
       return;
@@ -233,7 +233,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       // retry, not an error. Not from this upstream's retry budget: the budget keeps retries from
       // piling onto a failing upstream, and this one goes elsewhere (into the next region's
       // circuit breaker, as a first try there).
-      const spilled = this.#action.spill === null ? null : this.#spillOver();
+      const spilled = this.#spillOver();
       if (spilled === null) return false;
       next = spilled;
       server = spilled.#picked as Server;

@@ -67,12 +67,8 @@ export class UpstreamState implements SharedState {
 
   /** A new request: takes a slot (ADMITTED), waits for one (QUEUED), or is refused (REJECTED). */
   admit(request: QueuedRequest, now: number): Admission {
-    this.budget.deposit(now);
+    if (this.take(now)) return ADMITTED;
     const limits = this.#limits;
-    if (limits.maxInFlight === 0 || this.inFlight < limits.maxInFlight) {
-      this.inFlight++;
-      return ADMITTED;
-    }
     if (this.queued < limits.maxQueued) {
       request.queuedAt = now;
       this.#queue.push(request);
@@ -85,8 +81,8 @@ export class UpstreamState implements SharedState {
   }
 
   /**
-   * A request moved here from another upstream (GSLB spill-over) takes a slot if one is free now;
-   * it never queues: false sends it on to the next region.
+   * Takes a slot if one is free now, never queueing: admit's first step, and what a request moved
+   * here from another upstream (GSLB spill-over) does alone (false sends it on to the next region).
    */
   take(now: number): boolean {
     this.budget.deposit(now);

@@ -92,6 +92,8 @@ describe('gslb proxy mode', () => {
     assert.equal(status.regions['eu']?.requests, 2);
     assert.equal(status.regions['asia']?.requests, 2);
     assert.equal(status.regions['us']?.requests, 3);
+    // Every region could serve: none took a request a nearer one could not.
+    for (const region of ['eu', 'us', 'asia']) assert.equal(status.regions[region]?.spilled_in, 0, `${region} took nothing spilled`);
   });
 
   it('is explained by the admin API: the client\'s country, the region and the server it would take', async (t) => {

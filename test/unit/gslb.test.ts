@@ -44,6 +44,11 @@ describe('gslb configuration errors', () => {
     );
   });
 
+  test('more regions than a tried mask holds are refused where they are written', () => {
+    const regions = Array.from({ length: 32 }, (_, i) => `      r${i}: { upstream: eu, continents: [EU] }`);
+    assert.match(errorOf(yaml(...BASE, 'gslb:', '  g:', '    default_region: r0', '    regions:', ...regions)), /^gatehouse\.yaml:\d+:\d+ gslb\.g\.regions: at most 31 regions/);
+  });
+
   test('a database file that cannot be read is named', () => {
     assert.equal(
       errorOf(yaml(...BASE, 'gslb:', '  g:', '    database: /nonexistent/geo.mmdb', '    default_region: eu', '    regions:', '      eu: { upstream: eu, continents: [EU] }')),
@@ -148,6 +153,10 @@ describe('gslb region pick', () => {
     eu.upstream.servers[0]!.state.setAdminDrain(true);
     try {
       assert.equal(pick(gslb, 'DE'), undefined, 'no allowed region is usable');
+      // A city database's answer is held by the rule too (its country and continent, not a table row).
+      const warsaw = pointLocation(52.23, 21.01, 'PL', 'EU');
+      assert.equal(gslb.pick(warsaw, 0, true), null, 'a Warsaw point is not moved out of eu');
+      assert.equal(gslb.pick(warsaw, 0, false)?.name, 'eu');
       assert.equal(gslb.pick(at('DE'), 0, false)?.name, 'eu', 'the fallback is still eu');
       assert.equal(pick(gslb, 'US'), 'us');
       // Turkey is in Asia for the country table: not held by the rule, it goes to the next nearest.
