@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configFromObject, loadConfigFile } from './config/load.ts';
-import { isHttpsUrl, type Config } from './config/schema.ts';
+import { configSchema, isHttpsUrl, type Config } from './config/schema.ts';
 import { duration } from './config/units.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
@@ -286,12 +286,13 @@ async function proxy(args: string[]): Promise<number> {
   return withTakeover((takeover) => serve(config, undefined, config.workers, { pidFile: stringFlag(values['pid-file']), takeover }));
 }
 
-/** `--workers`: undefined when not given, null when not a number from 1 to 256 or auto. */
+/** `--workers`: undefined when not given, null when the configuration's `workers:` would refuse it. */
 function workersFlag(value: string | boolean | (string | boolean)[] | undefined): number | 'auto' | undefined | null {
   if (value === undefined) return undefined;
-  if (value === 'auto') return 'auto';
-  const count = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : Number.NaN;
-  return count >= 1 && count <= 256 ? count : null;
+  if (typeof value !== 'string' || (value !== 'auto' && !/^\d+$/.test(value))) return null;
+  // The schema's own rule (its range), so that the flag and the file accept the same counts.
+  const parsed = configSchema.shape.workers.safeParse(value === 'auto' ? value : Number(value));
+  return parsed.success ? parsed.data : null;
 }
 
 type ListenInput = NonNullable<Parameters<typeof configFromObject>[0]['listen']>[number];

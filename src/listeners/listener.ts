@@ -223,11 +223,6 @@ function takeOver(server: Server, inherited: NetServer): void {
   inherited.on('connection', (socket: Socket) => server.emit('connection', socket));
 }
 
-/** The `listen` entry for `address` in `config`. */
-export function listenConfigOf(config: Config, address: string): ListenConfig | undefined {
-  return config.listen.find((l) => l.address === address);
-}
-
 function listenerSettings(limits: Config['limits'], listen: ListenConfig): ListenerSettings {
   return {
     proxyProtocol: listen.proxy_protocol,

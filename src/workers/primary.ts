@@ -176,7 +176,12 @@ export class Primary implements AdminTarget {
 
   /** Worker threads serving now. */
   get liveWorkers(): number {
-    return this.#workers.filter((w) => w?.ready === true).length;
+    return this.#serving().length;
+  }
+
+  /** The workers serving now (started and not exited), in slot order. */
+  #serving(): WorkerHandle[] {
+    return this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
   }
 
   /** Reads the file again (or takes `next`) and moves every worker to it, or none. Reloads run one after another. */
@@ -212,7 +217,7 @@ export class Primary implements AdminTarget {
     const held = new Set(this.#config.listen.map((listen) => listen.address));
     const { resolved, probes } = await this.#claimAddresses(config, loaded, held);
     try {
-      const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+      const live = this.#serving();
       const reload = ++this.#nextId;
       const outcomes = await Promise.allSettled(live.map((w) => this.#ask(w, { type: 'prepare', reload, config: resolved })));
       const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
@@ -268,7 +273,7 @@ export class Primary implements AdminTarget {
   // The admin API, for the whole proxy.
 
   async status(): Promise<unknown> {
-    const asked = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+    const asked = this.#serving();
     // A worker that dies meanwhile is left out (its replacement shows next time), not a failed status.
     const outcomes = await Promise.allSettled(asked.map((w) => this.#ask(w, { type: 'status' })));
     const live = asked.filter((_, i) => outcomes[i]?.status === 'fulfilled');
@@ -306,7 +311,7 @@ export class Primary implements AdminTarget {
 
   /** One worker's view (each has its own balancer rotation; the configuration is the same). */
   async explain(query: ExplainQuery): Promise<Explanation> {
-    const worker = this.#workers.find((w): w is WorkerHandle => w?.ready === true);
+    const [worker] = this.#serving();
     if (worker === undefined) throw new Error('no worker is serving');
     return (await this.#ask(worker, { type: 'explain', query })) as Explanation;
   }
@@ -338,7 +343,7 @@ export class Primary implements AdminTarget {
    * left out). Rejects with the first error when none answered: "no such server" is every worker's.
    */
   async #askAll(body: RequestBody): Promise<unknown[]> {
-    const live = this.#workers.filter((w): w is WorkerHandle => w?.ready === true);
+    const live = this.#serving();
     const outcomes = await Promise.allSettled(live.map((w) => this.#ask(w, body)));
     const answers = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.value);
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
@@ -451,7 +456,7 @@ export class Primary implements AdminTarget {
    * next worker to start does), so that no server goes unchecked while it is replaced.
    */
   #moveChecks(): void {
-    const next = this.#workers.find((w): w is WorkerHandle => w?.ready === true) ?? null;
+    const next = this.#serving()[0] ?? null;
     this.#checker = next;
     if (next === null) return;
     this.#ask(next, { type: 'run_checks' }).then(

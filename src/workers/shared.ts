@@ -34,11 +34,16 @@ export function allocateSharedMemory(maxClients: number): SharedMemory {
   };
 }
 
+/** A channel that does not keep a worker alive after its Gatehouse stopped. */
+function openChannel(name: string): BroadcastChannel {
+  const channel = new BroadcastChannel(name);
+  (channel as unknown as { unref(): void }).unref();
+  return channel;
+}
+
 /** A thread's view of the shared protection state; close() leaves the ban channel. */
 export function sharedProtection(memory: SharedMemory): SharedProtection & { close(): void } {
-  const channel = new BroadcastChannel(memory.channel);
-  // The channel must not keep a worker alive after its Gatehouse stopped.
-  (channel as unknown as { unref(): void }).unref();
+  const channel = openChannel(memory.channel);
   let bans: BanList | null = null;
   channel.onmessage = (event: unknown) => bans?.apply((event as { data: BanChange }).data);
   return {
@@ -56,8 +61,7 @@ export function sharedProtection(memory: SharedMemory): SharedProtection & { clo
 
 /** A worker's side of the health channel; `runsChecks` for the one worker that checks servers. */
 export function sharedHealth(memory: SharedMemory, runsChecks: boolean): HealthSharing & { setRunsChecks(on: boolean): void; close(): void } {
-  const channel = new BroadcastChannel(`${memory.channel}:health`);
-  (channel as unknown as { unref(): void }).unref();
+  const channel = openChannel(`${memory.channel}:health`);
   // One state per key and thread; a reload's new state for the same server takes the old one's place.
   const servers = new Map<string, SharedServer>();
   channel.onmessage = (event: unknown) => {
@@ -85,8 +89,7 @@ export function sharedHealth(memory: SharedMemory, runsChecks: boolean): HealthS
 
 /** A worker's side of the ACME channel: the worker that runs the health checks orders certificates too. */
 export function sharedAcme(memory: SharedMemory, health: { readonly runsChecks: boolean }): AcmeSharing & { close(): void } {
-  const channel = new BroadcastChannel(`${memory.channel}:acme`);
-  (channel as unknown as { unref(): void }).unref();
+  const channel = openChannel(`${memory.channel}:acme`);
   const sharing: AcmeSharing & { close(): void } = {
     get ordersHere(): boolean {
       return health.runsChecks;

@@ -130,6 +130,25 @@ test('an unknown command, option or flag: one line and where the usage is, exit 
   }
 });
 
+test('--workers takes what workers: in the file takes: 1 to 256 or auto', async (t) => {
+  const usage = /^gatehouse (run|proxy): --workers takes a number from 1 to 256 or auto\nRun "gatehouse \1 --help" for usage\.\n$/;
+  for (const count of ['0', '257', '1.5', 'abc']) {
+    const proc = spawnCli(t, ['run', 'missing.yaml', '--workers', count]);
+    assert.equal(await proc.exited, 2, `--workers "${count}"`);
+    assert.match(proc.stderr, usage);
+  }
+  const proxy = spawnCli(t, ['proxy', '--from', '127.0.0.1:1', '--to', 'http://127.0.0.1:2', '--workers', '300']);
+  assert.equal(await proxy.exited, 2);
+  assert.match(proxy.stderr, usage);
+  // Accepted counts get as far as reading the file (which is missing: exit 1, not a usage error).
+  const dir = await tempDir(t);
+  for (const count of ['256', 'auto']) {
+    const proc = spawnCli(t, ['run', join(dir, 'missing.yaml'), '--workers', count]);
+    assert.equal(await proc.exited, 1, `--workers ${count}`);
+    assert.doesNotMatch(proc.stderr, /--workers/);
+  }
+});
+
 test('proxy command forwards without a file', async (t) => {
   const backend = await startBackend(t, echo('cli'));
   const port = await freePort();

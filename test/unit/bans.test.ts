@@ -75,6 +75,19 @@ test('memory is bounded: a flood of addresses keeps at most maxEntries records',
   assert.ok(bans.remaining('10.0.78.31') > 0, 'the most recent are kept');
 });
 
+test('memory is bounded for violations told by other threads too: the oldest records are pushed out', () => {
+  const c = clock();
+  const bans = new BanList(100, c.now);
+  bans.apply({ op: 'violation', key: 'first', at: c.now(), policy });
+  bans.apply({ op: 'violation', key: 'first', at: c.now(), policy });
+  for (let i = 0; i < 200; i++) bans.apply({ op: 'violation', key: `10.0.0.${i}`, at: c.now(), policy });
+  // Kept, the two violations told would make this third one a ban.
+  assert.equal(bans.violation('first', policy, 'x'), 0, 'its record was pushed out by newer ones');
+  bans.apply({ op: 'violation', key: 'second', at: c.now(), policy });
+  bans.apply({ op: 'violation', key: 'second', at: c.now(), policy });
+  assert.equal(bans.violation('second', policy, 'x'), 1_000, 'a recent record is kept');
+});
+
 test('threads: violations seen on two threads count towards one threshold; the ban, and its escalation, reach both; nothing is echoed', () => {
   const c = clock();
   const a = new BanList(100, c.now);

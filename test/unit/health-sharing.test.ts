@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { ServerState, type StateOwner } from '../../src/upstream/server-state.ts';
 import { allocateSharedMemory, sharedHealth } from '../../src/workers/shared.ts';
 import { waitFor } from '../helpers/http.ts';
@@ -18,11 +18,11 @@ const OWNER: StateOwner = {
   mayEject: () => true,
 };
 
-test('an ejection by one worker ejects the server in the others; its end lets it back everywhere', async (t) => {
+/** One server's state in two workers sharing health (the first runs the checks), closed after the test. */
+function twoWorkers(t: TestContext, url: URL): { here: ServerState; there: ServerState } {
   const memory = allocateSharedMemory(100);
   const first = sharedHealth(memory, true);
   const second = sharedHealth(memory, false);
-  const url = new URL('http://127.0.0.1:9');
   const here = new ServerState('app', url, null, first);
   const there = new ServerState('app', url, null, second);
   t.after(() => {
@@ -31,6 +31,11 @@ test('an ejection by one worker ejects the server in the others; its end lets it
     first.close();
     second.close();
   });
+  return { here, there };
+}
+
+test('an ejection by one worker ejects the server in the others; its end lets it back everywhere', async (t) => {
+  const { here, there } = twoWorkers(t, new URL('http://127.0.0.1:9'));
   here.attach(OWNER);
   there.attach(OWNER);
   here.onFailure('UPSTREAM_CONNECT');
@@ -86,18 +91,7 @@ test('an ejection ended early (the recovery probe passed) lets the server back i
   listening.listen(0, '127.0.0.1');
   await once(listening, 'listening');
   t.after(() => listening.close());
-  const memory = allocateSharedMemory(100);
-  const first = sharedHealth(memory, true);
-  const second = sharedHealth(memory, false);
-  const url = new URL(`http://127.0.0.1:${(listening.address() as AddressInfo).port}`);
-  const here = new ServerState('app', url, null, first);
-  const there = new ServerState('app', url, null, second);
-  t.after(() => {
-    here.close();
-    there.close();
-    first.close();
-    second.close();
-  });
+  const { here, there } = twoWorkers(t, new URL(`http://127.0.0.1:${(listening.address() as AddressInfo).port}`));
   // Ejected for 30 s, probed after 20 ms: the server accepts connections, so the probe passes.
   const probing: StateOwner = { ...OWNER, policy: { ...OWNER.policy, outlier: { ...(OWNER.policy.outlier as NonNullable<StateOwner['policy']['outlier']>), recoveryProbeMs: 20 } } };
   here.attach(probing);

@@ -100,16 +100,7 @@ export class BanList {
 
   /** Counts one broken limit at `now`; the length of the ban it calls for, or 0. */
   #count(key: string, now: number, policy: BanPolicy): number {
-    const records = this.#records;
-    let record = records.get(key);
-    if (record === undefined) {
-      record = { violations: 0, windowStart: now, level: 0, until: 0 };
-    } else {
-      records.delete(key);
-      if (record.until > 0 && now - record.until > policy.forgetAfter) record.level = 0;
-    }
-    records.set(key, record);
-    if (records.size > this.maxEntries) this.#evictRecords();
+    const record = this.#recordOf(key, now, policy);
     if (this.remaining(key) > 0) return 0;
     if (now - record.windowStart > policy.window) {
       record.windowStart = now;
@@ -122,6 +113,24 @@ export class BanList {
     record.windowStart = now;
     record.until = now + length;
     return length;
+  }
+
+  /**
+   * The key's record, made the most recent (the oldest are pushed out past maxEntries), its level
+   * forgotten after `forget_after` of good behaviour.
+   */
+  #recordOf(key: string, now: number, policy: BanPolicy): ClientRecord {
+    const records = this.#records;
+    let record = records.get(key);
+    if (record === undefined) {
+      record = { violations: 0, windowStart: now, level: 0, until: 0 };
+    } else {
+      records.delete(key);
+      if (record.until > 0 && now - record.until > policy.forgetAfter) record.level = 0;
+    }
+    records.set(key, record);
+    if (records.size > this.maxEntries) this.#evictRecords();
+    return record;
   }
 
   /** `issued` counts the bans given here, not those applied from another thread. */
@@ -187,8 +196,7 @@ export class BanList {
 
   /** A violation seen elsewhere: counted towards the threshold, never a ban by itself. */
   #countOnly(key: string, at: number, policy: BanPolicy): void {
-    const record = this.#records.get(key) ?? { violations: 0, windowStart: at, level: 0, until: 0 };
-    this.#records.set(key, record);
+    const record = this.#recordOf(key, at, policy);
     if (at - record.windowStart > policy.window) {
       record.windowStart = at;
       record.violations = 0;
