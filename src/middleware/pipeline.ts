@@ -135,6 +135,8 @@ export function applyResponseFilters(
   done: (error: Error | null) => void,
 ): FilterChain | WholeBody | null {
   const filters = ex.responseFilters ?? [];
+  // The first filter's WholeBody, made a stream only when another filter or a takeover follows it
+  // (alone, the common case, it is returned as it is: no stream, no array).
   let whole: WholeBody | null = null;
   let streams: Writable[] | null = null;
   let sink: Writable | null = null;
@@ -145,17 +147,16 @@ export function applyResponseFilters(
       sink = result.sink;
       break;
     }
-    streams ??= [];
-    if (result instanceof WholeBody) {
-      // Alone it needs no stream; with filters after it, it becomes one of the chain.
-      if (whole === null && streams.length === 0) whole = result;
-      streams.push(wholeBodyStream(result));
-    } else streams.push(result);
+    if (result instanceof WholeBody && whole === null && streams === null) {
+      whole = result;
+      continue;
+    }
+    streams ??= whole === null ? [] : [wholeBodyStream(whole)];
+    streams.push(result instanceof WholeBody ? wholeBodyStream(result) : result);
   }
-  if (sink === null && whole !== null && streams?.length === 1) return whole;
   if (streams === null) {
-    if (sink === null) return null;
-    streams = [];
+    if (sink === null) return whole;
+    streams = whole === null ? [] : [wholeBodyStream(whole)];
   }
   if (sink === null) {
     // Bytes sent downstream are counted after the filters (compressed size, not upstream size).
