@@ -321,11 +321,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const ex = this.#ex;
     if (ex.responseFilters !== null) {
       const chain = applyResponseFilters(ex, statusCode, out, (error) => this.#filtersDone(error));
-      if (chain instanceof WholeBody) {
-        this.#whole = new WholeResponse(chain, statusCode, out);
-        return;
-      }
-      if (chain !== null) {
+      if (chain instanceof WholeBody) this.#whole = new WholeResponse(chain, statusCode, out);
+      else if (chain !== null) {
         this.#sink = chain.head;
         this.#answered = chain.answered;
         if (chain.answered) return;
@@ -334,6 +331,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const res = ex.res;
     // After the filters: a cache stores the response without them.
     addResponseFields(ex, out);
+    // A body rewritten whole: its head goes out with it, at its end (#sendWhole).
+    if (this.#whole !== null) return;
     if (ex.h2 && out['grpc-status'] !== undefined) {
       // A gRPC "Trailers-Only" answer (its status in the one HEADERS frame that ends the
       // stream): the head is kept until end() so that it goes out with END_STREAM too; sent

@@ -3,7 +3,6 @@
  * compressed): the body is collected here, rewritten at its end, and written with its head in one
  * go, with the Content-Length of the new body. No stream is made for it, and no chunked framing.
  */
-import { addResponseFields } from '../core/response-fields.ts';
 import type { Exchange } from '../core/exchange.ts';
 import type { ResponseHeaders, WholeBody } from '../middleware/pipeline.ts';
 
@@ -33,8 +32,8 @@ export class WholeResponse {
   /** Rewrites the body and writes head and body; throws what the rewrite threw (nothing is written then). */
   send(ex: Exchange): void {
     const res = ex.res;
+    // Gatehouse's own fields are in: #startResponse added them, as to any head.
     const headers = this.#headers;
-    addResponseFields(ex, headers);
     if (ex.req.method === 'HEAD') {
       // No body to measure: the head a GET would get, without a length (filters leave HEAD alone anyway).
       res.writeHead(this.#status, headers);
