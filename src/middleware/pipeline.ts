@@ -151,12 +151,12 @@ export function applyResponseFilters(
       whole = result;
       continue;
     }
-    streams ??= whole === null ? [] : [wholeBodyStream(whole)];
-    streams.push(result instanceof WholeBody ? wholeBodyStream(result) : result);
+    streams ??= whole === null ? [] : [new WholeBodyStream(whole)];
+    streams.push(result instanceof WholeBody ? new WholeBodyStream(result) : result);
   }
   if (streams === null) {
     if (sink === null) return whole;
-    streams = whole === null ? [] : [wholeBodyStream(whole)];
+    streams = whole === null ? [] : [new WholeBodyStream(whole)];
   }
   if (sink === null) {
     // Bytes sent downstream are counted after the filters (compressed size, not upstream size).
@@ -203,29 +203,58 @@ function join(stages: Writable[], done: (error: Error | null) => void): void {
   (stages[last] as Writable).once('finish', () => settle(null));
 }
 
-/** A WholeBody as a stream: collects the body (up to its limit), rewrites it at the end. */
-function wholeBodyStream(whole: WholeBody): Transform {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback): void {
-      length += chunk.length;
-      // The declared length bounds what is held; a backend sending more is cut by the transport.
-      if (length > whole.limit) {
-        callback(new Error('response body longer than its Content-Length'));
-        return;
-      }
-      chunks.push(chunk);
-      callback();
-    },
-    flush(callback: TransformCallback): void {
-      try {
-        callback(null, whole.rewrite(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length)));
-      } catch (error: unknown) {
-        callback(error instanceof Error ? error : new Error(String(error)));
-      }
-    },
-  });
+/**
+ * A body collected for a WholeBody, up to its limit, then rewritten: what the forward action does
+ * for a WholeBody alone (WholeResponse), and what it does as a stage of a filter chain (below).
+ */
+export class WholeBodyInput {
+  readonly #whole: WholeBody;
+  #first: Buffer | null = null;
+  #rest: Buffer[] | null = null;
+  #length = 0;
+
+  constructor(whole: WholeBody) {
+    this.#whole = whole;
+  }
+
+  /** Keeps `chunk`; false when the body outgrows the filter's limit (it was longer than declared). */
+  add(chunk: Buffer): boolean {
+    this.#length += chunk.length;
+    if (this.#length > this.#whole.limit) return false;
+    if (this.#first === null) this.#first = chunk;
+    else (this.#rest ??= []).push(chunk);
+    return true;
+  }
+
+  /** The filter's new body for what was collected; throws what the filter threw. */
+  rewrite(): Buffer {
+    const first = this.#first ?? Buffer.alloc(0);
+    return this.#whole.rewrite(this.#rest === null ? first : Buffer.concat([first, ...this.#rest], this.#length));
+  }
+}
+
+/** A WholeBody as a stage of the chain: collects the body (up to its limit), rewrites it at the end. */
+class WholeBodyStream extends Transform {
+  readonly #input: WholeBodyInput;
+
+  constructor(whole: WholeBody) {
+    super();
+    this.#input = new WholeBodyInput(whole);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    // The declared length bounds what is held; a backend sending more is cut by the transport.
+    if (this.#input.add(chunk)) callback();
+    else callback(new Error('response body longer than its Content-Length'));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      callback(null, this.#input.rewrite());
+    } catch (error: unknown) {
+      callback(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
 }
 
 /**

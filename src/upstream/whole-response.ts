@@ -4,29 +4,16 @@
  * go, with the Content-Length of the new body. No stream is made for it, and no chunked framing.
  */
 import type { Exchange } from '../core/exchange.ts';
-import type { ResponseHeaders, WholeBody } from '../middleware/pipeline.ts';
+import { WholeBodyInput, type ResponseHeaders, type WholeBody } from '../middleware/pipeline.ts';
 
-export class WholeResponse {
-  readonly #whole: WholeBody;
+export class WholeResponse extends WholeBodyInput {
   readonly #status: number;
   readonly #headers: ResponseHeaders;
-  #first: Buffer | null = null;
-  #rest: Buffer[] | null = null;
-  #length = 0;
 
   constructor(whole: WholeBody, status: number, headers: ResponseHeaders) {
-    this.#whole = whole;
+    super(whole);
     this.#status = status;
     this.#headers = headers;
-  }
-
-  /** Keeps `chunk`; false when the body outgrows the filter's limit (it was longer than declared). */
-  add(chunk: Buffer): boolean {
-    this.#length += chunk.length;
-    if (this.#length > this.#whole.limit) return false;
-    if (this.#first === null) this.#first = chunk;
-    else (this.#rest ??= []).push(chunk);
-    return true;
   }
 
   /** Rewrites the body and writes head and body; throws what the rewrite threw (nothing is written then). */
@@ -40,8 +27,7 @@ export class WholeResponse {
       res.end();
       return;
     }
-    const first = this.#first ?? Buffer.alloc(0);
-    const body = this.#whole.rewrite(this.#rest === null ? first : Buffer.concat([first, ...this.#rest], this.#length));
+    const body = this.rewrite();
     headers['content-length'] = String(body.length);
     res.writeHead(this.#status, headers);
     ex.bytes = body.length;
