@@ -22,7 +22,7 @@ export class WholeResponse extends WholeBodyInput {
     // Gatehouse's own fields are in: #startResponse added them, as to any head.
     const headers = this.#headers;
     if (ex.req.method === 'HEAD') {
-      // No body to measure: the head a GET would get, without a length (filters leave HEAD alone anyway).
+      // No body to rewrite, so no length to declare: the head a GET would get, without one.
       res.writeHead(this.#status, headers);
       res.end();
       return;
