@@ -121,18 +121,24 @@ export interface FilterChain {
   readonly answered: boolean;
 }
 
+/** What runs the filter chain: told when it has ended or failed. */
+export interface FilterChainOwner {
+  /** The chain has ended (null) or failed. */
+  filtersDone(error: Error | null): void;
+}
+
 /**
  * Lets each filter of `ex` see the response head, innermost first, and joins the streams they
  * return into a chain ending in the client's response (or in a takeover's sink). Returns null when
  * no filter inserted anything, and a WholeBody when that is all that was inserted (the caller
- * collects the body and writes the rewritten one itself; `done` is not called then). `done` is
- * called once the chain has ended or failed.
+ * collects the body and writes the rewritten one itself; `owner` is not told then). `owner` is
+ * told once the chain has ended or failed (an object, not a callback: no closure per request).
  */
 export function applyResponseFilters(
   ex: Exchange,
   status: number,
   headers: ResponseHeaders,
-  done: (error: Error | null) => void,
+  owner: FilterChainOwner,
 ): FilterChain | WholeBody | null {
   const filters = ex.responseFilters ?? [];
   // The first filter's WholeBody, made a stream only when another filter or a takeover follows it
@@ -169,26 +175,27 @@ export function applyResponseFilters(
   if (first === undefined) {
     // A takeover with nothing before it: the sink is the chain.
     const only = sink as Writable;
-    only.once('close', () => done(only.errored ?? null));
+    only.once('close', () => owner.filtersDone(only.errored ?? null));
     return { head: only, answered: true };
   }
-  join([...(streams as Transform[]), sink ?? ex.res], done);
+  streams.push(sink ?? ex.res);
+  join(streams, owner);
   return { head: first, answered: sink !== null };
 }
 
 /**
- * Pipes `stages` into one another and calls `done` once: with null when the last has finished,
+ * Pipes `stages` into one another and tells `owner` once: with null when the last has finished,
  * or with the first error or premature close, after destroying them all. (stream.pipeline does
  * the same, but creates and aborts an AbortController per call, which showed in profiles of the
  * compressed path; this is the subset the filter chain needs.)
  */
-function join(stages: Writable[], done: (error: Error | null) => void): void {
+function join(stages: Writable[], owner: FilterChainOwner): void {
   let settled = false;
   const settle = (error: Error | null): void => {
     if (settled) return;
     settled = true;
     if (error !== null) for (const stage of stages) if (!stage.destroyed) stage.destroy();
-    done(error);
+    owner.filtersDone(error);
   };
   const last = stages.length - 1;
   stages.forEach((stage, i) => {
