@@ -35,7 +35,8 @@ export function noteBodyBytes(n: number): void {
   bytes += n;
   if (bytes < SCAVENGE_EVERY) return;
   bytes = 0;
-  collect ??= gcFunction();
+  // Not ??=: null (no gc() to be had) is an answer too, not asked for again every mark.
+  if (collect === undefined) collect = gcFunction();
   collect?.({ type: 'minor' });
 }
 

@@ -121,20 +121,28 @@ export interface FilterChain {
   readonly answered: boolean;
 }
 
+/** What runs the filter chain: told when it has ended or failed. */
+export interface FilterChainOwner {
+  /** The chain has ended (null) or failed. */
+  filtersDone(error: Error | null): void;
+}
+
 /**
  * Lets each filter of `ex` see the response head, innermost first, and joins the streams they
  * return into a chain ending in the client's response (or in a takeover's sink). Returns null when
  * no filter inserted anything, and a WholeBody when that is all that was inserted (the caller
- * collects the body and writes the rewritten one itself; `done` is not called then). `done` is
- * called once the chain has ended or failed.
+ * collects the body and writes the rewritten one itself; `owner` is not told then). `owner` is
+ * told once the chain has ended or failed (an object, not a callback: no closure per request).
  */
 export function applyResponseFilters(
   ex: Exchange,
   status: number,
   headers: ResponseHeaders,
-  done: (error: Error | null) => void,
+  owner: FilterChainOwner,
 ): FilterChain | WholeBody | null {
   const filters = ex.responseFilters ?? [];
+  // The first filter's WholeBody, made a stream only when another filter or a takeover follows it
+  // (alone, the common case, it is returned as it is: no stream, no array).
   let whole: WholeBody | null = null;
   let streams: Writable[] | null = null;
   let sink: Writable | null = null;
@@ -145,17 +153,16 @@ export function applyResponseFilters(
       sink = result.sink;
       break;
     }
-    streams ??= [];
-    if (result instanceof WholeBody) {
-      // Alone it needs no stream; with filters after it, it becomes one of the chain.
-      if (whole === null && streams.length === 0) whole = result;
-      streams.push(wholeBodyStream(result));
-    } else streams.push(result);
+    if (result instanceof WholeBody && whole === null && streams === null) {
+      whole = result;
+      continue;
+    }
+    streams ??= whole === null ? [] : [new WholeBodyStream(whole)];
+    streams.push(result instanceof WholeBody ? new WholeBodyStream(result) : result);
   }
-  if (sink === null && whole !== null && streams?.length === 1) return whole;
   if (streams === null) {
-    if (sink === null) return null;
-    streams = [];
+    if (sink === null) return whole;
+    streams = whole === null ? [] : [new WholeBodyStream(whole)];
   }
   if (sink === null) {
     // Bytes sent downstream are counted after the filters (compressed size, not upstream size).
@@ -168,26 +175,27 @@ export function applyResponseFilters(
   if (first === undefined) {
     // A takeover with nothing before it: the sink is the chain.
     const only = sink as Writable;
-    only.once('close', () => done(only.errored ?? null));
+    only.once('close', () => owner.filtersDone(only.errored ?? null));
     return { head: only, answered: true };
   }
-  join([...(streams as Transform[]), sink ?? ex.res], done);
+  streams.push(sink ?? ex.res);
+  join(streams, owner);
   return { head: first, answered: sink !== null };
 }
 
 /**
- * Pipes `stages` into one another and calls `done` once: with null when the last has finished,
+ * Pipes `stages` into one another and tells `owner` once: with null when the last has finished,
  * or with the first error or premature close, after destroying them all. (stream.pipeline does
  * the same, but creates and aborts an AbortController per call, which showed in profiles of the
  * compressed path; this is the subset the filter chain needs.)
  */
-function join(stages: Writable[], done: (error: Error | null) => void): void {
+function join(stages: Writable[], owner: FilterChainOwner): void {
   let settled = false;
   const settle = (error: Error | null): void => {
     if (settled) return;
     settled = true;
     if (error !== null) for (const stage of stages) if (!stage.destroyed) stage.destroy();
-    done(error);
+    owner.filtersDone(error);
   };
   const last = stages.length - 1;
   stages.forEach((stage, i) => {
@@ -202,29 +210,58 @@ function join(stages: Writable[], done: (error: Error | null) => void): void {
   (stages[last] as Writable).once('finish', () => settle(null));
 }
 
-/** A WholeBody as a stream: collects the body (up to its limit), rewrites it at the end. */
-function wholeBodyStream(whole: WholeBody): Transform {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback: TransformCallback): void {
-      length += chunk.length;
-      // The declared length bounds what is held; a backend sending more is cut by the transport.
-      if (length > whole.limit) {
-        callback(new Error('response body longer than its Content-Length'));
-        return;
-      }
-      chunks.push(chunk);
-      callback();
-    },
-    flush(callback: TransformCallback): void {
-      try {
-        callback(null, whole.rewrite(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length)));
-      } catch (error: unknown) {
-        callback(error instanceof Error ? error : new Error(String(error)));
-      }
-    },
-  });
+/**
+ * A body collected for a WholeBody, up to its limit, then rewritten: what the forward action does
+ * for a WholeBody alone (WholeResponse), and what it does as a stage of a filter chain (below).
+ */
+export class WholeBodyInput {
+  readonly #whole: WholeBody;
+  #first: Buffer | null = null;
+  #rest: Buffer[] | null = null;
+  #length = 0;
+
+  constructor(whole: WholeBody) {
+    this.#whole = whole;
+  }
+
+  /** Keeps `chunk`; false when the body outgrows the filter's limit (it was longer than declared). */
+  add(chunk: Buffer): boolean {
+    this.#length += chunk.length;
+    if (this.#length > this.#whole.limit) return false;
+    if (this.#first === null) this.#first = chunk;
+    else (this.#rest ??= []).push(chunk);
+    return true;
+  }
+
+  /** The filter's new body for what was collected; throws what the filter threw. */
+  rewrite(): Buffer {
+    const first = this.#first ?? Buffer.alloc(0);
+    return this.#whole.rewrite(this.#rest === null ? first : Buffer.concat([first, ...this.#rest], this.#length));
+  }
+}
+
+/** A WholeBody as a stage of the chain: collects the body (up to its limit), rewrites it at the end. */
+class WholeBodyStream extends Transform {
+  readonly #input: WholeBodyInput;
+
+  constructor(whole: WholeBody) {
+    super();
+    this.#input = new WholeBodyInput(whole);
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    // The declared length bounds what is held; a backend sending more is cut by the transport.
+    if (this.#input.add(chunk)) callback();
+    else callback(new Error('response body longer than its Content-Length'));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      callback(null, this.#input.rewrite());
+    } catch (error: unknown) {
+      callback(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
 }
 
 /**

@@ -16,7 +16,7 @@ import { addResponseFields } from '../core/response-fields.ts';
 import { sendError } from '../listeners/respond.ts';
 import type { NamedDispatchOptions } from '../transport/pool.ts';
 import { applyToFlat, applyToRecord } from '../middleware/headers.ts';
-import { applyResponseFilters, rescueByFilter, WholeBody } from '../middleware/pipeline.ts';
+import { applyResponseFilters, rescueByFilter, WholeBody, type FilterChainOwner } from '../middleware/pipeline.ts';
 import type { ForwardAction } from '../routing/actions.ts';
 import { requestBody } from '../middleware/body-limit.ts';
 import { answeredAsFinalRecipient } from './max-forwards.ts';
@@ -55,7 +55,7 @@ export function forward(ex: Exchange, action: ForwardAction, finish: FinishExcha
  * One try of a request: sends it to a server and streams the response into the client's
  * response. A retry is a new ForwardHandler linked to the tries before it.
  */
-class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attempt {
+class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attempt, FilterChainOwner {
   readonly #ex: Exchange;
   readonly #action: ForwardAction;
   readonly #finish: FinishExchange;
@@ -320,12 +320,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
   #startResponse(statusCode: number, out: Record<string, string | string[]>): void {
     const ex = this.#ex;
     if (ex.responseFilters !== null) {
-      const chain = applyResponseFilters(ex, statusCode, out, (error) => this.#filtersDone(error));
-      if (chain instanceof WholeBody) {
-        this.#whole = new WholeResponse(chain, statusCode, out);
-        return;
-      }
-      if (chain !== null) {
+      const chain = applyResponseFilters(ex, statusCode, out, this);
+      if (chain instanceof WholeBody) this.#whole = new WholeResponse(chain, statusCode, out);
+      else if (chain !== null) {
         this.#sink = chain.head;
         this.#answered = chain.answered;
         if (chain.answered) return;
@@ -334,6 +331,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     const res = ex.res;
     // After the filters: a cache stores the response without them.
     addResponseFields(ex, out);
+    // A body rewritten whole: its head goes out with it, at its end (#sendWhole).
+    if (this.#whole !== null) return;
     if (ex.h2 && out['grpc-status'] !== undefined) {
       // A gRPC "Trailers-Only" answer (its status in the one HEADERS frame that ends the
       // stream): the head is kept until end() so that it goes out with END_STREAM too; sent
@@ -438,8 +437,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     this.#complete();
   }
 
-  /** The response filters' chain has ended or failed. */
-  #filtersDone(error: Error | null): void {
+  /** The response filters' chain has ended or failed (FilterChainOwner). */
+  filtersDone(error: Error | null): void {
     if (error !== null) {
       if (!this.#answered) sendError(this.#ex, error);
       // Nothing reads the upstream body any more; the reader went away, which is no server fault.

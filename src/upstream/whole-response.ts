@@ -3,46 +3,31 @@
  * compressed): the body is collected here, rewritten at its end, and written with its head in one
  * go, with the Content-Length of the new body. No stream is made for it, and no chunked framing.
  */
-import { addResponseFields } from '../core/response-fields.ts';
 import type { Exchange } from '../core/exchange.ts';
-import type { ResponseHeaders, WholeBody } from '../middleware/pipeline.ts';
+import { WholeBodyInput, type ResponseHeaders, type WholeBody } from '../middleware/pipeline.ts';
 
-export class WholeResponse {
-  readonly #whole: WholeBody;
+export class WholeResponse extends WholeBodyInput {
   readonly #status: number;
   readonly #headers: ResponseHeaders;
-  #first: Buffer | null = null;
-  #rest: Buffer[] | null = null;
-  #length = 0;
 
   constructor(whole: WholeBody, status: number, headers: ResponseHeaders) {
-    this.#whole = whole;
+    super(whole);
     this.#status = status;
     this.#headers = headers;
-  }
-
-  /** Keeps `chunk`; false when the body outgrows the filter's limit (it was longer than declared). */
-  add(chunk: Buffer): boolean {
-    this.#length += chunk.length;
-    if (this.#length > this.#whole.limit) return false;
-    if (this.#first === null) this.#first = chunk;
-    else (this.#rest ??= []).push(chunk);
-    return true;
   }
 
   /** Rewrites the body and writes head and body; throws what the rewrite threw (nothing is written then). */
   send(ex: Exchange): void {
     const res = ex.res;
+    // Gatehouse's own fields are in: #startResponse added them, as to any head.
     const headers = this.#headers;
-    addResponseFields(ex, headers);
     if (ex.req.method === 'HEAD') {
-      // No body to measure: the head a GET would get, without a length (filters leave HEAD alone anyway).
+      // No body to rewrite, so no length to declare: the head a GET would get, without one.
       res.writeHead(this.#status, headers);
       res.end();
       return;
     }
-    const first = this.#first ?? Buffer.alloc(0);
-    const body = this.#whole.rewrite(this.#rest === null ? first : Buffer.concat([first, ...this.#rest], this.#length));
+    const body = this.rewrite();
     headers['content-length'] = String(body.length);
     res.writeHead(this.#status, headers);
     ex.bytes = body.length;

@@ -130,3 +130,26 @@ test('a backend that fails in the middle of a small body: nothing was sent yet, 
   assert.equal(res.status, 502);
   assert.equal(res.headers['content-encoding'], undefined);
 });
+
+test('with the cache after it, a small body compressed whole is one stage of the chain: the stored variant is the compressed bytes', async (t) => {
+  const body = text(9000);
+  const origin = await startOrigin(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(body.length), 'cache-control': 'max-age=600' });
+    res.end(body);
+  });
+  const proxy = await startProxy(t, {
+    upstreams: { app: { servers: [{ url: origin.url }] } },
+    routes: [{ match: {}, upstream: 'app', cache: true, compress: { enabled: true } }],
+  });
+  for (const encoding of ['gzip', 'zstd']) {
+    const miss = await fetchRaw(`${proxy.url}/page`, { 'accept-encoding': encoding });
+    assert.equal(miss.headers['content-encoding'], encoding);
+    assert.ok(miss.body.length < body.length / 4, `${encoding}: compressed on the miss`);
+    assert.equal(decoded(miss), body);
+    const hit = await fetchRaw(`${proxy.url}/page`, { 'accept-encoding': encoding });
+    assert.match(String(hit.headers['cache-status']), /hit/, `${encoding}: served from the store`);
+    assert.equal(hit.headers['content-length'], String(miss.body.length), `${encoding}: the stored compressed size`);
+    assert.ok(hit.body.equals(miss.body), `${encoding}: the compressed bytes were stored`);
+  }
+  assert.equal(origin.count('/page'), 2, 'one origin request per encoding');
+});

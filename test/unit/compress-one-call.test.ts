@@ -32,3 +32,19 @@ test('a result is its own buffer: the next call does not overwrite it', () => {
   compressWhole('gzip', Buffer.from('something else entirely '.repeat(40)), 5);
   assert.ok(first.equals(copy));
 });
+
+test('a level\'s context is made once and reused: later bodies make no zlib stream and do not fall back to the public one-call functions', (t) => {
+  // The first calls make the check and this level's contexts.
+  compressWhole('gzip', TEXT, 4);
+  compressWhole('zstd', TEXT, 4);
+  const made = t.mock.fn();
+  t.mock.method(zlib, 'createGzip', made);
+  t.mock.method(zlib, 'createZstdCompress', made);
+  t.mock.method(zlib, 'gzipSync', made);
+  t.mock.method(zlib, 'zstdCompressSync', made);
+  for (let i = 0; i < 3; i++) {
+    assert.ok(zlib.gunzipSync(compressWhole('gzip', TEXT, 4)).equals(TEXT));
+    assert.ok(zlib.zstdDecompressSync(compressWhole('zstd', TEXT, 4)).equals(TEXT));
+  }
+  assert.equal(made.mock.callCount(), 0);
+});

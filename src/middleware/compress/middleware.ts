@@ -21,7 +21,7 @@ import type { RouteConfig } from '../../config/schema.ts';
 import type { Exchange } from '../../core/exchange.ts';
 import type { Finish, Middleware, Next, ResponseFilter, ResponseHeaders, WholeBody } from '../pipeline.ts';
 import { acceptsCoding, chooseEncoding } from './negotiate.ts';
-import { createCompressor, createDecompressor, DECODABLE, SYNC_LIMIT, WholeCompressor, type Levels } from './streams.ts';
+import { createCompressor, createDecompressor, DECODABLE, WholeCompressor, type Levels } from './streams.ts';
 import { compileTypes, type TypeMatcher } from './types.ts';
 
 /** A route's compiled compression settings. */
@@ -80,7 +80,8 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
     delete headers['content-length'];
     delete headers['accept-ranges'];
     weakenEtag(headers);
-    return size >= 0 && size <= SYNC_LIMIT ? this.#whole[encoding] : createCompressor(encoding, this.settings.levels, size);
+    const whole = this.#whole[encoding];
+    return size >= 0 && size <= whole.limit ? whole : createCompressor(encoding, this.settings.levels, size);
   }
 
   /** A backend's encoding the client does not accept: decode it (`decompress: true`). */

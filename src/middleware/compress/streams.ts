@@ -108,19 +108,20 @@ export class WholeCompressor extends WholeBody {
   }
 
   rewrite(body: Buffer): Buffer {
-    const output = compressSync(this.#encoding, body, this.#levels, body.length);
+    const output = compressSync(this.#encoding, body, this.#levels);
     compressionCounters.bytesIn += body.length;
     compressionCounters.bytesOut += output.length;
     return output;
   }
 }
 
-function compressSync(encoding: Encoding, input: Buffer, levels: Levels, size: number): Buffer {
+/** `input` compressed whole (brotli gets its length as the size hint). */
+function compressSync(encoding: Encoding, input: Buffer, levels: Levels): Buffer {
   switch (encoding) {
     case 'gzip':
       return compressWhole('gzip', input, levels.gzip);
     case 'br':
-      return zlib.brotliCompressSync(input, brotliOptions(levels, size));
+      return zlib.brotliCompressSync(input, brotliOptions(levels, input.length));
     case 'zstd':
       return compressWhole('zstd', input, levels.zstd);
     default:
