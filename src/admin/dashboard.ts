@@ -42,14 +42,16 @@ export class Dashboard {
   constructor(source: LiveSource) {
     this.#feed = new LiveFeed(source);
     const dir = assetDirectory();
-    const read = new Map<string, Buffer>();
+    // A file served under two paths (the page) is read and hashed once.
+    const byFile = new Map<string, Asset>();
     for (const [path, { file, type }] of Object.entries(FILES)) {
-      let body = read.get(file);
-      if (body === undefined) {
-        body = readFileSync(new URL(file, dir));
-        read.set(file, body);
+      let asset = byFile.get(file);
+      if (asset === undefined) {
+        const body = readFileSync(new URL(file, dir));
+        asset = { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+        byFile.set(file, asset);
       }
-      this.#assets.set(path, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` });
+      this.#assets.set(path, asset);
     }
   }
 

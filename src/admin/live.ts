@@ -4,7 +4,7 @@
  * recorders (one, or each worker's, merged here). The timer runs only while someone watches.
  */
 import type { ServerResponse } from 'node:http';
-import { bucketUpperMs, LATENCY_BUCKETS, TRAFFIC_SECONDS, topRefused, type RecentError, type RefusedClient, type TrafficWindow } from '../core/recent-traffic.ts';
+import { bucketUpperMs, LATENCY_BUCKETS, RECENT_ERRORS, TRAFFIC_SECONDS, topRefused, type RecentError, type TrafficWindow } from '../core/recent-traffic.ts';
 
 /** What the feed reads from the running proxy (AdminTarget has all of it). */
 export interface LiveSource {
@@ -135,7 +135,6 @@ export function mergeWindows(windows: readonly TrafficWindow[]): TrafficWindow {
   const requests = new Uint32Array(TRAFFIC_SECONDS);
   const errors = new Uint32Array(TRAFFIC_SECONDS);
   const latency = new Uint32Array(TRAFFIC_SECONDS * LATENCY_BUCKETS);
-  const refused = new Map<string, RefusedClient>();
   const recentErrors: RecentError[] = [];
   for (const w of windows) {
     // A worker whose last roll was a second behind lines up by the second it counted.
@@ -150,15 +149,9 @@ export function mergeWindows(windows: readonly TrafficWindow[]): TrafficWindow {
       latency[to] = (latency[to] ?? 0) + (w.latency[i] ?? 0);
     }
     recentErrors.push(...w.recentErrors);
-    for (const r of w.refused) {
-      const entry = refused.get(r.client) ?? { client: r.client, denied: 0, limited: 0 };
-      entry.denied += r.denied;
-      entry.limited += r.limited;
-      refused.set(r.client, entry);
-    }
   }
   recentErrors.sort((a, b) => a.time - b.time);
-  return { end, requests, errors, latency, recentErrors: recentErrors.slice(-20), refused: topRefused([...refused.values()]) };
+  return { end, requests, errors, latency, recentErrors: recentErrors.slice(-RECENT_ERRORS), refused: topRefused(windows.map((w) => w.refused)) };
 }
 
 /** Per-second series for the graphs, and the figures of the last seconds. */

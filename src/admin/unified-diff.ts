@@ -3,7 +3,7 @@
  * a longest-common-subsequence over lines, hunks with three lines of context. Pure.
  */
 
-/** Texts longer than this (lines, each side) are compared as one replaced block: the LCS table grows as their product. */
+/** Changed regions longer than this (lines, each side, past the common head and tail) are compared as one replaced block: the LCS table grows as their product. */
 const MAX_LINES = 4000;
 const CONTEXT = 3;
 
@@ -14,7 +14,7 @@ export function unifiedDiff(before: string, after: string, nameBefore = 'running
   if (before === after) return '';
   const a = splitLines(before);
   const b = splitLines(after);
-  const ops = a.length > MAX_LINES || b.length > MAX_LINES ? replaceAll(a, b) : lcsOps(a, b);
+  const ops = lcsOps(a, b);
   const out = [`--- ${nameBefore}`, `+++ ${nameAfter}`];
   // Each hunk: a change, the changes less than 2 × CONTEXT lines after it, and CONTEXT lines around.
   let i = 0;
@@ -66,10 +66,6 @@ function hunk(ops: readonly Op[], start: number, end: number): string {
   return [`@@ -${range(aLine, aCount)} +${range(bLine, bCount)} @@`, ...body].join('\n');
 }
 
-function replaceAll(a: readonly string[], b: readonly string[]): Op[] {
-  return [...a.map((line) => ({ kind: '-' as const, line })), ...b.map((line) => ({ kind: '+' as const, line }))];
-}
-
 function lcsOps(a: readonly string[], b: readonly string[]): Op[] {
   // The common head and tail first: most edits touch a few lines of a long file.
   let head = 0;
@@ -80,6 +76,19 @@ function lcsOps(a: readonly string[], b: readonly string[]): Op[] {
   const midB = b.slice(head, b.length - tail);
   const n = midA.length;
   const m = midB.length;
+  const ops: Op[] = a.slice(0, head).map((line) => ({ kind: ' ', line }));
+  if (n > MAX_LINES || m > MAX_LINES) {
+    for (const line of midA) ops.push({ kind: '-', line });
+    for (const line of midB) ops.push({ kind: '+', line });
+  } else middleOps(midA, midB, ops);
+  for (const line of a.slice(a.length - tail)) ops.push({ kind: ' ', line });
+  return ops;
+}
+
+/** The LCS edit of the changed middle, appended to `ops`. */
+function middleOps(midA: readonly string[], midB: readonly string[], ops: Op[]): void {
+  const n = midA.length;
+  const m = midB.length;
   // lengths[i * (m + 1) + j]: the LCS of midA[i..] and midB[j..].
   const lengths = new Uint32Array((n + 1) * (m + 1));
   for (let i = n - 1; i >= 0; i--) {
@@ -88,7 +97,6 @@ function lcsOps(a: readonly string[], b: readonly string[]): Op[] {
         midA[i] === midB[j] ? (lengths[(i + 1) * (m + 1) + j + 1] as number) + 1 : Math.max(lengths[(i + 1) * (m + 1) + j] as number, lengths[i * (m + 1) + j + 1] as number);
     }
   }
-  const ops: Op[] = a.slice(0, head).map((line) => ({ kind: ' ', line }));
   let i = 0;
   let j = 0;
   while (i < n || j < m) {
@@ -105,6 +113,4 @@ function lcsOps(a: readonly string[], b: readonly string[]): Op[] {
       j++;
     }
   }
-  for (const line of a.slice(a.length - tail)) ops.push({ kind: ' ', line });
-  return ops;
 }

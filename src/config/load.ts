@@ -76,10 +76,13 @@ export function parseConfigText(text: string, file: string): Config {
     const located = problems.map((p) => ({ offset: offsetOf(doc, p.path, p.atKey), problem: p }));
     // Stable: problems at one position keep the order they were found in.
     located.sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity));
-    const lines = located.map(({ offset, problem }) => `${where(offset)} ${formatPath(problem.path)}: ${problem.message}`);
-    const seen = new Set<string>();
-    const each = located.filter((_, i) => !seen.has(lines[i] as string) && seen.add(lines[i] as string) !== undefined);
-    throw new ConfigError(report(lines), each.map(({ offset, problem }) => at(offset, formatPath(problem.path), problem.message)));
+    // Each problem once, by its line (as report() does for the message).
+    const byLine = new Map<string, LocatedProblem>();
+    for (const { offset, problem } of located) {
+      const line = `${where(offset)} ${formatPath(problem.path)}: ${problem.message}`;
+      if (!byLine.has(line)) byLine.set(line, at(offset, formatPath(problem.path), problem.message));
+    }
+    throw new ConfigError([...byLine.keys()].join('\n'), [...byLine.values()]);
   }
   sources.set(config, (path) => where(offsetOf(doc, path)));
   texts.set(config, text);

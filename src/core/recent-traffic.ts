@@ -14,7 +14,7 @@ export const LATENCY_BUCKETS = 80;
 const BUCKETS_PER_DOUBLING = 4;
 const FIRST_BUCKET_MS = 0.1;
 /** Error answers kept for the dashboard. */
-const RECENT_ERRORS = 20;
+export const RECENT_ERRORS = 20;
 /** Refused clients counted per minute at most: a flood of addresses must not grow memory. */
 const MAX_REFUSED_CLIENTS = 1_000;
 /** Request paths are cut to this length in the recent errors. */
@@ -185,22 +185,22 @@ export class TrafficRecorder {
   }
 
   #refusedClients(): RefusedClient[] {
-    const sum = new Map<string, RefusedClient>();
-    for (const map of [this.#refusedBefore, this.#refused]) {
-      for (const { client, denied, limited } of map.values()) {
-        const entry = sum.get(client) ?? { client, denied: 0, limited: 0 };
-        entry.denied += denied;
-        entry.limited += limited;
-        sum.set(client, entry);
-      }
-    }
-    return topRefused([...sum.values()]);
+    return topRefused([this.#refusedBefore.values(), this.#refused.values()]);
   }
 }
 
-/** The ten clients refused most. */
-export function topRefused(clients: RefusedClient[]): RefusedClient[] {
-  return clients.sort((a, b) => b.denied + b.limited - (a.denied + a.limited)).slice(0, 10);
+/** The ten clients refused most, counts of the same client in several lists added up. */
+export function topRefused(lists: Iterable<Iterable<RefusedClient>>): RefusedClient[] {
+  const sum = new Map<string, RefusedClient>();
+  for (const list of lists) {
+    for (const { client, denied, limited } of list) {
+      const entry = sum.get(client) ?? { client, denied: 0, limited: 0 };
+      entry.denied += denied;
+      entry.limited += limited;
+      sum.set(client, entry);
+    }
+  }
+  return [...sum.values()].sort((a, b) => b.denied + b.limited - (a.denied + a.limited)).slice(0, 10);
 }
 
 function epochSecond(): number {

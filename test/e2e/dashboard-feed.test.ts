@@ -24,7 +24,10 @@ test('the page and its files are served with their types, an ETag, no-cache and 
   assert.equal(page.headers['x-frame-options'], 'DENY');
   assert.match(page.body, /<script type="module" src="\.\/dashboard\.js"><\/script>/);
   assert.doesNotMatch(page.body, /https?:\/\//, 'nothing from the network');
-  assert.equal((await request(`${admin}/dashboard`)).body, page.body);
+  const dashboard = await request(`${admin}/dashboard`);
+  assert.equal(dashboard.body, page.body);
+  assert.equal(dashboard.headers.etag, page.headers.etag, 'one page, one ETag under both paths');
+  assert.equal((await request(`${admin}/dashboard`, { headers: { 'if-none-match': String(page.headers.etag) } })).status, 304);
   const again = await request(`${admin}/`, { headers: { 'if-none-match': String(page.headers.etag) } });
   assert.equal(again.status, 304);
   assert.equal(again.body, '');

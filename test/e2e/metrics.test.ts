@@ -62,6 +62,10 @@ test('/metrics: requests by route, upstream and status class, latency histograms
   assert.ok(valueOf(samples, 'gatehouse_request_duration_seconds_sum', { route: 'api' }) > 0);
   assert.ok(valueOf(samples, 'gatehouse_request_duration_seconds_bucket', { route: 'api', le: '0.001' }) <= valueOf(samples, 'gatehouse_request_duration_seconds_bucket', { route: 'api', le: '10' }));
   assert.equal(valueOf(samples, 'gatehouse_upstream_response_seconds_count', { upstream: 'app', server }), 6);
+  assert.equal(valueOf(samples, 'gatehouse_upstream_response_seconds_bucket', { upstream: 'app', server, le: '+Inf' }), 6);
+  assert.ok(valueOf(samples, 'gatehouse_upstream_response_seconds_sum', { upstream: 'app', server }) > 0);
+  // The whole request lasts longer than its wait for the server's head.
+  assert.ok(valueOf(samples, 'gatehouse_upstream_response_seconds_sum', { upstream: 'app', server }) <= valueOf(samples, 'gatehouse_request_duration_seconds_sum', { route: 'api' }));
   assert.equal(valueOf(samples, 'gatehouse_request_body_bytes_total', { route: 'api' }), 150, 'declared and chunked bodies');
   assert.equal(valueOf(samples, 'gatehouse_response_body_bytes_total', { route: 'api' }), 5 * 'hello world'.length + 2);
   assert.equal(valueOf(samples, 'gatehouse_upstream_response_body_bytes_total', { server }), 5 * 'hello world'.length + 2);

@@ -127,6 +127,8 @@ interface OtlpSpan {
   parentSpanId?: string;
   name: string;
   kind: number;
+  startTimeUnixNano: string | number;
+  endTimeUnixNano: string | number;
   attributes: { key: string; value: { stringValue?: string; intValue?: string | number } }[];
 }
 
@@ -170,6 +172,7 @@ test('OTLP: a span per sampled request reaches the collector with the trace id, 
     tracing: { otlp: { endpoint: collector.url, service_name: 'edge-proxy' } },
   });
   const incoming = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const before = BigInt(Date.now() - 1) * 1_000_000n;
   const continued = await sentUpstream(`${proxy.url}/continued?x=1`, { traceparent: incoming });
   const started = await sentUpstream(`${proxy.url}/started`);
   const unsampled = await sentUpstream(`${proxy.url}/unsampled`, { traceparent: '00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00' });
@@ -191,6 +194,10 @@ test('OTLP: a span per sampled request reaches the collector with the trace id, 
   assert.equal(attribute(first, 'gatehouse.route'), 'main');
   assert.equal(attribute(first, 'gatehouse.upstream'), 'app');
   assert.equal(attribute(first, 'gatehouse.server'), `127.0.0.1:${backend.port}`);
+  // The span covers the request: it starts after the test began and ends after it starts, before now.
+  const startNs = BigInt(first.startTimeUnixNano);
+  const endNs = BigInt(first.endTimeUnixNano);
+  assert.ok(startNs >= before && endNs > startNs && endNs <= BigInt(Date.now() + 1) * 1_000_000n, `${before} ${startNs} ${endNs}`);
   const startedParent = TRACEPARENT.exec(started.upstream['traceparent'] ?? '') as RegExpExecArray;
   const second = collector.spans.find((s) => s.traceId === startedParent[1]) as OtlpSpan;
   assert.ok(second !== undefined);

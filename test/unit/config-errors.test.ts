@@ -5,6 +5,8 @@ import { addressesOverlap } from '../../src/config/addresses.ts';
 import { parseHostPort } from '../../src/config/units.ts';
 import { closest, didYouMean, editDistance } from '../../src/config/suggest.ts';
 import { listenError } from '../../src/listeners/bind-error.ts';
+import { parseConfigText } from '../../src/config/load.ts';
+import { ConfigError } from '../../src/core/errors.ts';
 import { errorOf, yaml } from '../helpers/config.ts';
 
 const LISTEN = 'listen: [{ address: ":0" }]';
@@ -136,6 +138,37 @@ describe('every problem in one pass, sorted by line, each once', () => {
       'gatehouse.yaml:12:5 routes[1].lisen: unknown field "lisen"',
       'gatehouse.yaml:13:19 shutdown_timeout: "forever" is not a duration (use e.g. 500ms, 30s, 5m, 1h, 7d)',
     ]);
+  });
+
+  test('the problems list (the admin API\'s) holds each line of the message once, with its line and column', () => {
+    const text = yaml(
+      'listen:',
+      '  - address: 127.0.0.1:8080',
+      '  - address: 127.0.0.1:8080',
+      'upstreams:',
+      '  backend:',
+      '    servers: []',
+      'routes:',
+      '  - upstream: bakend',
+      '    match: { path_regex: "(" }',
+      '  - upstream: backend',
+      '    cache: { store: nope }',
+      '    lisen: 1',
+      'shutdown_timeout: forever',
+    );
+    const error = (() => {
+      try {
+        parseConfigText(text, 'gatehouse.yaml');
+      } catch (e: unknown) {
+        return e;
+      }
+      return undefined;
+    })();
+    assert.ok(error instanceof ConfigError);
+    assert.deepEqual(
+      error.problems.map((p) => `gatehouse.yaml:${p.line}:${p.column} ${p.path}: ${p.message}`),
+      error.message.split('\n'),
+    );
   });
 
   test('a route valid on its own still has its cache store checked when another part is wrong', () => {

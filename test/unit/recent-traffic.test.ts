@@ -114,3 +114,39 @@ test('workers\' windows merge by second, and percentiles come from the merged hi
   const none = mergeWindows([]);
   assert.ok(Number.isInteger(none.end) && sum(none.requests) === 0, 'no worker answered: an empty minute');
 });
+
+test('refused clients are counted over the current and the previous minute, then forgotten', (t) => {
+  const recorder = new TrafficRecorder();
+  t.after(() => recorder.close());
+  const minute = (Math.floor(Date.now() / 60_000) + 1) * 60;
+  recorder.record(exchange(403, 'FORBIDDEN', '203.0.113.9'));
+  recorder.roll(minute);
+  recorder.record(exchange(429, 'TOO_MANY_REQUESTS', '203.0.113.9'));
+  for (let i = 0; i < 3; i++) recorder.record(exchange(429, 'TOO_MANY_REQUESTS', '198.51.100.1'));
+  // Both minutes, one client's counts added up, the most refused first.
+  assert.deepEqual(recorder.window().refused, [
+    { client: '198.51.100.1', denied: 0, limited: 3 },
+    { client: '203.0.113.9', denied: 1, limited: 1 },
+  ]);
+  recorder.roll(minute + 60);
+  assert.deepEqual(recorder.window().refused, [
+    { client: '198.51.100.1', denied: 0, limited: 3 },
+    { client: '203.0.113.9', denied: 0, limited: 1 },
+  ]);
+  // Two minutes later (no minute in between counted), nothing is left.
+  recorder.roll(minute + 180);
+  assert.deepEqual(recorder.window().refused, []);
+});
+
+test('merged windows keep the twenty latest errors and the ten most refused clients', () => {
+  const windows = [0, 1].map((w): TrafficWindow => ({
+    ...window(100, () => {}),
+    recentErrors: Array.from({ length: 15 }, (_, i) => ({ time: i * 2 + w, status: 500, method: 'GET', path: '/', route: null, upstream: null, server: null, code: null })),
+    refused: Array.from({ length: 8 }, (_, i) => ({ client: `192.0.2.${w * 4 + i}`, denied: i, limited: 0 })),
+  }));
+  const merged = mergeWindows(windows);
+  assert.deepEqual(merged.recentErrors.map((e) => e.time), Array.from({ length: 20 }, (_, i) => i + 10));
+  assert.equal(merged.refused.length, 10);
+  // 192.0.2.4 to .7 are in both windows: their counts add up.
+  assert.deepEqual(merged.refused[0], { client: '192.0.2.7', denied: 10, limited: 0 });
+});

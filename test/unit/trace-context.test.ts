@@ -11,6 +11,7 @@ test('traceparent: version 00 parsed; malformed values refused (W3C Trace Contex
     flags: 1,
   });
   assert.equal(parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03')?.flags, 3);
+  assert.equal(parseTraceparent('00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-f9')?.flags, 0xf9);
   // A later version: the first four fields, more after a dash.
   assert.equal(parseTraceparent('cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds')?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
   for (const bad of [
@@ -26,6 +27,8 @@ test('traceparent: version 00 parsed; malformed values refused (W3C Trace Contex
     '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
     '00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
     '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0z',
+    '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A',
+    '0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
   ]) {
     assert.equal(parseTraceparent(bad), null, String(bad));
   }

@@ -73,3 +73,16 @@ function apply(lines: readonly string[], diff: string): string[] {
   out.push(...lines.slice(at));
   return out;
 }
+
+test('a long file with one changed line: one small hunk (the size bound applies to the changed part only)', () => {
+  const before = lines(6000);
+  const after = before.replace('line 3000\n', 'line three thousand\n');
+  assert.equal(unifiedDiff(before, after), ['--- running', '+++ candidate', '@@ -2998,7 +2998,7 @@', ' line 2997', ' line 2998', ' line 2999', '-line 3000', '+line three thousand', ' line 3001', ' line 3002', ' line 3003', ''].join('\n'));
+  // A changed part past the bound is one replaced block, still between the common lines.
+  const rewritten = `line 0\n${lines(5000, (i) => `new ${i}`)}line end\n`;
+  const replaced = unifiedDiff(`line 0\n${lines(5000, (i) => `old ${i}`)}line end\n`, rewritten);
+  assert.equal(replaced.match(/^@@ /gm)?.length, 1);
+  assert.match(replaced, /^@@ -1,5002 \+1,5002 @@\n line 0\n-old 0\n/m);
+  assert.match(replaced, /\n-old 4999\n\+new 0\n/);
+  assert.match(replaced, /\n\+new 4999\n line end\n$/);
+});

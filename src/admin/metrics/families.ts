@@ -5,7 +5,7 @@
  */
 import { formatAddress } from '../../config/units.ts';
 import type { Snapshot } from '../../core/snapshot.ts';
-import { LATENCY_BUCKETS, STATUS_CLASSES, type Traffic } from '../../core/metrics/traffic.ts';
+import { STATUS_CLASSES, type Traffic } from '../../core/metrics/traffic.ts';
 import type { Listener } from '../../listeners/listener.ts';
 import type { ServerState } from '../../upstream/server-state.ts';
 import { compressionCounters } from '../../middleware/compress/streams.ts';
@@ -75,40 +75,40 @@ function byClass(out: Sample[], rows: readonly RouteRow[]): void {
   }
 }
 
+/** A latency histogram family, one series per row. */
+function latencyFamily(name: string, help: string, rows: () => readonly RouteRow[]): Family {
+  return new Family(name, 'histogram', help, (out) => {
+    for (const row of rows()) histogramSamples(out, name, row.labels, row.traffic.latency);
+  });
+}
+
+/** A counter family, one sample per row. */
+function rowCounter<R extends RouteRow>(name: string, help: string, rows: () => readonly R[], value: (row: R) => number): Family {
+  return new Family(name, 'counter', help, (out) => {
+    for (const row of rows()) out.push({ labels: row.labels, value: value(row) });
+  });
+}
+
 const SERVER_STATES = ['up', 'down', 'ejected', 'draining'] as const;
 
 /** The request path's families (each worker thread's, merged by the primary). */
 export function requestFamilies(source: MetricsSource): Family[] {
   return [
     new Family('gatehouse_requests_total', 'counter', 'Requests answered, by route, upstream and status class (code="none": no answer was sent).', (out) => byClass(out, routeRows(source))),
-    new Family('gatehouse_request_duration_seconds', 'histogram', 'Whole request time, from the request head to the last byte of the answer.', (out) => {
-      for (const row of routeRows(source)) histogramSamples(out, 'gatehouse_request_duration_seconds', row.labels, LATENCY_BUCKETS, row.traffic.latency.counts, row.traffic.latency.sum);
-    }),
-    new Family('gatehouse_request_body_bytes_total', 'counter', 'Request body bytes received.', (out) => {
-      for (const row of routeRows(source)) out.push({ labels: row.labels, value: row.traffic.bytesIn });
-    }),
-    new Family('gatehouse_response_body_bytes_total', 'counter', 'Response body bytes sent to clients.', (out) => {
-      for (const row of routeRows(source)) out.push({ labels: row.labels, value: row.traffic.bytesOut });
-    }),
+    latencyFamily('gatehouse_request_duration_seconds', 'Whole request time, from the request head to the last byte of the answer.', () => routeRows(source)),
+    rowCounter('gatehouse_request_body_bytes_total', 'Request body bytes received.', () => routeRows(source), (row) => row.traffic.bytesIn),
+    rowCounter('gatehouse_response_body_bytes_total', 'Response body bytes sent to clients.', () => routeRows(source), (row) => row.traffic.bytesOut),
     new Family('gatehouse_upstream_requests_total', 'counter', 'Requests answered by a server (the last try), by upstream, server and status class.', (out) => byClass(out, serverRows(source))),
-    new Family('gatehouse_upstream_response_seconds', 'histogram', 'Time until the server\'s response headers arrived (the upstream part of a request, retries included).', (out) => {
-      for (const row of serverRows(source)) histogramSamples(out, 'gatehouse_upstream_response_seconds', row.labels, LATENCY_BUCKETS, row.traffic.latency.counts, row.traffic.latency.sum);
-    }),
-    new Family('gatehouse_upstream_response_body_bytes_total', 'counter', 'Response body bytes sent to clients from each server.', (out) => {
-      for (const row of serverRows(source)) out.push({ labels: row.labels, value: row.traffic.bytesOut });
-    }),
-    new Family('gatehouse_upstream_failures_total', 'counter', 'Tries that failed at a server (connection, timeout, reset).', (out) => {
-      for (const row of serverRows(source)) out.push({ labels: row.labels, value: row.state.failures });
-    }),
+    latencyFamily('gatehouse_upstream_response_seconds', 'Time until the server\'s response headers arrived (the upstream part of a request, retries included).', () => serverRows(source)),
+    rowCounter('gatehouse_upstream_response_body_bytes_total', 'Response body bytes sent to clients from each server.', () => serverRows(source), (row) => row.traffic.bytesOut),
+    rowCounter('gatehouse_upstream_failures_total', 'Tries that failed at a server (connection, timeout, reset).', () => serverRows(source), (row) => row.state.failures),
     new Family('gatehouse_server_state', 'gauge', 'A server\'s state: 1 for the one it is in (up, down, ejected, draining).', (out) => {
       for (const row of serverRows(source)) {
         const now = row.state.status;
         for (const state of SERVER_STATES) out.push({ labels: { ...row.labels, state }, value: now === state ? 1 : 0 });
       }
     }),
-    new Family('gatehouse_server_ejections_total', 'counter', 'Times a server was ejected by outlier detection (passive health).', (out) => {
-      for (const row of serverRows(source)) out.push({ labels: row.labels, value: row.state.ejectionsTotal });
-    }),
+    rowCounter('gatehouse_server_ejections_total', 'Times a server was ejected by outlier detection (passive health).', () => serverRows(source), (row) => row.state.ejectionsTotal),
     new Family('gatehouse_server_in_flight', 'gauge', 'Requests being forwarded to a server now.', (out) => {
       for (const row of serverRows(source)) out.push({ labels: row.labels, value: row.state.inFlight });
     }, 'sum'),

@@ -3,6 +3,7 @@
  * Registry expects of a metric (`name`, `get()`): it formats the text and `getMetricsAsJSON()`
  * gives what AggregatorRegistry.aggregate() merges over worker threads.
  */
+import { LATENCY_BUCKETS, type Histogram } from '../../core/metrics/traffic.ts';
 
 /** One sample: a value under its labels; `metricName` for a histogram's _bucket, _sum and _count lines. */
 export interface Sample {
@@ -42,14 +43,15 @@ export class Family {
 }
 
 /** A histogram's samples: cumulative buckets with `le`, then _sum and _count. */
-export function histogramSamples(out: Sample[], name: string, labels: Record<string, string>, bounds: readonly number[], counts: Float64Array, sum: number): void {
+export function histogramSamples(out: Sample[], name: string, labels: Record<string, string>, histogram: Histogram): void {
+  const counts = histogram.counts;
   let cumulative = 0;
-  for (let i = 0; i < bounds.length; i++) {
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
     cumulative += counts[i] as number;
-    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: bounds[i] as number }, value: cumulative });
+    out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: LATENCY_BUCKETS[i] as number }, value: cumulative });
   }
-  cumulative += counts[bounds.length] as number;
+  cumulative += counts[LATENCY_BUCKETS.length] as number;
   out.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: cumulative });
-  out.push({ metricName: `${name}_sum`, labels, value: sum });
+  out.push({ metricName: `${name}_sum`, labels, value: histogram.sum });
   out.push({ metricName: `${name}_count`, labels, value: cumulative });
 }

@@ -84,12 +84,14 @@ export function acquireSpanExport(registry: Registry, config: OtlpConfig): { spa
   return { spans: registry.acquireShared(key, () => new SpanExport(config)), key };
 }
 
+const SCOPE = Object.freeze({ name: 'gatehouse' });
 const NO_RESOURCE = { attributes: {}, merge: () => NO_RESOURCE, getRawAttributes: () => [] } as unknown as Resource;
 
 function toSpan(ex: Exchange, resource: Resource | null): ReadableSpan {
-  const origin = performance.timeOrigin;
-  const start = origin + ex.startedAt;
-  const end = origin + performance.now();
+  const start = performance.timeOrigin + ex.startedAt;
+  // The end the access log took (elapsedMs keeps it): the span lasts what the log line says.
+  const elapsed = ex.elapsedMs();
+  const end = start + elapsed;
   const traceId = ex.traceId;
   const context: SpanContext = { traceId, spanId: ex.spanId, traceFlags: 1 };
   const parent: SpanContext | undefined = ex.parentSpanId === '' ? undefined : { traceId, spanId: ex.parentSpanId, traceFlags: 1, isRemote: true };
@@ -117,14 +119,14 @@ function toSpan(ex: Exchange, resource: Resource | null): ReadableSpan {
     ...(parent === undefined ? {} : { parentSpanContext: parent }),
     startTime: hrTime(start),
     endTime: hrTime(end),
-    duration: hrTime(end - start),
+    duration: hrTime(elapsed),
     status: { code: ex.status >= 500 || ex.status === 0 ? STATUS_ERROR : STATUS_UNSET },
     attributes,
     links: [],
     events: [],
     ended: true,
     resource: resource ?? NO_RESOURCE,
-    instrumentationScope: { name: 'gatehouse' },
+    instrumentationScope: SCOPE,
     droppedAttributesCount: 0,
     droppedEventsCount: 0,
     droppedLinksCount: 0,
