@@ -7,6 +7,7 @@ import { duration } from './config/units.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
 import { defaultStateDir } from './core/state-dir.ts';
+import { packageVersion } from './core/version.ts';
 import { Gatehouse } from './gatehouse.ts';
 import { Takeover } from './upgrade/inherit.ts';
 import { signalUpgrade, upgradeAndWait } from './upgrade/command.ts';
@@ -126,7 +127,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     case '-v':
     case '--version':
       if (rest.length > 0) return usageError('main', `${command} takes no arguments`);
-      process.stdout.write(`gatehouse ${version()}\n`);
+      process.stdout.write(`gatehouse ${packageVersion()}\n`);
       return 0;
     case 'validate':
       return validate(rest);
@@ -148,11 +149,6 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 /** The version in package.json (next to src/ and dist/ alike). */
-function version(): string {
-  const manifest: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
-  const value = typeof manifest === 'object' && manifest !== null ? (manifest as { version?: unknown }).version : undefined;
-  return typeof value === 'string' ? value : 'unknown';
-}
 
 /** The file named by `--config FILE` or as the one argument, or what is wrong with the command line. */
 function configFileOf(parsed: Parsed): string | { error: string } {
