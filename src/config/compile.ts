@@ -38,15 +38,16 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
     releaseProtection(protection, registry);
     throw error;
   }
-  const routes: Route[] = config.routes.map((route, i) =>
-    Object.freeze({
-      name: routeName(route, i),
+  const routes: Route[] = config.routes.map((route, i) => {
+    const name = routeName(route, i);
+    return Object.freeze({
+      name,
       matches: compileMatch(route.match),
       middlewares: [...(guards[i] ?? []), ...acceleration(config, route, caches.middlewareFor(i))],
       action: compileAction(route, upstreams, gslb),
-      traffic: acquireRouteTraffic(registry, routeName(route, i), route.upstream ?? ''),
-    }),
-  );
+      traffic: acquireRouteTraffic(registry, name, route.upstream ?? ''),
+    });
+  });
   return Object.freeze({
     config,
     router: new Router(routes),
