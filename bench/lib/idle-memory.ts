@@ -17,6 +17,7 @@ export interface IdleMemoryResult {
 }
 
 export interface IdleMemoryRun {
+  /** Node 24 and the repository root: the idle client is a Node script (bench/idle-client.ts). */
   node: string;
   root: string;
   taskset: string | undefined;
