@@ -84,7 +84,8 @@ export function retireSnapshot(snapshot: Snapshot, registry: Registry): void {
   for (const block of snapshot.gslb.values()) block.release(registry);
   releaseProtection(snapshot.protection, registry);
   snapshot.caches.release(registry);
-  for (const route of snapshot.router.routes) releaseRouteTraffic(registry, route.name, route.action.kind === 'forward' ? route.action.upstream.name : '');
+  // The keys compileSnapshot acquired, worked out the same way.
+  snapshot.config.routes.forEach((route, i) => releaseRouteTraffic(registry, routeName(route, i), route.upstream ?? ''));
   releaseTracing(snapshot.tracing, registry);
 }
 
