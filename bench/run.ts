@@ -71,26 +71,22 @@ function checkTools(tools: Tools, options: BenchOptions): boolean {
 async function startStaticBackend(tools: Tools): Promise<Service> {
   if (tools.nginx === undefined) throw new Error('nginx not found');
   const port = await freePort();
-  const service = await startBackendService(tools, 'backend-nginx', 'nginx backend', staticBackendLaunch(tools.nginx, port), port, null);
-  try {
-    await expectBody(service.url(SMALL_PATH), SMALL_BYTES);
-  } catch (error) {
-    await service.stop();
-    throw error;
-  }
-  return service;
+  return startBackendService(tools, 'backend-nginx', 'nginx backend', staticBackendLaunch(tools.nginx, port), port, null, { [SMALL_PATH]: SMALL_BYTES });
 }
 
 async function startBackend(tools: Tools, node: string): Promise<Service> {
   const port = await freePort();
   const script = join(ROOT, 'bench', 'backend.ts');
   const launch = { command: node, args: [script, '--port', String(port)], logFiles: [], cleanup: () => {} };
-  return startBackendService(tools, 'backend', 'backend', launch, port, LOAD_CORE);
+  return startBackendService(tools, 'backend', 'backend', launch, port, LOAD_CORE, { [SMALL_PATH]: SMALL_BYTES, [LARGE_PATH]: LARGE_BYTES });
 }
 
-/** A backend on plain HTTP, ready once SMALL_PATH answers; a StartError is told with its details. */
-function startBackendService(tools: Tools, name: string, label: string, launch: Launch, port: number, core: number | null): Promise<Service> {
-  return startService({
+/**
+ * A backend on plain HTTP, ready once SMALL_PATH answers, then checked to send `bodies` (bytes by
+ * path; stopped if it does not); a StartError is told with its details.
+ */
+async function startBackendService(tools: Tools, name: string, label: string, launch: Launch, port: number, core: number | null, bodies: Record<string, number>): Promise<Service> {
+  const service = await startService({
     name,
     launch,
     port,
@@ -104,6 +100,13 @@ function startBackendService(tools: Tools, name: string, label: string, launch: 
   }).catch((error: unknown) => {
     throw error instanceof StartError ? new Error(`${label} failed to start: ${error.message}\n${error.details}`) : error;
   });
+  try {
+    for (const [path, bytes] of Object.entries(bodies)) await expectBody(service.url(path), bytes);
+  } catch (error) {
+    await service.stop();
+    throw error;
+  }
+  return service;
 }
 
 interface BenchContext {
@@ -173,6 +176,20 @@ async function benchProxy(ctx: BenchContext, name: ProxyName, allReports: Scenar
   }
 }
 
+/** `proxies` one after another against the backend `start` gives, stopped after them (or on an interruption). */
+async function benchGroup(ctx: BenchContext, proxies: readonly ProxyName[], reports: ScenarioReport[], start: () => Promise<Service>): Promise<void> {
+  if (proxies.length === 0) return;
+  const backend = await start();
+  try {
+    for (const name of proxies) {
+      if (interrupted) return;
+      await benchProxy(ctx, name, reports, backend.port);
+    }
+  } finally {
+    await backend.stop();
+  }
+}
+
 async function main(): Promise<number> {
   let options: BenchOptions;
   try {
@@ -203,7 +220,6 @@ async function main(): Promise<number> {
   // One certificate for the run, served by every TLS peer.
   let tls: TlsFiles | undefined;
   if (runs.some((r) => r.scenario.scheme === 'https') && tools.openssl !== undefined) tls = makeTlsFiles(tools.openssl);
-  let backend: Service | undefined;
   try {
     const ctx: BenchContext = {
       options,
@@ -212,26 +228,10 @@ async function main(): Promise<number> {
       measure: { tools, node, root: ROOT, duration: options.duration, durationSeconds: options.durationSeconds },
     };
     const reports: ScenarioReport[] = options.scenarios.map((name) => ({ scenario: SCENARIOS[name], results: new Map() }));
-    if (pinnedProxies.length > 0) {
-      backend = await startBackend(tools, node);
-      await expectBody(backend.url(SMALL_PATH), SMALL_BYTES);
-      await expectBody(backend.url(LARGE_PATH), LARGE_BYTES);
-      for (const name of pinnedProxies) {
-        if (interrupted) return 130;
-        await benchProxy(ctx, name, reports, backend.port);
-      }
-      await backend.stop();
-      backend = undefined;
-    }
+    await benchGroup(ctx, pinnedProxies, reports, () => startBackend(tools, node));
     if (unpinnedProxies.length > 0 && !interrupted) {
       console.log('\n> multicore group: starting the nginx backend (1 worker, /small from memory, not pinned)');
-      backend = await startStaticBackend(tools);
-      for (const name of unpinnedProxies) {
-        if (interrupted) return 130;
-        await benchProxy(ctx, name, reports, backend.port);
-      }
-      await backend.stop();
-      backend = undefined;
+      await benchGroup(ctx, unpinnedProxies, reports, () => startStaticBackend(tools));
     }
     if (interrupted) return 130;
 
@@ -261,7 +261,6 @@ async function main(): Promise<number> {
     const anyOk = reports.some((r) => [...r.results.values()].some((o) => o.ok));
     return anyOk ? 0 : 1;
   } finally {
-    await backend?.stop();
     tls?.cleanup();
   }
 }

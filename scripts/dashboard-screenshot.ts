@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pino from 'pino';
 import { chromium } from 'playwright-core';
 import { Agent, request } from 'undici';
@@ -108,7 +109,7 @@ async function loop(): Promise<void> {
     }
     // Traffic that rises and falls, so the graphs have a shape.
     const phase = (Date.now() - startedAt) / 1000;
-    await new Promise((resolve) => setTimeout(resolve, 4 + 6 * (1 + Math.sin(phase / 2))));
+    await sleep(4 + 6 * (1 + Math.sin(phase / 2)));
   }
 }
 const loops = Array.from({ length: 6 }, loop);
@@ -117,9 +118,9 @@ const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM
 try {
   const page = await browser.newPage({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });
   await page.goto(`${admin}/`);
-  await new Promise((resolve) => setTimeout(resolve, (SECONDS - 4) * 1000));
+  await sleep((SECONDS - 4) * 1000);
   await page.locator('[data-upstream="web"] tr[data-server="1"] button.drain').click();
-  await new Promise((resolve) => setTimeout(resolve, 4000));
+  await sleep(4000);
   running = false;
   await Promise.all(loops);
   // An edit in progress: a new route, and its diff against the running configuration.

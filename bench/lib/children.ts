@@ -97,8 +97,36 @@ export function killAllChildrenSync(): void {
   for (const child of live) signalGroup(child, 'SIGKILL');
 }
 
-/** Wait for the child to exit and collect its stdout (used for wrk). */
-export async function collectStdout(child: Child): Promise<string> {
+/**
+ * Runs a load tool (wrk, h2load) to its end and returns its stdout. It is stopped after
+ * `timeoutMs`, and then `timeoutError` is thrown when given; an exit code other than 0 throws
+ * with the tool's stderr.
+ */
+export async function runToEnd(name: string, command: string, args: readonly string[], timeoutMs: number, timeoutError?: string): Promise<string> {
+  const child = spawnChild(name, command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stderrChunks: Buffer[] = [];
+  child.process.stderr?.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
+  let timedOut = false;
+  const watchdog = setTimeout(() => {
+    timedOut = true;
+    void stopChild(child);
+  }, timeoutMs);
+  try {
+    const output = await collectStdout(child);
+    const { code, signal } = await child.exited;
+    if (timedOut && timeoutError !== undefined) throw new Error(timeoutError);
+    if (code !== 0) {
+      const stderr = Buffer.concat(stderrChunks).toString('utf8').trim();
+      throw new Error(`${name} exited with code ${code ?? '-'} signal ${signal ?? '-'}: ${stderr || output}`);
+    }
+    return output;
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
+/** Wait for the child to exit and collect its stdout. */
+async function collectStdout(child: Child): Promise<string> {
   const stdout = child.process.stdout;
   if (!stdout) throw new Error(`${child.name}: stdout is not piped`);
   const chunks: Buffer[] = [];

@@ -4,7 +4,7 @@
 // reset, which is not what is measured here (and, with -c50 -m10, 500 streams at once wedged
 // Gatehouse in testing). The harness derives the count from the warm-up's rate.
 import { readFileSync } from 'node:fs';
-import { collectStdout, spawnChild, stopChild } from './children.ts';
+import { runToEnd } from './children.ts';
 import type { LoadResult } from './load-result.ts';
 import { pinned } from './tools.ts';
 
@@ -74,26 +74,9 @@ export function parseH2loadOutput(output: string, log: string): H2loadResult {
 
 export async function runH2load(run: H2loadRun): Promise<H2loadResult> {
   const { command, args } = pinned(run.taskset, run.core, run.h2load, h2loadArgs(run));
-  const child = spawnChild('h2load', command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderrChunks: Buffer[] = [];
-  child.process.stderr?.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
-  let timedOut = false;
-  const watchdog = setTimeout(() => {
-    timedOut = true;
-    void stopChild(child);
-  }, run.timeoutSeconds * 1000);
-  try {
-    const output = await collectStdout(child);
-    const { code, signal } = await child.exited;
-    if (timedOut) throw new Error(`h2load did not finish ${run.requests} requests within ${run.timeoutSeconds} s`);
-    if (code !== 0) {
-      const stderr = Buffer.concat(stderrChunks).toString('utf8').trim();
-      throw new Error(`h2load exited with code ${code ?? '-'} signal ${signal ?? '-'}: ${stderr || output}`);
-    }
-    const result = parseH2loadOutput(output, readFileSync(run.logFile, 'utf8'));
-    if (result.protocol !== 'h2') throw new Error(`h2load negotiated "${result.protocol}", not h2 (ALPN)`);
-    return result;
-  } finally {
-    clearTimeout(watchdog);
-  }
+  const timeout = `h2load did not finish ${run.requests} requests within ${run.timeoutSeconds} s`;
+  const output = await runToEnd('h2load', command, args, run.timeoutSeconds * 1000, timeout);
+  const result = parseH2loadOutput(output, readFileSync(run.logFile, 'utf8'));
+  if (result.protocol !== 'h2') throw new Error(`h2load negotiated "${result.protocol}", not h2 (ALPN)`);
+  return result;
 }

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Interface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnChild, stopChild } from './children.ts';
 import type { Child } from './children.ts';
 import { groupRssKiB } from './memory.ts';
@@ -17,6 +18,7 @@ export interface IdleMemoryResult {
 }
 
 export interface IdleMemoryRun {
+  /** Node 24 and the repository root: the idle client is a Node script (bench/idle-client.ts). */
   node: string;
   root: string;
   taskset: string | undefined;
@@ -33,8 +35,6 @@ const WARMUP_CONNECTIONS = 200;
 /** Pause before each reading, for the proxy to finish with the connections' setup. */
 const SETTLE_MS = 1000;
 const OPEN_TIMEOUT_MS = 120_000;
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function nextLine(lines: Interface, child: Child, timeoutMs: number, what: string): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { busyPercent, groupCpuSeconds, readCoreTimes } from './cpu.ts';
 import { runH2load } from './h2load.ts';
 import { measureIdleMemory } from './idle-memory.ts';
+import type { IdleMemoryRun } from './idle-memory.ts';
 import type { LoadResult } from './load-result.ts';
 import { expectAnswer } from './probe.ts';
 import type { CoreUsage, Outcome } from './report.ts';
@@ -16,11 +17,9 @@ import { LOAD_CORE, PROXY_CORE } from './tools.ts';
 import type { Tools } from './tools.ts';
 import { runWrk } from './wrk.ts';
 
-export interface MeasureContext {
+/** The tools and the run's duration; node and root as the idle-memory client needs them. */
+export interface MeasureContext extends Pick<IdleMemoryRun, 'node' | 'root'> {
   tools: Tools;
-  /** Node 24 and the repository root: the idle-memory client is a Node script. */
-  node: string;
-  root: string;
   duration: string;
   durationSeconds: number;
 }

@@ -45,6 +45,11 @@ function upstream(upstreamPort: number): string {
   }`;
 }
 
+/** A location's forwarding: to the upstream above, over kept-alive HTTP/1.1 connections. */
+const FORWARD = `proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";`;
+
 /** The plain peer's config; `workers` worker processes (nginx: 1, nginx-2w: 2). */
 export function nginxConfig(prefix: string, listenPort: number, upstreamPort: number, workers = 1): string {
   const p = (name: string): string => join(prefix, name);
@@ -62,22 +67,16 @@ http {
   server {
     listen ${HOST}:${listenPort};
     location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      ${FORWARD}
       # Stream through memory buffers, never spill bodies to temp files.
       proxy_max_temp_file_size 0;
     }
     location /cache/ {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      ${FORWARD}
       proxy_cache bench;
     }
     location /gzip/ {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      ${FORWARD}
       proxy_max_temp_file_size 0;
       gzip on;
       gzip_comp_level ${GZIP_LEVEL};
@@ -122,9 +121,7 @@ http {
     ssl_session_cache off;
     ssl_session_tickets off;
     location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
+      ${FORWARD}
       proxy_max_temp_file_size 0;
     }
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { spawnChild, stopChild } from './children.ts';
 import { HOST } from './ports.ts';
 import { hasHttp2Directive, nginxStaticConfig, nginxVersion, prepareNginx, prepareNginxWith } from './nginx.ts';
+import type { NginxSetup } from './nginx.ts';
 import type { ProxyName, ScenarioName } from './options.ts';
 import { SMALL_PATH, smallBody } from './payloads.ts';
 import { GZIP_LEVEL, HTTP_SCENARIOS, MULTICORE_SCENARIOS, PLAIN_SCENARIOS, TLS_SCENARIOS } from './scenarios.ts';
@@ -69,9 +70,13 @@ function requireTls(ctx: LaunchContext): TlsFiles {
   return ctx.tls;
 }
 
+/** A peer script's arguments: where it listens and the backend it forwards to. */
+function peerArgs(ctx: LaunchContext, port: number): string[] {
+  return ['--port', String(port), '--target', `http://${HOST}:${ctx.backendPort}`];
+}
+
 function peerScript(script: string): (ctx: LaunchContext, port: number) => Launch {
-  return (ctx, port) =>
-    nodeScript(ctx, script, ['--port', String(port), '--target', `http://${HOST}:${ctx.backendPort}`]);
+  return (ctx, port) => nodeScript(ctx, script, peerArgs(ctx, port));
 }
 
 /**
@@ -191,15 +196,7 @@ function freePortSync(node: string): number {
 /** `node bench/peers/cluster.ts --workers N SCRIPT --port … --target …`: N copies of a peer under node:cluster. */
 function clusterOf(script: string, workers: number): (ctx: LaunchContext, port: number) => Launch {
   return (ctx, port) => ({
-    ...nodeScript(ctx, 'bench/peers/cluster.ts', [
-      '--workers',
-      String(workers),
-      join(ctx.root, script),
-      '--port',
-      String(port),
-      '--target',
-      `http://${HOST}:${ctx.backendPort}`,
-    ]),
+    ...nodeScript(ctx, 'bench/peers/cluster.ts', ['--workers', String(workers), join(ctx.root, script), ...peerArgs(ctx, port)]),
     readyLine: new RegExp(`^cluster: ${workers} workers listening`, 'm'),
   });
 }
@@ -207,14 +204,17 @@ function clusterOf(script: string, workers: number): (ctx: LaunchContext, port: 
 /** nginx with `workers` worker processes, every request forwarded (nginxConfig's "/"). */
 function nginxLaunch(ctx: LaunchContext, port: number, workers = 1): Launch {
   if (ctx.nginx === undefined) throw new Error('nginx not found');
-  const setup = prepareNginx(port, ctx.backendPort, undefined, workers);
-  return { command: ctx.nginx, args: setup.args, logFiles: [setup.errorLog], cleanup: setup.cleanup };
+  return nginxRun(ctx.nginx, prepareNginx(port, ctx.backendPort, undefined, workers));
+}
+
+/** nginx on a prepared configuration; its error log is shown on failure. */
+function nginxRun(nginx: string, setup: NginxSetup): Launch {
+  return { command: nginx, args: setup.args, logFiles: [setup.errorLog], cleanup: setup.cleanup };
 }
 
 /** The multicore scenario's backend: nginx, one worker, answering GET /small from memory (see nginxStaticConfig). */
 export function staticBackendLaunch(nginx: string, port: number): Launch {
-  const setup = prepareNginxWith((prefix) => nginxStaticConfig(prefix, port, SMALL_PATH, smallBody()));
-  return { command: nginx, args: setup.args, logFiles: [setup.errorLog], cleanup: setup.cleanup };
+  return nginxRun(nginx, prepareNginxWith((prefix) => nginxStaticConfig(prefix, port, SMALL_PATH, smallBody())));
 }
 
 export const PROXIES: Record<ProxyName, ProxySpec> = {
@@ -338,7 +338,7 @@ export const PROXIES: Record<ProxyName, ProxySpec> = {
     pinned: true,
     launch: (ctx, port) => {
       const tls = requireTls(ctx);
-      const launch = nodeScript(ctx, 'bench/peers/thin-undici.ts', ['--port', String(port), '--target', `http://${HOST}:${ctx.backendPort}`, '--cert', tls.cert, '--key', tls.key]);
+      const launch = nodeScript(ctx, 'bench/peers/thin-undici.ts', [...peerArgs(ctx, port), '--cert', tls.cert, '--key', tls.key]);
       return { ...launch, env: { OPENSSL_CONF: tls.opensslConf } };
     },
   },
@@ -353,7 +353,7 @@ export const PROXIES: Record<ProxyName, ProxySpec> = {
       const tls = requireTls(ctx);
       const http2Directive = hasHttp2Directive(nginxVersion(ctx.nginx));
       const setup = prepareNginx(port, ctx.backendPort, { cert: tls.cert, key: tls.key, http2Directive, keepaliveSeconds: TLS_KEEPALIVE_SECONDS });
-      return { command: ctx.nginx, args: setup.args, env: { OPENSSL_CONF: tls.opensslConf }, logFiles: [setup.errorLog], cleanup: setup.cleanup };
+      return { ...nginxRun(ctx.nginx, setup), env: { OPENSSL_CONF: tls.opensslConf } };
     },
   },
   'gatehouse-1w': {

@@ -44,8 +44,7 @@ export class StartError extends Error {
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { name, launch, port } = options;
   const stderr = openLog(options.logDir, `${name}.stderr.log`);
-  const { command, args } =
-    options.core === null ? { command: launch.command, args: launch.args } : pinned(options.taskset, options.core, launch.command, launch.args);
+  const { command, args } = pinned(options.taskset, options.core, launch.command, launch.args);
   // stdout (e.g. an access log) goes to /dev/null: reading it here would cost CPU.
   const env = launch.env === undefined ? process.env : { ...process.env, ...launch.env };
   const child = spawnChild(name, command, args, { cwd: options.cwd, env, stdio: ['ignore', 'ignore', stderr.fd] });

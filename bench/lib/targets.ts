@@ -27,27 +27,26 @@ export interface Target {
   perCpu: boolean;
 }
 
-type RateTarget = Omit<Target, 'perCpu' | 'unit' | 'issue'>;
-
-/** A req/s target, then the same per second of proxy CPU time. */
-function rate(target: RateTarget, what = 'requests'): Target[] {
+/**
+ * `target` on `what` per second (req/s by default), then the same ratio per second of proxy CPU
+ * time, at least `perCpuAtLeast` (null: for information; it tells a proxy that scaled poorly from
+ * one that had no idle core to scale onto).
+ */
+function perSecond(target: Omit<Target, 'perCpu' | 'unit'>, perCpuAtLeast: number | null, what = 'requests'): Target[] {
   return [
-    { ...target, issue: 16, unit: what === 'requests' ? 'req/s' : `${what}/s`, perCpu: false },
-    { ...target, issue: 16, unit: `${what} per CPU second`, perCpu: true },
+    { ...target, unit: what === 'requests' ? 'req/s' : `${what}/s`, perCpu: false },
+    { ...target, atLeast: perCpuAtLeast, unit: `${what} per CPU second`, perCpu: true },
   ];
 }
 
-/**
- * `measured` against `reference` in one scenario of the same run: req/s at least `atLeast`, then
- * the same ratio per second of proxy CPU time, at least `perCpuAtLeast` (null: for information;
- * it tells a proxy that scaled poorly from one that had no idle core to scale onto).
- */
+/** Issue 16's targets: the per-CPU line has the same goal as the req/s one. */
+function rate(target: Omit<Target, 'perCpu' | 'unit' | 'issue'>, what = 'requests'): Target[] {
+  return perSecond({ ...target, issue: 16 }, target.atLeast, what);
+}
+
+/** `measured` against `reference` in one scenario of the same run (see perSecond). */
 function pair(issue: number, measured: ProxyName, reference: ProxyName, scenario: ScenarioName, atLeast: number, perCpuAtLeast: number | null = null): Target[] {
-  const base = { issue, scenario, measured: { proxy: measured, scenario }, reference: { proxy: reference, scenario } };
-  return [
-    { ...base, atLeast, unit: 'req/s', perCpu: false },
-    { ...base, atLeast: perCpuAtLeast, unit: 'requests per CPU second', perCpu: true },
-  ];
+  return perSecond({ issue, scenario, measured: { proxy: measured, scenario }, reference: { proxy: reference, scenario }, atLeast }, perCpuAtLeast);
 }
 
 export const TARGETS: readonly Target[] = [

@@ -56,8 +56,8 @@ export interface Command {
   args: string[];
 }
 
-/** Wrap a command in `taskset -c CORE` when taskset is available. */
-export function pinned(taskset: string | undefined, core: number, command: string, args: readonly string[]): Command {
-  if (taskset === undefined) return { command, args: [...args] };
+/** Wrap a command in `taskset -c CORE` when taskset is available; core null: not pinned. */
+export function pinned(taskset: string | undefined, core: number | null, command: string, args: readonly string[]): Command {
+  if (taskset === undefined || core === null) return { command, args: [...args] };
   return { command: taskset, args: ['-c', String(core), command, ...args] };
 }

@@ -1,5 +1,5 @@
 // Running wrk and parsing its text output (`--latency` for percentiles).
-import { collectStdout, spawnChild, stopChild } from './children.ts';
+import { runToEnd } from './children.ts';
 import type { LoadResult } from './load-result.ts';
 import { pinned } from './tools.ts';
 
@@ -57,19 +57,5 @@ export function wrkArgs(run: WrkRun): string[] {
 
 export async function runWrk(run: WrkRun): Promise<WrkResult> {
   const { command, args } = pinned(run.taskset, run.core, run.wrk, wrkArgs(run));
-  const child = spawnChild('wrk', command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const stderrChunks: Buffer[] = [];
-  child.process.stderr?.on('data', (chunk: Buffer) => stderrChunks.push(chunk));
-  const watchdog = setTimeout(() => void stopChild(child), (run.durationSeconds + 15) * 1000);
-  try {
-    const output = await collectStdout(child);
-    const { code, signal } = await child.exited;
-    if (code !== 0) {
-      const stderr = Buffer.concat(stderrChunks).toString('utf8').trim();
-      throw new Error(`wrk exited with code ${code ?? '-'} signal ${signal ?? '-'}: ${stderr || output}`);
-    }
-    return parseWrkOutput(output);
-  } finally {
-    clearTimeout(watchdog);
-  }
+  return parseWrkOutput(await runToEnd('wrk', command, args, (run.durationSeconds + 15) * 1000));
 }

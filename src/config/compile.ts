@@ -38,15 +38,16 @@ export function compileSnapshot(config: Config, registry: Registry): Snapshot {
     releaseProtection(protection, registry);
     throw error;
   }
-  const routes: Route[] = config.routes.map((route, i) =>
-    Object.freeze({
-      name: routeName(route, i),
+  const routes: Route[] = config.routes.map((route, i) => {
+    const name = routeName(route, i);
+    return Object.freeze({
+      name,
       matches: compileMatch(route.match),
       middlewares: [...(guards[i] ?? []), ...acceleration(config, route, caches.middlewareFor(i))],
       action: compileAction(route, upstreams, gslb),
-      traffic: acquireRouteTraffic(registry, routeName(route, i), route.upstream ?? ''),
-    }),
-  );
+      traffic: acquireRouteTraffic(registry, name, route.upstream ?? ''),
+    });
+  });
   return Object.freeze({
     config,
     router: new Router(routes),
@@ -83,7 +84,8 @@ export function retireSnapshot(snapshot: Snapshot, registry: Registry): void {
   for (const block of snapshot.gslb.values()) block.release(registry);
   releaseProtection(snapshot.protection, registry);
   snapshot.caches.release(registry);
-  for (const route of snapshot.router.routes) releaseRouteTraffic(registry, route.name, route.action.kind === 'forward' ? route.action.upstream.name : '');
+  // The keys compileSnapshot acquired, worked out the same way.
+  snapshot.config.routes.forEach((route, i) => releaseRouteTraffic(registry, routeName(route, i), route.upstream ?? ''));
   releaseTracing(snapshot.tracing, registry);
 }
 

@@ -326,30 +326,27 @@ const upstream = z.strictObject({
     .default({ connections: 128, idle_timeout: 30_000 }),
 }).superRefine((value, ctx) => {
   const seen = new Map<string, number>();
+  // http1 speaks to either scheme; h2 needs TLS, h2c needs none.
+  const wanted = value.protocol === 'h2' ? 'https:' : value.protocol === 'h2c' ? 'http:' : null;
   value.servers.forEach((s, i) => {
     // The URL's own check reports a bad one; refinements still run beside it.
     if (!URL.canParse(s.url)) return;
-    const origin = new URL(s.url).origin;
-    const first = seen.get(origin);
+    const url = new URL(s.url);
+    const first = seen.get(url.origin);
     if (first !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['servers', i, 'url'], message: `the same server as servers[${first}] (${origin})` });
+      ctx.addIssue({ code: 'custom', path: ['servers', i, 'url'], message: `the same server as servers[${first}] (${url.origin})` });
     }
-    seen.set(origin, i);
+    seen.set(url.origin, i);
+    if (wanted !== null && url.protocol !== wanted) {
+      const message = value.protocol === 'h2' ? 'protocol: h2 needs https:// servers (HTTP/2 without TLS is h2c)' : 'protocol: h2c needs http:// servers (HTTP/2 over TLS is h2)';
+      ctx.addIssue({ code: 'custom', path: ['servers', i, 'url'], message });
+    }
   });
   if (value.tls !== undefined && !value.servers.some((s) => isHttpsUrl(s.url))) {
     ctx.addIssue({ code: 'custom', path: ['tls'], message: 'only applies to https:// servers, and this upstream has none' });
   }
   if (value.health_check?.type === 'grpc' && value.protocol === 'http1') {
     ctx.addIssue({ code: 'custom', path: ['health_check', 'type'], message: 'grpc checks need protocol: h2 or h2c (gRPC is HTTP/2)' });
-  }
-  if (value.protocol !== 'http1') {
-    const wanted = value.protocol === 'h2' ? 'https:' : 'http:';
-    value.servers.forEach((s, i) => {
-      if (URL.canParse(s.url) && new URL(s.url).protocol !== wanted) {
-        const message = value.protocol === 'h2' ? 'protocol: h2 needs https:// servers (HTTP/2 without TLS is h2c)' : 'protocol: h2c needs http:// servers (HTTP/2 over TLS is h2)';
-        ctx.addIssue({ code: 'custom', path: ['servers', i, 'url'], message });
-      }
-    });
   }
   if (value.hash !== undefined && value.balance !== 'hash') {
     ctx.addIssue({ code: 'custom', path: ['hash'], message: 'only applies to balance: hash' });

@@ -4,7 +4,7 @@
  * made 0700 and files 0600, since they hold private keys.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 
@@ -42,10 +42,16 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 export async function writePrivateFile(path: string, data: string): Promise<void> {
   await ensurePrivateDir(dirname(path));
   const temporary = temporaryName(path);
-  await writeFile(temporary, data, { mode: PRIVATE_FILE_MODE });
-  // The mode given to writeFile applies only to a new file; make sure of it either way.
-  await chmod(temporary, PRIVATE_FILE_MODE);
-  await rename(temporary, path);
+  try {
+    await writeFile(temporary, data, { mode: PRIVATE_FILE_MODE });
+    // The mode given to writeFile applies only to a new file; make sure of it either way.
+    await chmod(temporary, PRIVATE_FILE_MODE);
+    await rename(temporary, path);
+  } catch (error: unknown) {
+    // A failed write (a full disk, a directory in the way) leaves no half file behind.
+    await rm(temporary, { force: true });
+    throw error;
+  }
 }
 
 /**

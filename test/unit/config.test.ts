@@ -124,6 +124,14 @@ describe('a valid configuration', () => {
     assert.deepEqual(config.routes[1], { match: {}, respond: { status: 204, body: '', content_type: 'text/plain; charset=utf-8' } });
   });
 
+  test('durations in days and weeks; https:// servers are accepted', () => {
+    const text = (shutdown: string): string =>
+      yaml('listen: [{ address: ":0" }]', `shutdown_timeout: ${shutdown}`, 'upstreams:', '  app:', '    servers: [{ url: "https://10.0.0.1:443" }]');
+    assert.equal(parseConfigText(text('7d'), 'gatehouse.yaml').shutdown_timeout, 7 * 86_400_000);
+    assert.equal(parseConfigText(text('2w'), 'gatehouse.yaml').shutdown_timeout, 14 * 86_400_000);
+    assert.equal(parseConfigText(text('1d'), 'gatehouse.yaml').upstreams.app?.servers[0]?.url, 'https://10.0.0.1:443');
+  });
+
   test('JSON is YAML too', () => {
     const config = parseConfigText('{"listen": [{"address": "127.0.0.1:0"}], "routes": [{"respond": {"status": 200}}]}', 'g.json');
     assert.equal(config.routes.length, 1);
