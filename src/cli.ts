@@ -1,5 +1,4 @@
 /** The gatehouse command: run, validate, proxy, ca-path. */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configFromObject, loadConfigFile } from './config/load.ts';
 import { configSchema, isHttpsUrl, type Config } from './config/schema.ts';
