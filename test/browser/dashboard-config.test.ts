@@ -5,28 +5,19 @@
  * token, the page asks for it and then goes live.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import pino from 'pino';
-import { loadConfigFile } from '../../src/config/load.ts';
-import { Gatehouse } from '../../src/gatehouse.ts';
+import { startFromFile as startFromConfigFile } from '../helpers/admin.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { noBrowser, sharedBrowser, watchedPage } from '../helpers/browser.ts';
 import { request, waitFor } from '../helpers/http.ts';
-import { tempDir } from '../helpers/process.ts';
 
 const browser = sharedBrowser();
 after(() => browser.close());
 
-/** Gatehouse running from a configuration file (the editor's changes are written back to it). */
+/** Gatehouse running from a configuration file (the editor's changes are written back to it): its proxy and admin URLs. */
 async function startFromFile(t: TestContext, text: (stateDir: string) => string): Promise<{ proxy: string; admin: string }> {
-  const dir = await tempDir(t);
-  const file = join(dir, 'gatehouse.yaml');
-  await writeFile(file, text(join(dir, 'state')));
-  const gatehouse = await Gatehouse.start(await loadConfigFile(file), { configFile: file, logger: pino({ level: 'silent' }) });
-  t.after(() => gatehouse.stop(500));
-  return { proxy: `http://127.0.0.1:${gatehouse.addresses[0]?.port}`, admin: `http://127.0.0.1:${gatehouse.adminAddress?.port}` };
+  const { port, adminPort } = await startFromConfigFile(t, text);
+  return { proxy: `http://127.0.0.1:${port}`, admin: `http://127.0.0.1:${adminPort}` };
 }
 
 function configText(stateDir: string, backend: string, admin = 'admin:\n  address: 127.0.0.1:0'): string {
