@@ -208,18 +208,15 @@ export class Gatehouse {
     return run;
   }
 
-  async #reload(next?: Config): Promise<void> {
-    try {
-      const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
-      this.commitReload(prepared);
-      // The admin API's configuration history sees every reload, not only those it applied.
-      this.#admin?.committed(prepared.config);
-    } catch (error: unknown) {
-      this.#reloadCounts.failed++;
-      throw error;
-    }
-    this.#reloadCounts.succeeded++;
-    this.#reloadCounts.lastSuccessMs = Date.now();
+  #reload(next?: Config): Promise<void> {
+    return this.#reloadCounts.count(this.#prepareAndCommit(next));
+  }
+
+  async #prepareAndCommit(next?: Config): Promise<void> {
+    const prepared = await this.prepareReload(next ?? (await this.#readConfigFile()));
+    this.commitReload(prepared);
+    // The admin API's configuration history sees every reload, not only those it applied.
+    this.#admin?.committed(prepared.config);
   }
 
   /**

@@ -186,16 +186,7 @@ export class Primary implements AdminTarget {
 
   /** Reads the file again (or takes `next`) and moves every worker to it, or none. Reloads run one after another. */
   reload(next?: Config): Promise<void> {
-    return this.#serially(async () => {
-      try {
-        await this.#reload(next);
-      } catch (error: unknown) {
-        this.#reloadCounts.failed++;
-        throw error;
-      }
-      this.#reloadCounts.succeeded++;
-      this.#reloadCounts.lastSuccessMs = Date.now();
-    });
+    return this.#serially(() => this.#reloadCounts.count(this.#reload(next)));
   }
 
   /** Runs `task` after the reloads and catch-ups before it: a worker never prepares two configurations at once. */

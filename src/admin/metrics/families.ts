@@ -17,6 +17,18 @@ export class ReloadCounts {
   failed = 0;
   /** Epoch ms of the last successful reload; the start until there is one. */
   lastSuccessMs = Date.now();
+
+  /** Runs a reload and counts how it ended; its failure is passed on. */
+  async count(reload: Promise<void>): Promise<void> {
+    try {
+      await reload;
+    } catch (error: unknown) {
+      this.failed++;
+      throw error;
+    }
+    this.succeeded++;
+    this.lastSuccessMs = Date.now();
+  }
 }
 
 /** What the families read from one Gatehouse. */
