@@ -31,8 +31,6 @@ import { sendError } from './respond.ts';
 
 /** RFC 6455 §1.3: the GUID appended to the key before hashing. */
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-/** Fields of the server's 101 that have no place in an HTTP/2 answer (RFC 9113 §8.2.2) or belong to the HTTP/1.1 handshake. */
-const NOT_FORWARDED = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'sec-websocket-accept']);
 
 /** The node:http2 'connect' listener of a listener: extended CONNECT for WebSocket; any other CONNECT is refused. */
 export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
@@ -111,8 +109,10 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
         answer: {
           accepted(upstreamHeaders, rewritten) {
             if (upstreamHeaders['sec-websocket-accept'] !== expected || stream.destroyed) return false;
+            // `rewritten` has no connection-specific field left (RFC 9113 §8.2.2: rewriteResponseHeaders
+            // drops hop-by-hop ones); the Accept belongs to the HTTP/1.1 handshake alone.
             const out: Record<string, string | string[]> = { ':status': '200' };
-            for (const name in rewritten) if (!NOT_FORWARDED.has(name)) out[name] = rewritten[name] as string | string[];
+            for (const name in rewritten) if (name !== 'sec-websocket-accept') out[name] = rewritten[name] as string | string[];
             stream.respond(out);
             return true;
           },
