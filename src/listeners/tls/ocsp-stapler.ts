@@ -9,6 +9,7 @@ import type { Server as TlsServer } from 'node:tls';
 import type { LoadedCertificate } from './certificate.ts';
 import type { OcspResponse, OcspSubject } from './ocsp.ts';
 import { ocspTargetOf, type OcspTarget } from './ocsp-target.ts';
+import { backoff } from './renewal.ts';
 
 /** The OCSP protocol module, loaded the first time a certificate names a responder (see ocsp-target.ts). */
 let protocol: Promise<typeof import('./ocsp.ts')> | undefined;
@@ -60,10 +61,10 @@ export function refreshDelay(response: OcspResponse, now: number, timing: OcspTi
 
 /** When to try again after the `failures`-th failure in a row, kept before the current response expires. */
 export function retryDelay(failures: number, response: OcspResponse | null, now: number, timing: OcspTiming = DEFAULT_OCSP_TIMING): number {
-  const backoff = Math.min(timing.retryMax, timing.retryMin * 2 ** Math.max(0, failures - 1));
-  if (response === null) return backoff;
+  const wait = backoff(failures, timing.retryMin, timing.retryMax);
+  if (response === null) return wait;
   const left = response.nextUpdate.getTime() - now;
-  return left > timing.retryMin ? Math.min(backoff, Math.floor(left / 2)) : backoff;
+  return left > timing.retryMin ? Math.min(wait, Math.floor(left / 2)) : wait;
 }
 
 export class OcspStapler {
