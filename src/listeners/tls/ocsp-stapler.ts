@@ -73,6 +73,9 @@ export class OcspStapler {
   /** Aborts fetches in flight when the stapler closes. */
   readonly #stop = new AbortController();
   #entries: Entry[] = [];
+  /** The server whose 'OCSPRequest' event this stapler answers, once attached. */
+  #server: TlsServer | null = null;
+  #listening = false;
   /**
    * True while the SNI callback hands node:tls a context of one certificate. A context holding an
    * ECDSA and an RSA certificate (the server's default one) reports one of them to 'OCSPRequest'
@@ -103,9 +106,23 @@ export class OcspStapler {
     callback(null);
   };
 
-  /** Attaches the stapler to a listening TLS server. */
+  /**
+   * Attaches the stapler to a listening TLS server. It listens only while a certificate names a
+   * responder: with a listener, node:tls copies the certificate and looks up its issuer for every
+   * handshake whose client asks for a staple (most do), only to staple nothing.
+   */
   attach(server: TlsServer): void {
-    server.on('OCSPRequest', this.onOcspRequest);
+    this.#server = server;
+    this.#listen();
+  }
+
+  #listen(): void {
+    const server = this.#server;
+    const wanted = this.#entries.length > 0;
+    if (server === null || wanted === this.#listening) return;
+    if (wanted) server.on('OCSPRequest', this.onOcspRequest);
+    else server.removeListener('OCSPRequest', this.onOcspRequest);
+    this.#listening = wanted;
   }
 
   /**
@@ -137,6 +154,7 @@ export class OcspStapler {
     }
     for (const old of previous) if (!next.includes(old)) this.#forget(old);
     this.#entries = next;
+    this.#listen();
   }
 
   /** The cached response of a certificate (DER), if any; for status pages and tests. */
@@ -148,6 +166,7 @@ export class OcspStapler {
   close(): void {
     for (const entry of this.#entries) this.#forget(entry);
     this.#entries = [];
+    this.#listen();
     this.#stop.abort();
   }
 
