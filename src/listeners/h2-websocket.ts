@@ -15,7 +15,6 @@ import { Exchange } from '../core/exchange.ts';
 import { recordFinished } from '../core/metrics/record.ts';
 import { startTrace } from '../core/tracing/policy.ts';
 import { GatehouseError } from '../core/errors.ts';
-import { tunnelAction } from '../gslb/action.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { RequestInfo } from '../routing/request-info.ts';
@@ -25,7 +24,7 @@ import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
 import { admit } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
 import { hostFromAuthority, type ListenerContext } from './dispatch.ts';
-import { placeTunnel, settleTunnel } from './upgrade.ts';
+import { placeTunnel, settleTunnel, tunnelForward } from './upgrade.ts';
 import { checkHttp2Request } from './request-checks.ts';
 import { sendError } from './respond.ts';
 
@@ -72,11 +71,9 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
     tunnel();
 
     function tunnel(): void {
-      const routed = route?.action;
-      // A gslb route tunnels to the region it chooses.
-      const action = routed?.kind === 'gslb' ? (tunnelAction(ex, routed) ?? routed) : routed;
-      if (action?.kind !== 'forward') {
-        sendError(ex, new GatehouseError(action === undefined ? 'NO_ROUTE' : 'BAD_REQUEST'));
+      const action = tunnelForward(ex);
+      if (typeof action === 'string') {
+        sendError(ex, new GatehouseError(action));
         finish(0);
         return;
       }
