@@ -70,9 +70,14 @@ export function readBackendTls(config: UpstreamTlsConfig | undefined): BackendTl
   return Object.freeze({ ca, cert, key, servername: config.servername, verify: config.verify, id });
 }
 
+/** The PEM certificate blocks of a file's text (a CA bundle), in order. */
+export function certificateBlocks(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}
+
 function readCa(path: string): string {
   const text = readPem('ca', path, 'CA certificate');
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = certificateBlocks(text);
   if (blocks.length === 0) throw new BackendTlsFileError('ca', `${path}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
   for (const block of blocks) parseCertificate('ca', path, block);
   return text;

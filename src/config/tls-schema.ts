@@ -12,9 +12,10 @@ import type { Problem } from './problem.ts';
 /** Let's Encrypt's production directory: the default ACME server. */
 export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
 
-const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+/** One label of a DNS name (RFC 1123 §2.1): letters, digits and inner hyphens, 63 characters at most. */
+export const DNS_LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 /** A DNS name of letter-digit-hyphen labels (RFC 1123), lower case; "*." may lead. */
-const DNS_NAME = new RegExp(`^(?:\\*\\.)?(?:${LABEL}\\.)*${LABEL}$`);
+const DNS_NAME = new RegExp(`^(?:\\*\\.)?(?:${DNS_LABEL}\\.)*${DNS_LABEL}$`);
 
 const lowerCase = z.string().transform((value) => value.toLowerCase());
 

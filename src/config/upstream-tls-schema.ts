@@ -7,9 +7,10 @@
 import { z } from 'zod';
 import { BackendTlsFileError, readBackendTls } from './backend-tls-files.ts';
 import type { Problem } from './problem.ts';
+import { DNS_LABEL } from './tls-schema.ts';
 
 /** A DNS name (letters, digits, hyphens, dots), as SNI carries it: no trailing dot (RFC 6066 §3). */
-const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DNS_NAME = new RegExp(`^(?=.{1,253}$)${DNS_LABEL}(?:\\.${DNS_LABEL})*$`, 'i');
 
 export const upstreamTlsSchema = z
   .strictObject({

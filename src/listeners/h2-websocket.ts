@@ -15,7 +15,6 @@ import { Exchange } from '../core/exchange.ts';
 import { recordFinished } from '../core/metrics/record.ts';
 import { startTrace } from '../core/tracing/policy.ts';
 import { GatehouseError } from '../core/errors.ts';
-import { tunnelAction } from '../gslb/action.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
 import { RequestInfo } from '../routing/request-info.ts';
@@ -25,14 +24,12 @@ import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
 import { admit } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
 import { hostFromAuthority, type ListenerContext } from './dispatch.ts';
-import { placeTunnel, settleTunnel } from './upgrade.ts';
+import { placeTunnel, settleTunnel, tunnelForward } from './upgrade.ts';
 import { checkHttp2Request } from './request-checks.ts';
 import { sendError } from './respond.ts';
 
 /** RFC 6455 §1.3: the GUID appended to the key before hashing. */
 const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
-/** Fields of the server's 101 that have no place in an HTTP/2 answer (RFC 9113 §8.2.2) or belong to the HTTP/1.1 handshake. */
-const NOT_FORWARDED = new Set(['connection', 'upgrade', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'sec-websocket-accept']);
 
 /** The node:http2 'connect' listener of a listener: extended CONNECT for WebSocket; any other CONNECT is refused. */
 export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
@@ -74,11 +71,9 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
     tunnel();
 
     function tunnel(): void {
-      const routed = route?.action;
-      // A gslb route tunnels to the region it chooses.
-      const action = routed?.kind === 'gslb' ? (tunnelAction(ex, routed) ?? routed) : routed;
-      if (action?.kind !== 'forward') {
-        sendError(ex, new GatehouseError(action === undefined ? 'NO_ROUTE' : 'BAD_REQUEST'));
+      const action = tunnelForward(ex);
+      if (typeof action === 'string') {
+        sendError(ex, new GatehouseError(action));
         finish(0);
         return;
       }
@@ -111,8 +106,10 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
         answer: {
           accepted(upstreamHeaders, rewritten) {
             if (upstreamHeaders['sec-websocket-accept'] !== expected || stream.destroyed) return false;
+            // `rewritten` has no connection-specific field left (RFC 9113 §8.2.2: rewriteResponseHeaders
+            // drops hop-by-hop ones); the Accept belongs to the HTTP/1.1 handshake alone.
             const out: Record<string, string | string[]> = { ':status': '200' };
-            for (const name in rewritten) if (!NOT_FORWARDED.has(name)) out[name] = rewritten[name] as string | string[];
+            for (const name in rewritten) if (name !== 'sec-websocket-accept') out[name] = rewritten[name] as string | string[];
             stream.respond(out);
             return true;
           },

@@ -8,13 +8,11 @@ import { peekFirstBytes } from './peek.ts';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
-/** What the first bytes of a connection say. */
-export type Preface = 'h2' | 'http1' | 'incomplete';
-
-export function classifyPreface(data: Buffer): Preface {
+/** What the first bytes of a connection say; undefined while they are a start of the preface. */
+export function classifyPreface(data: Buffer): 'h2' | 'http1' | undefined {
   const length = Math.min(data.length, PREFACE.length);
   for (let i = 0; i < length; i++) if (data[i] !== PREFACE[i]) return 'http1';
-  return length === PREFACE.length ? 'h2' : 'incomplete';
+  return length === PREFACE.length ? 'h2' : undefined;
 }
 
 /**
@@ -22,7 +20,7 @@ export function classifyPreface(data: Buffer): Preface {
  * connection that sends nothing for `timeoutMs`, or closes, is destroyed.
  */
 export function sniffPreface(socket: Socket, timeoutMs: number, h2: (socket: Socket) => void, http1: (socket: Socket) => void): void {
-  peekFirstBytes(socket, timeoutMs, decidePreface, (kind, received) => {
+  peekFirstBytes(socket, timeoutMs, classifyPreface, (kind, received) => {
     // node:http2 reads what is buffered when it takes a paused socket; node:http resumes the
     // stream itself with its 'data' listener (as after a PROXY header).
     if (kind === 'h2') socket.pause();
@@ -30,9 +28,4 @@ export function sniffPreface(socket: Socket, timeoutMs: number, h2: (socket: Soc
     if (kind === 'h2') h2(socket);
     else http1(socket);
   });
-}
-
-function decidePreface(received: Buffer): 'h2' | 'http1' | undefined {
-  const kind = classifyPreface(received);
-  return kind === 'incomplete' ? undefined : kind;
 }

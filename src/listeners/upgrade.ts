@@ -64,12 +64,10 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
 
     function tunnel(): void {
       res.detachSocket(socket as Socket);
-      const routed = route?.action;
-      // A gslb route tunnels to the region it chooses.
-      const action = routed?.kind === 'gslb' ? (tunnelAction(ex, routed) ?? routed) : routed;
-      if (action?.kind !== 'forward') {
+      const action = tunnelForward(ex);
+      if (typeof action === 'string') {
         // Only forwarded routes can switch protocols; others get a plain refusal.
-        const status = action === undefined ? 404 : 400;
+        const status = action === 'NO_ROUTE' ? 404 : 400;
         socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Bad Request'}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
         finish(status);
         return;
@@ -100,6 +98,17 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       });
     }
   };
+}
+
+/**
+ * The forward action of the exchange's route, for a gslb route the region it chooses; otherwise
+ * why no tunnel opens: no route, or one that cannot switch protocols.
+ */
+export function tunnelForward(ex: Exchange): ForwardAction | 'NO_ROUTE' | 'BAD_REQUEST' {
+  const routed = ex.route?.action;
+  if (routed === undefined) return 'NO_ROUTE';
+  const action = routed.kind === 'gslb' ? (tunnelAction(ex, routed) ?? routed) : routed;
+  return action.kind === 'forward' ? action : 'BAD_REQUEST';
 }
 
 /**

@@ -134,8 +134,10 @@ test('OCSP stapler: a failed refresh keeps the last good response; a responder b
   const port = (server.address() as { port: number }).port;
   const leaf = new X509Certificate(pem.cert);
 
+  assert.equal(server.listenerCount('OCSPRequest'), 0, 'no certificate names a responder yet: handshakes are not asked about staples');
   // Down at first: no staple, retries go on.
   stapler.track([loadCertificate(files)]);
+  assert.equal(server.listenerCount('OCSPRequest'), 1);
   await waitFor(() => logs.filter((m) => m.includes('without a staple')).length >= 2, 5000, 'failed tries');
   assert.equal((await handshake(port, ca.cert)).staple, null);
 
@@ -157,4 +159,8 @@ test('OCSP stapler: a failed refresh keeps the last good response; a responder b
   const revoked = await handshake(port, ca.cert);
   assert.ok(revoked.staple);
   assert.equal(statusIn(revoked.staple, revoked.cert), 'revoked');
+
+  // No certificate left that names a responder: the server stops asking the stapler.
+  stapler.track([]);
+  assert.equal(server.listenerCount('OCSPRequest'), 0);
 });

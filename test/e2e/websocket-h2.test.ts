@@ -11,7 +11,7 @@ import { h2Request, h2Session } from '../helpers/h2.ts';
 import { waitFor } from '../helpers/http.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
-async function setUp(t: TestContext, websocket = true) {
+async function setUp(t: TestContext, websocket = true, routes?: ConfigInput['routes']) {
   const backend = await startBackend(t, echo());
   const accepted: { socket: WebSocket; headers: IncomingHttpHeaders }[] = [];
   if (websocket) {
@@ -26,7 +26,8 @@ async function setUp(t: TestContext, websocket = true) {
   const ca = await createCa();
   const dir = await tempDir(t);
   const pair = await writePair(dir, 'site', await ca.issue({ names: ['site.test'] }));
-  const proxy = await startProxy(t, { ...simpleProxyConfig([backend.url]), listen: [{ address: '127.0.0.1:0', tls: { certificates: [pair] } }] } as ConfigInput);
+  const base = simpleProxyConfig([backend.url]);
+  const proxy = await startProxy(t, { ...base, routes: routes ?? base.routes, listen: [{ address: '127.0.0.1:0', tls: { certificates: [pair] } }] } as ConfigInput);
   const session = await h2Session(t, `https://127.0.0.1:${proxy.port}`, { ca: ca.cert, servername: 'site.test' });
   await waitFor(() => session.remoteSettings.enableConnectProtocol === true, 2000, 'SETTINGS_ENABLE_CONNECT_PROTOCOL');
   return { proxy, session, accepted };
@@ -112,4 +113,23 @@ test('WebSocket over HTTP/2: a server that does not switch protocols is a 502; p
   const [plainHead] = (await once(plain, 'response')) as [IncomingHttpHeaders];
   assert.equal(plainHead[':status'], 400);
   plain.resume();
+});
+
+test('WebSocket over HTTP/2: no route is a 404, a route that does not forward a 400; neither reaches a server', async (t) => {
+  const routes = [
+    { match: { path_prefix: '/fixed' }, respond: { status: 200, body: 'fixed' } },
+    { match: { path_prefix: '/ws' }, upstream: 'app' },
+  ];
+  const { session, accepted } = await setUp(t, true, routes);
+  for (const [path, status] of [['/nowhere', 404], ['/fixed', 400]] as const) {
+    const stream = openWebSocket(session, path);
+    const [head] = (await once(stream, 'response')) as [IncomingHttpHeaders];
+    assert.equal(head[':status'], status, path);
+    stream.resume();
+  }
+  const open = openWebSocket(session, '/ws');
+  const [head] = (await once(open, 'response')) as [IncomingHttpHeaders];
+  assert.equal(head[':status'], 200, 'the forwarded route still opens');
+  open.close();
+  assert.equal(accepted.length, 1);
 });

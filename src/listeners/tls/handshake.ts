@@ -5,6 +5,7 @@
 import { constants, createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
+import { certificateBlocks } from '../../config/backend-tls-files.ts';
 import type { ClientAuthConfig } from '../../config/tls-handshake-schema.ts';
 
 /** Client certificate checking, with the CA already read. */
@@ -40,7 +41,7 @@ function readClientAuth(config: ClientAuthConfig): ClientAuth {
   } catch (error: unknown) {
     throw new Error(`${config.ca}: cannot read the client CA file (${error instanceof Error ? error.message : String(error)})`, { cause: error });
   }
-  const blocks = ca.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = certificateBlocks(ca);
   if (blocks.length === 0) throw new Error(`${config.ca}: no PEM certificate in the client CA file`);
   for (const block of blocks) {
     try {

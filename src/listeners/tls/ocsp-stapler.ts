@@ -9,6 +9,7 @@ import type { Server as TlsServer } from 'node:tls';
 import type { LoadedCertificate } from './certificate.ts';
 import type { OcspResponse, OcspSubject } from './ocsp.ts';
 import { ocspTargetOf, type OcspTarget } from './ocsp-target.ts';
+import { backoff } from './renewal.ts';
 
 /** The OCSP protocol module, loaded the first time a certificate names a responder (see ocsp-target.ts). */
 let protocol: Promise<typeof import('./ocsp.ts')> | undefined;
@@ -60,10 +61,10 @@ export function refreshDelay(response: OcspResponse, now: number, timing: OcspTi
 
 /** When to try again after the `failures`-th failure in a row, kept before the current response expires. */
 export function retryDelay(failures: number, response: OcspResponse | null, now: number, timing: OcspTiming = DEFAULT_OCSP_TIMING): number {
-  const backoff = Math.min(timing.retryMax, timing.retryMin * 2 ** Math.max(0, failures - 1));
-  if (response === null) return backoff;
+  const wait = backoff(failures, timing.retryMin, timing.retryMax);
+  if (response === null) return wait;
   const left = response.nextUpdate.getTime() - now;
-  return left > timing.retryMin ? Math.min(backoff, Math.floor(left / 2)) : backoff;
+  return left > timing.retryMin ? Math.min(wait, Math.floor(left / 2)) : wait;
 }
 
 export class OcspStapler {
@@ -72,6 +73,9 @@ export class OcspStapler {
   /** Aborts fetches in flight when the stapler closes. */
   readonly #stop = new AbortController();
   #entries: Entry[] = [];
+  /** The server whose 'OCSPRequest' event this stapler answers, once attached. */
+  #server: TlsServer | null = null;
+  #listening = false;
   /**
    * True while the SNI callback hands node:tls a context of one certificate. A context holding an
    * ECDSA and an RSA certificate (the server's default one) reports one of them to 'OCSPRequest'
@@ -102,9 +106,23 @@ export class OcspStapler {
     callback(null);
   };
 
-  /** Attaches the stapler to a listening TLS server. */
+  /**
+   * Attaches the stapler to a listening TLS server. It listens only while a certificate names a
+   * responder: with a listener, node:tls copies the certificate and looks up its issuer for every
+   * handshake whose client asks for a staple (most do), only to staple nothing.
+   */
   attach(server: TlsServer): void {
-    server.on('OCSPRequest', this.onOcspRequest);
+    this.#server = server;
+    this.#listen();
+  }
+
+  #listen(): void {
+    const server = this.#server;
+    const wanted = this.#entries.length > 0;
+    if (server === null || wanted === this.#listening) return;
+    if (wanted) server.on('OCSPRequest', this.onOcspRequest);
+    else server.removeListener('OCSPRequest', this.onOcspRequest);
+    this.#listening = wanted;
   }
 
   /**
@@ -136,6 +154,7 @@ export class OcspStapler {
     }
     for (const old of previous) if (!next.includes(old)) this.#forget(old);
     this.#entries = next;
+    this.#listen();
   }
 
   /** The cached response of a certificate (DER), if any; for status pages and tests. */
@@ -147,6 +166,7 @@ export class OcspStapler {
   close(): void {
     for (const entry of this.#entries) this.#forget(entry);
     this.#entries = [];
+    this.#listen();
     this.#stop.abort();
   }
 

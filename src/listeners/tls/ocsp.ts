@@ -8,7 +8,7 @@ import { createHash, verify as verifySignature, X509Certificate } from 'node:cry
 import { BasicOCSPResponse, CertID, id_kp_OCSPSigning, id_pkix_ocsp_basic, OCSPRequest, OCSPResponse, OCSPResponseStatus, Request, TBSRequest } from '@peculiar/asn1-ocsp';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier, Certificate } from '@peculiar/asn1-x509';
-import { ocspTargetOf, type OcspTarget } from './ocsp-target.ts';
+import type { OcspTarget } from './ocsp-target.ts';
 
 /** What stapling needs to know about one certificate: where to ask and what to ask. */
 export interface OcspSubject extends OcspTarget {
@@ -43,12 +43,6 @@ const SIGNATURE_HASHES: ReadonlyMap<string, string | undefined> = new Map([
   ['1.2.840.10045.4.3.4', 'sha512'],
   ['1.3.101.112', undefined],
 ]);
-
-/** The OCSP facts of a certificate chain (PEM, leaf first), or null when there is nothing to staple. */
-export function ocspSubjectOf(chainPem: string): OcspSubject | null {
-  const target = ocspTargetOf(chainPem);
-  return target === null ? null : ocspSubjectFor(target);
-}
 
 /** The subject of a target: its CertID added. */
 export function ocspSubjectFor(target: OcspTarget): OcspSubject {

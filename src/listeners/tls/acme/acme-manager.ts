@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import type { AcmeTlsConfig } from '../../../config/tls-schema.ts';
 import type { CertificateLog } from '../certificate-store.ts';
-import type { LoadedCertificate } from '../certificate.ts';
+import type { CertificateFiles, LoadedCertificate } from '../certificate.ts';
 import { loadValid, localCertificate, pairIn, renewalTimeOf, savePair, stemFor } from '../issued-files.ts';
 import type { LocalCa } from '../local-ca.ts';
 import { Alarm, backoff } from '../renewal.ts';
@@ -69,7 +69,7 @@ export class AcmeManager {
     try {
       for (const name of config.names) {
         // A stored certificate serves while valid, even when due for renewal (renewed at once then).
-        const stored = loadValid(pairIn(manager.#certDir, stemFor([name])), (cert) => cert.names.includes(name));
+        const stored = manager.#stored(name);
         const cert = stored ?? (await manager.#fallback(name));
         const state: NameState = { name, cert, issued: stored !== undefined, failures: 0, alarm: new Alarm() };
         manager.#names.push(state);
@@ -106,6 +106,16 @@ export class AcmeManager {
     for (const subscriber of this.#subscribers) subscriber();
   }
 
+  /** Where the ACME certificate of `name` is stored. */
+  #filesOf(name: string): CertificateFiles {
+    return pairIn(this.#certDir, stemFor([name]));
+  }
+
+  /** The stored ACME certificate of `name` while it is valid and names it. */
+  #stored(name: string): LoadedCertificate | undefined {
+    return loadValid(this.#filesOf(name), (cert) => cert.names.includes(name));
+  }
+
   /** A local CA certificate for a name that has no ACME one yet. */
   async #fallback(name: string): Promise<LoadedCertificate> {
     return localCertificate(await this.#services.localCa(), join(this.#services.stateDir, 'certificates', 'fallback'), [name]);
@@ -129,7 +139,7 @@ export class AcmeManager {
    * it); true when it did and that one is not yet due for renewal.
    */
   #adoptStored(state: NameState): boolean {
-    const stored = loadValid(pairIn(this.#certDir, stemFor([state.name])), (cert) => cert.names.includes(state.name));
+    const stored = this.#stored(state.name);
     if (stored === undefined || (state.issued && stored.notAfter.getTime() <= state.cert.notAfter.getTime())) return false;
     state.cert = stored;
     state.issued = true;
@@ -152,7 +162,7 @@ export class AcmeManager {
     this.#services.log('info', { name, directory: this.#config.directory }, 'ordering an ACME certificate');
     try {
       const pem = await this.#account.order(name);
-      const cert = await savePair(pairIn(this.#certDir, stemFor([name])), pem);
+      const cert = await savePair(this.#filesOf(name), pem);
       this.#services.sharing?.publish({ type: 'issued', certDir: this.#certDir, name });
       state.failures = 0;
       this.#services.log('info', { name, not_after: cert.notAfter.toISOString() }, 'ACME certificate obtained');
