@@ -68,14 +68,17 @@ export function hostFromAuthority(headers: IncomingHttpHeaders): void {
   }
 }
 
+/** Ends an exchange, once: its access-log line, its metrics and the dashboard's figures (requests and tunnels alike). */
+export function finishExchange(ctx: ListenerContext, ex: Exchange): void {
+  if (ex.finished) return;
+  ex.finished = true;
+  ctx.accessLog.write(ex);
+  recordFinished(ex);
+  ctx.traffic.record(ex);
+}
+
 function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: boolean): RequestHandler {
-  const finish = (ex: Exchange): void => {
-    if (ex.finished) return;
-    ex.finished = true;
-    ctx.accessLog.write(ex);
-    recordFinished(ex);
-    ctx.traffic.record(ex);
-  };
+  const finish = (ex: Exchange): void => finishExchange(ctx, ex);
   return (req, res) => {
     const snapshot = ctx.holder.current;
     const protection = snapshot.protection;
@@ -85,8 +88,7 @@ function handlerFor(ctx: ListenerContext, bodyWatch: BodyRateWatch | null, h2: b
     const conn = connectionOf(req.socket);
     const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto, h2);
-    const tracing = snapshot.tracing;
-    if (tracing.enabled || tracing.requestIdHeader !== null) startTrace(ex, tracing);
+    startTrace(ex, snapshot.tracing);
     // On the last request a connection may carry, node:http writes Connection: close but keeps the
     // socket open until the keep-alive timeout; not keeping it alive makes it close after this answer.
     if (ctx.draining || (res as { maxRequestsOnConnectionReached?: boolean }).maxRequestsOnConnectionReached === true) {

@@ -12,7 +12,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Exchange } from '../core/exchange.ts';
-import { recordFinished } from '../core/metrics/record.ts';
 import { startTrace } from '../core/tracing/policy.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
@@ -23,7 +22,7 @@ import { buildRequestHeaders } from '../upstream/request-headers.ts';
 import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
 import { admit } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
-import { hostFromAuthority, type ListenerContext } from './dispatch.ts';
+import { finishExchange, hostFromAuthority, type ListenerContext } from './dispatch.ts';
 import { placeTunnel, settleTunnel, tunnelForward } from './upgrade.ts';
 import { checkHttp2Request } from './request-checks.ts';
 import { sendError } from './respond.ts';
@@ -49,14 +48,11 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
     const conn = connectionOf(req.socket);
     const peer = conn !== undefined ? conn.address : normalizeAddress(req.socket.remoteAddress);
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto, true);
-    const tracing = snapshot.tracing;
-    if (tracing.enabled || tracing.requestIdHeader !== null) startTrace(ex, tracing);
+    startTrace(ex, snapshot.tracing);
     const finish = (status: number): void => {
       if (ex.finished) return;
       if (status !== 0) ex.status = status;
-      ex.finished = true;
-      ctx.accessLog.write(ex);
-      recordFinished(ex);
+      finishExchange(ctx, ex);
     };
     if (!admit(ctx, ex, conn, rejected)) {
       finish(0);

@@ -3,7 +3,6 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Exchange } from '../core/exchange.ts';
-import { recordFinished } from '../core/metrics/record.ts';
 import { startTrace } from '../core/tracing/policy.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
@@ -20,7 +19,7 @@ import type { Server } from '../upstream/server.ts';
 import type { ServerState } from '../upstream/server-state.ts';
 import type { ForwardAction } from '../routing/actions.ts';
 import { tunnelAction } from '../gslb/action.ts';
-import type { ListenerContext } from './dispatch.ts';
+import { finishExchange, type ListenerContext } from './dispatch.ts';
 
 export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
@@ -40,14 +39,11 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
     res.assignSocket(socket as Socket);
     res.once('finish', () => socket.end());
     const ex = new Exchange(req, res, snapshot, info, peer, ctx.proto);
-    const tracing = snapshot.tracing;
-    if (tracing.enabled || tracing.requestIdHeader !== null) startTrace(ex, tracing);
+    startTrace(ex, snapshot.tracing);
     const finish = (status: number): void => {
       if (ex.finished) return;
       ex.status = status;
-      ex.finished = true;
-      ctx.accessLog.write(ex);
-      recordFinished(ex);
+      finishExchange(ctx, ex);
     };
     if (!admit(ctx, ex, conn, rejected)) {
       finish(ex.status);

@@ -7,9 +7,9 @@ import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { LiveFeed } from '../../src/admin/live.ts';
-import { echo, startBackend } from '../helpers/backend.ts';
+import { closedPort, echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
-import { request } from '../helpers/http.ts';
+import { rawRequest, request, waitFor } from '../helpers/http.ts';
 import { startProxy } from '../helpers/proxy.ts';
 
 test('the page and its files are served with their types, an ETag, no-cache and a strict CSP', async (t) => {
@@ -111,4 +111,17 @@ test('GET /status lists each TLS listener\'s certificates with their expiry, and
   assert.deepEqual(status.certificates, [{ listener: `127.0.0.1:${tlsPort}`, names: ['site.test', 'www.site.test'], not_after: new Date(Math.floor(notAfter.getTime() / 1000) * 1000).toISOString() }]);
   const snapshot = (await new LiveFeed(proxy.gatehouse).snapshot()) as { certificates: { days_left: number }[] };
   assert.equal(snapshot.certificates[0]?.days_left, 5);
+});
+
+test('WebSocket handshakes count in the dashboard\'s figures as requests do: a refused one is a recent error', async (t) => {
+  const dead = await closedPort();
+  const proxy = await startProxy(t, {
+    admin: { address: '127.0.0.1:0' },
+    upstreams: { gone: { servers: [{ url: `http://127.0.0.1:${dead}` }] } },
+    routes: [{ name: 'socket', match: {}, upstream: 'gone' }],
+  });
+  const answer = await rawRequest(proxy.port, 'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n');
+  assert.match(answer, /^HTTP\/1\.1 502/);
+  await waitFor(() => proxy.gatehouse.traffic().recentErrors.length === 1, 2000, 'the failed handshake among the recent errors');
+  assert.equal(proxy.gatehouse.traffic().recentErrors[0]?.route, 'socket');
 });

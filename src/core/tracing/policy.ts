@@ -53,8 +53,8 @@ export function releaseTracing(policy: TracingPolicy, registry: Registry): void 
 }
 
 /**
- * Sets the exchange's trace and request ids. Called once at
- * dispatch (when tracing or the request id is on). A trace started here takes its trace id as
+ * Sets the exchange's trace and request ids. Called once per request at
+ * dispatch; with tracing and the request id both off it sets nothing. A trace started here takes its trace id as
  * the request id too: one id to look for, one random conversion fewer.
  */
 export function startTrace(ex: Exchange, policy: TracingPolicy): void {
