@@ -152,6 +152,10 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
       this.#held.delete(key);
       this.#held.set(key, held);
       if (this.#held.size > this.#maxEntries) this.#evictOldest();
+    } else {
+      // The most recently reserved last: eviction takes the least recently reserved (insertion order).
+      this.#held.delete(key);
+      this.#held.set(key, held);
     }
     const granted = Number(reply[0]);
     if (granted === 0) {
