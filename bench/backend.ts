@@ -1,5 +1,6 @@
 // The benchmark backend: one plain node:http process serving fixed bodies.
 //   GET /small -> 100 bytes text/plain
+//   GET /medium -> 10 KiB text/plain
 //   GET /large -> 1 MiB (preallocated Buffer)
 //   GET /cache/small -> 100 bytes, Cache-Control: public, max-age=3600 (cache-hit scenario)
 //   GET /gzip/page -> 16 KiB of text/html, Cache-Control: no-store (gzip scenario)
@@ -7,11 +8,12 @@
 import { createServer } from 'node:http';
 import { HOST } from './lib/ports.ts';
 import { parseListenArgs } from './lib/listen-args.ts';
-import { CACHE_BYTES, CACHE_PATH, GZIP_BYTES, GZIP_PATH, LARGE_BYTES, LARGE_PATH, pageText, SMALL_PATH, smallBody } from './lib/payloads.ts';
+import { CACHE_BYTES, CACHE_PATH, GZIP_BYTES, GZIP_PATH, LARGE_BYTES, LARGE_PATH, MEDIUM_BYTES, MEDIUM_PATH, pageText, SMALL_PATH, smallBody } from './lib/payloads.ts';
 
 const { port } = parseListenArgs(process.argv.slice(2));
 
 const small = smallBody();
+const medium = Buffer.alloc(MEDIUM_BYTES, 'm');
 const large = Buffer.alloc(LARGE_BYTES, 'y');
 
 const cacheable = Buffer.alloc(CACHE_BYTES, 'c');
@@ -20,6 +22,7 @@ cacheable.write('gatehouse bench cacheable response\n');
 /** Body and headers per path. */
 const answers = new Map<string, { body: Buffer; headers: Record<string, string | number> }>([
   [SMALL_PATH, { body: small, headers: { 'content-type': 'text/plain' } }],
+  [MEDIUM_PATH, { body: medium, headers: { 'content-type': 'text/plain' } }],
   [LARGE_PATH, { body: large, headers: { 'content-type': 'text/plain' } }],
   [CACHE_PATH, { body: cacheable, headers: { 'content-type': 'text/plain', 'cache-control': 'public, max-age=3600', etag: '"bench-1"' } }],
   [GZIP_PATH, { body: pageText(GZIP_BYTES), headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' } }],

@@ -27,7 +27,7 @@ export const PROXY_NAMES = [
 ] as const;
 export type ProxyName = (typeof PROXY_NAMES)[number];
 
-export const SCENARIO_NAMES = ['small', 'large', 'cache-hit', 'gzip', 'https-small', 'h2', 'handshake', 'tls-idle-memory', 'multicore', 'limits'] as const;
+export const SCENARIO_NAMES = ['small', 'medium', 'large', 'cache-hit', 'gzip', 'https-small', 'h2', 'handshake', 'tls-idle-memory', 'multicore', 'limits'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface BenchOptions {

@@ -3,6 +3,9 @@ export const SMALL_PATH = '/small';
 export const LARGE_PATH = '/large';
 export const SMALL_BYTES = 100;
 export const LARGE_BYTES = 1024 * 1024;
+/** Issue 21's middle size: 10 KiB, forwarded as it is (tail latency is compared with the thin proxy's). */
+export const MEDIUM_PATH = '/medium';
+export const MEDIUM_BYTES = 10 * 1024;
 /** Cacheable (Cache-Control: public, max-age=3600), 100 bytes: the cache-hit scenario. */
 export const CACHE_PATH = '/cache/small';
 export const CACHE_BYTES = 100;

@@ -293,7 +293,7 @@ export const PROXIES: Record<ProxyName, ProxySpec> = {
   caddy: {
     name: 'caddy',
     describe: 'caddy run, one CPU (GOMAXPROCS=1); /gzip/ encode gzip, the rest reverse_proxy (no cache)',
-    scenarios: ['small', 'large', 'gzip'],
+    scenarios: ['small', 'medium', 'large', 'gzip'],
     scheme: 'http',
     pinned: true,
     launch: (ctx, port) => {

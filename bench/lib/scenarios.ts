@@ -1,6 +1,6 @@
 // Load scenarios: which tool, path, how many connections, which request headers, compared with whom.
 import type { ProxyName, ScenarioName } from './options.ts';
-import { CACHE_BYTES, CACHE_PATH, GZIP_BYTES, GZIP_PATH, LARGE_BYTES, LARGE_PATH, SMALL_BYTES, SMALL_PATH } from './payloads.ts';
+import { CACHE_BYTES, CACHE_PATH, GZIP_BYTES, GZIP_PATH, LARGE_BYTES, LARGE_PATH, MEDIUM_BYTES, MEDIUM_PATH, SMALL_BYTES, SMALL_PATH } from './payloads.ts';
 
 /**
  * How a scenario is measured: wrk (HTTP/1.1, plain or TLS), h2load (HTTP/2 over TLS), or idle TLS
@@ -59,6 +59,8 @@ export const IDLE_CONNECTIONS = 2000;
 
 export const SCENARIOS: Record<ScenarioName, Scenario> = {
   small: { ...PLAIN, name: 'small', label: 'small (100 B)', path: SMALL_PATH, bodyBytes: SMALL_BYTES, connections: 50 },
+  // Issue 21's middle size, where the tail latency was worst: read its p99 column too.
+  medium: { ...PLAIN, name: 'medium', label: 'medium (10 KiB)', path: MEDIUM_PATH, bodyBytes: MEDIUM_BYTES, connections: 50 },
   large: { ...PLAIN, name: 'large', label: 'large (1 MiB)', path: LARGE_PATH, bodyBytes: LARGE_BYTES, connections: 10 },
   // Every request after the first is a cache hit: what a cache costs per answer, the backend idle.
   'cache-hit': { ...PLAIN, name: 'cache-hit', label: 'cache hit (100 B, max-age=3600)', path: CACHE_PATH, bodyBytes: CACHE_BYTES, connections: 50 },
@@ -144,10 +146,10 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
 };
 
 /** The plain-HTTP scenarios: the caching, compressing peers run them all. */
-export const HTTP_SCENARIOS: readonly ScenarioName[] = ['small', 'large', 'cache-hit', 'gzip'];
+export const HTTP_SCENARIOS: readonly ScenarioName[] = ['small', 'medium', 'large', 'cache-hit', 'gzip'];
 
 /** The plain forwarding scenarios, which every plain-HTTP proxy runs; the others need a cache or compression. */
-export const PLAIN_SCENARIOS: readonly ScenarioName[] = ['small', 'large'];
+export const PLAIN_SCENARIOS: readonly ScenarioName[] = ['small', 'medium', 'large'];
 
 /** The TLS scenarios, run by the TLS peers (gatehouse-tls, nginx-tls) only. */
 export const TLS_SCENARIOS: readonly ScenarioName[] = ['https-small', 'h2', 'handshake', 'tls-idle-memory'];

@@ -3,7 +3,7 @@
 // issue 18: what /metrics costs (gatehouse-metrics against gatehouse).
 // issue 20: rate limits kept in Redis (the limits scenario).
 import type { ProxyName, ScenarioName } from './options.ts';
-import { figureOf, outcomeIn, type ScenarioReport } from './report.ts';
+import { figureOf, outcomeIn, type Outcome, type ScenarioReport } from './report.ts';
 
 interface Figure {
   proxy: ProxyName;
@@ -25,6 +25,11 @@ export interface Target {
    * proxy's core was the bottleneck and the proxy had it alone, steadier when it was not.
    */
   perCpu: boolean;
+  /**
+   * Compare p99 latency instead (ratio = reference / measured, so that at least 1.0 means no
+   * worse than the reference).
+   */
+  p99?: boolean;
 }
 
 /**
@@ -47,6 +52,17 @@ function rate(target: Omit<Target, 'perCpu' | 'unit' | 'issue'>, what = 'request
 /** `measured` against `reference` in one scenario of the same run (see perSecond). */
 function pair(issue: number, measured: ProxyName, reference: ProxyName, scenario: ScenarioName, atLeast: number, perCpuAtLeast: number | null = null): Target[] {
   return perSecond({ issue, scenario, measured: { proxy: measured, scenario }, reference: { proxy: reference, scenario }, atLeast }, perCpuAtLeast);
+}
+
+/** `measured`'s p99 no worse than `reference`'s in one scenario of the same run. */
+function tail(issue: number, measured: ProxyName, reference: ProxyName, scenario: ScenarioName): Target {
+  return { issue, scenario, measured: { proxy: measured, scenario }, reference: { proxy: reference, scenario }, atLeast: 1.0, unit: 'ms at p99', perCpu: false, p99: true };
+}
+
+/** The figure a target compares, from one outcome. */
+function targetFigure(target: Target, outcome: Outcome | undefined): number | undefined {
+  if (target.p99 !== true) return figureOf(outcome, target.perCpu);
+  return outcome !== undefined && outcome.ok && 'load' in outcome ? outcome.load.p99Ms : undefined;
 }
 
 export const TARGETS: readonly Target[] = [
@@ -116,6 +132,9 @@ export const TARGETS: readonly Target[] = [
   ...pair(21, 'gatehouse', 'caddy', 'gzip', 1.0),
   ...pair(21, 'gatehouse', 'nginx', 'large', 1.0),
   ...pair(21, 'gatehouse', 'thin-undici', 'small', 1.0),
+  tail(21, 'gatehouse', 'thin-undici', 'small'),
+  ...pair(21, 'gatehouse', 'thin-undici', 'medium', 1.0),
+  tail(21, 'gatehouse', 'thin-undici', 'medium'),
   ...pair(21, 'gatehouse', 'node-static', 'cache-hit', 0.95),
   // Issue 19: the region choice costs no measurable throughput (within noise: at least 0.97).
   ...pair(19, 'gatehouse-gslb', 'gatehouse', 'small', 0.97, 0.97),
@@ -140,9 +159,10 @@ const number = (value: number): string => (value >= 100 ? Math.round(value).toLo
 export function evaluateTargets(reports: readonly ScenarioReport[]): TargetResult[] {
   const selected = new Set(reports.map((r) => r.scenario.name));
   return TARGETS.filter((t) => selected.has(t.scenario)).map((target) => {
-    const measured = figureOf(outcomeIn(reports, target.measured.scenario, target.measured.proxy), target.perCpu);
-    const reference = figureOf(outcomeIn(reports, target.reference.scenario, target.reference.proxy), target.perCpu);
-    const ratio = measured === undefined || reference === undefined || reference === 0 ? undefined : measured / reference;
+    const measured = targetFigure(target, outcomeIn(reports, target.measured.scenario, target.measured.proxy));
+    const reference = targetFigure(target, outcomeIn(reports, target.reference.scenario, target.reference.proxy));
+    const [numerator, denominator] = target.p99 === true ? [reference, measured] : [measured, reference];
+    const ratio = numerator === undefined || denominator === undefined || denominator === 0 ? undefined : numerator / denominator;
     const met = ratio === undefined || target.atLeast === null ? undefined : ratio >= target.atLeast;
     return { target, measured, reference, ratio, met };
   });
@@ -159,13 +179,17 @@ export function formatTargets(results: readonly TargetResult[]): string {
 
 function formatIssue(issue: number, results: readonly TargetResult[]): string {
   const lines = results.flatMap(({ target, measured, reference, ratio, met }) => {
-    const what = `${name(target.measured)} / ${name(target.reference)}${target.perCpu ? ', per proxy CPU second' : ''}`;
+    const what =
+      target.p99 === true
+        ? `p99 ${name(target.reference)} / ${name(target.measured)}`
+        : `${name(target.measured)} / ${name(target.reference)}${target.perCpu ? ', per proxy CPU second' : ''}`;
     if (ratio === undefined || measured === undefined || reference === undefined) {
       if (target.perCpu) return []; // the req/s line above already says what is missing
       return `  ${what}: n/a (both must run in the same run: --only ${target.measured.proxy},${target.reference.proxy} --scenario ${target.measured.scenario === target.reference.scenario ? target.measured.scenario : `${target.reference.scenario},${target.measured.scenario}`})`;
     }
     const verdict = target.atLeast === null ? '' : `, target >= ${goal(target.atLeast)}x: ${met === true ? 'met' : 'NOT met'}`;
-    return `  ${what} = ${ratio.toFixed(2)}x (${number(measured)} / ${number(reference)} ${target.unit}${verdict})`;
+    const [shownFirst, shownSecond] = target.p99 === true ? [reference, measured] : [measured, reference];
+    return `  ${what} = ${ratio.toFixed(2)}x (${number(shownFirst)} / ${number(shownSecond)} ${target.unit}${verdict})`;
   });
   return [`Targets (issue ${issue}), ratios from this run:`, ...lines].join('\n');
 }
