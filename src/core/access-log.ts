@@ -116,9 +116,9 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
   out.bytes(JSON_PARTS.host);
   appendJsonString(out, ex.info.host);
   out.bytes(JSON_PARTS.status);
-  out.ascii(String(ex.status));
+  out.integer(ex.status);
   out.bytes(JSON_PARTS.bytes);
-  out.ascii(String(bodyBytes(ex)));
+  out.integer(bodyBytes(ex));
   if (route !== undefined) out.bytes(routeFields(route));
   if (ex.server !== undefined) {
     // From the configuration, where a URL's host may hold a quote.
@@ -133,7 +133,7 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
   }
   if (ex.tries > 1) {
     out.bytes(JSON_PARTS.tries);
-    out.ascii(String(ex.tries));
+    out.integer(ex.tries);
   }
   // The client named by a trusted proxy's X-Forwarded-For or a PROXY header, when not the peer.
   if (ex.client !== ex.peer) {
@@ -141,10 +141,10 @@ function appendJson(ex: Exchange, out: LineBuffer): void {
     appendJsonString(out, ex.client);
   }
   out.bytes(JSON_PARTS.duration);
-  out.ascii(milliseconds(ex.elapsedMs()));
+  appendMilliseconds(out, ex.elapsedMs());
   if (ex.upstreamHeadersMs >= 0) {
     out.bytes(JSON_PARTS.upstreamMs);
-    out.ascii(milliseconds(ex.upstreamHeadersMs));
+    appendMilliseconds(out, ex.upstreamHeadersMs);
   }
   if (ex.traceId !== '') {
     out.bytes(JSON_PARTS.traceId);
@@ -231,13 +231,7 @@ function jsonString(value: string): string {
 
 /** jsonString into `out`, without making the string when nothing needs escaping (the usual path or host). */
 function appendJsonString(out: LineBuffer, value: string): void {
-  if (needsEscape(value)) {
-    out.ascii(jsonString(value));
-    return;
-  }
-  out.ascii('"');
-  out.ascii(value);
-  out.ascii('"');
+  if (!out.quotedPlain(value)) out.ascii(jsonString(value));
 }
 
 function needsEscape(value: string): boolean {
@@ -252,19 +246,25 @@ function unicodeEscape(c: string): string {
   return `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
 
-/** Milliseconds to three decimals, without a float-to-text conversion in the common case. */
+/** Milliseconds to three decimals, trailing zeros dropped ("12", "0.5", "3.042"). */
 function milliseconds(ms: number): string {
   const us = Math.round(ms * 1000);
   const whole = Math.floor(us / 1000);
-  let fraction = us - whole * 1000;
-  if (fraction === 0) return String(whole);
-  let digits = 3;
-  while (fraction % 10 === 0) {
-    fraction /= 10;
-    digits--;
-  }
-  return `${whole}.${String(fraction).padStart(digits, '0')}`;
+  return `${whole}${FRACTIONS[us - whole * 1000]}`;
 }
+
+/** milliseconds() into `out`, without making a string. */
+function appendMilliseconds(out: LineBuffer, ms: number): void {
+  const us = Math.round(ms * 1000);
+  const whole = Math.floor(us / 1000);
+  out.integer(whole);
+  const fraction = FRACTIONS[us - whole * 1000];
+  if (fraction === undefined) return; // not a finite number: integer() wrote what it is
+  out.ascii(fraction);
+}
+
+/** "", ".001" … ".999", trailing zeros dropped: a thousandth's text by its number. */
+const FRACTIONS = Array.from({ length: 1000 }, (_, n) => (n === 0 ? '' : `.${String(n).padStart(3, '0').replace(/0+$/, '')}`));
 
 /** The combined format, followed by the duration and the server. */
 function appendCombined(ex: Exchange, out: LineBuffer): void {

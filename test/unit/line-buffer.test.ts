@@ -34,3 +34,25 @@ test('clear empties the buffer and gives back memory a burst made large', () => 
   assert.equal(out.view().buffer, grown, 'the same memory, not a new buffer');
   assert.equal(out.view().toString('latin1'), 'again');
 });
+
+test('integer writes decimal digits, across growth, and falls back to String() for what is not a safe non-negative integer', () => {
+  const out = new LineBuffer(4);
+  const values = [0, 7, 10, 99, 100, 65535, 1_000_000, Number.MAX_SAFE_INTEGER, -1, 1.5, Number.NaN];
+  for (const value of values) {
+    out.integer(value);
+    out.ascii(',');
+  }
+  assert.equal(out.view().toString('latin1'), values.map((v) => `${String(v)},`).join(''));
+});
+
+test('quotedPlain quotes printable ASCII and refuses, writing nothing, what JSON must escape', () => {
+  const out = new LineBuffer(4);
+  assert.equal(out.quotedPlain('/path?q=1'), true);
+  for (const needsEscape of ['a"b', 'a\\b', 'tab\there', 'caf\u00e9', 'del\u007f', 'x'.repeat(40) + '"']) {
+    const before = out.length;
+    assert.equal(out.quotedPlain(needsEscape), false, JSON.stringify(needsEscape));
+    assert.equal(out.length, before, 'nothing appended');
+  }
+  assert.equal(out.quotedPlain(''), true);
+  assert.equal(out.view().toString('latin1'), '"/path?q=1"""');
+});
