@@ -14,6 +14,8 @@ export const PROXY_NAMES = [
   'varnish',
   'caddy',
   'node-static',
+  'tcp-relay',
+  'tcp-relay-static',
   'gatehouse-tls',
   'thin-undici-tls',
   'nginx-tls',

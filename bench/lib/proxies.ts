@@ -75,8 +75,8 @@ function peerArgs(ctx: LaunchContext, port: number): string[] {
   return ['--port', String(port), '--target', `http://${HOST}:${ctx.backendPort}`];
 }
 
-function peerScript(script: string): (ctx: LaunchContext, port: number) => Launch {
-  return (ctx, port) => nodeScript(ctx, script, peerArgs(ctx, port));
+function peerScript(script: string, ...extra: string[]): (ctx: LaunchContext, port: number) => Launch {
+  return (ctx, port) => nodeScript(ctx, script, [...peerArgs(ctx, port), ...extra]);
 }
 
 /**
@@ -313,6 +313,22 @@ export const PROXIES: Record<ProxyName, ProxySpec> = {
       const setup = prepareVarnish(port, ctx.backendPort);
       return { command: ctx.varnishd, args: setup.args, logFiles: [], cleanup: setup.cleanup };
     },
+  },
+  'tcp-relay': {
+    name: 'tcp-relay',
+    describe: 'node:net relay, no HTTP (socket.pipe both ways): the most a Node proxy gets per byte with a new Buffer per read, as undici reads',
+    scenarios: ['large'],
+    scheme: 'http',
+    pinned: true,
+    launch: peerScript('bench/peers/tcp-relay.ts', '--mode', 'pipe'),
+  },
+  'tcp-relay-static': {
+    name: 'tcp-relay-static',
+    describe: 'the same relay reading the backend into one reused buffer (net onread): what reads without allocation would give',
+    scenarios: ['large'],
+    scheme: 'http',
+    pinned: true,
+    launch: peerScript('bench/peers/tcp-relay.ts', '--mode', 'static-buffer'),
   },
   'node-static': {
     name: 'node-static',
