@@ -25,7 +25,8 @@ export function isHopByHop(lowerName: string): boolean {
  * chosen by it, so a client cannot have it dropped (the backend would then see its own address).
  */
 export function connectionListed(value: string | string[] | undefined): Set<string> | null {
-  if (value === undefined) return null;
+  // What nearly every backend and client sends: no split, no Set.
+  if (value === undefined || value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return null;
   const names = new Set<string>();
   for (const part of Array.isArray(value) ? value : [value]) {
     for (const token of part.split(',')) {
