@@ -6,6 +6,7 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { UpstreamTlsConfig } from './upstream-tls-schema.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /** An upstream's TLS settings, files read. */
 export interface BackendTls {
@@ -57,7 +58,7 @@ export function readBackendTls(config: UpstreamTlsConfig | undefined): BackendTl
     try {
       privateKey = createPrivateKey(key);
     } catch (error: unknown) {
-      throw new BackendTlsFileError('key', `${config.key}: not a PEM private key (${reason(error)})`, { cause: error });
+      throw new BackendTlsFileError('key', `${config.key}: not a PEM private key (${errorMessage(error)})`, { cause: error });
     }
     if (!leaf.checkPrivateKey(privateKey)) {
       throw new BackendTlsFileError('key', `${config.key}: this key does not belong to the certificate in ${config.cert}`);
@@ -87,7 +88,7 @@ function parseCertificate(field: 'ca' | 'cert', path: string, pem: string): X509
   try {
     return new X509Certificate(pem);
   } catch (error: unknown) {
-    throw new BackendTlsFileError(field, `${path}: not a PEM certificate (${reason(error)})`, { cause: error });
+    throw new BackendTlsFileError(field, `${path}: not a PEM certificate (${errorMessage(error)})`, { cause: error });
   }
 }
 
@@ -97,12 +98,8 @@ function readPem(field: 'ca' | 'cert' | 'key', path: string, what: string): stri
     text = readFileSync(path, 'utf8');
   } catch (error: unknown) {
     const code = (error as { code?: unknown }).code;
-    throw new BackendTlsFileError(field, `${path}: cannot read the ${what} file (${typeof code === 'string' ? code : reason(error)})`, { cause: error });
+    throw new BackendTlsFileError(field, `${path}: cannot read the ${what} file (${typeof code === 'string' ? code : errorMessage(error)})`, { cause: error });
   }
   if (!text.includes('-----BEGIN ')) throw new BackendTlsFileError(field, `${path}: not a PEM ${what} file`);
   return text;
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

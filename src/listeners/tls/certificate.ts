@@ -1,6 +1,7 @@
 /** One certificate and its key, read from files and checked: the names it serves, its key type, its validity. */
 import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { errorMessage } from '../../core/caught.ts';
 
 /** A certificate file pair as configured. */
 export interface CertificateFiles {
@@ -30,13 +31,13 @@ export function loadCertificate(files: CertificateFiles): LoadedCertificate {
   try {
     leaf = new X509Certificate(certPem);
   } catch (error: unknown) {
-    throw new Error(`${files.cert}: not a PEM certificate (${reason(error)})`, { cause: error });
+    throw new Error(`${files.cert}: not a PEM certificate (${errorMessage(error)})`, { cause: error });
   }
   let key: KeyObject;
   try {
     key = createPrivateKey(keyPem);
   } catch (error: unknown) {
-    throw new Error(`${files.key}: not a PEM private key (${reason(error)})`, { cause: error });
+    throw new Error(`${files.key}: not a PEM private key (${errorMessage(error)})`, { cause: error });
   }
   if (!leaf.checkPrivateKey(key)) throw new Error(`${files.key}: this key does not belong to the certificate in ${files.cert}`);
   const names = namesOf(leaf);
@@ -49,7 +50,7 @@ function readPem(path: string, what: string): string {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error: unknown) {
-    throw new Error(`${path}: cannot read the ${what} file (${reason(error)})`, { cause: error });
+    throw new Error(`${path}: cannot read the ${what} file (${errorMessage(error)})`, { cause: error });
   }
   if (!text.includes('-----BEGIN ')) throw new Error(`${path}: not a PEM ${what} file`);
   return text;
@@ -64,8 +65,4 @@ function namesOf(cert: X509Certificate): string[] {
   if (dns.length > 0) return dns;
   const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];
   return cn === undefined ? [] : [cn.toLowerCase()];
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
 import { certificateBlocks } from '../../config/backend-tls-files.ts';
 import type { ClientAuthConfig } from '../../config/tls-handshake-schema.ts';
+import { errorMessage } from '../../core/caught.ts';
 
 /** Client certificate checking, with the CA already read. */
 export interface ClientAuth {
@@ -39,7 +40,7 @@ function readClientAuth(config: ClientAuthConfig): ClientAuth {
   try {
     ca = readFileSync(config.ca, 'utf8');
   } catch (error: unknown) {
-    throw new Error(`${config.ca}: cannot read the client CA file (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+    throw new Error(`${config.ca}: cannot read the client CA file (${errorMessage(error)})`, { cause: error });
   }
   const blocks = certificateBlocks(ca);
   if (blocks.length === 0) throw new Error(`${config.ca}: no PEM certificate in the client CA file`);
@@ -47,7 +48,7 @@ function readClientAuth(config: ClientAuthConfig): ClientAuth {
     try {
       new X509Certificate(block);
     } catch (error: unknown) {
-      throw new Error(`${config.ca}: not a PEM certificate (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+      throw new Error(`${config.ca}: not a PEM certificate (${errorMessage(error)})`, { cause: error });
     }
   }
   return { ca, required: config.required };

@@ -11,6 +11,7 @@ import acme from 'acme-client';
 import { readIfExists, writePrivateFile } from '../../../core/state-dir.ts';
 import type { PemPair } from '../local-ca.ts';
 import type { Http01Challenges } from './http-01.ts';
+import { errorMessage } from '../../../core/caught.ts';
 
 /** How the order's state is polled: quick at first (a validation takes seconds), then slower. */
 const POLL = { backoffAttempts: 10, backoffMin: 1000, backoffMax: 30_000 } as const;
@@ -89,7 +90,7 @@ function readCaFile(path: string): string {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error: unknown) {
-    throw new Error(`acme.ca_file: cannot read ${path} (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+    throw new Error(`acme.ca_file: cannot read ${path} (${errorMessage(error)})`, { cause: error });
   }
   if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`acme.ca_file: ${path} holds no PEM certificate`);
   return text;
