@@ -13,6 +13,7 @@ import { signalUpgrade, upgradeAndWait } from './upgrade/command.ts';
 import { removePidFile, writePidFile } from './upgrade/pid-file.ts';
 import { refuseUpgrade, replaceProcess } from './upgrade/upgrade.ts';
 import { Primary, workerCount } from './workers/primary.ts';
+import { errorMessage } from './core/caught.ts';
 
 const HELP: Record<string, string> = {
   main: `Usage: gatehouse <command> [options]
@@ -183,7 +184,7 @@ async function withTakeover(start: (takeover: Takeover | undefined) => Promise<n
   try {
     return await start(takeover);
   } catch (error: unknown) {
-    await takeover?.failed(error instanceof Error ? error.message : String(error));
+    await takeover?.failed(errorMessage(error));
     throw error;
   }
 }
@@ -353,7 +354,7 @@ async function serve(config: Config, file: string | undefined, workersSetting: C
       return;
     }
     gatehouse.reload().catch((error: unknown) => {
-      logger.error({ error: error instanceof Error ? error.message : String(error) }, 'reload rejected, the running configuration stays');
+      logger.error({ error: errorMessage(error) }, 'reload rejected, the running configuration stays');
     });
   });
   return new Promise((resolve) => {
@@ -412,7 +413,7 @@ function parse(args: string[], options: OptionSpec, command: string, allowPositi
     return parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals, strict: true });
   } catch (error: unknown) {
     // parseArgs adds advice on `--` for positionals that start with a dash: one line is enough.
-    const message = error instanceof Error ? error.message : String(error);
+    const message = errorMessage(error);
     throw new UsageError(command, message.replace(/\. To specify a positional argument.*$/s, ''));
   }
 }
@@ -449,7 +450,7 @@ export async function runCli(argv: readonly string[]): Promise<void> {
     } else if (error instanceof UsageError) {
       code = usageError(error.command, error.message);
     } else {
-      process.stderr.write(`gatehouse: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(`gatehouse: ${errorMessage(error)}\n`);
       code = 1;
     }
   }

@@ -25,6 +25,7 @@ import { readBody } from './body.ts';
 import { parseExplainQuery, type Explanation, type ExplainQuery } from './explain.ts';
 import { PROTECTION_ENDPOINTS, handleBans, type ProtectionAdmin } from './protection.ts';
 import { sendMetrics, type MetricsAnswer } from './metrics/endpoint.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /** What an endpoint answers (sent as JSON). */
 export interface AdminAnswer {
@@ -86,7 +87,7 @@ export async function startAdminListener(config: Config, target: AdminTarget, lo
   if (settings === undefined) throw new Error('no admin block in the configuration');
   const token = await readToken(settings);
   const history = await ConfigHistory.open(config, settings.history, target.configFile, config.state_dir, (error) =>
-    logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'the configuration history could not be read; it starts empty'),
+    logger.warn({ error: errorMessage(error) }, 'the configuration history could not be read; it starts empty'),
   );
   const admin = new AdminListener(settings.address, { target, token, logger, configs: new ConfigApi(target, history, target.configFile) });
   try {
@@ -118,7 +119,7 @@ export class AdminListener {
     this.#server = createServer((req, res) => {
       handle(req, res, context, dashboard).catch((error: unknown) => {
         // A bad percent-escape in the path (URIError), a purge that failed: answer rather than crash.
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorMessage(error);
         if (res.headersSent) res.destroy();
         else json(res, error instanceof URIError ? 400 : 500, { error: message });
       });
@@ -198,7 +199,7 @@ async function route(req: IncomingMessage, path: string, query: string, context:
       await context.configs.history.flushed().catch((error: unknown) => context.logger.error({ error: String(error) }, 'the configuration history could not be written'));
       return { status: 200, body: { reloaded: true, config_version: context.configs.history.running.version } };
     } catch (error: unknown) {
-      return { status: 400, body: { reloaded: false, error: error instanceof Error ? error.message : String(error) } };
+      return { status: 400, body: { reloaded: false, error: errorMessage(error) } };
     }
   }
   // POST /upstreams/{upstream}/servers/{index, host:port or URL-encoded URL}/drain (or /undrain)
@@ -208,7 +209,7 @@ async function route(req: IncomingMessage, path: string, query: string, context:
       const [, upstream, server, verb] = drain as unknown as [string, string, string, string];
       return { status: 200, body: await target.drain(decodeURIComponent(upstream), decodeURIComponent(server), verb === 'drain') };
     } catch (error: unknown) {
-      return { status: 404, body: { error: error instanceof Error ? error.message : String(error) } };
+      return { status: 404, body: { error: errorMessage(error) } };
     }
   }
   const bans = handleBans(req, path, query, target.protection());

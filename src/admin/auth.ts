@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import type { AdminConfig } from '../config/admin-schema.ts';
 import { ConfigError } from '../core/errors.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /** The token's digest (compared digest to digest: equal lengths, nothing learnt from timing); undefined when none is set. */
 export type TokenDigest = Buffer | undefined;
@@ -19,7 +20,7 @@ export async function readToken(admin: AdminConfig, env: NodeJS.ProcessEnv = pro
     try {
       token = (await readFile(admin.token_file, 'utf8')).split('\n')[0]?.trim();
     } catch (error: unknown) {
-      throw new ConfigError(`admin.token_file: cannot read ${admin.token_file}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new ConfigError(`admin.token_file: cannot read ${admin.token_file}: ${errorMessage(error)}`);
     }
     if (token === undefined || token === '') throw new ConfigError(`admin.token_file: ${admin.token_file} is empty`);
   } else if (admin.token_env !== undefined) {

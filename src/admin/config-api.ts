@@ -25,6 +25,7 @@ import type { AdminAnswer } from './admin.ts';
 import { readBody } from './body.ts';
 import type { ConfigHistory } from './config-history.ts';
 import { unifiedDiff } from './unified-diff.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /** A candidate configuration larger than this is refused (413): configurations are text of kilobytes. */
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -146,14 +147,14 @@ export class ConfigApi {
     try {
       if (this.#file !== undefined) temporary = await writeBeside(this.#file, text);
     } catch (error: unknown) {
-      return { status: 500, body: { applied: false, error: `cannot write ${this.#file}: ${messageOf(error)}` } };
+      return { status: 500, body: { applied: false, error: `cannot write ${this.#file}: ${errorMessage(error)}` } };
     }
     this.#applying = { config, by: who };
     try {
       await this.#target.reload(config);
     } catch (error: unknown) {
       if (temporary !== undefined) await unlink(temporary.path).catch(() => undefined);
-      return { status: 500, body: { applied: false, error: messageOf(error) } };
+      return { status: 500, body: { applied: false, error: errorMessage(error) } };
     } finally {
       this.#applying = undefined;
     }
@@ -164,13 +165,13 @@ export class ConfigApi {
         await rename(temporary.path, temporary.target);
       } catch (error: unknown) {
         body.persisted = false;
-        body.warning = `running, but not written to ${this.#file}: ${messageOf(error)}; a reload from the file would go back`;
+        body.warning = `running, but not written to ${this.#file}: ${errorMessage(error)}; a reload from the file would go back`;
       }
     }
     try {
       await this.#history.flushed();
     } catch (error: unknown) {
-      body.warning = `the history could not be written: ${messageOf(error)}`;
+      body.warning = `the history could not be written: ${errorMessage(error)}`;
     }
     if (this.#file === undefined) body.note = 'no configuration file: the change and the history are kept in memory only, until the process ends';
     return { status: 200, body, changed: { version, changes } };
@@ -222,8 +223,4 @@ async function writeBeside(file: string, text: string): Promise<{ path: string; 
   // The mode given to writeFile is masked by the umask: set it as the file had it.
   if (mode !== undefined) await chmod(path, mode & 0o7777);
   return { path, target };
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

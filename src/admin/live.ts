@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { bucketUpperMs, LATENCY_BUCKETS, RECENT_ERRORS, TRAFFIC_SECONDS, topRefused, type RecentError, type TrafficWindow } from '../core/recent-traffic.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /** What the feed reads from the running proxy (AdminTarget has all of it). */
 export interface LiveSource {
@@ -77,7 +78,7 @@ export class LiveFeed {
         else res.write(text);
       }
     } catch (error: unknown) {
-      const text = `event: feed-error\ndata: ${JSON.stringify({ error: error instanceof Error ? error.message : String(error) })}\n\n`;
+      const text = `event: feed-error\ndata: ${JSON.stringify({ error: errorMessage(error) })}\n\n`;
       for (const res of this.#watchers) res.write(text);
     } finally {
       this.#building = false;

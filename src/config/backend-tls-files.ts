@@ -4,8 +4,9 @@
  * transport (src/transport/backend-tls.ts) turns the result into `tls.connect` options.
  */
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { UpstreamTlsConfig } from './upstream-tls-schema.ts';
+import { errorMessage } from '../core/caught.ts';
+import { PemFileError, readCertificatesFile, readPemFile } from './pem-file.ts';
 
 /** An upstream's TLS settings, files read. */
 export interface BackendTls {
@@ -46,18 +47,18 @@ export const DEFAULT_BACKEND_TLS: BackendTls = Object.freeze({
 /** Reads and checks the files of a `tls` block; throws a BackendTlsFileError naming the file and what is wrong. */
 export function readBackendTls(config: UpstreamTlsConfig | undefined): BackendTls {
   if (config === undefined) return DEFAULT_BACKEND_TLS;
-  const ca = config.ca === undefined ? undefined : readCa(config.ca);
+  const ca = config.ca === undefined ? undefined : readAt('ca', readCertificatesFile, config.ca, 'CA certificate');
   let cert: string | undefined;
   let key: string | undefined;
   if (config.cert !== undefined && config.key !== undefined) {
-    cert = readPem('cert', config.cert, 'certificate');
-    key = readPem('key', config.key, 'key');
+    cert = readAt('cert', readPemFile, config.cert, 'certificate');
+    key = readAt('key', readPemFile, config.key, 'key');
     const leaf = parseCertificate('cert', config.cert, cert);
     let privateKey: KeyObject;
     try {
       privateKey = createPrivateKey(key);
     } catch (error: unknown) {
-      throw new BackendTlsFileError('key', `${config.key}: not a PEM private key (${reason(error)})`, { cause: error });
+      throw new BackendTlsFileError('key', `${config.key}: not a PEM private key (${errorMessage(error)})`, { cause: error });
     }
     if (!leaf.checkPrivateKey(privateKey)) {
       throw new BackendTlsFileError('key', `${config.key}: this key does not belong to the certificate in ${config.cert}`);
@@ -70,39 +71,20 @@ export function readBackendTls(config: UpstreamTlsConfig | undefined): BackendTl
   return Object.freeze({ ca, cert, key, servername: config.servername, verify: config.verify, id });
 }
 
-/** The PEM certificate blocks of a file's text (a CA bundle), in order. */
-export function certificateBlocks(text: string): string[] {
-  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-}
-
-function readCa(path: string): string {
-  const text = readPem('ca', path, 'CA certificate');
-  const blocks = certificateBlocks(text);
-  if (blocks.length === 0) throw new BackendTlsFileError('ca', `${path}: holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
-  for (const block of blocks) parseCertificate('ca', path, block);
-  return text;
-}
-
 function parseCertificate(field: 'ca' | 'cert', path: string, pem: string): X509Certificate {
   try {
     return new X509Certificate(pem);
   } catch (error: unknown) {
-    throw new BackendTlsFileError(field, `${path}: not a PEM certificate (${reason(error)})`, { cause: error });
+    throw new BackendTlsFileError(field, `${path}: not a PEM certificate (${errorMessage(error)})`, { cause: error });
   }
 }
 
-function readPem(field: 'ca' | 'cert' | 'key', path: string, what: string): string {
-  let text: string;
+/** `read(path, what)`, its PemFileError placed at `field`. */
+function readAt(field: 'ca' | 'cert' | 'key', read: (path: string, what: string) => string, path: string, what: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return read(path, what);
   } catch (error: unknown) {
-    const code = (error as { code?: unknown }).code;
-    throw new BackendTlsFileError(field, `${path}: cannot read the ${what} file (${typeof code === 'string' ? code : reason(error)})`, { cause: error });
+    if (!(error instanceof PemFileError)) throw error;
+    throw new BackendTlsFileError(field, error.message, { cause: error });
   }
-  if (!text.includes('-----BEGIN ')) throw new BackendTlsFileError(field, `${path}: not a PEM ${what} file`);
-  return text;
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

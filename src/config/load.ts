@@ -18,6 +18,7 @@ import { configSchema, routeSchema, type Config, type ConfigInput } from './sche
 import { closest, didYouMean, unknownName } from './suggest.ts';
 import { acmeProblems } from './tls-schema.ts';
 import { backendTlsProblems } from './upstream-tls-schema.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /** Where each loaded configuration's parts are in its file, for errors found after loading (a bind). */
 const sources = new WeakMap<Config, (path: readonly PathKey[]) => string>();
@@ -45,7 +46,7 @@ export async function loadConfigFile(file: string): Promise<Config> {
   try {
     text = await readFile(file, 'utf8');
   } catch (error: unknown) {
-    throw new ConfigError(`${file}: cannot read the file: ${error instanceof Error ? error.message : String(error)}`);
+    throw new ConfigError(`${file}: cannot read the file: ${errorMessage(error)}`);
   }
   return parseConfigText(text, file);
 }

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { IpSet, parseRange } from '../middleware/ip-filter/ip-set.ts';
 import { duration } from './units.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /** An IP address or CIDR range, parsed by the same code that builds the lookup sets. */
 export const ipRange = z.string().refine((value) => parseRange(value) !== null, {
@@ -21,13 +22,13 @@ const listFile = z
     try {
       text = readFileSync(path, 'utf8');
     } catch (error: unknown) {
-      ctx.addIssue({ code: 'custom', message: `cannot read the IP list: ${error instanceof Error ? error.message : String(error)}` });
+      ctx.addIssue({ code: 'custom', message: `cannot read the IP list: ${errorMessage(error)}` });
       return;
     }
     try {
       IpSet.fromText(text, path);
     } catch (error: unknown) {
-      ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
+      ctx.addIssue({ code: 'custom', message: errorMessage(error) });
     }
   });
 

@@ -1,3 +1,5 @@
+import { errorMessage } from './caught.ts';
+
 /** Where a failure came from: the client, a backend, Gatehouse itself, or its configuration. */
 export type ErrorSource = 'downstream' | 'upstream' | 'internal' | 'config';
 
@@ -126,7 +128,7 @@ export function toGatehouseError(error: unknown): GatehouseError {
   if (error instanceof GatehouseError) return error;
   const code = errorCodeOf(error);
   const mapped = code === undefined ? undefined : (SYSTEM_CODES[code] ?? (code.startsWith('ERR_SSL_') ? 'TLS_HANDSHAKE_FAILED' : undefined));
-  return new GatehouseError(mapped ?? 'BAD_RESPONSE', error instanceof Error ? error.message : String(error), {
+  return new GatehouseError(mapped ?? 'BAD_RESPONSE', errorMessage(error), {
     cause: error,
   });
 }

@@ -142,15 +142,6 @@ export class ProtectionState {
     }
   }
 
-  /** One more open connection for `key`; false (and nothing counted) when it already has `max`. */
-  openConnection(key: string, max: number): boolean | Promise<boolean> {
-    return this.connections.open(key, max);
-  }
-
-  closeConnection(key: string): void {
-    this.connections.close(key);
-  }
-
   /** For `GET /status`. */
   status(): Record<string, unknown> {
     return {

@@ -12,6 +12,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisConfig } from '../config/state-schema.ts';
 import { parseHostPort } from '../config/units.ts';
+import { asError, errorMessage } from './caught.ts';
 
 /** ioredis, loaded by loadRedisClient: only a configuration with state.redis pays for loading it. */
 let ioredis: { readonly Redis: typeof Redis; readonly Cluster: typeof Cluster } | null = null;
@@ -123,7 +124,7 @@ export class RedisState {
    */
   readonly failed = (error: unknown): void => {
     this.counters.failures++;
-    const failure = error instanceof Error ? error : new Error(String(error));
+    const failure = asError(error);
     if (failure.name === 'ReplyError') {
       this.#lastError = failure.message;
       return;
@@ -200,7 +201,7 @@ export class RedisState {
       () => this.#recovered(),
       (error: unknown) => {
         this.counters.failures++;
-        this.#lastError = error instanceof Error ? error.message : String(error);
+        this.#lastError = errorMessage(error);
       },
     );
   }

@@ -4,6 +4,7 @@
  * than with the bare system error.
  */
 import { parseHostPort } from '../config/units.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /** A bind that failed: names the listener, the address and, when known, where the file sets it. */
 export class ListenError extends Error {
@@ -22,7 +23,7 @@ export class ListenError extends Error {
  */
 export function listenError(error: unknown, address: string, what: string, where: string | undefined): ListenError {
   const code = typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorMessage(error);
   const hostPort = parseHostPort(address);
   const port = hostPort?.port ?? 0;
   let advice: string;

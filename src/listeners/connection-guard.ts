@@ -18,7 +18,7 @@ import { normalizeAddress } from '../middleware/forwarded.ts';
 import { clientKey } from '../middleware/ip-filter/ip-address.ts';
 import type { ProtectionPolicy } from '../middleware/protection.ts';
 import { peekFirstBytes } from './peek.ts';
-import { parseProxyHeader, type ProxyHeader } from './proxy-protocol.ts';
+import { parseProxyHeader } from './proxy-protocol.ts';
 
 export const CONNECTION = Symbol('gatehouse.connection');
 
@@ -112,11 +112,7 @@ export class ConnectionGuard {
       counters.proxy_protocol_errors++;
       socket.destroy();
     };
-    const decide = (received: Buffer): Exclude<ProxyHeader, { kind: 'incomplete' }> | undefined => {
-      const header = parseProxyHeader(received);
-      return header.kind === 'incomplete' ? undefined : header;
-    };
-    peekFirstBytes(socket, this.#settings.headerTimeout, decide, (header, received) => {
+    peekFirstBytes(socket, this.#settings.headerTimeout, parseProxyHeader, (header, received) => {
       if (header.kind === 'invalid') {
         fail();
         return;
@@ -177,7 +173,7 @@ export class ConnectionGuard {
       conn.checkedGeneration = state.accessGeneration;
     }
     if (max > 0) {
-      const opened = state.openConnection(key, max);
+      const opened = state.connections.open(key, max);
       if (opened instanceof Promise) return opened.then((ok) => counted(socket, conn, key, ok, policy));
       return counted(socket, conn, key, opened, policy);
     }
@@ -195,7 +191,7 @@ function counted(socket: GuardedSocket, conn: ConnectionState, key: string, ok: 
   }
   if (socket.destroyed) {
     // Gone while it was being counted (across instances): nothing will close it again.
-    state.closeConnection(key);
+    state.connections.close(key);
     return false;
   }
   conn.key = key;
@@ -208,7 +204,7 @@ function ignore(): void {}
 
 function releaseConnection(this: GuardedSocket): void {
   const conn = this[CONNECTION];
-  if (conn !== undefined && conn.key !== '') conn.state.closeConnection(conn.key);
+  if (conn !== undefined && conn.key !== '') conn.state.connections.close(conn.key);
 }
 
 /** The guard's record of `socket`, when it made one. */

@@ -23,6 +23,7 @@ import { handshakeSettingsOf, type HandshakeSettings } from './tls/handshake.ts'
 import type { ListenerCertificates } from './tls/listener-certificates.ts';
 import { DerivedTicketKeys } from './tls/session-tickets.ts';
 import type { AcmeSharing } from './tls/acme/sharing.ts';
+import { errorMessage } from '../core/caught.ts';
 
 export interface ListenerSetOptions {
   readonly holder: SnapshotHolder;
@@ -178,7 +179,7 @@ export class ListenerSet {
       for (const [, listener] of added) void this.#retire(listener);
       await this.#discardSources(sources);
       if (error instanceof ListenError) throw error;
-      throw new Error(`cannot listen: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new Error(`cannot listen: ${errorMessage(error)}`, { cause: error });
     }
     return { added, kept, sources };
   }
@@ -275,6 +276,6 @@ function handshakeOf(tls: Parameters<typeof handshakeSettingsOf>[0], index: numb
   try {
     return handshakeSettingsOf(tls);
   } catch (error: unknown) {
-    throw new Error(`listen[${index}].tls.client_auth: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(`listen[${index}].tls.client_auth: ${errorMessage(error)}`, { cause: error });
   }
 }

@@ -6,13 +6,12 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { formatIpv4, formatIpv6 } from '../middleware/ip-filter/ip-address.ts';
 
+/** What the bytes received so far say, once they say enough (parseProxyHeader gives undefined before). */
 export type ProxyHeader =
-  | { readonly kind: 'incomplete' }
   | { readonly kind: 'invalid'; readonly reason: string }
   /** `source` is null for a LOCAL (v2) or UNKNOWN (v1) header: the socket's own peer stands. */
   | { readonly kind: 'ok'; readonly length: number; readonly source: string | null };
 
-const INCOMPLETE: ProxyHeader = { kind: 'incomplete' };
 const V1_PREFIX = Buffer.from('PROXY ');
 /** v1: "PROXY TCP6 <39> <39> 65535 65535\r\n" is the longest line (spec §2.1). */
 const V1_MAX = 107;
@@ -20,9 +19,10 @@ const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51
 /** v2 headers carry addresses and optional TLVs; more than this is not a header a balancer sends. */
 const V2_MAX_PAYLOAD = 4096;
 
-export function parseProxyHeader(data: Buffer): ProxyHeader {
-  if (startsLike(data, V1_PREFIX)) return data.length < V1_PREFIX.length ? INCOMPLETE : parseV1(data);
-  if (startsLike(data, V2_SIGNATURE)) return data.length < 16 ? INCOMPLETE : parseV2(data);
+/** The header at the start of `data`; undefined while more bytes are needed (a peek.ts Decide). */
+export function parseProxyHeader(data: Buffer): ProxyHeader | undefined {
+  if (startsLike(data, V1_PREFIX)) return data.length < V1_PREFIX.length ? undefined : parseV1(data);
+  if (startsLike(data, V2_SIGNATURE)) return data.length < 16 ? undefined : parseV2(data);
   return invalid('no PROXY protocol header');
 }
 
@@ -36,9 +36,9 @@ function invalid(reason: string): ProxyHeader {
   return { kind: 'invalid', reason };
 }
 
-function parseV1(data: Buffer): ProxyHeader {
+function parseV1(data: Buffer): ProxyHeader | undefined {
   const end = data.indexOf('\r\n');
-  if (end === -1) return data.length >= V1_MAX ? invalid('v1 line too long') : INCOMPLETE;
+  if (end === -1) return data.length >= V1_MAX ? invalid('v1 line too long') : undefined;
   if (end + 2 > V1_MAX) return invalid('v1 line too long');
   const parts = data.subarray(0, end).toString('latin1').split(' ');
   const proto = parts[1];
@@ -56,7 +56,7 @@ function isPort(text: string): boolean {
   return /^(0|[1-9]\d{0,4})$/.test(text) && Number(text) <= 65535;
 }
 
-function parseV2(data: Buffer): ProxyHeader {
+function parseV2(data: Buffer): ProxyHeader | undefined {
   const versionCommand = data[12] as number;
   if (versionCommand >> 4 !== 2) return invalid('unsupported v2 version');
   const command = versionCommand & 0x0f;
@@ -65,7 +65,7 @@ function parseV2(data: Buffer): ProxyHeader {
   const payload = data.readUInt16BE(14);
   if (payload > V2_MAX_PAYLOAD) return invalid('v2 header too long');
   const length = 16 + payload;
-  if (data.length < length) return INCOMPLETE;
+  if (data.length < length) return undefined;
   // LOCAL: a health check from the balancer itself; UNSPEC and UNIX carry no IP address.
   if (command === 0 || family === 0 || family === 3) return { kind: 'ok', length, source: null };
   if (family === 1) {

@@ -20,6 +20,7 @@ import type { Exchange } from '../core/exchange.ts';
 import { toGatehouseError, type GatehouseError } from '../core/errors.ts';
 import { failInternally } from '../listeners/respond.ts';
 import type { HeaderOps } from './headers.ts';
+import { asError } from '../core/caught.ts';
 
 export type Next = () => void;
 
@@ -259,7 +260,7 @@ class WholeBodyStream extends Transform {
     try {
       callback(null, this.#input.rewrite());
     } catch (error: unknown) {
-      callback(error instanceof Error ? error : new Error(String(error)));
+      callback(asError(error));
     }
   }
 }

@@ -3,6 +3,7 @@ import type { Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
 import { writePidFile } from './pid-file.ts';
 import { startSuccessor } from './successor.ts';
+import { errorMessage } from '../core/caught.ts';
 
 /**
  * Starts the new process and hands it `sockets`; true once it serves (the caller drains and
@@ -17,7 +18,7 @@ export async function replaceProcess(sockets: ReadonlyMap<string, NetServer>, lo
     logger.info({ pid: process.pid, new_pid: pid }, 'upgrade: the new process serves; this one stops accepting and drains');
     return true;
   } catch (error: unknown) {
-    logger.error({ pid: process.pid, error: error instanceof Error ? error.message : String(error) }, 'upgrade failed; this process goes on serving');
+    logger.error({ pid: process.pid, error: errorMessage(error) }, 'upgrade failed; this process goes on serving');
     if (pidFile !== undefined) rewritePidFile(pidFile, logger);
     return false;
   }
@@ -33,6 +34,6 @@ function rewritePidFile(pidFile: string, logger: Logger): void {
   try {
     writePidFile(pidFile);
   } catch (error: unknown) {
-    logger.error({ pid_file: pidFile, error: error instanceof Error ? error.message : String(error) }, 'cannot write the pid file');
+    logger.error({ pid_file: pidFile, error: errorMessage(error) }, 'cannot write the pid file');
   }
 }

@@ -38,6 +38,7 @@ import type { Request, RequestBody, WorkerData, WorkerMessage } from './messages
 import { usableCpus } from './cpus.ts';
 import { allocateSharedMemory, sharedProtection, type SharedMemory } from './shared.ts';
 import { mergeStatuses } from './status.ts';
+import { asError, errorMessage } from '../core/caught.ts';
 
 export interface PrimaryOptions {
   readonly configFile?: string;
@@ -215,7 +216,7 @@ export class Primary implements AdminTarget {
       if (failed !== undefined) {
         const prepared = live.filter((_, i) => outcomes[i]?.status === 'fulfilled');
         await Promise.allSettled(prepared.map((w) => this.#ask(w, { type: 'abort', reload })));
-        throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+        throw asError(failed.reason);
       }
       const commits = await Promise.allSettled(live.map(async (w) => {
         await this.#ask(w, { type: 'commit', reload });
@@ -338,7 +339,7 @@ export class Primary implements AdminTarget {
     const outcomes = await Promise.allSettled(live.map((w) => this.#ask(w, body)));
     const answers = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.value);
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-    if (answers.length === 0 && failed !== undefined) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+    if (answers.length === 0 && failed !== undefined) throw asError(failed.reason);
     return answers;
   }
 
@@ -436,7 +437,7 @@ export class Primary implements AdminTarget {
           this.#protection.bans.republish();
           this.#logger.info({ worker: handle.index }, 'worker replaced');
         },
-        (error: unknown) => this.#logger.error({ worker: handle.index, error: error instanceof Error ? error.message : String(error) }, 'replacement worker failed to start'),
+        (error: unknown) => this.#logger.error({ worker: handle.index, error: errorMessage(error) }, 'replacement worker failed to start'),
       );
     }, delay);
     timer.unref();

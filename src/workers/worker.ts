@@ -10,6 +10,7 @@ import { createLogger } from '../core/logger.ts';
 import { Gatehouse, type PreparedReload } from '../gatehouse.ts';
 import type { Request, WorkerData, WorkerMessage } from './messages.ts';
 import { sharedAcme, sharedHealth, sharedProtection } from './shared.ts';
+import { errorMessage } from '../core/caught.ts';
 
 const port = parentPort;
 if (port === null) throw new Error('workers/worker.ts runs as a worker thread');
@@ -21,13 +22,12 @@ const health = sharedHealth(data.memory, data.runsChecks);
 // ... and orders the ACME certificates for all.
 const acme = sharedAcme(data.memory, health);
 const send = (message: WorkerMessage): void => port.postMessage(message);
-const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 let gatehouse: Gatehouse;
 try {
   gatehouse = await Gatehouse.start(data.config, { logger, worker: { protection: shared, health, acme, ticketSecret: Buffer.from(data.memory.ticketSecret), answersDns: data.index === 0, redisInstance: data.memory.channel } });
 } catch (error: unknown) {
-  send({ type: 'start_failed', error: message(error) });
+  send({ type: 'start_failed', error: errorMessage(error) });
   shared.close();
   health.close();
   acme.close();
@@ -86,7 +86,7 @@ port.on('message', (request: Request) => {
       // Stopped: the listening port must not keep the thread alive (the primary would wait, then end it).
       if (request.type === 'stop') port.unref();
     },
-    (error: unknown) => send({ type: 'reply', id: request.id, ok: false, error: message(error) }),
+    (error: unknown) => send({ type: 'reply', id: request.id, ok: false, error: errorMessage(error) }),
   );
 });
 send({ type: 'ready' });

@@ -270,6 +270,18 @@ describe('Redis rate-limit store: several instances, reservations, Redis trouble
     assert.equal(b.counters.local, local + 1);
   });
 
+  test('memory is bounded: past maxEntries the least recently reserved keys go, and are counted', async (t) => {
+    const redis = await startRedis(t);
+    const store = await redisStore(redis.url, `bounded${++unique}:`);
+    t.after(() => store.close());
+    store.maxEntries = 5;
+    const rule = { interval: 60_000, burst: 0 };
+    for (let i = 0; i < 8; i++) assert.equal((await store.take(`flood/${i}`, rule, 1)).allowed, true);
+    assert.equal(store.size, 5);
+    assert.equal(store.evicted, 3);
+    assert.equal((await store.take('flood/0', rule, 1)).allowed, false, 'an evicted key is still limited: Redis remembers it');
+  });
+
   test('Redis gone: fail open limits per instance; fail closed refuses; both recover', async (t) => {
     const redis = await startRedis(t);
     const open = await redisStore(redis.url, `open${++unique}:`);

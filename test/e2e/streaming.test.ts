@@ -9,7 +9,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage, type 
 import { test, type TestContext } from 'node:test';
 import { startBackend } from '../helpers/backend.ts';
 import { request, waitFor } from '../helpers/http.ts';
-import { freePort, spawnCli, tempFile, waitStarted } from '../helpers/process.ts';
+import { freePort, spawnCli, tempFile, waitStarted, type CliProcess } from '../helpers/process.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
 const MiB = 1024 ** 2;
@@ -61,8 +61,8 @@ function sampleRss(pid: number): { stop(): number } {
   };
 }
 
-/** `gatehouse run` in a child process, forwarding everything to `backendUrl`; returns its URL and pid. */
-async function proxyProcess(t: TestContext, backendUrl: string, route: Record<string, unknown> = {}): Promise<{ url: string; pid: number }> {
+/** `gatehouse run` in a child process, forwarding everything to `backendUrl`; returns its URL, pid and process. */
+async function proxyProcess(t: TestContext, backendUrl: string, route: Record<string, unknown> = {}, nodeArgs: readonly string[] = []): Promise<{ url: string; pid: number; proc: CliProcess }> {
   const port = await freePort();
   const config = {
     listen: [{ address: `127.0.0.1:${port}` }],
@@ -73,9 +73,9 @@ async function proxyProcess(t: TestContext, backendUrl: string, route: Record<st
     upstreams: { app: { servers: [{ url: backendUrl }] } },
     routes: [{ match: {}, upstream: 'app', ...route }],
   };
-  const proc = spawnCli(t, ['run', '--config', await tempFile('gatehouse.json', JSON.stringify(config))]);
+  const proc = spawnCli(t, ['run', '--config', await tempFile('gatehouse.json', JSON.stringify(config))], nodeArgs);
   await waitStarted(proc);
-  return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid as number };
+  return { url: `http://127.0.0.1:${port}`, pid: proc.child.pid as number, proc };
 }
 
 /** Warms the proxy up (connections, JIT) with a few MiB each way, then returns its RSS as the baseline. */
@@ -160,6 +160,38 @@ test('a 1 GiB chunked upload streams through with the proxy memory flat', async 
   assert.equal(res.statusCode, 200);
   assert.equal(answer, String(GiB), 'the backend received every byte');
   assert.ok(peak - baseline < MAX_RSS_GROWTH, `proxy RSS grew by ${((peak - baseline) / MiB).toFixed(0)} MiB`);
+});
+
+test('uploads with a Content-Length count toward the scavenges of body-memory.ts: small ones at once, large ones on their way', async (t) => {
+  const backend = await startBackend(t, (req, res) => {
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    req.on('end', () => res.end(String(bytes)));
+  });
+  // --trace-gc prints every collection on stdout; those body-memory.ts asks for give V8's reason for gc(): "testing".
+  const proxy = await proxyProcess(t, backend.url, {}, ['--trace-gc']);
+  const asked = (): number => (proxy.proc.stdout.match(/Scavenge.*testing/g) ?? []).length;
+  await baselineRss(proxy.url, proxy.pid);
+
+  // 8 × 8 MiB, each counted once as it is forwarded: 64 MiB, two marks of 32 MiB (one, with slack).
+  let before = asked();
+  for (let i = 0; i < 8; i++) {
+    const res = await request(`${proxy.url}/small`, { method: 'POST', body: Buffer.alloc(8 * MiB) });
+    assert.equal(res.body, String(8 * MiB));
+  }
+  assert.ok(asked() - before >= 1, `${asked() - before} scavenges asked for on 64 MiB of small uploads`);
+
+  // One 128 MiB upload, counted chunk by chunk on its way: four marks (three, with slack), not one at the start.
+  before = asked();
+  const total = 128 * MiB;
+  const req = httpRequest(`${proxy.url}/big`, { method: 'PUT', agent: false, headers: { 'content-length': String(total) } });
+  generate(req, total);
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  let answer = '';
+  for await (const chunk of res) answer += (chunk as Buffer).toString();
+  assert.equal(answer, String(total), 'the backend received every byte');
+  // stdout may lag the proxy a little: wait for the trace lines rather than reading them once.
+  await waitFor(() => asked() - before >= 3, 5000, 'three scavenges asked for during a 128 MiB upload');
 });
 
 test('a slow reader pauses the backend through backpressure', async (t) => {

@@ -18,9 +18,9 @@ export interface CliProcess {
   readonly exited: Promise<number | null>;
 }
 
-/** Spawns `gatehouse ...args` with the Node running the tests; killed when the test ends. */
-export function spawnCli(t: TestContext, args: string[]): CliProcess {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawns `gatehouse ...args` with the Node running the tests (given `nodeArgs`, such as --trace-gc); killed when the test ends. */
+export function spawnCli(t: TestContext, args: string[], nodeArgs: readonly string[] = []): CliProcess {
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const proc: CliProcess = {
     child,
     stdout: '',

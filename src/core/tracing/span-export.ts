@@ -11,6 +11,7 @@ import type { ReadableSpan, SpanProcessor } from '@opentelemetry/sdk-trace-base'
 import type { OtlpConfig } from '../../config/tracing-schema.ts';
 import type { Exchange } from '../exchange.ts';
 import type { Registry, SharedState } from '../registry.ts';
+import { errorMessage } from '../caught.ts';
 
 /** Spans kept while the SDK loads; more are dropped. */
 const MAX_PENDING = 2048;
@@ -33,7 +34,7 @@ export class SpanExport implements SharedState {
   constructor(config: OtlpConfig) {
     this.ready = this.#load(config).catch((error: unknown) => {
       // Tracing must never take the proxy down: spans are dropped, the reason is kept for status.
-      this.loadError = error instanceof Error ? error.message : String(error);
+      this.loadError = errorMessage(error);
       this.#pending = [];
     });
   }

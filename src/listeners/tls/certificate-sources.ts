@@ -11,6 +11,7 @@ import type { AcmeEvent, AcmeSharing } from './acme/sharing.ts';
 import type { CertificateLog, CertificateStore } from './certificate-store.ts';
 import { ListenerCertificates, type CertificateServices } from './listener-certificates.ts';
 import type { LocalCa } from './local-ca.ts';
+import { errorMessage } from '../../core/caught.ts';
 
 export class CertificateSources {
   /** ACME HTTP-01 challenges, answered on every plain listener. */
@@ -97,7 +98,7 @@ export class CertificateSources {
         sources.push(listen.tls === undefined ? null : await ListenerCertificates.start(listen.tls, services));
       } catch (error: unknown) {
         for (const source of sources) source?.close();
-        throw new Error(`listen[${index}].tls: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        throw new Error(`listen[${index}].tls: ${errorMessage(error)}`, { cause: error });
       }
     }
     return sources;

@@ -17,6 +17,7 @@ import { HELLO, type HelloFacts } from './client-hello.ts';
 import { contextOptions, DEFAULT_HANDSHAKE, sameHandshake, type HandshakeSettings } from './handshake.ts';
 import { OcspStapler } from './ocsp-stapler.ts';
 import { DerivedTicketKeys, randomTicketSecret, SessionTickets, type TicketKeySource } from './session-tickets.ts';
+import { errorMessage } from '../../core/caught.ts';
 
 type HelloSocket = TLSSocket & { _parent?: { [HELLO]?: HelloFacts } };
 
@@ -226,7 +227,7 @@ export class CertificateStore implements ListenerTls {
       const listed = loaded.map((c) => ({ cert: c.files.cert, names: c.names, not_after: c.notAfter.toISOString() }));
       this.#log('info', { certificates: listed }, 'certificates reloaded');
     } catch (error: unknown) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = errorMessage(error);
       this.#log('error', { error: message }, 'certificate change refused; the previous certificates keep serving');
     }
   }

@@ -1,6 +1,7 @@
 /** One certificate and its key, read from files and checked: the names it serves, its key type, its validity. */
-import { readFileSync } from 'node:fs';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { readPemFile } from '../../config/pem-file.ts';
+import { errorMessage } from '../../core/caught.ts';
 
 /** A certificate file pair as configured. */
 export interface CertificateFiles {
@@ -24,35 +25,24 @@ export interface LoadedCertificate {
 
 /** Reads and checks a pair; throws an Error that names the file and what is wrong with it. */
 export function loadCertificate(files: CertificateFiles): LoadedCertificate {
-  const certPem = readPem(files.cert, 'certificate');
-  const keyPem = readPem(files.key, 'key');
+  const certPem = readPemFile(files.cert, 'certificate');
+  const keyPem = readPemFile(files.key, 'key');
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(certPem);
   } catch (error: unknown) {
-    throw new Error(`${files.cert}: not a PEM certificate (${reason(error)})`, { cause: error });
+    throw new Error(`${files.cert}: not a PEM certificate (${errorMessage(error)})`, { cause: error });
   }
   let key: KeyObject;
   try {
     key = createPrivateKey(keyPem);
   } catch (error: unknown) {
-    throw new Error(`${files.key}: not a PEM private key (${reason(error)})`, { cause: error });
+    throw new Error(`${files.key}: not a PEM private key (${errorMessage(error)})`, { cause: error });
   }
   if (!leaf.checkPrivateKey(key)) throw new Error(`${files.key}: this key does not belong to the certificate in ${files.cert}`);
   const names = namesOf(leaf);
   if (names.length === 0) throw new Error(`${files.cert}: the certificate names no DNS name (subjectAltName or CN)`);
   return { files, names, keyType: key.asymmetricKeyType ?? 'unknown', certPem, keyPem, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo) };
-}
-
-function readPem(path: string, what: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error: unknown) {
-    throw new Error(`${path}: cannot read the ${what} file (${reason(error)})`, { cause: error });
-  }
-  if (!text.includes('-----BEGIN ')) throw new Error(`${path}: not a PEM ${what} file`);
-  return text;
 }
 
 /** DNS names of subjectAltName ("DNS:a.example, IP Address:127.0.0.1"), else the CN. */
@@ -64,8 +54,4 @@ function namesOf(cert: X509Certificate): string[] {
   if (dns.length > 0) return dns;
   const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];
   return cn === undefined ? [] : [cn.toLowerCase()];
-}
-
-function reason(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -2,10 +2,9 @@
  * A TLS listener's handshake settings beyond certificates (session tickets, client certificates),
  * read and checked from the configuration, and the node:tls options they become.
  */
-import { constants, createHash, X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { constants, createHash } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
-import { certificateBlocks } from '../../config/backend-tls-files.ts';
+import { readCertificatesFile } from '../../config/pem-file.ts';
 import type { ClientAuthConfig } from '../../config/tls-handshake-schema.ts';
 
 /** Client certificate checking, with the CA already read. */
@@ -35,22 +34,7 @@ export function handshakeSettingsOf(tls: { session_tickets: boolean; session_tic
 }
 
 function readClientAuth(config: ClientAuthConfig): ClientAuth {
-  let ca: string;
-  try {
-    ca = readFileSync(config.ca, 'utf8');
-  } catch (error: unknown) {
-    throw new Error(`${config.ca}: cannot read the client CA file (${error instanceof Error ? error.message : String(error)})`, { cause: error });
-  }
-  const blocks = certificateBlocks(ca);
-  if (blocks.length === 0) throw new Error(`${config.ca}: no PEM certificate in the client CA file`);
-  for (const block of blocks) {
-    try {
-      new X509Certificate(block);
-    } catch (error: unknown) {
-      throw new Error(`${config.ca}: not a PEM certificate (${error instanceof Error ? error.message : String(error)})`, { cause: error });
-    }
-  }
-  return { ca, required: config.required };
+  return { ca: readCertificatesFile(config.ca, 'client CA'), required: config.required };
 }
 
 /**

@@ -12,6 +12,7 @@ import { loadCertificates } from './certificate-store.ts';
 import type { LoadedCertificate } from './certificate.ts';
 import { localCertificate, renewalTimeOf } from './issued-files.ts';
 import { Alarm, backoff } from './renewal.ts';
+import { errorMessage } from '../../core/caught.ts';
 
 /** What the certificate sources need from the process (state directory, local CA, challenges, log, ACME managers). */
 export interface CertificateServices extends AcmeServices {
@@ -81,7 +82,7 @@ export class ListenerCertificates {
           this.#renewInternal(names, services, renewalTimeOf(cert));
         } catch (error: unknown) {
           this.#failures++;
-          services.log('error', { names, error: error instanceof Error ? error.message : String(error) }, 'local CA certificate renewal failed; the current one keeps serving');
+          services.log('error', { names, error: errorMessage(error) }, 'local CA certificate renewal failed; the current one keeps serving');
           if (!this.#closed) this.#renewInternal(names, services, Date.now() + backoff(this.#failures));
         }
       })();

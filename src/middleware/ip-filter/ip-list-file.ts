@@ -7,6 +7,7 @@ import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { IpSet } from './ip-set.ts';
+import { errorMessage } from '../../core/caught.ts';
 
 /** Where a reloaded file's outcome is reported. */
 export type ListFileLog = (level: 'info' | 'warn', fields: Record<string, unknown>, message: string) => void;
@@ -42,7 +43,7 @@ export class IpListFile {
       text = readFileSync(this.path, 'utf8');
       this.changedAt = statSync(this.path).mtimeMs;
     } catch (error: unknown) {
-      throw new Error(`${path}: cannot read the IP list: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      throw new Error(`${path}: cannot read the IP list: ${errorMessage(error)}`, { cause: error });
     }
     this.current = IpSet.fromText(text, path);
     this.text = text;
@@ -59,7 +60,7 @@ export class IpListFile {
     try {
       next = IpSet.fromText(text, this.path);
     } catch (error: unknown) {
-      this.#log('warn', { file: this.path, error: error instanceof Error ? error.message : String(error) }, 'IP list from another instance not applied');
+      this.#log('warn', { file: this.path, error: errorMessage(error) }, 'IP list from another instance not applied');
       return;
     }
     this.current = next;
@@ -78,7 +79,7 @@ export class IpListFile {
       });
       this.#watcher.on('error', (error: Error) => this.#log('warn', { file: this.path, error: error.message }, 'cannot watch IP list'));
     } catch (error: unknown) {
-      this.#log('warn', { file: this.path, error: error instanceof Error ? error.message : String(error) }, 'cannot watch IP list');
+      this.#log('warn', { file: this.path, error: errorMessage(error) }, 'cannot watch IP list');
     }
   }
 
@@ -112,7 +113,7 @@ export class IpListFile {
       this.onReread?.(text, at);
     } catch (error: unknown) {
       this.errors++;
-      this.#log('warn', { file: this.path, error: error instanceof Error ? error.message : String(error) }, 'IP list not reloaded, keeping the previous one');
+      this.#log('warn', { file: this.path, error: errorMessage(error) }, 'IP list not reloaded, keeping the previous one');
     } finally {
       this.#reading = false;
       if (this.#again) {

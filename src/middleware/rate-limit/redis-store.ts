@@ -90,6 +90,8 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
   readonly #settings: ReservationSettings;
   readonly #held = new Map<string, Reservation>();
   #maxEntries: number;
+  /** Reservations #evictOldest dropped (the fallback counts its own). */
+  #evicted = 0;
   readonly #sweeper: NodeJS.Timeout;
   readonly counters: ReservationCounters = { local: 0, reservations: 0, fallback: 0, returned: 0 };
 
@@ -110,7 +112,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
   }
 
   get evicted(): number {
-    return this.#fallback.evicted;
+    return this.#evicted + this.#fallback.evicted;
   }
 
   /** Bounds the local reservations and the fallback alike. */
@@ -207,6 +209,7 @@ export class RedisRateLimitStore implements LocalRateLimitStore {
     if (oldest.done === true) return;
     this.#giveBack(oldest.value[0], oldest.value[1]);
     this.#held.delete(oldest.value[0]);
+    this.#evicted++;
   }
 
   #giveBack(key: string, held: Reservation): void {

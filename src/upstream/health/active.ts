@@ -1,5 +1,6 @@
 /** Runs one server's active health checks on an interval with jitter, until stopped. */
 import type { CheckResult, HealthPolicy, ProbeOutcome, ProbeTarget } from './probe.ts';
+import { errorMessage } from '../../core/caught.ts';
 
 export class ActiveChecker {
   readonly #target: ProbeTarget;
@@ -50,7 +51,7 @@ export class ActiveChecker {
       outcome = await policy.probe.check(this.#target, controller.signal);
     } catch (error: unknown) {
       // Probes resolve rather than reject; a throw is a bug in one, reported as a failed check.
-      outcome = { ok: false, detail: error instanceof Error ? error.message : String(error) };
+      outcome = { ok: false, detail: errorMessage(error) };
     }
     clearTimeout(timeout);
     this.#controller = undefined;

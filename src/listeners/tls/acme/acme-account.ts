@@ -3,14 +3,15 @@
  * the state directory, and orders for one name at a time, validated by HTTP-01 challenges that
  * the plain listeners answer. The server's own HTTPS may be trusted through an extra CA file.
  */
-import { readFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import acme from 'acme-client';
+import { PemFileError, readCertificatesFile } from '../../../config/pem-file.ts';
 import { readIfExists, writePrivateFile } from '../../../core/state-dir.ts';
 import type { PemPair } from '../local-ca.ts';
 import type { Http01Challenges } from './http-01.ts';
+import { errorMessage } from '../../../core/caught.ts';
 
 /** How the order's state is polled: quick at first (a validation takes seconds), then slower. */
 const POLL = { backoffAttempts: 10, backoffMin: 1000, backoffMax: 30_000 } as const;
@@ -84,15 +85,14 @@ export class AcmeAccount {
   }
 }
 
+/** The CA file's certificates; the errors name the setting first, as acme's others do. */
 function readCaFile(path: string): string {
-  let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    return readCertificatesFile(path, 'CA');
   } catch (error: unknown) {
-    throw new Error(`acme.ca_file: cannot read ${path} (${error instanceof Error ? error.message : String(error)})`, { cause: error });
+    if (error instanceof PemFileError && error.readFailure !== undefined) throw new Error(`acme.ca_file: cannot read ${path} (${error.readFailure})`, { cause: error });
+    throw new Error(`acme.ca_file: ${errorMessage(error)}`, { cause: error });
   }
-  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`acme.ca_file: ${path} holds no PEM certificate`);
-  return text;
 }
 
 /** HTTPS agents by origin, for ACME servers with a CA file of their own. */

@@ -17,6 +17,7 @@ import { Alarm, backoff } from '../renewal.ts';
 import { AcmeAccount, acmeDirFor } from './acme-account.ts';
 import type { Http01Challenges } from './http-01.ts';
 import type { AcmeSharing } from './sharing.ts';
+import { errorMessage } from '../../../core/caught.ts';
 
 /** How often a worker that does not order looks for what the ordering one stored (its event usually comes first). */
 const FOLLOWER_RECHECK_MS = 30_000;
@@ -176,7 +177,7 @@ export class AcmeManager {
       const wait = backoff(state.failures);
       this.#services.log(
         'error',
-        { name, error: describe(error), failures: state.failures, retry_in_s: Math.round(wait / 1000), serving: state.issued ? 'the previous certificate' : 'a local fallback' },
+        { name, error: errorMessage(error), failures: state.failures, retry_in_s: Math.round(wait / 1000), serving: state.issued ? 'the previous certificate' : 'a local fallback' },
         'ACME order failed',
       );
       if (this.#closed) return;
@@ -191,11 +192,7 @@ export class AcmeManager {
       state.cert = await this.#fallback(state.name);
       this.#notify();
     } catch (error: unknown) {
-      this.#services.log('error', { name: state.name, error: describe(error) }, 'local fallback certificate renewal failed');
+      this.#services.log('error', { name: state.name, error: errorMessage(error) }, 'local fallback certificate renewal failed');
     }
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
