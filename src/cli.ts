@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { configFromObject, loadConfigFile } from './config/load.ts';
 import { configSchema, isHttpsUrl, type Config } from './config/schema.ts';
 import { duration } from './config/units.ts';
+import { keepOldGenerationHeadroom } from './core/body-memory.ts';
 import { ConfigError } from './core/errors.ts';
 import { createLogger } from './core/logger.ts';
 import { defaultStateDir } from './core/state-dir.ts';
@@ -326,6 +327,7 @@ interface ServeOptions {
 
 /** Runs until a signal stops the process; resolves with the exit code. `workersSetting`: --workers, else the file's. */
 async function serve(config: Config, file: string | undefined, workersSetting: Config['workers'], serving: ServeOptions): Promise<number> {
+  keepOldGenerationHeadroom();
   const logger = createLogger(config.log.level);
   const options = file === undefined ? { logger } : { logger, configFile: file };
   const workers = workerCount(workersSetting);

@@ -40,6 +40,31 @@ export function noteBodyBytes(n: number): void {
   collect?.({ type: 'minor' });
 }
 
+/**
+ * V8's heap growing factor, in percent above 1, that Gatehouse sets when the process was not
+ * started with its own `--heap-growing-percent`: 300 makes the old-generation limit four times
+ * what a full collection leaves, the most V8 itself picks (its factor ranges 1.1-4).
+ */
+export const HEAP_GROWING_PERCENT = 300;
+
+/**
+ * Keeps the old generation's headroom above the young generation's size, so that V8 does not
+ * start a full collection after every other scavenge. V8 starts incremental marking as soon as
+ * the old generation could not take a whole young generation's promotion; Gatehouse's young
+ * generation grows to its 32 MiB cap under load while its old generation is ~23 MiB, and with
+ * the factor V8 chose (~2.5) the headroom stayed under the cap: 7-10 full collections a second on
+ * 1 MiB bodies, most finished early by the scavenges above (a scavenge asked for during marking
+ * ends it with a full collection), and on 10 KiB answers 1-3 a second, each a 5-15 ms pause (the
+ * p99). Measured in alternating runs (docs/benchmarks.md, issue 21): full collections 69-87 -> 9-11
+ * per 9 s on 1 MiB (CPU per response -24 %), 11-30 -> 2 on 10 KiB (p99 halved), for 10-20 MB more
+ * peak RSS. V8 reads the flag at each full collection, so setting it at start-up is enough; it
+ * applies to the whole process, worker threads included.
+ */
+export function keepOldGenerationHeadroom(execArgv: readonly string[] = process.execArgv): void {
+  if (execArgv.some((arg) => arg.startsWith('--heap-growing-percent') || arg.startsWith('--heap_growing_percent'))) return;
+  v8.setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+}
+
 function gcFunction(): Collect | null {
   v8.setFlagsFromString('--expose-gc');
   try {
