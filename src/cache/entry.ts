@@ -56,6 +56,8 @@ export interface CachedEntry extends StoredFacts {
    * null when node:http does not allow that or a field is not valid on the wire.
    */
   readonly serialized: SerializedHead | null;
+  /** The head has the backend's own Strict-Transport-Security: kept, and the listener's `hsts` not added (core/response-fields.ts). */
+  readonly hasHsts: boolean;
   readonly validators: Validators;
   /** ms epoch until which the entry is fresh (never, when noCache). */
   readonly freshUntil: number;
@@ -74,6 +76,7 @@ export function prepareEntry(meta: EntryMeta, body: StoredBody): CachedEntry {
   let etag: string | undefined;
   let lastModified: string | undefined;
   let date: string | undefined;
+  let hasHsts = false;
   for (let i = 0; i < meta.headers.length; i += 2) {
     const name = meta.headers[i] as string;
     const value = meta.headers[i + 1] as string;
@@ -81,6 +84,7 @@ export function prepareEntry(meta: EntryMeta, body: StoredBody): CachedEntry {
     if (name === 'etag') etag ??= value;
     else if (name === 'last-modified') lastModified ??= value;
     else if (name === 'date') date ??= value;
+    else if (name === 'strict-transport-security') hasHsts = true;
     head.push(name, value);
   }
   const serialized = SerializedHead.of(head);
@@ -95,6 +99,7 @@ export function prepareEntry(meta: EntryMeta, body: StoredBody): CachedEntry {
     size: meta.size,
     head,
     serialized,
+    hasHsts,
     validators: { etag, lastModified: parseHttpDate(lastModified), date: parseHttpDate(date) },
     freshUntil,
     tags: meta.tags,

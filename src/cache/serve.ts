@@ -6,7 +6,7 @@
 import { pipeline, type Readable } from 'node:stream';
 import type { Exchange } from '../core/exchange.ts';
 import { GatehouseError } from '../core/errors.ts';
-import { pushRequestId, requestIdLine } from '../core/tracing/request-id.ts';
+import { pushResponseFields, responseFieldLines } from '../core/response-fields.ts';
 import { sendError } from '../listeners/respond.ts';
 import type { Finish } from '../middleware/pipeline.ts';
 import { writeSerializedHead, type SerializedHead } from '../listeners/serialized-head.ts';
@@ -25,7 +25,7 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
   if (entry.status >= 200 && entry.status < 300 && hasConditionals(headers)) {
     const outcome = evaluateConditionals(headers, entry.status, entry.validators);
     if (outcome !== 'none') {
-      answerCondition(ex, outcome, entry.head, age, cacheStatus);
+      answerCondition(ex, outcome, entry, age, cacheStatus);
       finish(ex);
       return true;
     }
@@ -36,7 +36,7 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
     if (range === 'unsatisfiable') {
       const head = ['content-range', `bytes */${size}`, 'content-length', '0', 'cache-status', cacheStatus];
       ex.status = 416;
-      ex.res.writeHead(416, pushRequestId(ex, head));
+      ex.res.writeHead(416, pushResponseFields(ex, head, false));
       ex.res.end();
       finish(ex);
       return true;
@@ -53,7 +53,7 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
   // node:http2 has no serialised head to hand over: HTTP/2 hits go through writeHead.
   const serialized = !ex.h2 && ex.res.getHeaderNames().length === 0 ? entry.serialized : null;
   const withAge = serialized?.withAge(age, cacheStatus) ?? null;
-  const lines = withAge === null ? null : withAge + requestIdLine(ex);
+  const lines = withAge === null ? null : withAge + responseFieldLines(ex, entry.hasHsts);
   if (serialized === null || lines === null) return writeBody(ex, entry, entry.status, [...entry.head, 'age', age, 'cache-status', cacheStatus], 0, size - 1, finish);
   const contentLength = bodiless(entry.status) ? null : String(size);
   return writeBody(ex, entry, entry.status, { serialized, lines, contentLength }, 0, size - 1, finish);
@@ -62,8 +62,9 @@ export function serveEntry(ex: Exchange, entry: CachedEntry, cacheStatus: string
 /** A head as a flat field list, or serialised lines (the stored head's, with Age and Cache-Status) and the Content-Length. */
 type AnswerHead = string[] | { readonly serialized: SerializedHead; readonly lines: string; readonly contentLength: string | null };
 
-function writeAnswerHead(ex: Exchange, status: number, head: AnswerHead): void {
-  if (Array.isArray(head)) ex.res.writeHead(status, pushRequestId(ex, head));
+/** `hasHsts`: the stored head has its own Strict-Transport-Security (CachedEntry.hasHsts). */
+function writeAnswerHead(ex: Exchange, status: number, head: AnswerHead, hasHsts: boolean): void {
+  if (Array.isArray(head)) ex.res.writeHead(status, pushResponseFields(ex, head, hasHsts));
   else writeSerializedHead(ex.res, status, head.serialized, head.lines, head.contentLength);
 }
 
@@ -81,7 +82,7 @@ function writeBody(
   const body = entry.body;
   if (length <= 0 || ex.info.method === 'HEAD' || bodiless(status)) {
     ex.status = status;
-    writeAnswerHead(ex, status, head);
+    writeAnswerHead(ex, status, head, entry.hasHsts);
     res.end();
     finish(ex);
     return true;
@@ -90,7 +91,7 @@ function writeBody(
   if (whole && body.text !== null) {
     ex.status = status;
     ex.bytes = length;
-    writeAnswerHead(ex, status, head);
+    writeAnswerHead(ex, status, head, entry.hasHsts);
     res.end(body.text, 'latin1');
     finish(ex);
     return true;
@@ -100,7 +101,7 @@ function writeBody(
   if (chunks !== null) {
     ex.status = status;
     ex.bytes = length;
-    writeAnswerHead(ex, status, head);
+    writeAnswerHead(ex, status, head, entry.hasHsts);
     const parts = whole ? chunks : sliceChunks(chunks, start, end);
     if (parts.length === 1) res.end(parts[0]);
     else {
@@ -115,14 +116,14 @@ function writeBody(
   }
   return body.open(start, end).then(
     (stream) => {
-      streamBody(ex, status, head, stream, length, finish);
+      streamBody(ex, status, head, entry.hasHsts, stream, length, finish);
       return true;
     },
     () => false,
   );
 }
 
-function streamBody(ex: Exchange, status: number, head: AnswerHead, stream: Readable, length: number, finish: Finish): void {
+function streamBody(ex: Exchange, status: number, head: AnswerHead, hasHsts: boolean, stream: Readable, length: number, finish: Finish): void {
   const res = ex.res;
   if (res.destroyed) {
     stream.destroy();
@@ -131,7 +132,7 @@ function streamBody(ex: Exchange, status: number, head: AnswerHead, stream: Read
     return;
   }
   ex.status = status;
-  writeAnswerHead(ex, status, head);
+  writeAnswerHead(ex, status, head, hasHsts);
   stream.on('data', (chunk: Buffer) => {
     ex.bytes += chunk.length;
   });
@@ -143,23 +144,28 @@ function streamBody(ex: Exchange, status: number, head: AnswerHead, stream: Read
 }
 
 /** 304 or 412 (RFC 9110 §15.4.5, §15.5.13) from a stored head. */
-function answerCondition(ex: Exchange, outcome: 'not-modified' | 'precondition-failed', head: readonly string[], age: string, cacheStatus: string): void {
+function answerCondition(ex: Exchange, outcome: 'not-modified' | 'precondition-failed', entry: CachedEntry, age: string, cacheStatus: string): void {
   const res = ex.res;
   if (outcome === 'not-modified') {
-    const notModified = pickFields(head, (name) => NOT_MODIFIED_FIELDS.has(name));
+    const notModified = pickFields(entry.head, (name) => NOT_MODIFIED_FIELDS.has(name));
     notModified.push('age', age, 'cache-status', cacheStatus);
     ex.status = 304;
-    res.writeHead(304, pushRequestId(ex, notModified));
+    res.writeHead(304, pushResponseFields(ex, notModified, entry.hasHsts));
     res.end();
     return;
   }
   ex.status = 412;
-  res.writeHead(412, pushRequestId(ex, ['content-length', '0', 'cache-status', cacheStatus]));
+  res.writeHead(412, pushResponseFields(ex, ['content-length', '0', 'cache-status', cacheStatus], false));
   res.end();
 }
 
-/** RFC 9110 §15.4.5: the fields a 304 carries (those a 200 would have had that guide caches). */
-const NOT_MODIFIED_FIELDS: ReadonlySet<string> = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified']);
+/**
+ * RFC 9110 §15.4.5: the fields a 304 carries (those a 200 would have had that guide caches), and
+ * the backend's Strict-Transport-Security: it is about the host, not the representation, and a
+ * browser reads it on any answer (RFC 6797 §8.1), so the 304 keeps what the 200 said (e.g.
+ * max-age=0) rather than getting the listener's `hsts` instead.
+ */
+const NOT_MODIFIED_FIELDS: ReadonlySet<string> = new Set(['cache-control', 'content-location', 'date', 'etag', 'expires', 'vary', 'last-modified', 'strict-transport-security']);
 
 /** The fields of a flat head whose names `keep` accepts, as a new flat list. */
 function pickFields(head: readonly string[], keep: (name: string) => boolean): string[] {
@@ -179,7 +185,7 @@ export function answerFreshConditional(ex: Exchange, status: number, headers: Re
   if (outcome === 'precondition-failed') {
     const cacheStatus = headers['cache-status'];
     ex.status = 412;
-    ex.res.writeHead(412, pushRequestId(ex, ['content-length', '0', ...(cacheStatus === undefined ? [] : ['cache-status', String(cacheStatus)])]));
+    ex.res.writeHead(412, pushResponseFields(ex, ['content-length', '0', ...(cacheStatus === undefined ? [] : ['cache-status', String(cacheStatus)])], false));
     ex.res.end();
     return true;
   }
@@ -190,7 +196,7 @@ export function answerFreshConditional(ex: Exchange, status: number, headers: Re
     if (name === 'cache-status' || NOT_MODIFIED_FIELDS.has(name)) for (const v of Array.isArray(value) ? value : [value]) flat.push(name, v);
   }
   ex.status = 304;
-  ex.res.writeHead(304, pushRequestId(ex, flat));
+  ex.res.writeHead(304, pushResponseFields(ex, flat, headers['strict-transport-security'] !== undefined));
   ex.res.end();
   return true;
 }

@@ -5,6 +5,7 @@ import type { Route } from '../routing/router.ts';
 import type { Server } from '../upstream/server.ts';
 import type { GslbChoice } from '../gslb/action.ts';
 import type { ErrorCode } from './errors.ts';
+import type { HstsField } from './response-fields.ts';
 import type { Snapshot } from './snapshot.ts';
 
 /** Per-request state, from the first byte read to the access-log line. */
@@ -34,6 +35,8 @@ export class Exchange {
   server: Server | undefined;
   /** The region a gslb route chose (and the regions tried); null on other routes. */
   gslb: GslbChoice | null = null;
+  /** The listener's Strict-Transport-Security (its `hsts`), added to every head written; null on plain listeners and without `hsts`. */
+  hsts: HstsField | null = null;
   /** The status sent, or what the access log should say (499 when the client left). */
   status = 0;
   /** Body bytes sent downstream. */

@@ -29,8 +29,9 @@ export function admit(ctx: ListenerContext, ex: Exchange, conn: ConnectionState 
   const protection = ex.snapshot.protection;
   if (protection.resolveClient) resolveClient(ex, conn, protection);
   const https = ctx.https;
-  // RFC 6797 §7.1: on every answer over TLS, refusals included (null on plain listeners).
-  if (https.hsts !== null) ex.res.setHeader('strict-transport-security', https.hsts);
+  // RFC 6797 §7.1: on every answer over TLS, refusals included (null on plain listeners). Added
+  // where each head is written (core/response-fields.ts), not set on the response here.
+  ex.hsts = https.hsts;
   if (rejected !== null) {
     rejectRequest(ex, rejected);
     return false;
@@ -97,11 +98,7 @@ function answerChallenge(ex: Exchange, challenges: Http01Challenges): boolean {
   return true;
 }
 
-/**
- * A plain request redirected to https (true: answered). (The HSTS field is set before anything
- * answers; a Strict-Transport-Security field from the backend takes its place: it may mean to
- * reset it with max-age=0.)
- */
+/** A plain request redirected to https (true: answered). */
 function redirectToHttps(ex: Exchange, policy: HttpsPolicy): boolean {
   const target = httpsRedirectTarget(policy, ex.info, ex.req.url as string);
   if (target === null) return false;

@@ -12,6 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { Exchange } from '../core/exchange.ts';
+import { addResponseFields } from '../core/response-fields.ts';
 import { startTrace } from '../core/tracing/policy.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
@@ -75,7 +76,7 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
       }
       const server = placeTunnel(ex, action);
       if (typeof server === 'number') {
-        stream.respond({ ':status': server }, { endStream: true });
+        stream.respond(ownFields(ex, server), { endStream: true });
         finish(server);
         return;
       }
@@ -98,7 +99,11 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
         headersTimeout: action.upstream.headersTimeout,
         client: stream,
         head: Buffer.alloc(0),
-        responseHeaders: (upstreamHeaders) => rewriteResponseHeaders(upstreamHeaders, snapshot.hiding, action.upstream, ex.proto, headers.host),
+        responseHeaders: (upstreamHeaders) => {
+          const out = rewriteResponseHeaders(upstreamHeaders, snapshot.hiding, action.upstream, ex.proto, headers.host);
+          addResponseFields(ex, out);
+          return out;
+        },
         answer: {
           accepted(upstreamHeaders, rewritten) {
             if (upstreamHeaders['sec-websocket-accept'] !== expected || stream.destroyed) return false;
@@ -111,7 +116,7 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
           },
           refused(status) {
             // Any 2xx would tell an HTTP/2 client the tunnel is open (RFC 8441 §5): a server that answered without switching is a bad gateway.
-            if (!stream.headersSent) stream.respond({ ':status': status >= 300 ? status : 502 }, { endStream: true });
+            if (!stream.headersSent) stream.respond(ownFields(ex, status >= 300 ? status : 502), { endStream: true });
             else stream.close();
           },
         },
@@ -123,4 +128,11 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
       });
     }
   };
+}
+
+/** A refusal's head: the status and Gatehouse's own fields (core/response-fields.ts). */
+function ownFields(ex: Exchange, status: number): Record<string, string | string[]> {
+  const head: Record<string, string | string[]> = { ':status': String(status) };
+  addResponseFields(ex, head);
+  return head;
 }

@@ -5,14 +5,15 @@
  */
 import type { ListenConfig } from '../config/schema.ts';
 import type { HstsConfig } from '../config/listener-schema.ts';
+import { hstsField, type HstsField } from '../core/response-fields.ts';
 import type { RequestInfo } from '../routing/request-info.ts';
 import { CHALLENGE_PREFIX } from './tls/acme/http-01.ts';
 
 export interface HttpsPolicy {
   /** ":8443" for a port other than 443, '' for 443; null when plain requests are served as they are. */
   readonly redirectPort: string | null;
-  /** The Strict-Transport-Security value, or null for none. */
-  readonly hsts: string | null;
+  /** The Strict-Transport-Security field, or null for none. */
+  readonly hsts: HstsField | null;
 }
 
 export const NO_HTTPS_POLICY: HttpsPolicy = { redirectPort: null, hsts: null };
@@ -20,7 +21,7 @@ export const NO_HTTPS_POLICY: HttpsPolicy = { redirectPort: null, hsts: null };
 export function compileHttpsPolicy(listen: ListenConfig): HttpsPolicy {
   const redirect = listen.redirect_https;
   const redirectPort = redirect === false ? null : redirect === true || redirect.port === 443 ? '' : `:${redirect.port}`;
-  const hsts = listen.hsts === false ? null : hstsValue(listen.hsts);
+  const hsts = listen.hsts === false ? null : hstsField(hstsValue(listen.hsts));
   return redirectPort === null && hsts === null ? NO_HTTPS_POLICY : { redirectPort, hsts };
 }
 

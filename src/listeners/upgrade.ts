@@ -3,6 +3,7 @@ import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Exchange } from '../core/exchange.ts';
+import { addResponseFields, responseFieldLines } from '../core/response-fields.ts';
 import { startTrace } from '../core/tracing/policy.ts';
 import { GatehouseError } from '../core/errors.ts';
 import { runMiddlewares } from '../middleware/pipeline.ts';
@@ -64,13 +65,13 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       if (typeof action === 'string') {
         // Only forwarded routes can switch protocols; others get a plain refusal.
         const status = action === 'NO_ROUTE' ? 404 : 400;
-        socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Bad Request'}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+        socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Bad Request'}\r\ncontent-length: 0\r\nconnection: close\r\n${responseFieldLines(ex, false)}\r\n`);
         finish(status);
         return;
       }
       const server = placeTunnel(ex, action);
       if (typeof server === 'number') {
-        socket.end(`HTTP/1.1 ${server} ${server === 501 ? 'Not Implemented' : 'Service Unavailable'}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+        socket.end(`HTTP/1.1 ${server} ${server === 501 ? 'Not Implemented' : 'Service Unavailable'}\r\ncontent-length: 0\r\nconnection: close\r\n${responseFieldLines(ex, false)}\r\n`);
         finish(server);
         return;
       }
@@ -85,8 +86,12 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
         headersTimeout: action.upstream.headersTimeout,
         client: socket,
         head,
-        responseHeaders: (headers) =>
-          rewriteResponseHeaders(headers, snapshot.hiding, action.upstream, ex.proto, req.headers.host),
+        responseHeaders: (headers) => {
+          const out = rewriteResponseHeaders(headers, snapshot.hiding, action.upstream, ex.proto, req.headers.host);
+          addResponseFields(ex, out);
+          return out;
+        },
+        fieldLines: responseFieldLines(ex, false),
         done: (status, error) => {
           settleTunnel(server.state, socket, status, error);
           finish(status);

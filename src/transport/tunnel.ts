@@ -23,10 +23,12 @@ export interface TunnelRequest {
   /** The client's socket and the bytes that came after its request head. */
   readonly client: Duplex;
   readonly head: Buffer;
-  /** Response headers to send the client, computed from the server's. */
+  /** Response headers to send the client, computed from the server's (Gatehouse's own fields added). */
   readonly responseHeaders: (headers: Record<string, string | string[] | undefined>) => Record<string, string | string[]>;
   /** Called once, with the status the client saw (101, or an error status). */
   readonly done: (status: number, error?: Error) => void;
+  /** Head lines ("name: value\r\n") of Gatehouse's own fields, for an HTTP/1.1 refusal written here; absent, none. */
+  readonly fieldLines?: string;
   /** How to answer a client that is not an HTTP/1.1 socket; absent, HTTP/1.1 responses are written to `client`. */
   readonly answer?: TunnelAnswer;
 }
@@ -133,7 +135,7 @@ class TunnelHandler implements Dispatcher.DispatchHandler {
       if (!client.destroyed) answer.refused(status, reason);
     } else if (!client.destroyed) {
       client.end(
-        `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+        `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n${this.#request.fieldLines ?? ''}\r\n${body}`,
       );
     }
     this.#answer(status, error);

@@ -38,6 +38,8 @@ export async function h2Request(session: ClientHttp2Session, headers: OutgoingHt
 export interface HttpsResponse {
   readonly status: number;
   readonly headers: import('node:http').IncomingHttpHeaders;
+  /** The fields as received, [name, value, ...] in order, repeated names kept apart. */
+  readonly rawHeaders: readonly string[];
   readonly body: string;
   readonly alpn: string | false | null;
 }
@@ -50,5 +52,5 @@ export async function httpsGet(url: string, ca: string, options: { servername?: 
   const chunks: Buffer[] = [];
   for await (const chunk of res) chunks.push(chunk as Buffer);
   const socket = res.socket as import('node:tls').TLSSocket | null;
-  return { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString(), alpn: socket?.alpnProtocol ?? null };
+  return { status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks).toString(), alpn: socket?.alpnProtocol ?? null };
 }
