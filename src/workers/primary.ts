@@ -124,7 +124,7 @@ export class Primary implements AdminTarget {
     this.#configFile = options.configFile;
     this.#count = options.workers;
     this.#config = config;
-    this.#memory = allocateSharedMemory(config.protection.max_clients);
+    this.#memory = allocateSharedMemory(config.protection.max_clients, options.workers);
     this.#shared = sharedProtection(this.#memory);
     // The admin API's bans reach other instances through Redis too (the workers share the primary's name there).
     const redis = config.state.redis;

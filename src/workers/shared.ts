@@ -21,12 +21,15 @@ export interface SharedMemory {
   readonly channel: string;
   /** Session ticket keys derive from it in every worker, so that a client resumes on any of them. */
   readonly ticketSecret: Uint8Array;
+  /** How many worker threads share it: a thread that hands something to all waits for the others' word. */
+  readonly threads: number;
 }
 
 let proxies = 0;
 
-export function allocateSharedMemory(maxClients: number): SharedMemory {
+export function allocateSharedMemory(maxClients: number, threads: number): SharedMemory {
   return {
+    threads,
     rateLimits: allocateSharedTable(maxClients),
     connections: allocateSharedTable(maxClients),
     channel: `gatehouse:bans:${process.pid}:${++proxies}`,
@@ -87,17 +90,61 @@ export function sharedHealth(memory: SharedMemory, runsChecks: boolean): HealthS
   };
 }
 
-/** A worker's side of the ACME channel: the worker that runs the health checks orders certificates too. */
+/**
+ * How long an opened challenge waits for every other worker to say it answers it, ms: a worker
+ * that died or hangs must not stop the order; the CA retries nothing, so past this it may fail.
+ */
+export const CHALLENGE_HANDOUT_TIMEOUT_MS = 5_000;
+
+/** A worker's word that it now answers the challenge `token` (sent on the ACME channel, never to onEvent). */
+interface ChallengeTaken {
+  readonly type: 'challenge-taken';
+  readonly token: string;
+}
+
+/**
+ * A worker's side of the ACME channel: the worker that runs the health checks orders certificates
+ * too. An opened challenge is published only once every other worker has it: the CA validates as
+ * soon as it is told to, and its request may reach any worker (a loaded machine delivered the
+ * message after the CA's request, which then failed the order).
+ */
 export function sharedAcme(memory: SharedMemory, health: { readonly runsChecks: boolean }): AcmeSharing & { close(): void } {
   const channel = openChannel(`${memory.channel}:acme`);
+  /** Opened challenges waiting for other workers' word: how many words are still to come. */
+  const handouts = new Map<string, { missing: number; done: () => void }>();
+  const peers = memory.threads - 1;
   const sharing: AcmeSharing & { close(): void } = {
     get ordersHere(): boolean {
       return health.runsChecks;
     },
-    publish: (event) => channel.postMessage(event),
+    publish: (event) => {
+      channel.postMessage(event);
+      if (event.type !== 'challenge' || event.keyAuthorization === null || peers <= 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          handouts.delete(event.token);
+          resolve();
+        };
+        const timer = setTimeout(done, CHALLENGE_HANDOUT_TIMEOUT_MS);
+        handouts.set(event.token, { missing: peers, done });
+      });
+    },
     onEvent: () => {},
-    close: () => channel.close(),
+    close: () => {
+      for (const handout of [...handouts.values()]) handout.done();
+      channel.close();
+    },
   };
-  channel.onmessage = (event: unknown) => sharing.onEvent((event as { data: AcmeEvent }).data);
+  channel.onmessage = (message: unknown) => {
+    const event = (message as { data: AcmeEvent | ChallengeTaken }).data;
+    if (event.type === 'challenge-taken') {
+      const handout = handouts.get(event.token);
+      if (handout !== undefined && --handout.missing === 0) handout.done();
+      return;
+    }
+    sharing.onEvent(event);
+    if (event.type === 'challenge' && event.keyAuthorization !== null) channel.postMessage({ type: 'challenge-taken', token: event.token } satisfies ChallengeTaken);
+  };
   return sharing;
 }

@@ -20,7 +20,7 @@ import { Gatehouse } from '../../src/gatehouse.ts';
 import { acmeDirFor } from '../../src/listeners/tls/acme/acme-account.ts';
 import { CertificateSources } from '../../src/listeners/tls/certificate-sources.ts';
 import { Primary } from '../../src/workers/primary.ts';
-import { allocateSharedMemory, sharedAcme } from '../../src/workers/shared.ts';
+import { allocateSharedMemory, CHALLENGE_HANDOUT_TIMEOUT_MS, sharedAcme } from '../../src/workers/shared.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { waitFor } from '../helpers/http.ts';
@@ -214,7 +214,7 @@ test('acme with workers: one worker orders, every worker answers the challenge a
 });
 
 test('acme with workers: a challenge opened on one worker is answered by the others, and closed on all', async () => {
-  const memory = allocateSharedMemory(10);
+  const memory = allocateSharedMemory(10, 2);
   const ordering = sharedAcme(memory, { runsChecks: true });
   const serving = sharedAcme(memory, { runsChecks: false });
   const log = (): void => {};
@@ -223,8 +223,11 @@ test('acme with workers: a challenge opened on one worker is answered by the oth
   try {
     assert.equal(ordering.ordersHere, true);
     assert.equal(serving.ordersHere, false);
-    orderer.challenges.add('token-1', 'token-1.thumbprint');
-    await waitFor(() => other.challenges.answer('GET', '/.well-known/acme-challenge/token-1') === 'token-1.thumbprint', 2_000, 'the challenge on the other worker');
+    // Opening waits for the other worker's word: the CA is told to validate only then.
+    const started = Date.now();
+    await orderer.challenges.add('token-1', 'token-1.thumbprint');
+    assert.equal(other.challenges.answer('GET', '/.well-known/acme-challenge/token-1'), 'token-1.thumbprint', 'answered as soon as the opening resolved');
+    assert.ok(Date.now() - started < CHALLENGE_HANDOUT_TIMEOUT_MS, 'resolved by the word, not the timeout');
     orderer.challenges.remove('token-1');
     await waitFor(() => other.challenges.pending === 0, 2_000, 'the challenge closed on the other worker');
   } finally {

@@ -239,7 +239,7 @@ test('workers: a worker that aborts a reload turning TLS on for an address keeps
   const dir = await tempDir(t);
   const pair = await writePair(dir, 'site', await ca.issue({ names: ['site.test'] }));
   const backend = await startBackend(t, echo());
-  const memory = allocateSharedMemory(1000);
+  const memory = allocateSharedMemory(1000, 2);
   const protection = sharedProtection(memory);
   const health = sharedHealth(memory, true);
   const acme = sharedAcme(memory, health);

@@ -20,7 +20,7 @@ const OWNER: StateOwner = {
 
 /** One server's state in two workers sharing health (the first runs the checks), closed after the test. */
 function twoWorkers(t: TestContext, url: URL): { here: ServerState; there: ServerState } {
-  const memory = allocateSharedMemory(100);
+  const memory = allocateSharedMemory(100, 2);
   const first = sharedHealth(memory, true);
   const second = sharedHealth(memory, false);
   const here = new ServerState('app', url, null, first);
@@ -52,7 +52,7 @@ test('an ejection by one worker ejects the server in the others; its end lets it
 });
 
 test('a checker that starts afresh (a replaced first worker) does not bring back a server the others know is down', async (t) => {
-  const memory = allocateSharedMemory(100);
+  const memory = allocateSharedMemory(100, 2);
   const first = sharedHealth(memory, true);
   const second = sharedHealth(memory, false);
   const url = new URL('http://127.0.0.1:9');

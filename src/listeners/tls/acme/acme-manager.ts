@@ -164,7 +164,7 @@ export class AcmeManager {
     try {
       const pem = await this.#account.order(name);
       const cert = await savePair(this.#filesOf(name), pem);
-      this.#services.sharing?.publish({ type: 'issued', certDir: this.#certDir, name });
+      void this.#services.sharing?.publish({ type: 'issued', certDir: this.#certDir, name });
       state.failures = 0;
       this.#services.log('info', { name, not_after: cert.notAfter.toISOString() }, 'ACME certificate obtained');
       if (this.#closed) return;

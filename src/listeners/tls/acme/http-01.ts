@@ -10,22 +10,22 @@ export const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 export class Http01Challenges {
   readonly #tokens = new Map<string, string>();
   /** Tells the other worker threads of a change made here (workers only). */
-  publish: ((token: string, keyAuthorization: string | null) => void) | null = null;
+  publish: ((token: string, keyAuthorization: string | null) => Promise<void>) | null = null;
 
   /** How many challenges are open: dispatch looks at the path only when some are. */
   get pending(): number {
     return this.#tokens.size;
   }
 
-  /** Starts answering `token` with `keyAuthorization`. */
-  add(token: string, keyAuthorization: string): void {
+  /** Starts answering `token` with `keyAuthorization`; resolves once every worker thread does. */
+  async add(token: string, keyAuthorization: string): Promise<void> {
     this.apply(token, keyAuthorization);
-    this.publish?.(token, keyAuthorization);
+    await this.publish?.(token, keyAuthorization);
   }
 
   remove(token: string): void {
     this.apply(token, null);
-    this.publish?.(token, null);
+    void this.publish?.(token, null);
   }
 
   /** A change from this thread or another: opens (`keyAuthorization`) or closes (null) a challenge. */

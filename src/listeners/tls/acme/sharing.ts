@@ -15,7 +15,8 @@ export type AcmeEvent =
 export interface AcmeSharing {
   /** True in the one thread that orders; the others load what it stores. */
   readonly ordersHere: boolean;
-  publish(event: AcmeEvent): void;
+  /** Tells the other threads; an opened challenge resolves once they all answer it (or after a timeout). */
+  publish(event: AcmeEvent): Promise<void>;
   /** Receives the other threads' events (set by the certificate sources). */
   onEvent: (event: AcmeEvent) => void;
 }
