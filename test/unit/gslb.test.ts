@@ -6,7 +6,7 @@ import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Registry } from '../../src/core/registry.ts';
 import { countryLocation, distanceKm, pointLocation } from '../../src/gslb/countries.ts';
-import { toLocation } from '../../src/gslb/geo.ts';
+import { embeddedDatabasePath, GeoDatabase, toLocation } from '../../src/gslb/geo.ts';
 import type { Gslb } from '../../src/gslb/regions.ts';
 import { errorOf, yaml } from '../helpers/config.ts';
 
@@ -176,5 +176,17 @@ describe('gslb database records', () => {
     assert.equal(toLocation({ country_code: 'SG' }), countryLocation('SG'));
     assert.equal(toLocation({ country_code: 'ZZ' }), null, 'a code the table does not know');
     assert.equal(toLocation({}), null);
+  });
+
+  test('lookups are cached per address: the same interned location, counted as a hit', (t) => {
+    const db = new GeoDatabase(embeddedDatabasePath(), false, () => {});
+    t.after(() => db.close());
+    const first = db.lookup('8.8.8.8');
+    assert.equal(first, countryLocation('US'));
+    assert.equal(db.lookup('8.8.8.8'), first);
+    assert.equal(db.lookup('10.0.0.1'), null, 'a private address is unknown');
+    assert.equal(db.lookup('10.0.0.1'), null);
+    assert.equal(db.lookup(''), null, 'an address the reader refuses is unknown');
+    assert.deepEqual({ lookups: db.lookups, cacheHits: db.cacheHits }, { lookups: 5, cacheHits: 2 }, 'known and unknown answers are both remembered');
   });
 });
