@@ -1,6 +1,7 @@
 /**
  * A gslb block compiled: its regions, their scores for every country (precomputed: distance plus
- * bias), residency masks, and the pick, which is one pass over the regions with no allocation.
+ * bias), residency masks, and the pick, which is one pass over the regions with no allocation (but a
+ * city-level point's first, which computes its row).
  *
  * A region is usable while its upstream has a server that can take a request (not down, ejected,
  * draining or full) and its circuit breaker has room: the same tests the upstream's own choice
@@ -61,6 +62,11 @@ export class Gslb {
   readonly #allowed: Int32Array;
   readonly #rules: readonly { countries: ReadonlySet<string>; continents: ReadonlySet<string>; mask: number }[];
   readonly #latencyScores: Float64Array;
+  /**
+   * City-level points' scores and residency masks, computed on a point's first pick: the database
+   * hands out one location object per address (geo.ts caches them), so later picks only read.
+   */
+  readonly #pointRows = new WeakMap<GeoLocation, { readonly scores: Float64Array; readonly allowed: number }>();
   #latencyAt = -Infinity;
   /** Location-less requests (unknown or private addresses). */
   unknown = 0;
@@ -135,19 +141,19 @@ export class Gslb {
     let scores = this.#scores;
     let base = COUNTRIES.length * n;
     let allowed = -1;
-    let point: GeoLocation | null = null;
     if (location !== null) {
       if (location.countryIndex >= 0) {
         base = location.countryIndex * n;
         allowed = this.#allowed[location.countryIndex] as number;
       } else {
-        point = location;
-        allowed = this.#ruleFor(location.country, location.continent) ?? -1;
+        const row = this.#pointRow(location);
+        scores = row.scores;
+        base = 0;
+        allowed = row.allowed;
       }
       if (this.latency) {
         scores = this.#latencyRow();
         base = 0;
-        point = null;
       }
     }
     let best: Region | null = null;
@@ -158,7 +164,7 @@ export class Gslb {
       const bit = 1 << i;
       if ((allowed & bit) === 0 || (tried & bit) !== 0) continue;
       const region = regions[i] as Region;
-      const score = point === null ? (scores[base + i] as number) : pointScore(region, point);
+      const score = scores[base + i] as number;
       if (score < fallbackScore || fallback === null) {
         fallback = region;
         fallbackScore = score;
@@ -190,6 +196,18 @@ export class Gslb {
   #ruleFor(country: string, continent: string): number | undefined {
     for (const rule of this.#rules) if (rule.countries.has(country) || rule.continents.has(continent)) return rule.mask;
     return undefined;
+  }
+
+  /** A city-level point's scores (distance + bias, by region index) and residency mask (all bits when no rule applies). */
+  #pointRow(location: GeoLocation): { readonly scores: Float64Array; readonly allowed: number } {
+    let row = this.#pointRows.get(location);
+    if (row === undefined) {
+      const scores = new Float64Array(this.regions.length);
+      for (const region of this.regions) scores[region.index] = distanceTo(region, location) + region.bias;
+      row = { scores, allowed: this.#ruleFor(location.country, location.continent) ?? -1 };
+      this.#pointRows.set(location, row);
+    }
+    return row;
   }
 
   /** Each region's best health-check round trip (or response time) plus bias, read again twice a second. */
@@ -261,8 +279,4 @@ function minDistance(region: Region, lat: number, lon: number): number {
   let best = Infinity;
   for (const p of region.points) best = Math.min(best, distanceKm(lat, lon, p.lat, p.lon));
   return best;
-}
-
-function pointScore(region: Region, location: GeoLocation): number {
-  return distanceTo(region, location) + region.bias;
 }
