@@ -45,3 +45,18 @@ test('statuses merge: an ejection told to every worker, and the IP list files ev
     upstreams: { app: { servers: [{ requests: 6, ejections: 1 }] } },
   });
 });
+
+test('statuses merge: Redis degraded when any worker is and connected when all are; pids and round trips are not summed', () => {
+  const worker = (connected: boolean, degraded: boolean, rtt: number) => ({
+    pid: 40,
+    redis: { mode: 'standalone', connected, degraded },
+    gslb: { global: { regions: { eu: { requests: 2, rtt_ms: rtt } } } },
+  });
+  assert.deepEqual(mergeStatuses([worker(true, false, 1.5), worker(false, true, 3)]), {
+    pid: 40,
+    redis: { mode: 'standalone', connected: false, degraded: true },
+    gslb: { global: { regions: { eu: { requests: 4, rtt_ms: 3 } } } },
+  });
+  assert.deepEqual((mergeStatuses([worker(true, false, 1), worker(true, false, 1)]) as { redis: unknown }).redis, { mode: 'standalone', connected: true, degraded: false });
+  assert.deepEqual((mergeStatuses([worker(false, true, 1), worker(true, false, 1)]) as { redis: unknown }).redis, { mode: 'standalone', connected: false, degraded: true }, 'the first worker does not decide');
+});
