@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/units.ts';
+import { errorMessage } from '../core/caught.ts';
 import { normalizeAddress } from '../middleware/forwarded.ts';
 import { answerQuery, type DnsZone } from './dns-answer.ts';
 
@@ -71,7 +72,7 @@ export class DnsServer {
       });
     } catch (error: unknown) {
       udp.close();
-      throw new Error(`gslb dns listen ${this.listen} (udp): ${(error as Error).message}`, { cause: error });
+      throw new Error(`gslb dns listen ${this.listen} (udp): ${errorMessage(error)}`, { cause: error });
     }
     udp.on('error', (error) => this.#logger.warn({ error: String(error), listen: this.listen }, 'gslb dns socket error'));
     this.#udp = udp;
@@ -84,7 +85,7 @@ export class DnsServer {
     } catch (error: unknown) {
       udp.close();
       this.#udp = null;
-      throw new Error(`gslb dns listen ${this.listen} (tcp): ${(error as Error).message}`, { cause: error });
+      throw new Error(`gslb dns listen ${this.listen} (tcp): ${errorMessage(error)}`, { cause: error });
     }
     this.#tcp = tcp;
   }

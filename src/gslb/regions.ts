@@ -9,6 +9,7 @@
  */
 import { isIP } from 'node:net';
 import { MAX_REGIONS, type GslbBlockConfig } from '../config/gslb-schema.ts';
+import { errorMessage } from '../core/caught.ts';
 import type { Registry, SharedState } from '../core/registry.ts';
 import type { Upstream } from '../upstream/upstream.ts';
 import { COUNTRIES, countriesOf, countryLocation, distanceKm, type GeoLocation } from './countries.ts';
@@ -254,7 +255,7 @@ function openDatabase(block: string, path: string, watch: boolean, registry: Reg
   try {
     return new GeoDatabase(path, watch, (level, fields, message) => registry.logger?.[level](fields, message));
   } catch (error: unknown) {
-    throw new Error(`gslb.${block}.database: cannot read ${path} as an MMDB database: ${(error as Error).message}`, { cause: error });
+    throw new Error(`gslb.${block}.database: cannot read ${path} as an MMDB database: ${errorMessage(error)}`, { cause: error });
   }
 }
 
