@@ -54,9 +54,10 @@ export function answerQuery(zone: DnsZone, query: Buffer, peer: string, udp = fa
     return query.length >= 12 ? formatError(query) : null;
   }
   if (packet.type !== 'query') return null;
-  const reply = answer(zone, packet, query, peer);
+  const opt = findOpt(packet);
+  const reply = answer(zone, packet, opt, query, peer);
   if (!udp || reply.length <= UDP_PLAIN) return reply;
-  const limit = Math.min(UDP_PAYLOAD, Math.max(UDP_PLAIN, advertisedSize(packet)));
+  const limit = Math.min(UDP_PAYLOAD, Math.max(UDP_PLAIN, advertisedSize(opt)));
   return reply.length <= limit ? reply : truncated(reply);
 }
 
@@ -68,8 +69,9 @@ const ANSWER_CACHE_LIMIT = 10_000;
  * encoded once per (region, query) and then copied with the new ID: dns-packet's encoding is
  * most of an uncached answer's cost.
  */
-function answer(zone: DnsZone, packet: Packet, query: Buffer, peer: string): Buffer {
-  const region = choose(zone, packet, peer);
+function answer(zone: DnsZone, packet: Packet, opt: Answer | null, query: Buffer, peer: string): Buffer {
+  const ecs = opt === null ? null : findEcs(opt);
+  const region = choose(zone, packet, ecs, peer);
   const key = `${region === null ? -1 : region.index}${query.toString('latin1', 2)}`;
   const cache = zone.answers;
   const cached = cache.get(key);
@@ -79,21 +81,19 @@ function answer(zone: DnsZone, packet: Packet, query: Buffer, peer: string): Buf
     out.writeUInt16BE(packet.id ?? 0, 0);
     return out;
   }
-  const reply = build(zone, packet, region);
+  const reply = build(zone, packet, opt, ecs, region);
   if (cache.size >= ANSWER_CACHE_LIMIT) cache.clear();
   cache.set(key, reply);
   return reply;
 }
 
 /** The region named for an address query (A, AAAA, ANY) of the zone's name; null for any other query. */
-function choose(zone: DnsZone, packet: Packet, peer: string): Region | null {
+function choose(zone: DnsZone, packet: Packet, ecs: EcsOption | null, peer: string): Region | null {
   const question = packet.questions?.[0];
   if (question === undefined || (packet.questions?.length ?? 0) > 1 || ((packet.flags ?? 0) >> 11) & 0xf) return null;
   const type: string = question.type;
   if (type !== 'A' && type !== 'AAAA' && type !== 'ANY') return null;
   if (zoneName(question.name) !== zone.zone) return null;
-  const opt = findOpt(packet);
-  const ecs = opt === null ? null : findEcs(opt);
   const client = ecs !== null && (ecs.sourcePrefixLength ?? 0) > 0 && ecs.ip !== undefined ? ecs.ip : peer;
   const gslb = zone.gslb;
   const location = gslb.locate(client);
@@ -111,10 +111,8 @@ function zoneName(name: string): string {
   return lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
-function build(zone: DnsZone, packet: Packet, region: Region | null): Buffer {
+function build(zone: DnsZone, packet: Packet, opt: Answer | null, ecs: EcsOption | null, region: Region | null): Buffer {
   const question = packet.questions?.[0];
-  const opt = findOpt(packet);
-  const ecs = opt === null ? null : findEcs(opt);
   // Echoed in the answer (RFC 7871 §7.2.2): a fresh option, as dns-packet re-sends a decoded one's raw bytes.
   const echo: EcsOption | null = ecs === null ? null : { code: ECS, family: ecs.family ?? 1, sourcePrefixLength: ecs.sourcePrefixLength ?? 0, scopePrefixLength: 0, ip: ecs.ip ?? '0.0.0.0' };
   const flags = AUTHORITATIVE | ((packet.flags ?? 0) & RECURSION_DESIRED);
@@ -201,8 +199,8 @@ function soa(zone: DnsZone): Answer {
 }
 
 /** The UDP payload size the query's OPT record advertises; 512 without one (RFC 6891 §6.2.3). */
-function advertisedSize(query: Packet): number {
-  return (findOpt(query) as { udpPayloadSize?: number } | null)?.udpPayloadSize ?? UDP_PLAIN;
+function advertisedSize(opt: Answer | null): number {
+  return (opt as { udpPayloadSize?: number } | null)?.udpPayloadSize ?? UDP_PLAIN;
 }
 
 /** The header of `reply` with TC set and no records but the question (RFC 2181 §9). */
