@@ -110,6 +110,7 @@ export class DnsServer {
     this.#connections.add(socket);
     socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
     socket.on('close', () => this.#connections.delete(socket));
+    // A reset or timed-out connection is closed by Node; there is nothing to answer on it.
     socket.on('error', () => {});
     let pending: Buffer = Buffer.alloc(0);
     const peer = normalizeAddress(socket.remoteAddress);
@@ -125,7 +126,12 @@ export class DnsServer {
         const framed = Buffer.allocUnsafe(2 + reply.length);
         framed.writeUInt16BE(reply.length, 0);
         reply.copy(framed, 2);
-        socket.write(framed);
+        // A client that sends queries but reads no answers is read no further until it does: the
+        // answers waiting to be sent stay bounded.
+        if (!socket.write(framed) && !socket.isPaused()) {
+          socket.pause();
+          socket.once('drain', () => socket.resume());
+        }
       }
     });
   }
