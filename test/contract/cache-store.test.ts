@@ -299,6 +299,22 @@ describe('redis store specifics: two instances on one Redis', { skip: redisMissi
     assert.equal(b.stats().tiers?.['l2_hits'], 1);
   });
 
+  test('variants read from Redis come most recent first, and stay in that order in B\'s memory', async (t) => {
+    const [a, b] = await pair(t);
+    const vary = ['accept-encoding'];
+    const now = Date.now();
+    await put(a, meta('h/variants', { variant: 'gzip', vary, responseTime: now - 2000 }), 'gz');
+    await put(a, meta('h/variants', { variant: 'br', vary, responseTime: now - 1000 }), 'br');
+    const found = b.get('h/variants');
+    assert.ok(found instanceof Promise, 'an L1 miss asks Redis');
+    const fromRedis = (await found) ?? [];
+    assert.deepEqual(fromRedis.map((e) => e.variant), ['br', 'gzip']);
+    assert.deepEqual(await Promise.all(fromRedis.map((e) => read(e))), ['br', 'gz']);
+    const local = b.get('h/variants');
+    assert.ok(Array.isArray(local), 'then an L1 hit');
+    assert.deepEqual(local.map((e) => e.variant), ['br', 'gzip']);
+  });
+
   test('a delete, prefix or tag purge on B removes the entry from A too (both tiers)', async (t) => {
     const [a, b] = await pair(t);
     await put(a, meta('h/x/1', { tags: ['red'] }), 'one');
