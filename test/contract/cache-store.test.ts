@@ -331,6 +331,25 @@ describe('redis store specifics: two instances on one Redis', { skip: redisMissi
     assert.equal(await a.get('h/y'), undefined);
   });
 
+  test('a revalidation reaches Redis, unless a newer response replaced the entry meanwhile', async (t) => {
+    const [a, b] = await pair(t);
+    const old = await put(a, meta('h/r'), 'old');
+    await put(a, meta('h/r'), 'newer');
+    assert.ok(old !== null);
+    // The 304 for the replaced entry arrives late: Redis keeps the newer response.
+    await a.update(old, meta('h/r', { lifetime: 999 }));
+    const [fromRedis] = (await b.get('h/r')) ?? [];
+    assert.ok(fromRedis !== undefined, 'the newer response is still whole in Redis');
+    assert.equal(await read(fromRedis), 'newer');
+    assert.notEqual(fromRedis.lifetime, 999);
+    // A revalidation of the current entry is written through, and B drops its copy to read it.
+    const [current] = (await a.get('h/r')) ?? [];
+    await a.update(current as CachedEntry, meta('h/r', { lifetime: 777 }));
+    await waitFor(async () => (await b.get('h/r'))?.[0]?.lifetime === 777, 2000, 'B to drop its copy and read the new description');
+    const [updated] = (await b.get('h/r')) ?? [];
+    assert.equal(await read(updated as CachedEntry), 'newer');
+  });
+
   test('a newer response stored through B replaces the copy A holds', async (t) => {
     const [a, b] = await pair(t);
     await put(a, meta('h/v'), 'old');
