@@ -13,7 +13,7 @@ import type { RedisState } from '../core/redis-state.ts';
 import { CollectingWriter, type CommitBody } from './collecting-writer.ts';
 import type { CachedEntry, EntryMeta } from './entry.ts';
 import { MemoryStore } from './memory-store.ts';
-import { RedisTier } from './redis-tier.ts';
+import { RedisTier, type TierEntry } from './redis-tier.ts';
 import type { CacheStore, EntryWriter, StoreLimits, StoreStats } from './store.ts';
 
 /** What one instance tells the others about a store's keys. */
@@ -73,10 +73,10 @@ export class TieredStore implements CacheStore {
     const local = this.#l1.get(key);
     if (local !== undefined) return local;
     // Oldest first into L1, so that the most recent ends first, as L2 listed them.
-    const entries: CachedEntry[] = [];
+    const entries = new Array<CachedEntry>(found.length);
     for (let i = found.length - 1; i >= 0; i--) {
-      const { meta, body } = found[i] as { meta: EntryMeta; body: Buffer };
-      entries.unshift(this.#l1.put(meta, body.length === 0 ? [] : [body], body.length));
+      const { meta, body } = found[i] as TierEntry;
+      entries[i] = this.#l1.put(meta, body.length === 0 ? [] : [body], body.length);
     }
     return entries;
   }

@@ -299,6 +299,22 @@ describe('redis store specifics: two instances on one Redis', { skip: redisMissi
     assert.equal(b.stats().tiers?.['l2_hits'], 1);
   });
 
+  test('variants read from Redis come most recent first, and stay in that order in B\'s memory', async (t) => {
+    const [a, b] = await pair(t);
+    const vary = ['accept-encoding'];
+    const now = Date.now();
+    await put(a, meta('h/variants', { variant: 'gzip', vary, responseTime: now - 2000 }), 'gz');
+    await put(a, meta('h/variants', { variant: 'br', vary, responseTime: now - 1000 }), 'br');
+    const found = b.get('h/variants');
+    assert.ok(found instanceof Promise, 'an L1 miss asks Redis');
+    const fromRedis = (await found) ?? [];
+    assert.deepEqual(fromRedis.map((e) => e.variant), ['br', 'gzip']);
+    assert.deepEqual(await Promise.all(fromRedis.map((e) => read(e))), ['br', 'gz']);
+    const local = b.get('h/variants');
+    assert.ok(Array.isArray(local), 'then an L1 hit');
+    assert.deepEqual(local.map((e) => e.variant), ['br', 'gzip']);
+  });
+
   test('a delete, prefix or tag purge on B removes the entry from A too (both tiers)', async (t) => {
     const [a, b] = await pair(t);
     await put(a, meta('h/x/1', { tags: ['red'] }), 'one');
@@ -313,6 +329,25 @@ describe('redis store specifics: two instances on one Redis', { skip: redisMissi
     assert.equal(await b.deleteTag('red'), 1);
     await waitFor(() => a.get('h/y') instanceof Promise, 2000, 'A to drop the tag');
     assert.equal(await a.get('h/y'), undefined);
+  });
+
+  test('a revalidation reaches Redis, unless a newer response replaced the entry meanwhile', async (t) => {
+    const [a, b] = await pair(t);
+    const old = await put(a, meta('h/r'), 'old');
+    await put(a, meta('h/r'), 'newer');
+    assert.ok(old !== null);
+    // The 304 for the replaced entry arrives late: Redis keeps the newer response.
+    await a.update(old, meta('h/r', { lifetime: 999 }));
+    const [fromRedis] = (await b.get('h/r')) ?? [];
+    assert.ok(fromRedis !== undefined, 'the newer response is still whole in Redis');
+    assert.equal(await read(fromRedis), 'newer');
+    assert.notEqual(fromRedis.lifetime, 999);
+    // A revalidation of the current entry is written through, and B drops its copy to read it.
+    const [current] = (await a.get('h/r')) ?? [];
+    await a.update(current as CachedEntry, meta('h/r', { lifetime: 777 }));
+    await waitFor(async () => (await b.get('h/r'))?.[0]?.lifetime === 777, 2000, 'B to drop its copy and read the new description');
+    const [updated] = (await b.get('h/r')) ?? [];
+    assert.equal(await read(updated as CachedEntry), 'newer');
   });
 
   test('a newer response stored through B replaces the copy A holds', async (t) => {

@@ -80,6 +80,10 @@ test('never compressed: already encoded, no-transform, partial content, tiny, ot
       case '/no-transform':
         res.writeHead(200, { ...base, 'cache-control': 'public, no-transform' });
         break;
+      case '/no-transform-case':
+        // Directive names are case-insensitive (RFC 9111 §5.2).
+        res.writeHead(200, { ...base, 'cache-control': 'Max-Age=60, No-Transform' });
+        break;
       case '/partial':
         res.writeHead(206, { ...base, 'content-range': `bytes 0-9/${TEXT.length}`, 'content-length': '10' });
         res.end(TEXT.slice(0, 10));
@@ -107,7 +111,7 @@ test('never compressed: already encoded, no-transform, partial content, tiny, ot
   const encoded = await fetchRaw(`${proxy.url}/encoded`, accept);
   assert.equal(encoded.headers['content-encoding'], 'gzip');
   assert.ok(encoded.body.equals(gzipped), 'passed as it is, not compressed twice');
-  for (const path of ['/no-transform', '/partial', '/tiny', '/image', '/trailers']) {
+  for (const path of ['/no-transform', '/no-transform-case', '/partial', '/tiny', '/image', '/trailers']) {
     const res = await fetchRaw(`${proxy.url}${path}`, accept);
     assert.equal(res.headers['content-encoding'], undefined, path);
   }

@@ -270,6 +270,14 @@ test('Redis gone: the cache serves from each instance\'s memory, and stores ther
   const miss = await get('/new');
   assert.equal(miss.status, 200);
   assert.equal(cacheStatus(await get('/new')), 'gatehouse; hit');
+  // Back: purges told meanwhile were missed, so the memory tier starts again from Redis (empty here: no persistence).
+  await redis.restart();
+  const degraded = (): boolean => (proxy.gatehouse.status() as { redis: { degraded: boolean } }).redis.degraded;
+  await waitFor(() => !degraded(), 5000, 'the instance to recover');
+  assert.equal(origin.count('/kept'), 1);
+  assert.notEqual(cacheStatus(await get('/kept')), 'gatehouse; hit', 'the memory tier was emptied on recovery');
+  assert.equal(origin.count('/kept'), 2);
+  assert.equal(cacheStatus(await get('/kept')), 'gatehouse; hit', 'stored again');
 });
 
 test('a server ejected by one instance is ejected by the others within a second', { skip }, async (t) => {

@@ -70,7 +70,7 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
     }
     if (!this.settings.types(headers['content-type'])) return null;
     const length = headers['content-length'];
-    const size = typeof length === 'string' && /^\d+$/.test(length) ? Number(length) : -1;
+    const size = typeof length === 'string' && DIGITS.test(length) ? Number(length) : -1;
     if (size >= 0 && size < this.settings.minSize) return null;
     if (headers['trailer'] !== undefined || noTransform(headers)) return null;
     addVary(headers);
@@ -112,9 +112,21 @@ export class CompressMiddleware implements Middleware, ResponseFilter {
   }
 }
 
-/** Cache-Control: no-transform forbids changing the content coding (RFC 9111 §5.2.2.6). */
+/** A Content-Length value (made once: a regex literal in the function would be a new object per response). */
+const DIGITS = /^\d+$/;
+
+/** The directive's name anywhere in the field: without it, no directive can be no-transform. */
+const NO_TRANSFORM = /no-transform/i;
+
+/**
+ * Cache-Control: no-transform forbids changing the content coding (RFC 9111 §5.2.2.6). The field
+ * is parsed only when the name appears in it: most responses have a Cache-Control without it, and
+ * parsing makes a Map per response.
+ */
 function noTransform(headers: ResponseHeaders): boolean {
-  return parseCacheControl(headers['cache-control']).has('no-transform');
+  const cc = headers['cache-control'];
+  if (cc === undefined || !NO_TRANSFORM.test(typeof cc === 'string' ? cc : cc.join(','))) return false;
+  return parseCacheControl(cc).has('no-transform');
 }
 
 /** Adds Accept-Encoding to Vary unless it is there (or Vary is "*"). */

@@ -63,12 +63,17 @@ export class IpListFile {
       this.#log('warn', { file: this.path, error: errorMessage(error) }, 'IP list from another instance not applied');
       return;
     }
+    this.#use(next, text, at, 'IP list changed by another instance');
+  }
+
+  /** Makes `next` (read from `text`, written at `at`) the current contents, and says so. */
+  #use(next: IpSet, text: string, at: number, message: string): void {
     this.current = next;
     this.text = text;
     this.changedAt = at;
     this.version++;
     this.#onChange();
-    this.#log('info', { file: this.path, entries: next.entries }, 'IP list changed by another instance');
+    this.#log('info', { file: this.path, entries: next.entries }, message);
   }
 
   #watch(): void {
@@ -103,13 +108,7 @@ export class IpListFile {
     try {
       const text = await readFile(this.path, 'utf8');
       const at = (await stat(this.path)).mtimeMs;
-      const next = IpSet.fromText(text, this.path);
-      this.current = next;
-      this.text = text;
-      this.changedAt = at;
-      this.version++;
-      this.#onChange();
-      this.#log('info', { file: this.path, entries: next.entries }, 'IP list reloaded');
+      this.#use(IpSet.fromText(text, this.path), text, at, 'IP list reloaded');
       this.onReread?.(text, at);
     } catch (error: unknown) {
       this.errors++;
