@@ -112,24 +112,25 @@ describe('plain wording', () => {
 });
 
 describe('every problem in one pass, sorted by line, each once', () => {
+  /** Schema problems and cross references, out of order in the schema's eyes. */
+  const MANY_PROBLEMS = yaml(
+    'listen:',
+    '  - address: 127.0.0.1:8080',
+    '  - address: 127.0.0.1:8080',
+    'upstreams:',
+    '  backend:',
+    '    servers: []',
+    'routes:',
+    '  - upstream: bakend',
+    '    match: { path_regex: "(" }',
+    '  - upstream: backend',
+    '    cache: { store: nope }',
+    '    lisen: 1',
+    'shutdown_timeout: forever',
+  );
+
   test('schema problems and cross references together', () => {
-    const message = errorOf(
-      yaml(
-        'listen:',
-        '  - address: 127.0.0.1:8080',
-        '  - address: 127.0.0.1:8080',
-        'upstreams:',
-        '  backend:',
-        '    servers: []',
-        'routes:',
-        '  - upstream: bakend',
-        '    match: { path_regex: "(" }',
-        '  - upstream: backend',
-        '    cache: { store: nope }',
-        '    lisen: 1',
-        'shutdown_timeout: forever',
-      ),
-    );
+    const message = errorOf(MANY_PROBLEMS);
     assert.deepEqual(message.split('\n'), [
       'gatehouse.yaml:3:14 listen[1].address: 127.0.0.1:8080 is already used by listen[0]; give each listener its own address or port',
       'gatehouse.yaml:6:14 upstreams.backend.servers: an upstream needs at least one server',
@@ -141,24 +142,9 @@ describe('every problem in one pass, sorted by line, each once', () => {
   });
 
   test('the problems list (the admin API\'s) holds each line of the message once, with its line and column', () => {
-    const text = yaml(
-      'listen:',
-      '  - address: 127.0.0.1:8080',
-      '  - address: 127.0.0.1:8080',
-      'upstreams:',
-      '  backend:',
-      '    servers: []',
-      'routes:',
-      '  - upstream: bakend',
-      '    match: { path_regex: "(" }',
-      '  - upstream: backend',
-      '    cache: { store: nope }',
-      '    lisen: 1',
-      'shutdown_timeout: forever',
-    );
     const error = (() => {
       try {
-        parseConfigText(text, 'gatehouse.yaml');
+        parseConfigText(MANY_PROBLEMS, 'gatehouse.yaml');
       } catch (e: unknown) {
         return e;
       }
