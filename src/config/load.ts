@@ -18,7 +18,7 @@ import { configSchema, routeSchema, type Config, type ConfigInput } from './sche
 import { closest, didYouMean, unknownName } from './suggest.ts';
 import { acmeProblems } from './tls-schema.ts';
 import { backendTlsProblems } from './upstream-tls-schema.ts';
-import { errorMessage } from '../core/caught.ts';
+import { errorCodeOrMessage, errorMessage } from '../core/caught.ts';
 
 /** Where each loaded configuration's parts are in its file, for errors found after loading (a bind). */
 const sources = new WeakMap<Config, (path: readonly PathKey[]) => string>();
@@ -231,7 +231,7 @@ function gslbReferences(root: Record<string, unknown>, upstreams: readonly strin
       try {
         accessSync(block.database, fsConstants.R_OK);
       } catch (error: unknown) {
-        problems.push({ path: ['gslb', name, 'database'], message: `cannot read ${block.database} (${(error as NodeJS.ErrnoException).code ?? String(error)})` });
+        problems.push({ path: ['gslb', name, 'database'], message: `cannot read ${block.database} (${errorCodeOrMessage(error)})` });
       }
     }
     if (!isRecord(block) || !isRecord(block.regions)) continue;
