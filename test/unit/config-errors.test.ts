@@ -98,6 +98,17 @@ describe('plain wording', () => {
     );
   });
 
+  test('names other parts refer to say which characters they may use', () => {
+    const upstream = 'upstreams: { app: { servers: [{ url: "http://127.0.0.1:1" }] } }';
+    assert.equal(errorOf(yaml(LISTEN, 'upstreams: { "a b": { servers: [{ url: "http://127.0.0.1:1" }] } }')), 'gatehouse.yaml:2:14 upstreams.a b: upstream names use letters, digits, _ . -');
+    assert.equal(errorOf(yaml(LISTEN, 'cache: { stores: { "x/y": { type: memory } } }')), 'gatehouse.yaml:2:20 cache.stores.x/y: store names use letters, digits, _ . -');
+    assert.equal(errorOf(yaml(LISTEN, upstream, 'gslb: { "g!": { default_region: eu, regions: { eu: { countries: [DE], upstream: app } } } }')), 'gatehouse.yaml:3:9 gslb.g!: gslb names use letters, digits, _ . -');
+    assert.equal(
+      errorOf(yaml(LISTEN, upstream, 'gslb: { g: { default_region: eu, regions: { eu: { countries: [DE], upstream: app }, "e u": { countries: [FR], upstream: app } } } }')),
+      'gatehouse.yaml:3:85 gslb.g.regions.e u: region names use letters, digits, _ . -',
+    );
+  });
+
   test('an unknown upstream or cache store suggests the near name, or lists the known ones', () => {
     const config = (name: string): string =>
       yaml(LISTEN, 'upstreams:', '  backend: { servers: [{ url: "http://127.0.0.1:1" }] }', 'routes:', `  - upstream: ${name}`);
