@@ -65,16 +65,15 @@ export function startTrace(ex: Exchange, policy: TracingPolicy): void {
     if (incoming !== null) {
       ex.traceId = incoming.traceId;
       ex.parentSpanId = incoming.parentId;
-      ex.spanId = randomHex(8);
       // The client's decision is followed (W3C Trace Context §3.2.2.5).
       ex.sampled = (incoming.flags & 1) === 1;
     } else {
       ex.traceId = randomHex(16);
-      ex.spanId = randomHex(8);
       // Without an export, servers decide for themselves: the flag says they may record.
       ex.sampled = policy.spans === null || policy.sampleRatio >= 1 || Math.random() < policy.sampleRatio;
       started = true;
     }
+    ex.spanId = randomHex(8);
   }
   const header = policy.requestIdHeader;
   if (header === null) return;
