@@ -44,7 +44,7 @@ export function readCertificatesFile(path: string, what: string): string {
 }
 
 /** The PEM certificate blocks of a file's text (a CA bundle), in order. */
-export function certificateBlocks(text: string): string[] {
+function certificateBlocks(text: string): string[] {
   return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
