@@ -113,6 +113,8 @@ const gslbBlockSchema = z
     }
   });
 
+/** The `gslb` blocks by name (none by default). */
 export const gslbSchema = z.record(nameSchema('gslb'), gslbBlockSchema).default({});
 
+/** One validated `gslb` block. */
 export type GslbBlockConfig = z.output<typeof gslbBlockSchema>;
