@@ -66,7 +66,7 @@ export function parseConfigText(text: string, file: string): Config {
   };
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => at(e.pos[0], '', e.message.split('\n')[0] ?? ''));
-    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'), problems);
+    throw new ConfigError(problems.map((p) => `${file}:${p.line}:${p.column}: ${p.message}`).join('\n'), problems);
   }
   const unset = expandEnvironment(doc);
   if (unset.length > 0) throw new ConfigError(report(unset.map((p) => `${where(p.offset)}: ${p.message}`)));

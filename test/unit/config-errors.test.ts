@@ -168,6 +168,18 @@ describe('every problem in one pass, sorted by line, each once', () => {
     );
   });
 
+  test('a YAML syntax error is in the problems list too, with its line and column and no path', () => {
+    assert.throws(
+      () => parseConfigText(yaml('listen:', '  - address: 127.0.0.1:8080', ' bad: indent'), 'gatehouse.yaml'),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.problems, [{ line: 3, column: 1, path: '', message: 'All mapping items must start at the same column' }]);
+        assert.equal(error.message, 'gatehouse.yaml:3:1: All mapping items must start at the same column');
+        return true;
+      },
+    );
+  });
+
   test('a route valid on its own still has its cache store checked when another part is wrong', () => {
     const message = errorOf(
       yaml(
