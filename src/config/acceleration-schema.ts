@@ -5,11 +5,11 @@
  * stays the one source of config types.
  */
 import { z } from 'zod';
-import { TOKEN, duration, headerName, size } from './units.ts';
+import { TOKEN, duration, headerName, nameSchema, size } from './units.ts';
 import { unknownName } from './suggest.ts';
 
 const token = z.string().regex(TOKEN, 'must be a token (letters, digits, - _ . and the like)');
-const storeName = z.string().regex(/^[A-Za-z0-9_.-]+$/, 'store names use letters, digits, _ . -');
+const storeName = nameSchema('store');
 
 /** Default limits per store type. */
 export const STORE_DEFAULTS = {

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { address, parseHostPort } from './units.ts';
 
 /** Whether `host` (as parseHostPort gives it) reaches this machine only: 127.0.0.0/8, ::1, localhost. */
-export function isLoopbackHost(host: string): boolean {
+function isLoopbackHost(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
   // An IPv4-mapped loopback address.

@@ -1,11 +1,10 @@
 /** The `gslb` blocks: regions, where clients are, how a region is chosen (docs/gslb.md). */
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { address, duration, headerName } from './units.ts';
+import { address, duration, headerName, nameSchema } from './units.ts';
 
 const COUNTRY = /^[A-Z]{2}$/;
 const CONTINENTS = ['AF', 'AN', 'AS', 'EU', 'NA', 'OC', 'SA'] as const;
-const NAME = /^[A-Za-z0-9_.-]+$/;
 /** Most regions in a block: a request's tried regions are kept as bits of one number (gslb/regions.ts). */
 export const MAX_REGIONS = 31;
 
@@ -80,7 +79,7 @@ const gslbBlockSchema = z
     /** An MMDB file (GeoLite2 City or Country, ip-location-db...); the embedded country database when absent. Read again when it changes. */
     database: z.string().min(1).optional(),
     /** The regions, by name. */
-    regions: z.record(z.string().regex(NAME, 'region names use letters, digits, _ . -'), region),
+    regions: z.record(nameSchema('region'), region),
     /** The region for clients whose location is unknown (private addresses, not in the database). */
     default_region: z.string(),
     /** Response header naming the chosen region, e.g. X-Gatehouse-Region; none when absent. */
@@ -114,6 +113,8 @@ const gslbBlockSchema = z
     }
   });
 
-export const gslbSchema = z.record(z.string().regex(NAME, 'gslb names use letters, digits, _ . -'), gslbBlockSchema).default({});
+/** The `gslb` blocks by name (none by default). */
+export const gslbSchema = z.record(nameSchema('gslb'), gslbBlockSchema).default({});
 
+/** One validated `gslb` block. */
 export type GslbBlockConfig = z.output<typeof gslbBlockSchema>;

@@ -18,7 +18,7 @@ import { configSchema, routeSchema, type Config, type ConfigInput } from './sche
 import { closest, didYouMean, unknownName } from './suggest.ts';
 import { acmeProblems } from './tls-schema.ts';
 import { backendTlsProblems } from './upstream-tls-schema.ts';
-import { errorMessage } from '../core/caught.ts';
+import { errorCodeOrMessage, errorMessage } from '../core/caught.ts';
 
 /** Where each loaded configuration's parts are in its file, for errors found after loading (a bind). */
 const sources = new WeakMap<Config, (path: readonly PathKey[]) => string>();
@@ -66,7 +66,7 @@ export function parseConfigText(text: string, file: string): Config {
   };
   if (doc.errors.length > 0) {
     const problems = doc.errors.map((e) => at(e.pos[0], '', e.message.split('\n')[0] ?? ''));
-    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: ${e.message.split('\n')[0]}`).join('\n'), problems);
+    throw new ConfigError(problems.map((p) => `${file}:${p.line}:${p.column}: ${p.message}`).join('\n'), problems);
   }
   const unset = expandEnvironment(doc);
   if (unset.length > 0) throw new ConfigError(report(unset.map((p) => `${where(p.offset)}: ${p.message}`)));
@@ -231,7 +231,7 @@ function gslbReferences(root: Record<string, unknown>, upstreams: readonly strin
       try {
         accessSync(block.database, fsConstants.R_OK);
       } catch (error: unknown) {
-        problems.push({ path: ['gslb', name, 'database'], message: `cannot read ${block.database} (${(error as NodeJS.ErrnoException).code ?? String(error)})` });
+        problems.push({ path: ['gslb', name, 'database'], message: `cannot read ${block.database} (${errorCodeOrMessage(error)})` });
       }
     }
     if (!isRecord(block) || !isRecord(block.regions)) continue;

@@ -4,7 +4,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { errorMessage } from '../core/caught.ts';
+import { errorCodeOrMessage, errorMessage } from '../core/caught.ts';
 
 /** A PEM file that cannot be used; the message names the file and what is wrong with it. */
 export class PemFileError extends Error {
@@ -44,7 +44,7 @@ export function readCertificatesFile(path: string, what: string): string {
 }
 
 /** The PEM certificate blocks of a file's text (a CA bundle), in order. */
-export function certificateBlocks(text: string): string[] {
+function certificateBlocks(text: string): string[] {
   return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 
@@ -52,9 +52,7 @@ function readText(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error: unknown) {
-    // The code alone (ENOENT): Node's message would name the path a second time.
-    const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-    const failure = typeof code === 'string' ? code : errorMessage(error);
+    const failure = errorCodeOrMessage(error);
     throw new PemFileError(`${path}: cannot read the ${what} file (${failure})`, failure, { cause: error });
   }
 }

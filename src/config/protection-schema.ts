@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { IpSet, parseRange } from '../middleware/ip-filter/ip-set.ts';
-import { duration } from './units.ts';
+import { duration, nameSchema } from './units.ts';
 import { errorMessage } from '../core/caught.ts';
 
 /** An IP address or CIDR range, parsed by the same code that builds the lookup sets. */
@@ -85,7 +85,7 @@ const keyPart = z.union([
 
 const rateLimit = z.strictObject({
   /** The limit's name in RateLimit headers and, with the route's name, the key its state is kept by. */
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'limit names use letters, digits, _ . -').optional(),
+  name: nameSchema('limit').optional(),
   /** What is counted separately: the client address, the route, a request header, or a combination. */
   key: z.array(keyPart).min(1).default(['ip']),
   /** The sustained rate. */

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { tracingSchema } from './tracing-schema.ts';
-import { TOKEN, duration, headerName, size } from './units.ts';
+import { TOKEN, duration, headerName, nameSchema, size } from './units.ts';
 import { ipRange, protectionSchema, rateLimitsSchema, routeAccessSchema } from './protection-schema.ts';
 import { listenerSchema } from './listener-schema.ts';
 import { stateDirSchema } from './tls-schema.ts';
@@ -448,7 +448,7 @@ export const configSchema = z.strictObject({
    * (affinity mask and cgroup quota). 1 (the default) serves in the main thread. Read at start.
    */
   workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
-  upstreams: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'upstream names use letters, digits, _ . -'), upstream).default({}),
+  upstreams: z.record(nameSchema('upstream'), upstream).default({}),
   routes: z.array(routeSchema).default([]),
   /** Global server load balancing: regions chosen by the client's location (docs/gslb.md). */
   gslb: gslbSchema,

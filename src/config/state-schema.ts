@@ -61,6 +61,7 @@ const redisSchema = z
     if (value.timeout < 1) ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be at least 1ms' });
   });
 
+/** The `state` block (empty by default: every store local). */
 export const stateSchema = z
   .strictObject({
     /** Shared state in Redis or Valkey; absent: in-memory (one instance needs nothing else). */
@@ -68,5 +69,7 @@ export const stateSchema = z
   })
   .default({});
 
+/** The validated `state` block. */
 export type StateConfig = z.output<typeof stateSchema>;
+/** The validated `state.redis` block. */
 export type RedisConfig = NonNullable<StateConfig['redis']>;

@@ -13,6 +13,7 @@ const otlp = z.strictObject({
   sample_ratio: z.number().min(0).max(1).default(1),
 });
 
+/** The `tracing` block (trace context and X-Request-Id on by default, no export). */
 export const tracingSchema = z
   .strictObject({
     /**

@@ -10,6 +10,11 @@ function parseWithUnits(value: string, units: Record<string, number>): number | 
   return factor === undefined ? undefined : Math.round(Number(match[1]) * factor);
 }
 
+/** A name other parts of the configuration refer to (an upstream, a store, a limit, a gslb block, a region). */
+export function nameSchema(what: string): z.ZodString {
+  return z.string().regex(/^[A-Za-z0-9_.-]+$/, `${what} names use letters, digits, _ . -`);
+}
+
 /** An HTTP token (RFC 9110 §5.6.2): header names, cookie names and the like. */
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 

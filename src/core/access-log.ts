@@ -226,12 +226,17 @@ function routeFields(route: Route): Buffer {
 
 /** A JSON string literal in ASCII (\uXXXX beyond it). */
 function jsonString(value: string): string {
-  return needsEscape(value) ? JSON.stringify(value).replace(/[\u007f-\uffff]/g, unicodeEscape) : `"${value}"`;
+  return needsEscape(value) ? escapedJsonString(value) : `"${value}"`;
 }
 
 /** jsonString into `out`, without making the string when nothing needs escaping (the usual path or host). */
 function appendJsonString(out: LineBuffer, value: string): void {
-  if (!out.quotedPlain(value)) out.ascii(jsonString(value));
+  if (!out.quotedPlain(value)) out.ascii(escapedJsonString(value));
+}
+
+/** jsonString of a value that needs escaping (quotedPlain or needsEscape said so: not checked again). */
+function escapedJsonString(value: string): string {
+  return JSON.stringify(value).replace(/[\u007f-\uffff]/g, unicodeEscape);
 }
 
 function needsEscape(value: string): boolean {

@@ -45,7 +45,7 @@ export function noteBodyBytes(n: number): void {
  * started with its own `--heap-growing-percent`: 300 makes the old-generation limit four times
  * what a full collection leaves, the most V8 itself picks (its factor ranges 1.1-4).
  */
-export const HEAP_GROWING_PERCENT = 300;
+const HEAP_GROWING_PERCENT = 300;
 
 /**
  * Keeps the old generation's headroom above the young generation's size, so that V8 does not

@@ -12,3 +12,12 @@ export function asError(value: unknown): Error {
 export function errorMessage(value: unknown): string {
   return value instanceof Error ? value.message : String(value);
 }
+
+/**
+ * A system error's code (ENOENT, ECONNREFUSED), else its message: Node's messages of file errors
+ * name the path, which the caller's own message usually names already.
+ */
+export function errorCodeOrMessage(value: unknown): string {
+  const code = typeof value === 'object' && value !== null ? (value as { code?: unknown }).code : undefined;
+  return typeof code === 'string' ? code : errorMessage(value);
+}

@@ -69,6 +69,7 @@ export function bucketUpperMs(bucket: number): number {
   return FIRST_BUCKET_MS * 2 ** (bucket / BUCKETS_PER_DOUBLING);
 }
 
+/** One thread's aggregates for the dashboard: the second being counted, and the ring of the last minute. */
 export class TrafficRecorder {
   // The second being counted.
   #requests = 0;

@@ -46,6 +46,7 @@ export interface RedisCounters {
 
 type Handler = (payload: unknown) => void;
 
+/** One instance's connections to the shared Redis, its degraded/available state, and its pub/sub channels. */
 export class RedisState {
   readonly client: RedisClient;
   readonly subscriber: RedisClient;

@@ -98,6 +98,17 @@ describe('plain wording', () => {
     );
   });
 
+  test('names other parts refer to say which characters they may use', () => {
+    const upstream = 'upstreams: { app: { servers: [{ url: "http://127.0.0.1:1" }] } }';
+    assert.equal(errorOf(yaml(LISTEN, 'upstreams: { "a b": { servers: [{ url: "http://127.0.0.1:1" }] } }')), 'gatehouse.yaml:2:14 upstreams.a b: upstream names use letters, digits, _ . -');
+    assert.equal(errorOf(yaml(LISTEN, 'cache: { stores: { "x/y": { type: memory } } }')), 'gatehouse.yaml:2:20 cache.stores.x/y: store names use letters, digits, _ . -');
+    assert.equal(errorOf(yaml(LISTEN, upstream, 'gslb: { "g!": { default_region: eu, regions: { eu: { countries: [DE], upstream: app } } } }')), 'gatehouse.yaml:3:9 gslb.g!: gslb names use letters, digits, _ . -');
+    assert.equal(
+      errorOf(yaml(LISTEN, upstream, 'gslb: { g: { default_region: eu, regions: { eu: { countries: [DE], upstream: app }, "e u": { countries: [FR], upstream: app } } } }')),
+      'gatehouse.yaml:3:85 gslb.g.regions.e u: region names use letters, digits, _ . -',
+    );
+  });
+
   test('an unknown upstream or cache store suggests the near name, or lists the known ones', () => {
     const config = (name: string): string =>
       yaml(LISTEN, 'upstreams:', '  backend: { servers: [{ url: "http://127.0.0.1:1" }] }', 'routes:', `  - upstream: ${name}`);
@@ -112,24 +123,25 @@ describe('plain wording', () => {
 });
 
 describe('every problem in one pass, sorted by line, each once', () => {
+  /** Schema problems and cross references, out of order in the schema's eyes. */
+  const MANY_PROBLEMS = yaml(
+    'listen:',
+    '  - address: 127.0.0.1:8080',
+    '  - address: 127.0.0.1:8080',
+    'upstreams:',
+    '  backend:',
+    '    servers: []',
+    'routes:',
+    '  - upstream: bakend',
+    '    match: { path_regex: "(" }',
+    '  - upstream: backend',
+    '    cache: { store: nope }',
+    '    lisen: 1',
+    'shutdown_timeout: forever',
+  );
+
   test('schema problems and cross references together', () => {
-    const message = errorOf(
-      yaml(
-        'listen:',
-        '  - address: 127.0.0.1:8080',
-        '  - address: 127.0.0.1:8080',
-        'upstreams:',
-        '  backend:',
-        '    servers: []',
-        'routes:',
-        '  - upstream: bakend',
-        '    match: { path_regex: "(" }',
-        '  - upstream: backend',
-        '    cache: { store: nope }',
-        '    lisen: 1',
-        'shutdown_timeout: forever',
-      ),
-    );
+    const message = errorOf(MANY_PROBLEMS);
     assert.deepEqual(message.split('\n'), [
       'gatehouse.yaml:3:14 listen[1].address: 127.0.0.1:8080 is already used by listen[0]; give each listener its own address or port',
       'gatehouse.yaml:6:14 upstreams.backend.servers: an upstream needs at least one server',
@@ -141,24 +153,9 @@ describe('every problem in one pass, sorted by line, each once', () => {
   });
 
   test('the problems list (the admin API\'s) holds each line of the message once, with its line and column', () => {
-    const text = yaml(
-      'listen:',
-      '  - address: 127.0.0.1:8080',
-      '  - address: 127.0.0.1:8080',
-      'upstreams:',
-      '  backend:',
-      '    servers: []',
-      'routes:',
-      '  - upstream: bakend',
-      '    match: { path_regex: "(" }',
-      '  - upstream: backend',
-      '    cache: { store: nope }',
-      '    lisen: 1',
-      'shutdown_timeout: forever',
-    );
     const error = (() => {
       try {
-        parseConfigText(text, 'gatehouse.yaml');
+        parseConfigText(MANY_PROBLEMS, 'gatehouse.yaml');
       } catch (e: unknown) {
         return e;
       }
@@ -168,6 +165,18 @@ describe('every problem in one pass, sorted by line, each once', () => {
     assert.deepEqual(
       error.problems.map((p) => `gatehouse.yaml:${p.line}:${p.column} ${p.path}: ${p.message}`),
       error.message.split('\n'),
+    );
+  });
+
+  test('a YAML syntax error is in the problems list too, with its line and column and no path', () => {
+    assert.throws(
+      () => parseConfigText(yaml('listen:', '  - address: 127.0.0.1:8080', ' bad: indent'), 'gatehouse.yaml'),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.deepEqual(error.problems, [{ line: 3, column: 1, path: '', message: 'All mapping items must start at the same column' }]);
+        assert.equal(error.message, 'gatehouse.yaml:3:1: All mapping items must start at the same column');
+        return true;
+      },
     );
   });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LineBuffer } from '../../src/core/line-buffer.ts';
 
-test('short and long text and byte fragments come out in order, across growth', () => {
+test('short and long text and short and long byte fragments come out in order, across growth', () => {
   const out = new LineBuffer(8);
   const expected: string[] = [];
   for (let i = 0; i < 200; i++) {
@@ -11,7 +11,10 @@ test('short and long text and byte fragments come out in order, across growth', 
     out.ascii(short);
     out.bytes(Buffer.from('|'));
     out.ascii(long);
-    expected.push(short, '|', long);
+    // Fragments past 16 bytes are copied by TypedArray#set, shorter ones byte by byte.
+    const fragment = `<${'f'.repeat(i % 40)}>`;
+    out.bytes(Buffer.from(fragment));
+    expected.push(short, '|', long, fragment);
   }
   assert.equal(out.view().toString('latin1'), expected.join(''));
   assert.equal(out.length, expected.join('').length);

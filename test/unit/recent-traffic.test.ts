@@ -53,6 +53,8 @@ test('the recorder counts requests, 5xx answers, recent errors and refused clien
   assert.equal(sum(window.requests), 10);
   assert.equal(sum(window.errors), 1);
   assert.equal(sum(window.latency), 10);
+  const second = window.requests.indexOf(10);
+  assert.equal(window.latency[second * LATENCY_BUCKETS + latencyBucket(2)], 10, 'each request in its duration\'s bucket, in its second\'s row');
   assert.equal(window.recentErrors.length, 1);
   assert.deepEqual({ ...window.recentErrors[0], time: 0 }, { time: 0, status: 502, method: 'GET', path: '/path', route: 'r', upstream: null, server: null, code: 'CONNECT_FAILED' });
   assert.deepEqual(window.refused, [

@@ -47,6 +47,7 @@ export function acquireRouteTraffic(registry: Registry, name: string, upstream: 
   return registry.acquireShared(`${ROUTE_KEY}${name}\n${upstream}`, () => new Traffic());
 }
 
+/** Gives back what acquireRouteTraffic took for the same name and upstream. */
 export function releaseRouteTraffic(registry: Registry, name: string, upstream: string): void {
   registry.releaseShared(`${ROUTE_KEY}${name}\n${upstream}`);
 }

@@ -16,6 +16,7 @@ interface AddressSet {
   has(address: string): boolean;
 }
 
+/** A snapshot's tracing, compiled from `tracing` (see compileTracing). */
 export interface TracingPolicy {
   /** Trace context is read, started and sent to servers. */
   readonly enabled: boolean;
@@ -34,6 +35,7 @@ export interface TracingPolicy {
 /** Request ids longer than this, or with bytes outside visible ASCII, are replaced (they go into logs and headers). */
 const MAX_REQUEST_ID = 128;
 
+/** The policy of `config.tracing`; the span export, when one is set, is acquired from the registry (releaseTracing gives it back). */
 export function compileTracing(config: Config, trusted: AddressSet | null, registry: Registry): TracingPolicy {
   const tracing = config.tracing;
   const exported = tracing.enabled && tracing.otlp !== undefined ? acquireSpanExport(registry, tracing.otlp) : null;
@@ -65,16 +67,15 @@ export function startTrace(ex: Exchange, policy: TracingPolicy): void {
     if (incoming !== null) {
       ex.traceId = incoming.traceId;
       ex.parentSpanId = incoming.parentId;
-      ex.spanId = randomHex(8);
       // The client's decision is followed (W3C Trace Context §3.2.2.5).
       ex.sampled = (incoming.flags & 1) === 1;
     } else {
       ex.traceId = randomHex(16);
-      ex.spanId = randomHex(8);
       // Without an export, servers decide for themselves: the flag says they may record.
       ex.sampled = policy.spans === null || policy.sampleRatio >= 1 || Math.random() < policy.sampleRatio;
       started = true;
     }
+    ex.spanId = randomHex(8);
   }
   const header = policy.requestIdHeader;
   if (header === null) return;

@@ -21,6 +21,7 @@ const STATUS_ERROR = 2 as SpanStatusCode;
 
 type Resource = ReadableSpan['resource'];
 
+/** One OTLP export: the SDK's batch processor once loaded, the spans ended before that kept meanwhile. */
 export class SpanExport implements SharedState {
   #processor: SpanProcessor | null = null;
   #resource: Resource | null = null;
