@@ -69,7 +69,7 @@ export function parseConfigText(text: string, file: string): Config {
     throw new ConfigError(problems.map((p) => `${file}:${p.line}:${p.column}: ${p.message}`).join('\n'), problems);
   }
   const unset = expandEnvironment(doc);
-  if (unset.length > 0) throw new ConfigError(report(unset.map((p) => `${where(p.offset)}: ${p.message}`)));
+  if (unset.length > 0) throw new ConfigError(report(unset.map((p) => `${where(p.offset)}: ${p.message}`)), unset.map((p) => at(p.offset, '', p.message)));
   const raw: unknown = doc.toJS();
   if (raw === null || raw === undefined) throw new ConfigError(`${file}: the file is empty`, [at(undefined, '', 'the file is empty')]);
   const { config, problems } = validate(raw);

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { parseDocument } from 'yaml';
 import { expandEnvironment } from '../../src/config/env.ts';
 import { parseConfigText } from '../../src/config/load.ts';
+import type { ConfigError } from '../../src/core/errors.ts';
 
 const expand = (text: string, env: Record<string, string>): { value: unknown; problems: string[] } => {
   const doc = parseDocument(text);
@@ -32,6 +33,10 @@ test('an unset variable without a default is an error at its file:line:col', () 
     () => parseConfigText(text, 'gh.yaml'),
     (error: Error) => {
       assert.equal(error.message, 'gh.yaml:2:14: environment variable GATEHOUSE_TEST_UNSET is not set (write ${GATEHOUSE_TEST_UNSET:-default} to give a default)');
+      // The located problem too: the admin API's validate answers with these.
+      assert.deepEqual((error as ConfigError).problems, [
+        { line: 2, column: 14, path: '', message: 'environment variable GATEHOUSE_TEST_UNSET is not set (write ${GATEHOUSE_TEST_UNSET:-default} to give a default)' },
+      ]);
       return true;
     },
   );
