@@ -33,12 +33,8 @@ export function hstsField(value: string): HstsField {
  */
 export function addResponseFields(ex: Exchange, headers: Record<string, string | string[]>): void {
   addRequestId(ex, headers);
-  const choice = ex.gslb;
-  if (choice !== null) {
-    // The region that answers: after a spill-over, the one the request moved to.
-    const name = choice.action.gslb.regionHeader;
-    if (name !== null) headers[name] = choice.region.name;
-  }
+  const region = regionHeader(ex);
+  if (region !== null) headers[region] = regionName(ex);
   const hsts = ex.hsts;
   if (hsts !== null && headers[HSTS] === undefined) headers[HSTS] = hsts.value;
 }
@@ -49,6 +45,8 @@ export function addResponseFields(ex: Exchange, headers: Record<string, string |
  */
 export function pushResponseFields(ex: Exchange, flat: string[], hasHsts: boolean): string[] {
   pushRequestId(ex, flat);
+  const region = regionHeader(ex);
+  if (region !== null) flat.push(region, regionName(ex));
   const hsts = ex.hsts;
   if (hsts !== null && !hasHsts) flat.push(HSTS, hsts.value);
   return flat;
@@ -56,6 +54,20 @@ export function pushResponseFields(ex: Exchange, flat: string[], hasHsts: boolea
 
 /** The fields as head lines, to follow a stored head's serialised lines (`hasHsts` as above); '' when none. */
 export function responseFieldLines(ex: Exchange, hasHsts: boolean): string {
+  let lines = requestIdLine(ex);
+  // Both valid on the wire: the schema allows header names and region names of token characters only.
+  const region = regionHeader(ex);
+  if (region !== null) lines += `${region}: ${regionName(ex)}\r\n`;
   const hsts = ex.hsts;
-  return hsts === null || hasHsts ? requestIdLine(ex) : requestIdLine(ex) + hsts.line;
+  return hsts === null || hasHsts ? lines : lines + hsts.line;
+}
+
+/** The field naming the region on gslb routes that send it, or null. */
+function regionHeader(ex: Exchange): string | null {
+  return ex.gslb === null ? null : ex.gslb.action.gslb.regionHeader;
+}
+
+/** The region that answers: after a spill-over, the one the request moved to (gslb routes only). */
+function regionName(ex: Exchange): string {
+  return ex.gslb?.region.name ?? '';
 }

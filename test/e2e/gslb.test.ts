@@ -306,7 +306,10 @@ describe('gslb proxy mode', () => {
     }
     const proxy = await startProxy(t, gslbConfig(regions as unknown as Regions, {}, false));
     const socket = new WebSocket(`ws://127.0.0.1:${proxy.port}/chat`, { headers: { 'x-forwarded-for': '133.11.0.1' } });
+    const upgraded = once(socket, 'upgrade') as Promise<[{ headers: Record<string, string | undefined> }]>;
     const [message] = (await once(socket, 'message')) as [Buffer];
+    const [upgrade] = await upgraded;
+    assert.equal(upgrade.headers['x-gatehouse-region'], 'asia', 'the 101 names the region, as every answer on the route does');
     assert.equal(message.toString(), 'hello from asia');
     // Closed before the backends' after hooks, which wait for their connections.
     socket.terminate();
