@@ -151,6 +151,8 @@ test('/metrics: retries, failures, ejections, server state and the circuit break
   const held = request(`${proxy.url}/slow`);
   await waitFor(() => slow.requests.length === 1, 5000, 'the slow request to arrive');
   assert.equal((await request(`${proxy.url}/refused`)).status, 503);
+  const during = await scrape(adminPort(proxy));
+  assert.equal(valueOf(during.samples, 'gatehouse_server_in_flight', { server: `127.0.0.1:${slow.port}` }), 1, 'the held request is in flight');
   await held;
   const second = await scrape(adminPort(proxy));
   assert.equal(valueOf(second.samples, 'gatehouse_upstream_circuit_open_total', { upstream: 'app' }), 1);
@@ -188,6 +190,7 @@ test('/metrics: cache hits, misses and stored bytes; compression in and out; den
   assert.equal(valueOf(samples, 'gatehouse_cache_requests_total', { result: 'miss' }), 5, 'collapsed requests are misses too');
   assert.equal(valueOf(samples, 'gatehouse_cache_requests_total', { result: 'hit' }), 1);
   assert.ok(valueOf(samples, 'gatehouse_cache_stored_bytes') > 0);
+  assert.ok(valueOf(samples, 'gatehouse_cache_entries') >= 2, '/page and /slow are held');
   const input = valueOf(samples, 'gatehouse_compression_bytes_total', { stage: 'in' });
   const output = valueOf(samples, 'gatehouse_compression_bytes_total', { stage: 'out' });
   assert.ok(input >= Buffer.byteLength(body), `compressed ${input} bytes`);
