@@ -78,6 +78,14 @@ test('GET /events sends a snapshot at once and then one a second: traffic, serve
   assert.equal(traffic.p99.length, 60);
   assert.equal(traffic.rps.reduce((a, b) => a + b, 0), 6, 'every request counted once, in its second');
   assert.ok(traffic.error_rate.some((r) => r !== null && r > 0), 'the 502 is an error');
+  assert.equal(traffic.error_rate.reduce((sum: number, r, i) => sum + (r ?? 0) * (traffic.rps[i] ?? 0), 0), 1, 'one error among the six');
+  // Latency percentiles in each second that had requests (none in the others), in order.
+  for (let i = 0; i < 60; i++) {
+    const [p50, p90, p99] = [traffic.p50[i], traffic.p90[i], traffic.p99[i]];
+    if ((traffic.rps[i] ?? 0) === 0) assert.deepEqual([p50, p90, p99], [null, null, null], `second ${i}`);
+    else assert.ok(p50 != null && p90 != null && p99 != null && p50 > 0 && p50 <= p90 && p90 <= p99, `second ${i}: ${p50} ${p90} ${p99}`);
+  }
+  assert.ok(traffic.now.p99 !== null && traffic.now.p99 > 0, 'the last seconds\' p99');
   assert.deepEqual(second.upstreams.map((u) => u.name), ['app']);
   assert.equal(second.upstreams[0]?.servers[0]?.url, backend.url);
   assert.equal(second.upstreams[0]?.servers[0]?.requests, 5);
@@ -90,7 +98,7 @@ test('GET /events sends a snapshot at once and then one a second: traffic, serve
 /** The parts of a feed snapshot these tests read. */
 interface Snapshot {
   time: string;
-  traffic: { rps: number[]; p99: (number | null)[]; error_rate: (number | null)[] };
+  traffic: { rps: number[]; p50: (number | null)[]; p90: (number | null)[]; p99: (number | null)[]; error_rate: (number | null)[]; now: { p99: number | null } };
   upstreams: { name: string; servers: { url: string; requests: number }[] }[];
   recent_errors: { status: number; route: string | null }[];
   certificates: unknown[];
