@@ -174,7 +174,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: AdminC
   }
   if (dashboard.serveEvents(req, res, path)) return;
   // Prometheus text, not JSON (and no change to audit).
-  if (req.method === 'GET' && path === '/metrics') return sendMetrics(res, await context.target.metrics());
+  if (req.method === 'GET' && path === '/metrics') {
+    const metrics = await context.target.metrics();
+    return metrics === null ? json(res, 404, { error: 'metrics are off (admin.metrics: false)' }) : sendMetrics(res, metrics);
+  }
   const who = clientOf(req, context.token !== undefined);
   const answer = await route(req, path, query, context, who);
   json(res, answer.status, answer.body, answer.headers);

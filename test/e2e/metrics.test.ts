@@ -257,7 +257,9 @@ test('/metrics: admin.metrics: false answers 404 and counts nothing', async (t) 
   const config = { ...simpleProxyConfig([backend.url]), access_log: { enabled: false } };
   const proxy = await startProxy(t, { ...config, admin: { address: '127.0.0.1:0', metrics: false } });
   await request(`${proxy.url}/`);
-  assert.equal((await scrape(adminPort(proxy))).status, 404);
+  const off = await scrape(adminPort(proxy));
+  assert.equal(off.status, 404);
+  assert.deepEqual(JSON.parse(off.text), { error: 'metrics are off (admin.metrics: false)' });
   // Turned on by a reload: what went by while off was not counted.
   await proxy.gatehouse.reload(configFromObject({ ...config, listen: proxy.gatehouse.config.listen, admin: { address: '127.0.0.1:0' } }));
   await request(`${proxy.url}/`);
