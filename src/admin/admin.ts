@@ -228,7 +228,7 @@ async function route(req: IncomingMessage, path: string, query: string, context:
 
 async function explain(req: IncomingMessage, target: AdminTarget): Promise<AdminAnswer> {
   const text = await readBody(req, MAX_EXPLAIN_BYTES);
-  if (text === null) return { status: 413, body: { error: `the body is over ${MAX_EXPLAIN_BYTES} bytes` } };
+  if (typeof text !== 'string') return text;
   let body: unknown;
   try {
     body = JSON.parse(text);

@@ -205,7 +205,7 @@ function ifMatch(req: IncomingMessage): string | undefined {
 /** Reads the request body as UTF-8 text, then answers from it; 413 beyond MAX_BODY_BYTES. */
 async function withBody(req: IncomingMessage, answer: (text: string) => ConfigAnswer | Promise<ConfigAnswer>): Promise<ConfigAnswer> {
   const text = await readBody(req, MAX_BODY_BYTES);
-  if (text === null) return { status: 413, body: { error: `the body is over ${MAX_BODY_BYTES} bytes` } };
+  if (typeof text !== 'string') return text;
   if (text.trim() === '') return { status: 400, body: { error: 'send the configuration text as the request body' } };
   return answer(text);
 }
