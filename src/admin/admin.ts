@@ -15,7 +15,7 @@ import { parseHostPort } from '../config/units.ts';
 import type { TrafficWindow } from '../core/recent-traffic.ts';
 import { packageVersion } from '../core/version.ts';
 import { listenError } from '../listeners/bind-error.ts';
-import { audit, clientOf, isChange } from './audit.ts';
+import { audit, auditRefused, clientOf, isChange } from './audit.ts';
 import { authorized, readToken, type TokenDigest } from './auth.ts';
 import { CACHE_ENDPOINTS, handleCache, type CacheAdmin } from './cache.ts';
 import { ConfigApi, CONFIG_ENDPOINTS } from './config-api.ts';
@@ -167,8 +167,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: AdminC
   if (dashboard.serveFile(req, res, path)) return;
   // /healthz stays open: a load balancer's check carries no token, and the answer tells nothing.
   if (path !== '/healthz' && !authorized(req, context.token)) {
-    // A change refused for want of the token is worth knowing about (reads are not).
-    if (isChange(req.method, path)) context.logger.warn({ audit: true, who: clientOf(req, false), endpoint: `${req.method} ${path}`, status: 401 }, 'admin change refused: no valid token');
+    if (isChange(req.method, path)) auditRefused(context.logger, clientOf(req, false), `${req.method} ${path}`);
     res.setHeader('www-authenticate', 'Bearer realm="gatehouse-admin"');
     return json(res, 401, { error: 'this admin API needs "Authorization: Bearer TOKEN"' });
   }
