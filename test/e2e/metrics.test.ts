@@ -157,6 +157,14 @@ test('/metrics: retries, failures, ejections, server state and the circuit break
   const second = await scrape(adminPort(proxy));
   assert.equal(valueOf(second.samples, 'gatehouse_upstream_circuit_open_total', { upstream: 'app' }), 1);
   assert.equal(valueOf(second.samples, 'gatehouse_upstream_retries_total', { upstream: 'app' }), 1, 'kept across the reload');
+  // With room for one in the queue, the next request waits there while the first is held.
+  await proxy.gatehouse.reload(configFromObject({ ...simpleProxyConfig([slow.url], { circuit_breaker: { max_in_flight: 1, max_queued: 1 } }), admin: ADMIN, access_log: { enabled: false }, listen: proxy.gatehouse.config.listen }));
+  const inFlight = request(`${proxy.url}/slow`);
+  await waitFor(() => slow.requests.length === 2, 5000, 'the second slow request to arrive');
+  const queued = request(`${proxy.url}/queued`);
+  await waitFor(async () => valueOf((await scrape(adminPort(proxy))).samples, 'gatehouse_upstream_queued', { upstream: 'app' }) === 1, 5000, 'a queued request');
+  assert.deepEqual((await Promise.all([inFlight, queued])).map((r) => r.status), [200, 200]);
+  assert.equal(valueOf((await scrape(adminPort(proxy))).samples, 'gatehouse_upstream_queued', { upstream: 'app' }), 0, 'the queue emptied');
 });
 
 test('/metrics: cache hits, misses and stored bytes; compression in and out; denied and rate-limited requests', async (t) => {
