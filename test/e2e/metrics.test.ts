@@ -72,7 +72,9 @@ test('/metrics: requests by route, upstream and status class, latency histograms
   assert.equal(valueOf(samples, 'gatehouse_server_state', { server, state: 'up' }), 1);
   assert.equal(valueOf(samples, 'gatehouse_reloads_total', { result: 'ok' }), 0);
   // Process metrics (prom-client's defaults).
-  assert.ok(valueOf(samples, 'process_cpu_user_seconds_total') > 0);
+  assert.match(text, /^process_cpu_user_seconds_total /m);
+  // prom-client counts CPU time from when it started (the first scrape): a scrape after it shows some.
+  await waitFor(async () => valueOf((await scrape(adminPort(proxy))).samples, 'process_cpu_user_seconds_total') > 0, 5000, 'CPU time to be counted');
   assert.match(text, /^nodejs_eventloop_lag_seconds /m);
   // Bounded labels: no path, no client address, only the label names documented.
   assert.doesNotMatch(text, /secret-path/);
