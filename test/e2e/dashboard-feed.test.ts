@@ -133,3 +133,21 @@ test('WebSocket handshakes count in the dashboard\'s figures as requests do: a r
   await waitFor(() => proxy.gatehouse.traffic().recentErrors.length === 1, 2000, 'the failed handshake among the recent errors');
   assert.equal(proxy.gatehouse.traffic().recentErrors[0]?.route, 'socket');
 });
+
+test('the feed\'s cache figures: the hit ratio overall and over the last snapshot, and its series', async (t) => {
+  const backend = await startBackend(t, (_req, res) => res.writeHead(200, { 'cache-control': 'max-age=60' }).end('cached'));
+  const proxy = await startProxy(t, {
+    admin: { address: '127.0.0.1:0' },
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    routes: [{ match: {}, upstream: 'app', cache: { enabled: true } }],
+  });
+  type Cache = { stores: number; hits: number; lookups: number; ratio: number | null; recent_ratio: number | null; series: (number | null)[] };
+  const feed = new LiveFeed(proxy.gatehouse);
+  const cacheOf = async (): Promise<Cache> => ((await feed.snapshot()) as { cache: Cache }).cache;
+  assert.deepEqual(await cacheOf(), { stores: 1, hits: 0, lookups: 0, ratio: null, recent_ratio: null, series: [null] });
+  await request(`${proxy.url}/a`);
+  await request(`${proxy.url}/a`);
+  assert.deepEqual(await cacheOf(), { stores: 1, hits: 1, lookups: 2, ratio: 0.5, recent_ratio: 0.5, series: [null, 0.5] });
+  await request(`${proxy.url}/a`);
+  assert.deepEqual(await cacheOf(), { stores: 1, hits: 2, lookups: 3, ratio: 2 / 3, recent_ratio: 1, series: [null, 0.5, 1] });
+});
