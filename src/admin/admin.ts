@@ -15,7 +15,7 @@ import { parseHostPort } from '../config/units.ts';
 import type { TrafficWindow } from '../core/recent-traffic.ts';
 import { packageVersion } from '../core/version.ts';
 import { listenError } from '../listeners/bind-error.ts';
-import { audit, clientOf, isChange } from './audit.ts';
+import { audit, auditRefused, clientOf, isChange } from './audit.ts';
 import { authorized, readToken, type TokenDigest } from './auth.ts';
 import { CACHE_ENDPOINTS, handleCache, type CacheAdmin } from './cache.ts';
 import { ConfigApi, CONFIG_ENDPOINTS } from './config-api.ts';
@@ -167,14 +167,16 @@ async function handle(req: IncomingMessage, res: ServerResponse, context: AdminC
   if (dashboard.serveFile(req, res, path)) return;
   // /healthz stays open: a load balancer's check carries no token, and the answer tells nothing.
   if (path !== '/healthz' && !authorized(req, context.token)) {
-    // A change refused for want of the token is worth knowing about (reads are not).
-    if (isChange(req.method, path)) context.logger.warn({ audit: true, who: clientOf(req, false), endpoint: `${req.method} ${path}`, status: 401 }, 'admin change refused: no valid token');
+    if (isChange(req.method, path)) auditRefused(context.logger, clientOf(req, false), `${req.method} ${path}`);
     res.setHeader('www-authenticate', 'Bearer realm="gatehouse-admin"');
     return json(res, 401, { error: 'this admin API needs "Authorization: Bearer TOKEN"' });
   }
   if (dashboard.serveEvents(req, res, path)) return;
   // Prometheus text, not JSON (and no change to audit).
-  if (req.method === 'GET' && path === '/metrics') return sendMetrics(res, await context.target.metrics());
+  if (req.method === 'GET' && path === '/metrics') {
+    const metrics = await context.target.metrics();
+    return metrics === null ? json(res, 404, { error: 'metrics are off (admin.metrics: false)' }) : sendMetrics(res, metrics);
+  }
   const who = clientOf(req, context.token !== undefined);
   const answer = await route(req, path, query, context, who);
   json(res, answer.status, answer.body, answer.headers);
@@ -225,7 +227,7 @@ async function route(req: IncomingMessage, path: string, query: string, context:
 
 async function explain(req: IncomingMessage, target: AdminTarget): Promise<AdminAnswer> {
   const text = await readBody(req, MAX_EXPLAIN_BYTES);
-  if (text === null) return { status: 413, body: { error: `the body is over ${MAX_EXPLAIN_BYTES} bytes` } };
+  if (typeof text !== 'string') return text;
   let body: unknown;
   try {
     body = JSON.parse(text);

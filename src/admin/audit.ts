@@ -25,3 +25,8 @@ export function isChange(method: string | undefined, path: string): boolean {
 export function audit(logger: Logger, who: string, endpoint: string, status: number, summary: unknown): void {
   logger.info({ audit: true, who, endpoint, status, ...(summary === undefined ? {} : { summary }) }, 'admin change');
 }
+
+/** A change refused for want of the token: worth knowing about (refused reads are not logged). */
+export function auditRefused(logger: Logger, who: string, endpoint: string): void {
+  logger.warn({ audit: true, who, endpoint, status: 401 }, 'admin change refused: no valid token');
+}

@@ -14,7 +14,7 @@
  * Applied text is written to the configuration file (a temporary file renamed over it, same
  * mode) once the reload has committed, so that a later SIGHUP or restart keeps it.
  */
-import { chmod, realpath, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, realpath, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { changeLines, diffConfigs } from '../config/diff.ts';
 import { temporaryName } from '../core/state-dir.ts';
@@ -205,7 +205,7 @@ function ifMatch(req: IncomingMessage): string | undefined {
 /** Reads the request body as UTF-8 text, then answers from it; 413 beyond MAX_BODY_BYTES. */
 async function withBody(req: IncomingMessage, answer: (text: string) => ConfigAnswer | Promise<ConfigAnswer>): Promise<ConfigAnswer> {
   const text = await readBody(req, MAX_BODY_BYTES);
-  if (text === null) return { status: 413, body: { error: `the body is over ${MAX_BODY_BYTES} bytes` } };
+  if (typeof text !== 'string') return text;
   if (text.trim() === '') return { status: 400, body: { error: 'send the configuration text as the request body' } };
   return answer(text);
 }
@@ -219,8 +219,14 @@ async function writeBeside(file: string, text: string): Promise<{ path: string; 
   const target = await realpath(file).catch(() => file);
   const mode = (await stat(target).catch(() => undefined))?.mode;
   const path = temporaryName(target);
-  await writeFile(path, text, { mode: mode === undefined ? 0o644 : mode & 0o7777 });
-  // The mode given to writeFile is masked by the umask: set it as the file had it.
-  if (mode !== undefined) await chmod(path, mode & 0o7777);
+  try {
+    await writeFile(path, text, { mode: mode === undefined ? 0o644 : mode & 0o7777 });
+    // The mode given to writeFile is masked by the umask: set it as the file had it.
+    if (mode !== undefined) await chmod(path, mode & 0o7777);
+  } catch (error: unknown) {
+    // A full disk leaves no half file beside the configuration (as core/state-dir.ts writePrivateFile).
+    await rm(path, { force: true });
+    throw error;
+  }
   return { path, target };
 }

@@ -17,7 +17,7 @@ export function versionOf(text: string): string {
 }
 
 /** The text of a configuration: as read or given, else YAML written from it. */
-export function textOf(config: Config): string {
+function textOf(config: Config): string {
   return sourceTextOf(config) ?? stringify(config);
 }
 

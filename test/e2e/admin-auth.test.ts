@@ -79,6 +79,10 @@ test('every change is one audit line: who, the endpoint and what changed; reads 
   assert.equal((await call(port, 'POST', '/config/apply', 'listen: []\n')).status, 401);
   const refused = lines.find((line) => line.msg === 'admin change refused: no valid token');
   assert.deepEqual({ endpoint: refused?.endpoint, status: refused?.status, level: refused?.level }, { endpoint: 'POST /config/apply', status: 401, level: 40 });
+  assert.equal(refused?.audit, true);
+  assert.match(String(refused?.who), /^(::ffff:)?127\.0\.0\.1$/, 'no "(token)"');
+  assert.equal((await call(port, 'GET', '/config')).status, 401);
+  assert.equal(lines.filter((line) => line.msg === 'admin change refused: no valid token').length, 1, 'a refused read is not logged');
   await call(port, 'GET', '/status', undefined, auth);
   await call(port, 'POST', '/config/validate', 'listen: []\n', auth);
   await call(port, 'POST', '/bans/192.0.2.7?duration=1m', undefined, auth);

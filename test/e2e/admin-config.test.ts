@@ -71,6 +71,7 @@ test('GET /config and /status name the running version; validate and diff leave 
   assert.equal((await call(adminPort, 'GET', '/config')).body.version, running.body.version, 'nothing applied');
   const huge = await call(adminPort, 'POST', '/config/validate', `# ${'x'.repeat(5 * 1024 * 1024)}\n`);
   assert.equal(huge.status, 413);
+  assert.deepEqual(huge.body, { error: `the body is over ${4 * 1024 * 1024} bytes` });
   assert.equal((await call(adminPort, 'POST', '/config/apply', '')).status, 400, 'an empty body');
 });
 

@@ -82,6 +82,8 @@ test('explain names the route, why the others did not match, the middlewares and
   assert.equal((await explain({ method: 'GET', url: '/static/../old', headers: {} })).route.name, 'old');
   assert.equal((await call(port, 'POST', '/explain', '{nope')).status, 400);
   assert.equal((await call(port, 'POST', '/explain', JSON.stringify({ method: 'GET' }))).status, 400);
+  const huge = await call(port, 'POST', '/explain', JSON.stringify({ method: 'GET', url: '/', headers: { big: 'x'.repeat(65 * 1024) } }));
+  assert.deepEqual({ status: huge.status, body: huge.body }, { status: 413, body: { error: 'the body is over 65536 bytes' } });
 });
 
 test('explain says whether the cache would answer', async (t) => {

@@ -78,6 +78,14 @@ test('GET /events sends a snapshot at once and then one a second: traffic, serve
   assert.equal(traffic.p99.length, 60);
   assert.equal(traffic.rps.reduce((a, b) => a + b, 0), 6, 'every request counted once, in its second');
   assert.ok(traffic.error_rate.some((r) => r !== null && r > 0), 'the 502 is an error');
+  assert.equal(traffic.error_rate.reduce((sum: number, r, i) => sum + (r ?? 0) * (traffic.rps[i] ?? 0), 0), 1, 'one error among the six');
+  // Latency percentiles in each second that had requests (none in the others), in order.
+  for (let i = 0; i < 60; i++) {
+    const [p50, p90, p99] = [traffic.p50[i], traffic.p90[i], traffic.p99[i]];
+    if ((traffic.rps[i] ?? 0) === 0) assert.deepEqual([p50, p90, p99], [null, null, null], `second ${i}`);
+    else assert.ok(p50 != null && p90 != null && p99 != null && p50 > 0 && p50 <= p90 && p90 <= p99, `second ${i}: ${p50} ${p90} ${p99}`);
+  }
+  assert.ok(traffic.now.p99 !== null && traffic.now.p99 > 0, 'the last seconds\' p99');
   assert.deepEqual(second.upstreams.map((u) => u.name), ['app']);
   assert.equal(second.upstreams[0]?.servers[0]?.url, backend.url);
   assert.equal(second.upstreams[0]?.servers[0]?.requests, 5);
@@ -90,7 +98,7 @@ test('GET /events sends a snapshot at once and then one a second: traffic, serve
 /** The parts of a feed snapshot these tests read. */
 interface Snapshot {
   time: string;
-  traffic: { rps: number[]; p99: (number | null)[]; error_rate: (number | null)[] };
+  traffic: { rps: number[]; p50: (number | null)[]; p90: (number | null)[]; p99: (number | null)[]; error_rate: (number | null)[]; now: { p99: number | null } };
   upstreams: { name: string; servers: { url: string; requests: number }[] }[];
   recent_errors: { status: number; route: string | null }[];
   certificates: unknown[];
@@ -124,4 +132,22 @@ test('WebSocket handshakes count in the dashboard\'s figures as requests do: a r
   assert.match(answer, /^HTTP\/1\.1 502/);
   await waitFor(() => proxy.gatehouse.traffic().recentErrors.length === 1, 2000, 'the failed handshake among the recent errors');
   assert.equal(proxy.gatehouse.traffic().recentErrors[0]?.route, 'socket');
+});
+
+test('the feed\'s cache figures: the hit ratio overall and over the last snapshot, and its series', async (t) => {
+  const backend = await startBackend(t, (_req, res) => res.writeHead(200, { 'cache-control': 'max-age=60' }).end('cached'));
+  const proxy = await startProxy(t, {
+    admin: { address: '127.0.0.1:0' },
+    upstreams: { app: { servers: [{ url: backend.url }] } },
+    routes: [{ match: {}, upstream: 'app', cache: { enabled: true } }],
+  });
+  type Cache = { stores: number; hits: number; lookups: number; ratio: number | null; recent_ratio: number | null; series: (number | null)[] };
+  const feed = new LiveFeed(proxy.gatehouse);
+  const cacheOf = async (): Promise<Cache> => ((await feed.snapshot()) as { cache: Cache }).cache;
+  assert.deepEqual(await cacheOf(), { stores: 1, hits: 0, lookups: 0, ratio: null, recent_ratio: null, series: [null] });
+  await request(`${proxy.url}/a`);
+  await request(`${proxy.url}/a`);
+  assert.deepEqual(await cacheOf(), { stores: 1, hits: 1, lookups: 2, ratio: 0.5, recent_ratio: 0.5, series: [null, 0.5] });
+  await request(`${proxy.url}/a`);
+  assert.deepEqual(await cacheOf(), { stores: 1, hits: 2, lookups: 3, ratio: 2 / 3, recent_ratio: 1, series: [null, 0.5, 1] });
 });

@@ -72,7 +72,9 @@ test('/metrics: requests by route, upstream and status class, latency histograms
   assert.equal(valueOf(samples, 'gatehouse_server_state', { server, state: 'up' }), 1);
   assert.equal(valueOf(samples, 'gatehouse_reloads_total', { result: 'ok' }), 0);
   // Process metrics (prom-client's defaults).
-  assert.ok(valueOf(samples, 'process_cpu_user_seconds_total') > 0);
+  assert.match(text, /^process_cpu_user_seconds_total /m);
+  // prom-client counts CPU time from when it started (the first scrape): a scrape after it shows some.
+  await waitFor(async () => valueOf((await scrape(adminPort(proxy))).samples, 'process_cpu_user_seconds_total') > 0, 5000, 'CPU time to be counted');
   assert.match(text, /^nodejs_eventloop_lag_seconds /m);
   // Bounded labels: no path, no client address, only the label names documented.
   assert.doesNotMatch(text, /secret-path/);
@@ -151,10 +153,20 @@ test('/metrics: retries, failures, ejections, server state and the circuit break
   const held = request(`${proxy.url}/slow`);
   await waitFor(() => slow.requests.length === 1, 5000, 'the slow request to arrive');
   assert.equal((await request(`${proxy.url}/refused`)).status, 503);
+  const during = await scrape(adminPort(proxy));
+  assert.equal(valueOf(during.samples, 'gatehouse_server_in_flight', { server: `127.0.0.1:${slow.port}` }), 1, 'the held request is in flight');
   await held;
   const second = await scrape(adminPort(proxy));
   assert.equal(valueOf(second.samples, 'gatehouse_upstream_circuit_open_total', { upstream: 'app' }), 1);
   assert.equal(valueOf(second.samples, 'gatehouse_upstream_retries_total', { upstream: 'app' }), 1, 'kept across the reload');
+  // With room for one in the queue, the next request waits there while the first is held.
+  await proxy.gatehouse.reload(configFromObject({ ...simpleProxyConfig([slow.url], { circuit_breaker: { max_in_flight: 1, max_queued: 1 } }), admin: ADMIN, access_log: { enabled: false }, listen: proxy.gatehouse.config.listen }));
+  const inFlight = request(`${proxy.url}/slow`);
+  await waitFor(() => slow.requests.length === 2, 5000, 'the second slow request to arrive');
+  const queued = request(`${proxy.url}/queued`);
+  await waitFor(async () => valueOf((await scrape(adminPort(proxy))).samples, 'gatehouse_upstream_queued', { upstream: 'app' }) === 1, 5000, 'a queued request');
+  assert.deepEqual((await Promise.all([inFlight, queued])).map((r) => r.status), [200, 200]);
+  assert.equal(valueOf((await scrape(adminPort(proxy))).samples, 'gatehouse_upstream_queued', { upstream: 'app' }), 0, 'the queue emptied');
 });
 
 test('/metrics: cache hits, misses and stored bytes; compression in and out; denied and rate-limited requests', async (t) => {
@@ -188,6 +200,7 @@ test('/metrics: cache hits, misses and stored bytes; compression in and out; den
   assert.equal(valueOf(samples, 'gatehouse_cache_requests_total', { result: 'miss' }), 5, 'collapsed requests are misses too');
   assert.equal(valueOf(samples, 'gatehouse_cache_requests_total', { result: 'hit' }), 1);
   assert.ok(valueOf(samples, 'gatehouse_cache_stored_bytes') > 0);
+  assert.ok(valueOf(samples, 'gatehouse_cache_entries') >= 2, '/page and /slow are held');
   const input = valueOf(samples, 'gatehouse_compression_bytes_total', { stage: 'in' });
   const output = valueOf(samples, 'gatehouse_compression_bytes_total', { stage: 'out' });
   assert.ok(input >= Buffer.byteLength(body), `compressed ${input} bytes`);
@@ -254,7 +267,9 @@ test('/metrics: admin.metrics: false answers 404 and counts nothing', async (t) 
   const config = { ...simpleProxyConfig([backend.url]), access_log: { enabled: false } };
   const proxy = await startProxy(t, { ...config, admin: { address: '127.0.0.1:0', metrics: false } });
   await request(`${proxy.url}/`);
-  assert.equal((await scrape(adminPort(proxy))).status, 404);
+  const off = await scrape(adminPort(proxy));
+  assert.equal(off.status, 404);
+  assert.deepEqual(JSON.parse(off.text), { error: 'metrics are off (admin.metrics: false)' });
   // Turned on by a reload: what went by while off was not counted.
   await proxy.gatehouse.reload(configFromObject({ ...config, listen: proxy.gatehouse.config.listen, admin: { address: '127.0.0.1:0' } }));
   await request(`${proxy.url}/`);

@@ -369,6 +369,8 @@ test('with several workers an upgrade is refused, and the running process goes o
   const { proc, pidFile } = await startGatehouse(t, configFor(ports, backend.url), ['--workers', '2']);
   const upgrade = spawnCli(t, ['upgrade', '--pid-file', pidFile]);
   assert.equal(await upgrade.exited, 1);
+  // Told at once through the pid file written again, not by the command's timeout.
+  assert.equal(upgrade.stderr, `gatehouse upgrade: failed; ${proc.child.pid} goes on serving (its log says why)\n`);
   assert.match(proc.stderr, /"reason":"not available with several workers \(workers > 1\); restart instead","msg":"upgrade refused; this process goes on serving"/);
   assert.equal(await send(`http://127.0.0.1:${ports.http}/`, 'GET', false), 'GET ok');
   assert.equal(proc.child.exitCode, null);

@@ -56,14 +56,8 @@ export async function mergeMetrics(own: MetricsJson, workers: readonly MetricsJs
   return { contentType: registry.contentType, body: await registry.metrics() };
 }
 
-/** Writes a scrape, or 404 when metrics are off. */
-export function sendMetrics(res: ServerResponse, answer: MetricsAnswer | null): void {
-  if (answer === null) {
-    const text = '{ "error": "metrics are off (admin.metrics: false)" }\n';
-    res.writeHead(404, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-    res.end(text);
-    return;
-  }
+/** Writes a scrape (Prometheus text). */
+export function sendMetrics(res: ServerResponse, answer: MetricsAnswer): void {
   res.writeHead(200, { 'content-type': answer.contentType, 'content-length': Buffer.byteLength(answer.body) });
   res.end(answer.body);
 }

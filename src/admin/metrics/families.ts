@@ -8,6 +8,7 @@ import type { Snapshot } from '../../core/snapshot.ts';
 import { STATUS_CLASSES, type Traffic } from '../../core/metrics/traffic.ts';
 import type { Listener } from '../../listeners/listener.ts';
 import type { ServerState } from '../../upstream/server-state.ts';
+import type { Upstream } from '../../upstream/upstream.ts';
 import { compressionCounters } from '../../middleware/compress/streams.ts';
 import { Family, histogramSamples, type Sample } from './family.ts';
 
@@ -101,6 +102,13 @@ function rowCounter<R extends RouteRow>(name: string, help: string, rows: () => 
   });
 }
 
+/** A family of one sample per upstream of the running snapshot. */
+function upstreamFamily(source: MetricsSource, name: string, type: 'counter' | 'gauge', help: string, value: (upstream: Upstream) => number): Family {
+  return new Family(name, type, help, (out) => {
+    for (const upstream of source.snapshot().upstreams.values()) out.push({ labels: { upstream: upstream.name }, value: value(upstream) });
+  }, 'sum');
+}
+
 const SERVER_STATES = ['up', 'down', 'ejected', 'draining'] as const;
 
 /** The request path's families (each worker thread's, merged by the primary). */
@@ -124,15 +132,9 @@ export function requestFamilies(source: MetricsSource): Family[] {
     new Family('gatehouse_server_in_flight', 'gauge', 'Requests being forwarded to a server now.', (out) => {
       for (const row of serverRows(source)) out.push({ labels: row.labels, value: row.state.inFlight });
     }, 'sum'),
-    new Family('gatehouse_upstream_retries_total', 'counter', 'Retries (tries after the first) sent to an upstream.', (out) => {
-      for (const upstream of source.snapshot().upstreams.values()) out.push({ labels: { upstream: upstream.name }, value: upstream.state.budget.retries });
-    }),
-    new Family('gatehouse_upstream_circuit_open_total', 'counter', 'Requests refused because the upstream\'s max_in_flight and queue were full (circuit breaker open).', (out) => {
-      for (const upstream of source.snapshot().upstreams.values()) out.push({ labels: { upstream: upstream.name }, value: upstream.state.rejected });
-    }),
-    new Family('gatehouse_upstream_queued', 'gauge', 'Requests waiting in an upstream\'s queue (circuit breaker).', (out) => {
-      for (const upstream of source.snapshot().upstreams.values()) out.push({ labels: { upstream: upstream.name }, value: upstream.state.queued });
-    }, 'sum'),
+    upstreamFamily(source, 'gatehouse_upstream_retries_total', 'counter', 'Retries (tries after the first) sent to an upstream.', (upstream) => upstream.state.budget.retries),
+    upstreamFamily(source, 'gatehouse_upstream_circuit_open_total', 'counter', 'Requests refused because the upstream\'s max_in_flight and queue were full (circuit breaker open).', (upstream) => upstream.state.rejected),
+    upstreamFamily(source, 'gatehouse_upstream_queued', 'gauge', 'Requests waiting in an upstream\'s queue (circuit breaker).', (upstream) => upstream.state.queued),
     new Family('gatehouse_open_connections', 'gauge', 'Client connections open now, by listener and protocol.', async (out) => {
       for (const listener of source.listeners()) {
         const total = await connectionsOf(listener);
