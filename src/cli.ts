@@ -149,8 +149,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-/** The version in package.json (next to src/ and dist/ alike). */
-
 /** The file named by `--config FILE` or as the one argument, or what is wrong with the command line. */
 function configFileOf(parsed: Parsed): string | { error: string } {
   const flag = parsed.values.config;

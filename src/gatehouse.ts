@@ -42,7 +42,7 @@ export interface GatehouseOptions {
 }
 
 /** The key the admin listener's socket is handed over under (listeners go by their listener key). */
-export function adminSocketKey(address: string): string {
+function adminSocketKey(address: string): string {
   return `admin ${address}`;
 }
 

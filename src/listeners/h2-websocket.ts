@@ -20,11 +20,10 @@ import { runMiddlewares } from '../middleware/pipeline.ts';
 import { RequestInfo } from '../routing/request-info.ts';
 import { openTunnel } from '../transport/tunnel.ts';
 import { buildRequestHeaders } from '../upstream/request-headers.ts';
-import { rewriteResponseHeaders } from '../upstream/rewrite.ts';
 import { admit } from './admission.ts';
 import { connectionOf } from './connection-guard.ts';
 import { finishExchange, hostFromAuthority, type ListenerContext } from './dispatch.ts';
-import { placeTunnel, settleTunnel, tunnelForward } from './upgrade.ts';
+import { placeTunnel, settleTunnel, tunnelForward, tunnelResponseHeaders } from './upgrade.ts';
 import { checkHttp2Request } from './request-checks.ts';
 import { sendError } from './respond.ts';
 
@@ -99,11 +98,7 @@ export function createH2WebSocketHandler(ctx: ListenerContext): (req: Http2Serve
         headersTimeout: action.upstream.headersTimeout,
         client: stream,
         head: Buffer.alloc(0),
-        responseHeaders: (upstreamHeaders) => {
-          const out = rewriteResponseHeaders(upstreamHeaders, snapshot.hiding, action.upstream, ex.proto, headers.host);
-          addResponseFields(ex, out);
-          return out;
-        },
+        responseHeaders: (upstreamHeaders) => tunnelResponseHeaders(ex, action, upstreamHeaders),
         answer: {
           accepted(upstreamHeaders, rewritten) {
             if (upstreamHeaders['sec-websocket-accept'] !== expected || stream.destroyed) return false;

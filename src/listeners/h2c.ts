@@ -9,7 +9,7 @@ import { peekFirstBytes } from './peek.ts';
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 /** What the first bytes of a connection say; undefined while they are a start of the preface. */
-export function classifyPreface(data: Buffer): 'h2' | 'http1' | undefined {
+function classifyPreface(data: Buffer): 'h2' | 'http1' | undefined {
   const length = Math.min(data.length, PREFACE.length);
   for (let i = 0; i < length; i++) if (data[i] !== PREFACE[i]) return 'http1';
   return length === PREFACE.length ? 'h2' : undefined;

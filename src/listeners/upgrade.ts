@@ -1,5 +1,5 @@
 /** Requests that ask to switch protocols (WebSocket): routed like any request, then tunnelled. */
-import { ServerResponse, type IncomingMessage } from 'node:http';
+import { ServerResponse, STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Exchange } from '../core/exchange.ts';
@@ -65,13 +65,13 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       if (typeof action === 'string') {
         // Only forwarded routes can switch protocols; others get a plain refusal.
         const status = action === 'NO_ROUTE' ? 404 : 400;
-        socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : 'Bad Request'}\r\ncontent-length: 0\r\nconnection: close\r\n${responseFieldLines(ex, false)}\r\n`);
+        refuse(socket, ex, status);
         finish(status);
         return;
       }
       const server = placeTunnel(ex, action);
       if (typeof server === 'number') {
-        socket.end(`HTTP/1.1 ${server} ${server === 501 ? 'Not Implemented' : 'Service Unavailable'}\r\ncontent-length: 0\r\nconnection: close\r\n${responseFieldLines(ex, false)}\r\n`);
+        refuse(socket, ex, server);
         finish(server);
         return;
       }
@@ -86,11 +86,7 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
         headersTimeout: action.upstream.headersTimeout,
         client: socket,
         head,
-        responseHeaders: (headers) => {
-          const out = rewriteResponseHeaders(headers, snapshot.hiding, action.upstream, ex.proto, req.headers.host);
-          addResponseFields(ex, out);
-          return out;
-        },
+        responseHeaders: (headers) => tunnelResponseHeaders(ex, action, headers),
         fieldLines: responseFieldLines(ex, false),
         done: (status, error) => {
           settleTunnel(server.state, socket, status, error);
@@ -99,6 +95,22 @@ export function createUpgradeHandler(ctx: ListenerContext): (req: IncomingMessag
       });
     }
   };
+}
+
+/** A refusal written on the client's socket itself (the response let go of it for the tunnel), with Gatehouse's own fields. */
+function refuse(socket: Duplex, ex: Exchange, status: 400 | 404 | 501 | 503): void {
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-length: 0\r\nconnection: close\r\n${responseFieldLines(ex, false)}\r\n`);
+}
+
+/** The head a tunnel's client gets for its server's answer: rewritten as a forwarded answer's, with Gatehouse's own fields. */
+export function tunnelResponseHeaders(
+  ex: Exchange,
+  action: ForwardAction,
+  headers: Record<string, string | string[] | undefined>,
+): Record<string, string | string[]> {
+  const out = rewriteResponseHeaders(headers, ex.snapshot.hiding, action.upstream, ex.proto, ex.req.headers.host);
+  addResponseFields(ex, out);
+  return out;
 }
 
 /**

@@ -72,8 +72,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
   #sentAt = 0;
   /** A later try took over: this one only lets its response drain, and tells the client nothing. */
   #superseded = false;
-  /** The server #spillOver chose for this try. */
-  #picked: Server | null = null;
   /** Set by Upstream.choose(): the client's sticky cookie already names this try's server. */
   pinned = false;
   /** performance.now() while waiting in the upstream's queue, else -1. */
@@ -127,24 +125,24 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
       this.#launch(server);
       return;
     }
-    const spilled = this.#spillOver();
-    if (spilled === null) {
-      this.#unplaceable();
-      return;
-    }
+    if (!this.#spillOver()) this.#unplaceable();
+  }
+
+  /** A later try takes over from this one, on `server`. */
+  #handOver(next: ForwardHandler, server: Server): void {
     this.#superseded = true;
-    this.#first.#current = spilled;
-    spilled.#launch(spilled.#picked as Server);
+    this.#first.#current = next;
+    next.#launch(server);
   }
 
   /**
    * GSLB spill-over: this region's upstream has no server left for the request, so the next
-   * region's takes it (as a new try, holding a slot there; the slot here is given back). Null
+   * region's takes it (as a new try, holding a slot there; the slot here is given back). False
    * when no region is left, or none has room.
    */
-  #spillOver(): ForwardHandler | null {
+  #spillOver(): boolean {
     const spill = this.#action.spill;
-    if (spill === null) return null;
+    if (spill === null) return false;
     const ex = this.#ex;
     // Each call marks the region tried, so this ends within the block's regions.
     for (let action = spill(ex); action !== null; action = spill(ex)) {
@@ -157,10 +155,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
         continue;
       }
       this.#action.upstream.state.release();
-      next.#picked = server;
-      return next;
+      this.#handOver(next, server);
+      return true;
     }
-    return null;
+    return false;
   }
 
   #launch(server: Server): void {
@@ -224,23 +222,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler, QueuedRequest, Attem
     if (!replayable(this.#body) || ex.res.headersSent || ex.res.destroyed) return false;
     const now = performance.now();
     if (policy.deadlineMs > 0 && now - ex.startedAt >= policy.deadlineMs) return false;
-    let next = new ForwardHandler(ex, this.#action, this.#finish, this.#body, this);
-    let server = upstream.choose(ex, next);
-    if (server !== undefined) {
-      if (!upstream.state.budget.withdraw(now, policy.budgetRatio, policy.budgetMinPerSecond)) return false;
-    } else {
-      // No server of this region left: the next region (GSLB), so that a region failure costs a
-      // retry, not an error. Not from this upstream's retry budget: the budget keeps retries from
-      // piling onto a failing upstream, and this one goes elsewhere (into the next region's
-      // circuit breaker, as a first try there).
-      const spilled = this.#spillOver();
-      if (spilled === null) return false;
-      next = spilled;
-      server = spilled.#picked as Server;
-    }
-    this.#superseded = true;
-    this.#first.#current = next;
-    next.#launch(server);
+    const next = new ForwardHandler(ex, this.#action, this.#finish, this.#body, this);
+    const server = upstream.choose(ex, next);
+    // No server of this region left: the next region (GSLB), so that a region failure costs a
+    // retry, not an error. Not from this upstream's retry budget: the budget keeps retries from
+    // piling onto a failing upstream, and this one goes elsewhere (into the next region's
+    // circuit breaker, as a first try there).
+    if (server === undefined) return this.#spillOver();
+    if (!upstream.state.budget.withdraw(now, policy.budgetRatio, policy.budgetMinPerSecond)) return false;
+    this.#handOver(next, server);
     return true;
   }
 

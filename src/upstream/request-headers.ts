@@ -80,6 +80,8 @@ function http1Fields(raw: readonly string[], host: string | undefined): string[]
 
 /** A TE value that lists the member "trailers" (RFC 9110 §10.1.4), case-insensitively; "trailersfoo" is another coding. */
 function asksForTrailers(value: string): boolean {
+  // What every gRPC client sends, on every call: no split.
+  if (value === 'trailers') return true;
   for (const part of value.split(',')) if ((part.split(';')[0] ?? '').trim().toLowerCase() === 'trailers') return true;
   return false;
 }

@@ -101,6 +101,8 @@ test('WebSocket over HTTP/2: extended CONNECT becomes an HTTP/1.1 Upgrade to the
   await waitFor(() => status() === 0, 3000, 'the tunnels to be released');
   // The connection itself is still good for requests.
   assert.equal((await h2Request(session, { ':authority': 'site.test' })).status, 200);
+  // Last: a failure with the tunnels still open would leave the test waiting on them.
+  assert.match(String(head['x-request-id']), /^[0-9a-f]{32}$/, "Gatehouse's own fields on the opened tunnel's head");
 });
 
 test('WebSocket over HTTP/2: a server that does not switch protocols is a 502; plain CONNECT is refused', async (t) => {
@@ -109,6 +111,7 @@ test('WebSocket over HTTP/2: a server that does not switch protocols is a 502; p
   const [head] = (await once(stream, 'response')) as [IncomingHttpHeaders];
   assert.equal(head[':status'], 502, 'never a 2xx, which would mean the tunnel is open');
   stream.resume();
+  assert.match(String(head['x-request-id']), /^[0-9a-f]{32}$/, "Gatehouse's own fields on a refusal");
   const plain = session.request({ ':method': 'CONNECT', ':authority': 'example.test:443' }, { endStream: false });
   const [plainHead] = (await once(plain, 'response')) as [IncomingHttpHeaders];
   assert.equal(plainHead[':status'], 400);

@@ -90,6 +90,6 @@ test('a WebSocket upgrade to an upstream that speaks HTTP/2 (protocol h2c) is re
     proxy.port,
     'GET /chat HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
   );
-  assert.match(answer, /^HTTP\/1\.1 501 /);
+  assert.match(answer, /^HTTP\/1\.1 501 Not Implemented\r\n/);
   assert.equal(backend.accepted.length, 0);
 });

@@ -51,7 +51,6 @@ export class CertificateStore implements ListenerTls {
   #needsClientHello = false;
   #default: readonly LoadedCertificate[] = [];
   #watched: string[] = [];
-  #files: readonly CertificateFiles[] = [];
   #loaded: readonly LoadedCertificate[] = [];
   #server: TlsServer | null = null;
   #settle: NodeJS.Timeout | undefined;
@@ -162,8 +161,7 @@ export class CertificateStore implements ListenerTls {
 
   #use(certificates: LoadedCertificate[]): void {
     this.#loaded = certificates;
-    this.#files = certificates.map((c) => c.files);
-    this.#watch([...new Set(this.#files.flatMap((f) => [f.cert, f.key]))]);
+    this.#watch([...new Set(certificates.flatMap((c) => [c.files.cert, c.files.key]))]);
     const byName = new Map<string, LoadedCertificate[]>();
     for (const cert of certificates) {
       for (const name of cert.names) {
@@ -222,7 +220,7 @@ export class CertificateStore implements ListenerTls {
 
   #reloadFromFiles(): void {
     try {
-      const loaded = loadCertificates(this.#files);
+      const loaded = loadCertificates(this.#loaded.map((c) => c.files));
       this.replace(loaded);
       const listed = loaded.map((c) => ({ cert: c.files.cert, names: c.names, not_after: c.notAfter.toISOString() }));
       this.#log('info', { certificates: listed }, 'certificates reloaded');
