@@ -9,6 +9,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { configFromObject } from '../../src/config/load.ts';
+import type { RedisConfig } from '../../src/config/state-schema.ts';
+import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
 import { closedPort } from './backend.ts';
 import { waitFor } from './http.ts';
 
@@ -162,4 +167,17 @@ export async function startRedisWithSentinel(t: Cleanup): Promise<{ sentinel: st
   spawnKilled(t, [file, '--sentinel'], dir);
   await waitFor(async () => (await send(sentinelPort, 'SENTINEL get-master-addr-by-name gatehouse').catch(() => '')).includes(String(primary)), 10_000, 'the sentinel');
   return { sentinel: `127.0.0.1:${sentinelPort}`, primary };
+}
+
+/**
+ * A RedisState on `url` as `state.redis` compiles it (key prefix `prefix`, a 1 s timeout, `over`
+ * merged in), once it is connected (it starts degraded until then); the caller closes it.
+ */
+export async function connectedRedisState(url: string, prefix: string, over: Record<string, unknown> = {}): Promise<{ state: RedisState; config: RedisConfig }> {
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, timeout: '1s', ...over } } }).state.redis;
+  assert.ok(config !== undefined);
+  await loadRedisClient();
+  const state = new RedisState(config, pino({ level: 'silent' }));
+  assert.ok(await state.whenAvailable(5000), 'redis reachable');
+  return { state, config };
 }
