@@ -26,6 +26,8 @@ export interface LaunchContext {
   nginx: string | undefined;
   varnishd: string | undefined;
   caddy: string | undefined;
+  /** gatehouse-limits-redis's own Redis. */
+  redisServer: string | undefined;
   /** The backend this proxy forwards to: the node backend, or for the unpinned (multicore) peers the nginx one. */
   backendPort: number;
   /** The run's certificate and OpenSSL configuration (made only when a TLS peer is selected). */
@@ -168,9 +170,10 @@ function gatehouseLaunch(ctx: LaunchContext, port: number, options: GatehouseBen
  * proxy), started before the proxy and stopped with it; the proxy's limit lives there.
  */
 function gatehouseRedisLaunch(ctx: LaunchContext, port: number): Launch {
+  if (ctx.redisServer === undefined) throw new Error('redis-server not found');
   const redisPort = freePortSync(ctx.node);
   // A tracked child: stopped with the harness too if the run is interrupted.
-  const redis = spawnChild('redis-server', 'redis-server', ['--port', String(redisPort), '--bind', HOST, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const redis = spawnChild('redis-server', ctx.redisServer, ['--port', String(redisPort), '--bind', HOST, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
   const launch = gatehouseLaunch(ctx, port, { rateLimited: true, redisUrl: `redis://${HOST}:${redisPort}` });
   return {
     ...launch,
