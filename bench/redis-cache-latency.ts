@@ -11,6 +11,7 @@ import pino from 'pino';
 import { Agent, request } from 'undici';
 import { configFromObject } from '../src/config/load.ts';
 import { Gatehouse } from '../src/gatehouse.ts';
+import { percentileOf } from './lib/load-result.ts';
 import { freePort } from './lib/ports.ts';
 
 const count = Number(process.argv[2] ?? 5000);
@@ -59,7 +60,7 @@ async function measure(gatehouse: Gatehouse, n: number): Promise<number[]> {
   return out;
 }
 
-const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+const percentile = (sorted: readonly number[], p: number): number => percentileOf(sorted, p) ?? NaN;
 
 try {
   // Fill through A (and warm both paths up).

@@ -224,7 +224,7 @@ async function main(): Promise<number> {
     const ctx: BenchContext = {
       options,
       tools,
-      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, caddy: tools.caddy, backendPort: 0, tls },
+      launch: { root: ROOT, node, nginx: tools.nginx, varnishd: tools.varnishd, caddy: tools.caddy, redisServer: tools.redisServer, backendPort: 0, tls },
       measure: { tools, node, root: ROOT, duration: options.duration, durationSeconds: options.durationSeconds },
     };
     const reports: ScenarioReport[] = options.scenarios.map((name) => ({ scenario: SCENARIOS[name], results: new Map() }));

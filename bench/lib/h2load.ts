@@ -5,7 +5,7 @@
 // Gatehouse in testing). The harness derives the count from the warm-up's rate.
 import { readFileSync } from 'node:fs';
 import { runToEnd } from './children.ts';
-import type { LoadResult } from './load-result.ts';
+import { percentileOf, type LoadResult } from './load-result.ts';
 import { pinned } from './tools.ts';
 
 export interface H2loadRun {
@@ -48,7 +48,7 @@ export function percentilesFromLog(log: string): { p50Ms: number; p99Ms: number 
   }
   if (durations.length === 0) throw new Error('h2load log has no completed requests');
   durations.sort((a, b) => a - b);
-  const at = (pct: number): number => (durations[Math.min(durations.length - 1, Math.ceil((pct / 100) * durations.length) - 1)] ?? 0) / 1000;
+  const at = (pct: number): number => (percentileOf(durations, pct) ?? 0) / 1000;
   return { p50Ms: at(50), p99Ms: at(99) };
 }
 

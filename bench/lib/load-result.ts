@@ -9,3 +9,8 @@ export interface LoadResult {
   socketErrors: number;
   non2xx3xx: number;
 }
+
+/** The nearest-rank `pct` percentile of ascending `sorted` values (undefined when there are none). */
+export function percentileOf(sorted: readonly number[], pct: number): number | undefined {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((pct / 100) * sorted.length) - 1)];
+}

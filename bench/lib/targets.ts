@@ -1,7 +1,8 @@
 // The issues' targets as summary lines under the tables: each one a ratio of two figures from the
 // same run, met or not. Issue 16: TLS and HTTP/2; issue 17: multi-core (the multicore scenario);
-// issue 18: what /metrics costs (gatehouse-metrics against gatehouse).
-// issue 20: rate limits kept in Redis (the limits scenario).
+// issue 18: what /metrics costs (gatehouse-metrics against gatehouse); issue 19: what the GSLB
+// region choice costs (gatehouse-gslb); issue 20: rate limits kept in Redis (the limits scenario);
+// issue 21: gzip, big bodies, tail latency (p99) and cache hits against nginx, Caddy and thin peers.
 import type { ProxyName, ScenarioName } from './options.ts';
 import { figureOf, outcomeIn, type Outcome, type ScenarioReport } from './report.ts';
 

@@ -8,11 +8,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import pino from 'pino';
-import { configFromObject } from '../../src/config/load.ts';
-import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
+import type { RedisState } from '../../src/core/redis-state.ts';
 import { TieredStore } from '../../src/cache/tiered-store.ts';
-import { redisMissing, startRedis } from '../helpers/redis.ts';
+import { connectedRedisState, redisMissing, startRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/http.ts';
 import { DiskStore } from '../../src/cache/disk-store.ts';
 import type { CachedEntry, EntryMeta } from '../../src/cache/entry.ts';
@@ -32,12 +30,8 @@ let prefixes = 0;
 
 /** A connected RedisState on the suite's server, with a key prefix of its own unless given. */
 async function redisState(t: TestContext, prefix = `cache-contract${++prefixes}:`): Promise<RedisState> {
-  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redisUrl, key_prefix: prefix, timeout: '1s' } } }).state.redis;
-  assert.ok(config !== undefined);
-  await loadRedisClient();
-  const state = new RedisState(config, pino({ level: 'silent' }));
+  const { state } = await connectedRedisState(redisUrl, prefix);
   t.after(() => state.close());
-  assert.ok(await state.whenAvailable(5000), 'redis reachable');
   return state;
 }
 

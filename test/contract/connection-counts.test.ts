@@ -4,15 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
-import { configFromObject } from '../../src/config/load.ts';
 import { ProtectionState, type ConnectionCounts } from '../../src/core/protection-state.ts';
-import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
 import { allocateSharedTable } from '../../src/core/shared-table.ts';
 import { RedisConnectionCounts } from '../../src/middleware/rate-limit/redis-connections.ts';
 import { SharedConnectionCounts } from '../../src/middleware/rate-limit/shared-store.ts';
 import { waitFor } from '../helpers/http.ts';
-import { redisMissing, startRedis } from '../helpers/redis.ts';
+import { connectedRedisState, redisMissing, startRedis } from '../helpers/redis.ts';
 
 let redisUrl = '';
 const stops: (() => unknown)[] = [];
@@ -20,11 +17,7 @@ let prefixes = 0;
 
 /** Counts of one instance on the suite's Redis (prefix shared when given, to act as another instance). */
 async function redisCounts(t: import('node:test').TestContext, prefix: string, url = redisUrl): Promise<RedisConnectionCounts> {
-  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, timeout: '1s' } } }).state.redis;
-  assert.ok(config !== undefined);
-  await loadRedisClient();
-  const state = new RedisState(config, pino({ level: 'silent' }));
-  assert.ok(await state.whenAvailable(5000));
+  const { state } = await connectedRedisState(url, prefix);
   const counts = new RedisConnectionCounts(state, new ProtectionState().connections);
   t.after(() => {
     counts.stop();

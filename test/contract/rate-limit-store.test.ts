@@ -5,16 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
-import { configFromObject } from '../../src/config/load.ts';
-import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
+import type { RedisState } from '../../src/core/redis-state.ts';
 import { RedisRateLimitStore } from '../../src/middleware/rate-limit/redis-store.ts';
 import { allocateSharedTable } from '../../src/core/shared-table.ts';
 import { MemoryRateLimitStore } from '../../src/middleware/rate-limit/memory-store.ts';
 import { SharedRateLimitStore } from '../../src/middleware/rate-limit/shared-store.ts';
 import type { RateLimitRule, RateLimitStore, TakeResult } from '../../src/middleware/rate-limit/store.ts';
 import { waitFor } from '../helpers/http.ts';
-import { redisMissing, startRedis } from '../helpers/redis.ts';
+import { connectedRedisState, redisMissing, startRedis } from '../helpers/redis.ts';
 
 interface StoreUnderTest {
   readonly name: string;
@@ -37,11 +35,7 @@ async function startSuiteRedis(): Promise<void> {
 
 /** A Redis-backed store whose Redis is reachable (it starts degraded until connected). */
 async function redisStore(url = redisUrl, prefix = `contract${++unique}:`, over: Record<string, unknown> = {}): Promise<RedisRateLimitStore & { state: RedisState }> {
-  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, timeout: '1s', ...over } } }).state.redis;
-  assert.ok(config !== undefined);
-  await loadRedisClient();
-  const state = new RedisState(config, pino({ level: 'silent' }));
-  assert.ok(await state.whenAvailable(5000), 'redis reachable');
+  const { state, config } = await connectedRedisState(url, prefix, over);
   const store = new RedisRateLimitStore(state, new MemoryRateLimitStore({ maxEntries: 10_000 }), {
     ...config.rate_limits,
     failClosed: config.on_failure === 'closed',

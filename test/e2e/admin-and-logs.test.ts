@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import { closeSync, openSync } from 'node:fs';
 import { readFile, rename } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { rawRequest, request, waitFor } from '../helpers/http.ts';
+import { collectingLogger } from '../helpers/logs.ts';
 import { freePort, readLines, tempFile } from '../helpers/process.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
@@ -261,13 +260,7 @@ test('logrotate: after the file is renamed, a reload with the same configuration
 });
 
 test('a reload logs what it changed: routes, upstreams, servers and other settings, by name', async (t) => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
+  const { logger, lines } = collectingLogger({ level: 'info', base: null });
   const a = await startBackend(t, echo('a'));
   const b = await startBackend(t, echo('b'));
   const config = (servers: string[], extra: object = {}) =>
@@ -278,7 +271,7 @@ test('a reload logs what it changed: routes, upstreams, servers and other settin
       routes: [{ name: 'main', match: {}, upstream: 'app' }],
       ...extra,
     });
-  const gatehouse = await Gatehouse.start(config([a.url]), { logger: pino({ level: 'info', base: null }, sink) });
+  const gatehouse = await Gatehouse.start(config([a.url]), { logger });
   t.after(() => gatehouse.stop(100));
   await gatehouse.reload(config([b.url], { listen: gatehouse.config.listen, shutdown_timeout: '5s' }));
   const reloaded = lines.find((l) => l['msg'] === 'configuration reloaded');

@@ -2,27 +2,20 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
-import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { call } from '../helpers/admin.ts';
 import { echo, startBackend } from '../helpers/backend.ts';
 import { errorOf, yaml } from '../helpers/config.ts';
+import { collectingLogger } from '../helpers/logs.ts';
 import { tempDir } from '../helpers/process.ts';
 
 /** Starts a proxy with `admin`, its log lines collected. */
 async function start(t: TestContext, admin: NonNullable<ConfigInput['admin']>): Promise<{ port: number; lines: Record<string, unknown>[] }> {
   const backend = await startBackend(t, echo('a'));
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { logger, lines } = collectingLogger({ level: 'info', base: null });
   const config = configFromObject({
     listen: [{ address: '127.0.0.1:0' }],
     admin,
@@ -30,7 +23,7 @@ async function start(t: TestContext, admin: NonNullable<ConfigInput['admin']>): 
     upstreams: { app: { servers: [{ url: backend.url }] } },
     routes: [{ match: {}, upstream: 'app' }],
   });
-  const gatehouse = await Gatehouse.start(config, { logger: pino({ level: 'info', base: null }, sink) });
+  const gatehouse = await Gatehouse.start(config, { logger });
   t.after(() => gatehouse.stop(200));
   return { port: gatehouse.adminAddress?.port ?? 0, lines };
 }

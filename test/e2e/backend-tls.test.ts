@@ -6,10 +6,8 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import type { TLSSocket } from 'node:tls';
-import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
@@ -18,6 +16,7 @@ import { startHttpsBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair, type TestCa } from '../helpers/certs.ts';
 import { errorOf } from '../helpers/config.ts';
 import { request, waitFor } from '../helpers/http.ts';
+import { collectingLogger } from '../helpers/logs.ts';
 import { readLines } from '../helpers/process.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 
@@ -176,25 +175,19 @@ test('a backend that requires a client certificate gets the configured one; with
 test('verify: false accepts any certificate, and says so at load with a warning', async (t) => {
   const other = await createCa('Unknown');
   const backend = await httpsBackend(t, other, ['somewhere.else']);
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(chunk.toString());
-      done();
-    },
-  });
+  const { logger, lines } = collectingLogger({ level: 'warn' });
   const config = configFromObject({
     listen: [{ address: '127.0.0.1:0' }],
     access_log: { enabled: false },
     ...simpleProxyConfig([backend.url], { tls: { verify: false } }),
   });
-  const gatehouse = await Gatehouse.start(config, { logger: pino({ level: 'warn' }, sink) });
+  const gatehouse = await Gatehouse.start(config, { logger });
   t.after(() => gatehouse.stop(500));
   const res = await request(`http://127.0.0.1:${gatehouse.addresses[0]?.port}/`);
   assert.equal(res.status, 200, res.body);
-  const warning = lines.map((l) => JSON.parse(l) as { level: number; msg: string }).find((l) => l.msg.includes('tls.verify is false'));
-  assert.ok(warning, `a warning, got ${lines.join('')}`);
-  assert.equal(warning.level, 40);
+  const warning = lines.find((l) => String(l['msg']).includes('tls.verify is false'));
+  assert.ok(warning, `a warning, got ${JSON.stringify(lines)}`);
+  assert.equal(warning['level'], 40);
 });
 
 test('an https:// server without a tls block is checked against the system roots: a private CA is refused', async (t) => {

@@ -1,7 +1,6 @@
 /** Active and passive health checking, drain, backups, slow start, end to end. */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
@@ -9,6 +8,7 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { Gatehouse } from '../../src/gatehouse.ts';
 import { startRawBackend } from '../helpers/backend.ts';
 import { request, waitFor } from '../helpers/http.ts';
+import { collectingLogger } from '../helpers/logs.ts';
 import { simpleProxyConfig, startProxy } from '../helpers/proxy.ts';
 import { client, isHealthCheck, runMany, serverView, startRestartable, tally, upstreamView, type Handler, type Restartable } from '../helpers/upstreams.ts';
 
@@ -321,13 +321,7 @@ test('health state survives a reload; checks of a removed server stop, and all s
 });
 
 test('state changes are logged', async (t) => {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
+  const { logger, lines } = collectingLogger({ level: 'info', base: null });
   const b0 = await startRestartable(t, 'b0');
   const b1 = await startRestartable(t, 'b1');
   const gh = await Gatehouse.start(
@@ -337,7 +331,7 @@ test('state changes are logged', async (t) => {
       upstreams: { app: { servers: [{ url: b0.url }, { url: b1.url }], health_check: { type: 'tcp', interval: '30ms', timeout: '30ms', rise: 1, fall: 1 } } },
       routes: [{ match: {}, upstream: 'app' }],
     }),
-    { logger: pino({ level: 'info', base: null }, sink) },
+    { logger },
   );
   t.after(() => gh.stop(100));
   await b1.stop();

@@ -13,7 +13,6 @@ import pino from 'pino';
 import { configFromObject } from '../../src/config/load.ts';
 import { Primary } from '../../src/workers/primary.ts';
 import { Redis } from 'ioredis';
-import { Writable } from 'node:stream';
 import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { tempFile } from '../helpers/process.ts';
@@ -22,6 +21,7 @@ import { waitFor } from '../helpers/http.ts';
 import { cacheStatus, fetchRaw, startOrigin } from '../helpers/cache.ts';
 import { startProxy, type RunningProxy } from '../helpers/proxy.ts';
 import { redisMissing, startRedis, type TestRedis } from '../helpers/redis.ts';
+import { collectingLogger } from '../helpers/logs.ts';
 
 const skip = redisMissing ?? false;
 let prefixes = 0;
@@ -392,17 +392,11 @@ test('IP list changes reach every instance: published when a file changes, taken
 
 test('Redis trouble is logged once per transition, not per call, and the status says so', { skip }, async (t) => {
   const redis = await startRedis(t);
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      lines.push(chunk.toString());
-      callback();
-    },
-  });
+  const { logger, lines } = collectingLogger({ level: 'info' });
   const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url: redis.url, timeout: '100ms' } } }).state.redis;
   assert.ok(config !== undefined);
   await loadRedisClient();
-  const state = new RedisState(config, pino({ level: 'info' }, sink));
+  const state = new RedisState(config, logger);
   t.after(() => state.close());
   assert.ok(await state.whenAvailable(5000));
   await redis.kill();
@@ -411,7 +405,7 @@ test('Redis trouble is logged once per transition, not per call, and the status 
   for (let i = 0; i < 20; i++) state.failed(new Error('call failed'));
   await redis.restart();
   await waitFor(() => state.available, 5000, 'recovered');
-  const messages = lines.map((line) => (JSON.parse(line) as { msg: string }).msg);
+  const messages = lines.map((line) => line['msg']);
   assert.deepEqual(messages, ['redis connected: state shared', 'redis unavailable: shared state degraded to local state', 'redis available again: state shared']);
   const status = state.status();
   assert.equal(status['degraded'], false);

@@ -10,7 +10,6 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { connect, type TLSSocket } from 'node:tls';
 import pino from 'pino';
@@ -24,6 +23,7 @@ import { allocateSharedMemory, CHALLENGE_HANDOUT_TIMEOUT_MS, sharedAcme } from '
 import { echo, startBackend } from '../helpers/backend.ts';
 import { createCa, tempDir, writePair } from '../helpers/certs.ts';
 import { waitFor } from '../helpers/http.ts';
+import { collectingLogger } from '../helpers/logs.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
 import { simpleProxyConfig } from '../helpers/proxy.ts';
 
@@ -31,14 +31,8 @@ import { simpleProxyConfig } from '../helpers/proxy.ts';
 type Lines = Record<string, unknown>[];
 
 async function startGatehouse(t: TestContext, config: ConfigInput): Promise<{ gatehouse: Gatehouse; lines: Lines; tlsPort: number }> {
-  const lines: Lines = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      callback();
-    },
-  });
-  const gatehouse = await Gatehouse.start(configFromObject(config), { logger: pino({ level: 'info' }, stream) });
+  const { logger, lines } = collectingLogger({ level: 'info' });
+  const gatehouse = await Gatehouse.start(configFromObject(config), { logger });
   t.after(() => gatehouse.stop(500));
   return { gatehouse, lines, tlsPort: gatehouse.addresses[1]?.port ?? 0 };
 }

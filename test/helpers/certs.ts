@@ -2,12 +2,10 @@
  * Certificates made at test time (never committed): a CA and the leaf certificates it signs, RSA or
  * ECDSA, for DNS names and IP addresses, written to a temporary directory when a test needs files.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { webcrypto } from 'node:crypto';
-import type { TestContext } from 'node:test';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as Crypto);
@@ -131,12 +129,8 @@ export async function createCa(name = 'Gatehouse Test CA', keyType: KeyType = 'e
   };
 }
 
-/** A temporary directory removed when the test ends. */
-export async function tempDir(t: TestContext, prefix = 'gatehouse-test-'): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
+/** A temporary directory removed when the test ends (process.ts's, here beside writePair for the tests that write certificates). */
+export { tempDir } from './process.ts';
 
 /** Writes `pem` as NAME.pem and NAME.key in `dir`; returns both paths. */
 export async function writePair(dir: string, name: string, pem: CertPem): Promise<{ cert: string; key: string }> {

@@ -9,6 +9,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'node:net';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { configFromObject } from '../../src/config/load.ts';
+import type { RedisConfig } from '../../src/config/state-schema.ts';
+import { loadRedisClient, RedisState } from '../../src/core/redis-state.ts';
 import { closedPort } from './backend.ts';
 import { waitFor } from './http.ts';
 
@@ -50,10 +55,8 @@ export async function startRedis(t: Cleanup): Promise<TestRedis> {
   const port = await closedPort();
   let child: ChildProcess | null = null;
   const start = async (): Promise<void> => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
-      stdio: 'ignore',
-    });
-    await waitFor(async () => (await ping(port)) === '+PONG', 10_000, `redis-server on port ${port}`);
+    child = spawn('redis-server', [...serverArgs(port), '--protected-mode', 'no'], { stdio: 'ignore' });
+    await answering(port, `redis-server on port ${port}`);
   };
   const kill = async (): Promise<void> => {
     const running = child;
@@ -71,6 +74,16 @@ export async function startRedis(t: Cleanup): Promise<TestRedis> {
     resume: () => void (child as ChildProcess | null)?.kill('SIGCONT'),
     command: (line) => send(port, line),
   };
+}
+
+/** A throwaway server's arguments: `port` on loopback, no persistence. */
+function serverArgs(port: number): string[] {
+  return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+}
+
+/** Resolves once the server on `port` answers PING (10 s at most). */
+function answering(port: number, what: string): Promise<void> {
+  return waitFor(async () => (await ping(port)) === '+PONG', 10_000, what);
 }
 
 /** PING over a fresh connection; '' when nothing answers. */
@@ -136,13 +149,9 @@ export async function startRedisCluster(t: Cleanup): Promise<string[]> {
   const dir = scratch(t);
   const ports = [await closedPort(), await closedPort(), await closedPort()];
   for (const port of ports) {
-    spawnKilled(
-      t,
-      ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--save', '', '--appendonly', 'no'],
-      dir,
-    );
+    spawnKilled(t, [...serverArgs(port), '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`], dir);
   }
-  for (const port of ports) await waitFor(async () => (await ping(port)) === '+PONG', 10_000, `cluster node ${port}`);
+  for (const port of ports) await answering(port, `cluster node ${port}`);
   const nodes = ports.map((port) => `127.0.0.1:${port}`);
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 });
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
@@ -154,12 +163,25 @@ export async function startRedisCluster(t: Cleanup): Promise<string[]> {
 export async function startRedisWithSentinel(t: Cleanup): Promise<{ sentinel: string; primary: number }> {
   const dir = scratch(t);
   const primary = await closedPort();
-  spawnKilled(t, ['--port', String(primary), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], dir);
-  await waitFor(async () => (await ping(primary)) === '+PONG', 10_000, `redis-server on port ${primary}`);
+  spawnKilled(t, serverArgs(primary), dir);
+  await answering(primary, `redis-server on port ${primary}`);
   const sentinelPort = await closedPort();
   const file = join(dir, 'sentinel.conf');
   writeFileSync(file, `port ${sentinelPort}\nbind 127.0.0.1\nsentinel monitor gatehouse 127.0.0.1 ${primary} 1\n`);
   spawnKilled(t, [file, '--sentinel'], dir);
   await waitFor(async () => (await send(sentinelPort, 'SENTINEL get-master-addr-by-name gatehouse').catch(() => '')).includes(String(primary)), 10_000, 'the sentinel');
   return { sentinel: `127.0.0.1:${sentinelPort}`, primary };
+}
+
+/**
+ * A RedisState on `url` as `state.redis` compiles it (key prefix `prefix`, a 1 s timeout, `over`
+ * merged in), once it is connected (it starts degraded until then); the caller closes it.
+ */
+export async function connectedRedisState(url: string, prefix: string, over: Record<string, unknown> = {}): Promise<{ state: RedisState; config: RedisConfig }> {
+  const config = configFromObject({ listen: [{ address: '127.0.0.1:0' }], state: { redis: { url, key_prefix: prefix, timeout: '1s', ...over } } }).state.redis;
+  assert.ok(config !== undefined);
+  await loadRedisClient();
+  const state = new RedisState(config, pino({ level: 'silent' }));
+  assert.ok(await state.whenAvailable(5000), 'redis reachable');
+  return { state, config };
 }
