@@ -7,7 +7,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { Server as NetServerClass, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { Server as NetServerClass, type AddressInfo, type Server as NetServer } from 'node:net';
+import { takeOver } from '../listeners/listener.ts';
 import type { Logger } from 'pino';
 import { sourceOf } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -140,11 +141,7 @@ export class AdminListener {
     const hostPort = parseHostPort(this.#address);
     if (hostPort === undefined) throw new Error(`bad admin address ${this.#address}`);
     if (inherited === undefined) this.#server.listen(hostPort.port, hostPort.host);
-    else {
-      // As listeners/listener.ts takes a listening socket over.
-      this.#server.listen(inherited);
-      inherited.on('connection', (socket: Socket) => this.#server.emit('connection', socket));
-    }
+    else takeOver(this.#server, inherited);
     await once(this.#server, 'listening');
     return this.#server.address() as AddressInfo;
   }

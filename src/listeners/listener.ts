@@ -218,7 +218,7 @@ export class Listener {
  * already listening (node:child_process made it a net.Server); a connection it accepted before
  * `server` took the socket over is passed on rather than left unanswered.
  */
-function takeOver(server: Server, inherited: NetServer): void {
+export function takeOver(server: Server | NetServer, inherited: NetServer): void {
   server.listen(inherited);
   inherited.on('connection', (socket: Socket) => server.emit('connection', socket));
 }

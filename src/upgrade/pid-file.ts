@@ -1,4 +1,5 @@
 /** The pid file (`run --pid-file FILE`): where operators, systemd and `gatehouse upgrade` find the serving process. */
+import { errorCodeOrMessage } from '../core/caught.ts';
 import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { temporaryName } from '../core/state-dir.ts';
 
@@ -13,7 +14,7 @@ export function writePidFile(path: string, pid = process.pid): void {
     writeFileSync(temporary, `${pid}\n`);
     renameSync(temporary, path);
   } catch (error: unknown) {
-    throw new Error(`cannot write the pid file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, { cause: error });
+    throw new Error(`cannot write the pid file ${path}: ${errorCodeOrMessage(error)}`, { cause: error });
   }
 }
 

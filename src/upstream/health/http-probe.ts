@@ -3,6 +3,7 @@
  * decide. An https:// server is checked over TLS with the upstream's settings (trust, SNI, client
  * certificate), so that a check passes only where a request could pass.
  */
+import { errorCodeOrMessage } from '../../core/caught.ts';
 import { request, type ClientRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
@@ -63,11 +64,11 @@ export function checkHttp1(server: ProbeTarget, options: HttpProbeOptions, signa
       agent: false,
       signal,
     });
-    req.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
+    req.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : errorCodeOrMessage(error) }));
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
       judgeAnswer(status, res, options, settle);
-      res.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) }));
+      res.on('error', (error: Error) => settle({ ok: false, detail: signal.aborted ? 'timeout' : errorCodeOrMessage(error) }));
     });
     req.end();
   });
@@ -113,8 +114,3 @@ export function statusExpected(status: number, ranges: HttpProbeOptions['expectS
   return false;
 }
 
-/** The error code when there is one (ECONNREFUSED), else the message. */
-export function describe(error: Error): string {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' ? code : error.message;
-}

@@ -9,7 +9,8 @@ import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { BackendTls } from '../../config/backend-tls-files.ts';
 import { connectOptionsFor } from '../../transport/backend-tls.ts';
-import { checkHttp1, describe, judgeAnswer, type HttpProbeOptions } from './http-probe.ts';
+import { errorCodeOrMessage } from '../../core/caught.ts';
+import { checkHttp1, judgeAnswer, type HttpProbeOptions } from './http-probe.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
 
 export class Http2Probe implements HealthProbe {
@@ -83,7 +84,7 @@ export function checkOverHttp2(
     const host = server.hostname.includes(':') ? `[${server.hostname}]` : server.hostname;
     const start = (options: { createConnection?: () => TLSSocket }): void => {
       session = connect(`${server.secure ? 'https' : 'http'}://${host}:${server.port}`, options);
-      session.on('error', (error: Error) => settle({ ok: false, detail: describe(error) }));
+      session.on('error', (error: Error) => settle({ ok: false, detail: errorCodeOrMessage(error) }));
       send(session, settle);
     };
     if (!server.secure) {
@@ -97,7 +98,7 @@ export function checkOverHttp2(
       ALPNProtocols: http1 === undefined ? ['h2'] : ['h2', 'http/1.1'],
     });
     socket = tlsSocket;
-    tlsSocket.on('error', (error: Error) => settle({ ok: false, detail: describe(error) }));
+    tlsSocket.on('error', (error: Error) => settle({ ok: false, detail: errorCodeOrMessage(error) }));
     tlsSocket.once('secureConnect', () => {
       if (settled) return;
       if (tlsSocket.alpnProtocol === 'h2' || http1 === undefined) {
@@ -114,5 +115,5 @@ export function checkOverHttp2(
 
 /** A stream cut by its session's failure (ERR_HTTP2_STREAM_CANCEL) carries that failure (ECONNREFUSED) as its cause. */
 export function streamFailure(error: Error): string {
-  return describe(error.cause instanceof Error ? error.cause : error);
+  return errorCodeOrMessage(error.cause instanceof Error ? error.cause : error);
 }

@@ -1,6 +1,6 @@
 /** health_check type tcp: the server passes when a TCP connection to it opens. */
 import { connect } from 'node:net';
-import { describe } from './http-probe.ts';
+import { errorCodeOrMessage } from '../../core/caught.ts';
 import type { HealthProbe, ProbeOutcome, ProbeTarget } from './probe.ts';
 
 export class TcpProbe implements HealthProbe {
@@ -13,7 +13,7 @@ export class TcpProbe implements HealthProbe {
       });
       socket.once('error', (error: Error) => {
         socket.destroy();
-        resolve({ ok: false, detail: signal.aborted ? 'timeout' : describe(error) });
+        resolve({ ok: false, detail: signal.aborted ? 'timeout' : errorCodeOrMessage(error) });
       });
     });
   }
