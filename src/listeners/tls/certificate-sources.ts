@@ -45,7 +45,9 @@ export class CertificateSources {
       return;
     }
     for (const manager of this.#acmeManagers.values()) {
-      manager.then((started) => started.adopt(event.certDir, event.name)).catch(() => {});
+      manager
+        .then((started) => started.adopt(event.certDir, event.name))
+        .catch((error: unknown) => this.#log('error', { name: event.name, error: errorMessage(error) }, 'acme: the certificate another worker stored could not be served here'));
     }
   }
 
